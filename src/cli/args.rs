@@ -1,0 +1,226 @@
+//! Flag definitions. Each command's help ends with an example.
+
+use clap::{Args, Parser, Subcommand};
+use sealer::image::build::BuildOptions;
+use sealer::image::{ImageType, Platform, Reference};
+use sealer::{Error, Result};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sealer",
+    version,
+    about = "Build, share and run clusters as a declarative plan/apply engine",
+    long_about = None,
+    after_help = "Images, credentials and state live in $SEALER_HOME (default ~/.sealer)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build a Sealer Image from a Kubefile
+    #[command(after_help = "Example:\n  sealer build -f Kubefile -t my-app:v1 .")]
+    Build(BuildArgs),
+    /// List the images in the local store
+    #[command(after_help = "Example:\n  sealer images --json")]
+    Images(ImagesArgs),
+    /// Show an image's metadata, apps and launch commands as JSON
+    #[command(after_help = "Example:\n  sealer inspect my-app:v1")]
+    Inspect(InspectArgs),
+    /// Give an image another name
+    #[command(after_help = "Example:\n  sealer tag my-app:v1 registry.example.com/apps/my-app:v1")]
+    Tag(TagArgs),
+    /// Remove image names from the local store (and blobs nothing else uses)
+    #[command(after_help = "Example:\n  sealer rmi my-app:v1")]
+    Rmi(RmiArgs),
+    /// Write an image as a standalone OCI image layout directory
+    #[command(after_help = "Example:\n  sealer save my-app:v1 -o ./my-app-layout")]
+    Save(SaveArgs),
+    /// Load the images of an OCI image layout directory into the local store
+    #[command(after_help = "Example:\n  sealer load -i ./my-app-layout")]
+    Load(LoadArgs),
+    /// Store credentials for a registry (password read from stdin)
+    #[command(
+        after_help = "Example:\n  echo \"$PASSWORD\" | sealer login registry.example.com -u me --password-stdin"
+    )]
+    Login(LoginArgs),
+    /// Remove the stored credentials of a registry
+    #[command(after_help = "Example:\n  sealer logout registry.example.com")]
+    Logout(LogoutArgs),
+    /// Upload an image to its registry
+    #[command(after_help = "Example:\n  sealer push registry.example.com/apps/my-app:v1")]
+    Push(PushArgs),
+    /// Download an image from a registry into the local store
+    #[command(after_help = "Example:\n  sealer pull registry.example.com/apps/my-app:v1")]
+    Pull(PullArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The Kubefile (default: CONTEXT/Kubefile)
+    #[arg(short = 'f', long = "file", value_name = "KUBEFILE")]
+    pub file: Option<PathBuf>,
+    /// Name of the image, NAME[:TAG]; repeat for several names
+    #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]", required = true)]
+    pub tags: Vec<String>,
+    /// Image type
+    #[arg(long = "type", value_name = "TYPE", value_parser = ["kube-installer", "app-installer"])]
+    pub image_type: Option<String>,
+    /// Set a build argument declared with ARG
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    pub build_args: Vec<String>,
+    /// Add a label to the image
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Target platform os/arch (default: this machine's)
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<String>,
+    /// Record the build time in the image config (the digest then changes on every build)
+    #[arg(long)]
+    pub timestamp: bool,
+    /// The build context: the directory local:// and COPY sources are read from
+    #[arg(value_name = "CONTEXT")]
+    pub context: PathBuf,
+}
+
+impl BuildArgs {
+    pub fn into_options(self) -> Result<BuildOptions> {
+        let tags = self
+            .tags
+            .iter()
+            .map(|t| Reference::parse(t))
+            .collect::<Result<Vec<_>>>()?;
+        let mut build_args = BTreeMap::new();
+        for pair in &self.build_args {
+            let (k, v) = split_pair(pair, "--build-arg")?;
+            build_args.insert(k, v);
+        }
+        let labels = self
+            .labels
+            .iter()
+            .map(|pair| split_pair(pair, "--label"))
+            .collect::<Result<Vec<_>>>()?;
+        let platform = self
+            .platform
+            .as_deref()
+            .map(|p| {
+                Platform::parse(p).ok_or_else(|| {
+                    Error::msg(format!("invalid --platform {p:?}"))
+                        .hint("write os/arch, e.g. linux/amd64")
+                })
+            })
+            .transpose()?;
+        Ok(BuildOptions {
+            kubefile: self.file.unwrap_or_else(|| self.context.join("Kubefile")),
+            context: self.context,
+            tags,
+            image_type: self.image_type.as_deref().and_then(ImageType::parse),
+            build_args,
+            labels,
+            platform,
+            timestamp: self.timestamp,
+        })
+    }
+}
+
+fn split_pair(pair: &str, flag: &str) -> Result<(String, String)> {
+    match pair.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(Error::msg(format!(
+            "{flag} expects KEY=VALUE, got {pair:?}"
+        ))),
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+    /// Print only the names
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Image name, or a prefix of its ID
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// Existing image
+    pub source: String,
+    /// New name
+    pub target: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RmiArgs {
+    /// Images to remove
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SaveArgs {
+    /// Image to save
+    pub name: String,
+    /// Directory to create (must not exist or be empty)
+    #[arg(short, long, value_name = "DIR")]
+    pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// OCI image layout directory
+    #[arg(short, long, value_name = "DIR")]
+    pub input: PathBuf,
+    /// Name for the image when the layout holds one unnamed image
+    #[arg(long, value_name = "NAME[:TAG]")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Registry host[:port]
+    pub registry: String,
+    /// User name
+    #[arg(short, long)]
+    pub username: String,
+    /// Read the password from stdin (the only way: a password flag would end up in shell history)
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Talk plain HTTP to this registry
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// Registry host[:port]
+    pub registry: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// Image to push; its name says where (REGISTRY/REPO:TAG)
+    pub name: String,
+    /// Talk plain HTTP to the registry
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Image to pull (REGISTRY/REPO:TAG or REGISTRY/REPO@sha256:...)
+    pub name: String,
+    /// Talk plain HTTP to the registry
+    #[arg(long)]
+    pub insecure: bool,
+}

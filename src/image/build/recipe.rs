@@ -1,0 +1,330 @@
+//! Resolution of a parsed Kubefile against build arguments: ARG scoping and substitution,
+//! label and KUBEVERSION checks. The result, a [`Recipe`], says what to put in the image;
+//! it is pure (no filesystem, no network).
+
+use crate::diag::{Diagnostic, Error, Result};
+use crate::kubefile::{AppKind, Instruction, Kubefile, Pos, Word, is_identifier};
+use crate::kubeversion::Constraint;
+use std::collections::{BTreeMap, BTreeSet};
+
+pub const KUBE_VERSION_LABEL: &str = "app.alpha.sealer.io/supported-kube-version";
+pub const CNI_LABEL_PREFIX: &str = "cluster.alpha.sealer.io/kube-cni";
+pub const CSI_LABEL_PREFIX: &str = "cluster.alpha.sealer.io/kube-csi";
+
+/// Reserved label keys an author may set (anything else under `sealer.io/` draws a warning).
+const DOCUMENTED_LABELS: &[&str] = &[
+    "cluster.alpha.sealer.io/cluster-runtime-type",
+    "cluster.alpha.sealer.io/cluster-runtime-version",
+    "cluster.alpha.sealer.io/container-runtime-type",
+    "cluster.alpha.sealer.io/container-runtime-version",
+    "cluster.alpha.sealer.io/image-policy",
+    KUBE_VERSION_LABEL,
+];
+
+/// Where the base image comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum From {
+    Scratch,
+    Image { name: Word, platform: Option<Word> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Copy {
+        pos: Pos,
+        sources: Vec<Word>,
+        dest: Word,
+    },
+    App {
+        pos: Pos,
+        kind: AppKind,
+        name: Word,
+        sources: Vec<Word>,
+    },
+}
+
+/// A Kubefile with its build arguments applied.
+#[derive(Debug, Clone)]
+pub struct Recipe {
+    pub from: From,
+    pub from_pos: Pos,
+    /// LABELs in order of appearance (a later key wins), including KUBEVERSION's label.
+    pub labels: Vec<(Word, String)>,
+    pub steps: Vec<Step>,
+    /// APPCMDS per app: the parts joined into one command, and where it was written.
+    pub app_cmds: BTreeMap<String, (String, Pos)>,
+    pub app_env: BTreeMap<String, (BTreeMap<String, String>, Pos)>,
+    pub env: BTreeMap<String, String>,
+    pub launch: Option<(Pos, Vec<Word>)>,
+    pub cmds: Vec<String>,
+    pub maintainer: Option<String>,
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Applies `build_args` (and the predefined `ARCH`) to the Kubefile.
+pub fn resolve(
+    file: &Kubefile,
+    build_args: &BTreeMap<String, String>,
+    arch: &str,
+) -> Result<Recipe> {
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    // ARGs before FROM are visible only to FROM; after FROM a fresh scope starts, where
+    // `ARG NAME` without a default re-imports the pre-FROM value (Docker's rule).
+    let mut global: BTreeMap<String, String> = BTreeMap::new();
+    let mut scope: BTreeMap<String, String> = BTreeMap::from([("ARCH".into(), arch.into())]);
+    global.insert("ARCH".into(), arch.into());
+    let mut declared: BTreeSet<String> = BTreeSet::new();
+    let mut after_from = false;
+    let mut recipe = Recipe {
+        from: From::Scratch,
+        from_pos: Pos { line: 1, column: 1 },
+        labels: Vec::new(),
+        steps: Vec::new(),
+        app_cmds: BTreeMap::new(),
+        app_env: BTreeMap::new(),
+        env: BTreeMap::new(),
+        launch: None,
+        cmds: Vec::new(),
+        maintainer: None,
+        warnings: Vec::new(),
+    };
+
+    for node in &file.nodes {
+        let vars = if after_from { &scope } else { &global };
+        let sub = |w: &Word| Word {
+            text: substitute(&w.text, vars),
+            pos: w.pos,
+        };
+        match &node.instruction {
+            Instruction::Arg { name, default } => {
+                declared.insert(name.text.clone());
+                let value = build_args
+                    .get(&name.text)
+                    .cloned()
+                    .or_else(|| default.as_ref().map(|d| substitute(&d.text, vars)))
+                    .or_else(|| {
+                        if after_from {
+                            global.get(&name.text).cloned()
+                        } else {
+                            None
+                        }
+                    })
+                    .unwrap_or_default();
+                if after_from {
+                    scope.insert(name.text.clone(), value);
+                } else {
+                    global.insert(name.text.clone(), value);
+                }
+            }
+            Instruction::From { image, platform } => {
+                after_from = true;
+                recipe.from_pos = node.pos;
+                let image = sub(image);
+                recipe.from = if image.text.eq_ignore_ascii_case("scratch") {
+                    From::Scratch
+                } else {
+                    From::Image {
+                        name: image,
+                        platform: platform.as_ref().map(sub),
+                    }
+                };
+            }
+            Instruction::Label(pairs) => {
+                for pair in pairs {
+                    recipe
+                        .labels
+                        .push((sub(&pair.key), substitute(&pair.value.text, vars)));
+                }
+            }
+            Instruction::KubeVersion(constraint) => {
+                let constraint = sub(constraint);
+                recipe.labels.push((
+                    Word {
+                        text: KUBE_VERSION_LABEL.into(),
+                        pos: constraint.pos,
+                    },
+                    constraint.text,
+                ));
+            }
+            Instruction::Copy { sources, dest } => recipe.steps.push(Step::Copy {
+                pos: node.pos,
+                sources: sources.iter().map(sub).collect(),
+                dest: sub(dest),
+            }),
+            Instruction::App {
+                kind,
+                name,
+                sources,
+            } => recipe.steps.push(Step::App {
+                pos: node.pos,
+                kind: *kind,
+                name: sub(name),
+                sources: sources.iter().map(sub).collect(),
+            }),
+            Instruction::AppCmds { name, parts } => {
+                // Deploy-time shell commands: no substitution (spec: kubefile.md, ARG).
+                recipe
+                    .app_cmds
+                    .insert(name.text.clone(), (parts.join(" "), node.pos));
+            }
+            Instruction::AppEnv { name, pairs } => {
+                let entry = recipe
+                    .app_env
+                    .entry(name.text.clone())
+                    .or_insert_with(|| (BTreeMap::new(), node.pos));
+                for pair in pairs {
+                    entry
+                        .0
+                        .insert(pair.key.text.clone(), substitute(&pair.value.text, vars));
+                }
+            }
+            Instruction::Env(pairs) => {
+                for pair in pairs {
+                    if !is_identifier(&pair.key.text) {
+                        errors.push(file.error_at(
+                            pair.key.pos,
+                            format!("invalid ENV name {:?}", pair.key.text),
+                        ));
+                    }
+                    recipe
+                        .env
+                        .insert(pair.key.text.clone(), substitute(&pair.value.text, vars));
+                }
+            }
+            Instruction::Launch(names) => {
+                recipe.launch = Some((node.pos, names.iter().map(sub).collect()));
+            }
+            Instruction::Cmds(cmds) => recipe.cmds.extend(cmds.iter().cloned()),
+            Instruction::Cmd(cmd) => {
+                warnings.push(
+                    Diagnostic::warning("CMD is deprecated")
+                        .at(file.location(node.pos))
+                        .hint("use CMDS [\"command 1\", \"command 2\"]"),
+                );
+                recipe.cmds.push(cmd.clone());
+            }
+            Instruction::Maintainer(text) => {
+                warnings.push(
+                    Diagnostic::warning("MAINTAINER is deprecated")
+                        .at(file.location(node.pos))
+                        .hint("use LABEL org.opencontainers.image.authors=\"...\""),
+                );
+                recipe.maintainer = Some(text.clone());
+            }
+        }
+    }
+
+    for (key, value) in &recipe.labels {
+        check_label(file, key, value, &mut errors, &mut warnings);
+    }
+    for name in build_args.keys() {
+        if !declared.contains(name) {
+            warnings.push(Diagnostic::warning(format!(
+                "build argument {name} was not used (no ARG {name} in the Kubefile)"
+            )));
+        }
+    }
+    recipe.warnings = warnings;
+    if errors.is_empty() {
+        Ok(recipe)
+    } else {
+        Err(Error::many(errors))
+    }
+}
+
+fn check_label(
+    file: &Kubefile,
+    key: &Word,
+    value: &str,
+    errors: &mut Vec<Diagnostic>,
+    warnings: &mut Vec<Diagnostic>,
+) {
+    if key.text == KUBE_VERSION_LABEL {
+        if value.trim().is_empty() {
+            errors.push(
+                file.error_at(key.pos, "KUBEVERSION needs a constraint")
+                    .hint("for example: KUBEVERSION >=1.22, <1.27"),
+            );
+        } else if let Err(e) = Constraint::parse(value) {
+            // The word of KUBEVERSION starts at the constraint, so the offset lands on the
+            // problem; for a LABEL it lands near the key, which is still the right line.
+            let pos = Pos {
+                line: key.pos.line,
+                column: key.pos.column + e.offset().unwrap_or(0),
+            };
+            errors.push(file.error_at(pos, e.to_string()).hint(
+                "KUBEVERSION uses Masterminds/semver syntax, e.g. `>=1.22, <1.27` or `1.22 - 1.26`",
+            ));
+        }
+        return;
+    }
+    let reserved = key.text.contains("sealer.io/");
+    let documented = DOCUMENTED_LABELS.contains(&key.text.as_str())
+        || key.text.starts_with(CNI_LABEL_PREFIX)
+        || key.text.starts_with(CSI_LABEL_PREFIX);
+    if reserved && !documented {
+        warnings.push(
+            Diagnostic::warning(format!(
+                "label {} uses the reserved sealer.io/ prefix and has no documented meaning",
+                key.text
+            ))
+            .at(file.location(key.pos)),
+        );
+    }
+}
+
+/// Replaces `${NAME}` and `$NAME` of declared variables; leaves other `$` text alone.
+pub fn substitute(text: &str, vars: &BTreeMap<String, String>) -> String {
+    if !text.contains('$') {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        if let Some(inner) = after.strip_prefix('{')
+            && let Some(end) = inner.find('}')
+            && let Some(value) = vars.get(&inner[..end])
+        {
+            out.push_str(value);
+            rest = &inner[end + 1..];
+            continue;
+        }
+        let ident_len = after
+            .char_indices()
+            .take_while(|(i, c)| {
+                c.is_ascii_alphanumeric() && !(*i == 0 && c.is_ascii_digit()) || *c == '_'
+            })
+            .count();
+        if ident_len > 0
+            && let Some(value) = vars.get(&after[..ident_len])
+        {
+            out.push_str(value);
+            rest = &after[ident_len..];
+            continue;
+        }
+        out.push('$');
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn substitution_touches_only_declared_names() {
+        let vars = BTreeMap::from([("ARCH".to_string(), "amd64".to_string())]);
+        assert_eq!(substitute("bin/${ARCH}/x", &vars), "bin/amd64/x");
+        assert_eq!(
+            substitute("$ARCH-$HOME ${X} $", &vars),
+            "amd64-$HOME ${X} $"
+        );
+        assert_eq!(substitute("${ARCH", &vars), "${ARCH");
+        assert_eq!(substitute("$ARCHX", &vars), "$ARCHX");
+    }
+}

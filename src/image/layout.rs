@@ -1,0 +1,352 @@
+//! OCI image layouts on disk (`oci-layout`, `index.json`, `blobs/sha256/...`): the local
+//! store and the directories of `save`/`load` are both one.
+//!
+//! Every write is atomic: a temp file in the same directory, fsync, rename. A crash leaves
+//! at most a `.tmp-*` file behind, never a half-written blob or index.
+
+use super::oci::{Descriptor, Index};
+use crate::diag::{Error, IoContext, Result, io_error};
+use sha2::{Digest as _, Sha256};
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+const LAYOUT_FILE: &str = "oci-layout";
+const LAYOUT_CONTENT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+pub const TMP_PREFIX: &str = ".tmp-";
+
+/// `sha256:<hex>` of `bytes`.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex(&Sha256::digest(bytes)))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// Checks that a digest is `sha256:` + 64 lowercase hex digits, so it is safe in a path.
+pub fn check_digest(digest: &str) -> Result<&str> {
+    match digest.strip_prefix("sha256:") {
+        Some(hex)
+            if hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) =>
+        {
+            Ok(hex)
+        }
+        _ => Err(Error::msg(format!(
+            "unsupported or malformed digest {digest:?} (expected sha256:<64 hex digits>)"
+        ))),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Layout {
+    root: PathBuf,
+}
+
+impl Layout {
+    /// Opens an existing layout, checking its `oci-layout` marker.
+    pub fn open(root: &Path) -> Result<Layout> {
+        let marker = root.join(LAYOUT_FILE);
+        let text = fs::read(&marker).map_err(|e| {
+            io_error("cannot read", &marker, e)
+                .hint(format!("{} is not an OCI image layout", root.display()))
+        })?;
+        let value: serde_json::Value = serde_json::from_slice(&text)
+            .map_err(|e| Error::msg(format!("{}: invalid JSON: {e}", marker.display())))?;
+        if value.get("imageLayoutVersion").and_then(|v| v.as_str()) != Some("1.0.0") {
+            return Err(Error::msg(format!(
+                "{}: unsupported imageLayoutVersion (expected \"1.0.0\")",
+                marker.display()
+            )));
+        }
+        Ok(Layout {
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// Creates the layout if it does not exist yet (an empty index), else opens it.
+    pub fn create(root: &Path) -> Result<Layout> {
+        fs::create_dir_all(root.join("blobs/sha256")).with_path("cannot create", root)?;
+        let layout = Layout {
+            root: root.to_path_buf(),
+        };
+        if !root.join(LAYOUT_FILE).exists() {
+            layout.write_atomic(&root.join(LAYOUT_FILE), LAYOUT_CONTENT)?;
+        }
+        if !root.join("index.json").exists() {
+            layout.write_index(&Index::default())?;
+        }
+        Layout::open(root)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn blob_path(&self, digest: &str) -> Result<PathBuf> {
+        let hex = check_digest(digest)?;
+        Ok(self.root.join("blobs/sha256").join(hex))
+    }
+
+    pub fn has_blob(&self, digest: &str) -> bool {
+        self.blob_path(digest).is_ok_and(|p| p.is_file())
+    }
+
+    /// Reads a blob and verifies its digest.
+    pub fn read_blob(&self, digest: &str) -> Result<Vec<u8>> {
+        let path = self.blob_path(digest)?;
+        let bytes = fs::read(&path).with_path("cannot read blob", &path)?;
+        let actual = sha256_digest(&bytes);
+        if actual != digest {
+            return Err(Error::msg(format!(
+                "corrupt blob {}: its content has digest {actual}",
+                path.display()
+            )));
+        }
+        Ok(bytes)
+    }
+
+    /// Verifies a blob's size and digest without loading it whole.
+    pub fn verify_blob(&self, descriptor: &Descriptor) -> Result<()> {
+        let path = self.blob_path(&descriptor.digest)?;
+        let file = File::open(&path).with_path("missing blob", &path)?;
+        let mut hasher = HashingWriter::new(io::sink());
+        let size = io::copy(&mut io::BufReader::new(file), &mut hasher)
+            .with_path("cannot read blob", &path)?;
+        let (_, digest, _) = hasher.finish();
+        if digest != descriptor.digest || size != descriptor.size {
+            return Err(Error::msg(format!(
+                "corrupt blob {}: expected {} ({} bytes), found {digest} ({size} bytes)",
+                path.display(),
+                descriptor.digest,
+                descriptor.size
+            )));
+        }
+        Ok(())
+    }
+
+    /// Stores `bytes` as a blob; returns its digest. An existing blob is not rewritten.
+    pub fn write_blob(&self, bytes: &[u8]) -> Result<String> {
+        let digest = sha256_digest(bytes);
+        let path = self.blob_path(&digest)?;
+        if !path.is_file() {
+            self.write_atomic(&path, bytes)?;
+        }
+        Ok(digest)
+    }
+
+    /// A writer for a new blob whose digest is known only at the end.
+    pub fn blob_writer(&self) -> Result<BlobWriter> {
+        let dir = self.root.join("blobs/sha256");
+        let tmp = temp_name(&dir);
+        let file = File::create(&tmp).with_path("cannot create", &tmp)?;
+        Ok(BlobWriter {
+            dir,
+            tmp,
+            inner: Some(HashingWriter::new(io::BufWriter::new(file))),
+        })
+    }
+
+    /// Copies a blob of another layout (or store) into this one, verifying it.
+    pub fn copy_blob_from(&self, other: &Layout, descriptor: &Descriptor) -> Result<()> {
+        if self.has_blob(&descriptor.digest) {
+            return Ok(());
+        }
+        let source = other.blob_path(&descriptor.digest)?;
+        let file = File::open(&source).with_path("missing blob", &source)?;
+        let mut writer = self.blob_writer()?;
+        io::copy(&mut io::BufReader::new(file), &mut writer)
+            .with_path("cannot read blob", &source)?;
+        writer.commit_expecting(descriptor)?;
+        Ok(())
+    }
+
+    pub fn read_index(&self) -> Result<Index> {
+        let path = self.root.join("index.json");
+        let bytes = fs::read(&path).with_path("cannot read", &path)?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::msg(format!("{}: invalid index: {e}", path.display())))
+    }
+
+    pub fn write_index(&self, index: &Index) -> Result<()> {
+        let bytes = serde_json::to_vec(index)
+            .map_err(|e| Error::msg(format!("cannot encode index.json: {e}")))?;
+        self.write_atomic(&self.root.join("index.json"), &bytes)
+    }
+
+    /// Deletes blobs not in `keep` and leftover temp files. The caller holds the store's
+    /// exclusive lock, so no writer is active.
+    pub fn remove_blobs_except(&self, keep: &std::collections::BTreeSet<String>) -> Result<u64> {
+        let dir = self.root.join("blobs/sha256");
+        let mut freed = 0;
+        for entry in fs::read_dir(&dir).with_path("cannot list", &dir)? {
+            let entry = entry.with_path("cannot list", &dir)?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let digest = format!("sha256:{name}");
+            if name.starts_with(TMP_PREFIX) || !keep.contains(&digest) {
+                let path = entry.path();
+                freed += entry.metadata().map(|m| m.len()).unwrap_or(0);
+                fs::remove_file(&path).with_path("cannot remove", &path)?;
+            }
+        }
+        Ok(freed)
+    }
+
+    fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        write_atomic(path, bytes)
+    }
+}
+
+/// Writes a file atomically: temp file in the same directory, fsync, rename, fsync the dir.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = temp_name(dir);
+    let result = (|| -> io::Result<()> {
+        let mut file = File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)?;
+        sync_dir(dir);
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(io_error("cannot write", path, e));
+    }
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) {
+    // Best effort: makes the rename durable; some filesystems refuse fsync on directories.
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+fn temp_name(dir: &Path) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    dir.join(format!("{TMP_PREFIX}{}-{n}", std::process::id()))
+}
+
+/// A writer that hashes and counts what passes through it.
+pub struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl<W: Write> HashingWriter<W> {
+    pub fn new(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            hasher: Sha256::new(),
+            size: 0,
+        }
+    }
+
+    /// The inner writer, the `sha256:` digest and the byte count.
+    pub fn finish(self) -> (W, String, u64) {
+        let digest = format!("sha256:{}", hex(&self.hasher.finalize()));
+        (self.inner, digest, self.size)
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A blob being written; becomes visible under its digest on [`BlobWriter::commit`].
+/// Dropped without commit, it leaves nothing behind.
+pub struct BlobWriter {
+    dir: PathBuf,
+    tmp: PathBuf,
+    inner: Option<HashingWriter<io::BufWriter<File>>>,
+}
+
+impl BlobWriter {
+    /// Finishes the blob; returns its digest and size.
+    pub fn commit(self) -> Result<(String, u64)> {
+        self.finish(None)
+    }
+
+    /// Commits only if the content matches `descriptor`, else discards it.
+    pub fn commit_expecting(self, descriptor: &Descriptor) -> Result<()> {
+        self.finish(Some(descriptor)).map(|_| ())
+    }
+
+    fn finish(mut self, expected: Option<&Descriptor>) -> Result<(String, u64)> {
+        let Some(inner) = self.inner.take() else {
+            return Err(Error::msg("blob writer used after commit"));
+        };
+        let (buffered, digest, size) = inner.finish();
+        let synced = buffered
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .and_then(|file| file.sync_all());
+        if let Err(e) = synced {
+            return Err(io_error("cannot write", &self.tmp, e));
+        }
+        if let Some(want) = expected
+            && (digest != want.digest || size != want.size)
+        {
+            // Never let content become visible under a digest it does not have.
+            return Err(Error::msg(format!(
+                "blob {} is corrupt: got {size} bytes with digest {digest}, expected {} bytes",
+                want.digest, want.size
+            )));
+        }
+        let path = self.dir.join(check_digest(&digest)?);
+        if !path.is_file() {
+            fs::rename(&self.tmp, &path).with_path("cannot store blob", &path)?;
+            sync_dir(&self.dir);
+        }
+        Ok((digest, size))
+    }
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.inner.as_mut() {
+            Some(inner) => inner.write(buf),
+            None => Err(io::Error::other("blob writer used after commit")),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self.inner.as_mut() {
+            Some(inner) => inner.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for BlobWriter {
+    fn drop(&mut self) {
+        // After a commit the temp name is gone and this does nothing.
+        let _ = fs::remove_file(&self.tmp);
+    }
+}
+
+/// Reads a whole file while hashing it (used for downloads and context files).
+pub fn digest_reader(mut reader: impl Read) -> io::Result<(String, u64)> {
+    let mut hasher = HashingWriter::new(io::sink());
+    io::copy(&mut reader, &mut hasher)?;
+    let (_, digest, size) = hasher.finish();
+    Ok((digest, size))
+}

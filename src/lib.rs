@@ -1,0 +1,17 @@
+//! sealer: build, share and run clusters as a declarative plan/apply engine.
+//!
+//! Module map (and the on-disk files each one owns):
+//! - [`diag`]: the error type and its compiler-style rendering.
+//! - [`kubeversion`]: the KUBEVERSION constraint language (Masterminds/semver v3).
+//! - [`kubefile`]: Kubefile lexing and parsing.
+//! - [`image`]: Sealer Images: references, metadata, OCI layouts, the local store
+//!   (`$SEALER_HOME/images`), builds, registries and credentials (`$SEALER_HOME/auth.json`).
+//! - [`ops`]: one function per CLI command; the CLI layer only parses flags and renders.
+
+pub mod diag;
+pub mod image;
+pub mod kubefile;
+pub mod kubeversion;
+pub mod ops;
+
+pub use diag::{Diagnostic, Error, Result};

@@ -1,0 +1,7 @@
+//! The `sealer` command: parses flags, calls `sealer::ops`, renders results.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

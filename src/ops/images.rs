@@ -1,0 +1,141 @@
+//! Local image operations: build, images, inspect, tag, rmi, save, load.
+
+use super::Settings;
+use crate::diag::{Diagnostic, Error, Result};
+use crate::image::build::{self, BuildOptions};
+use crate::image::{Image, Reference, inspect, transfer};
+use std::path::Path;
+
+/// A summary row of `sealer images`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ImageSummary {
+    pub name: String,
+    pub id: String,
+    pub digest: String,
+    #[serde(rename = "type")]
+    pub image_type: Option<String>,
+    pub platform: String,
+    pub size: u64,
+}
+
+/// What a build produced.
+#[derive(Debug)]
+pub struct BuildOutcome {
+    pub names: Vec<Reference>,
+    pub image: Image,
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Builds an image. A base image missing from the store is fetched with `pull_base`.
+pub async fn build<F, Fut>(
+    settings: &Settings,
+    options: &BuildOptions,
+    pull_base: F,
+) -> Result<BuildOutcome>
+where
+    F: FnOnce(Reference) -> Fut,
+    Fut: std::future::Future<Output = Result<Image>>,
+{
+    if options.tags.is_empty() {
+        return Err(Error::msg("sealer build needs a name").hint("pass -t NAME[:TAG]"));
+    }
+    let store = settings.store()?;
+    let prepared = build::prepare(options)?;
+    let base = match &prepared.base {
+        None => None,
+        Some(reference) => match store.find(&reference.to_string())? {
+            Some((_, image)) => Some(image),
+            None => Some(pull_base(reference.clone()).await?),
+        },
+    };
+    let built = build::build(&store, prepared, base, options).await?;
+    Ok(BuildOutcome {
+        names: options.tags.clone(),
+        image: built.image,
+        warnings: built.warnings,
+    })
+}
+
+pub fn list_images(settings: &Settings) -> Result<Vec<ImageSummary>> {
+    let store = settings.store()?;
+    let mut rows = Vec::new();
+    for (name, descriptor) in store.list()? {
+        let image = Image::read(store.layout(), &descriptor)
+            .map_err(|e| e.context(format!("image {name}")))?;
+        rows.push(ImageSummary {
+            name: name.to_string(),
+            id: image.id().to_string(),
+            digest: image.digest().to_string(),
+            image_type: image
+                .metadata
+                .as_ref()
+                .map(|m| m.image_type.as_str().to_string()),
+            platform: image.config.platform().to_string(),
+            size: image.size(),
+        });
+    }
+    Ok(rows)
+}
+
+pub fn inspect_image(settings: &Settings, name: &str) -> Result<serde_json::Value> {
+    let store = settings.store()?;
+    let (reference, image) = store.get(name)?;
+    Ok(inspect::inspect_json(&reference, &image))
+}
+
+pub fn tag_image(settings: &Settings, source: &str, target: &str) -> Result<Reference> {
+    let store = settings.store()?;
+    let target = Reference::parse(target)?;
+    if target.digest().is_some() {
+        return Err(
+            Error::msg(format!("cannot tag with a digest reference: {target}"))
+                .hint("a tag names an image; a digest is fixed by its content"),
+        );
+    }
+    let (_, image) = store.get(source)?;
+    let mut descriptor = image.manifest_descriptor.clone();
+    descriptor.platform = Some(image.config.platform());
+    store.tag(&target, &descriptor)?;
+    Ok(target)
+}
+
+/// Removes names; blobs no remaining name uses are deleted. Returns the removed names.
+pub fn remove_images(settings: &Settings, names: &[String]) -> Result<Vec<Reference>> {
+    let store = settings.store()?;
+    let mut removed = Vec::new();
+    let mut errors = Vec::new();
+    for name in names {
+        let found = match Reference::parse(name) {
+            Ok(r) if store.list()?.iter().any(|(n, _)| *n == r) => Some(r),
+            _ => store.find(name)?.map(|(r, _)| r),
+        };
+        match found {
+            Some(reference) => {
+                store.untag(&reference)?;
+                removed.push(reference);
+            }
+            None => errors.push(Diagnostic::error(format!(
+                "no image {name} in the local store"
+            ))),
+        }
+    }
+    store.gc()?;
+    if errors.is_empty() {
+        Ok(removed)
+    } else {
+        Err(Error::many(errors))
+    }
+}
+
+pub fn save_image(settings: &Settings, name: &str, dir: &Path) -> Result<Reference> {
+    let store = settings.store()?;
+    let (reference, image) = store.get(name)?;
+    transfer::save(&store, &reference, &image, dir)?;
+    Ok(reference)
+}
+
+pub fn load_images(settings: &Settings, dir: &Path, name: Option<&str>) -> Result<Vec<Reference>> {
+    let store = settings.store()?;
+    let name = name.map(Reference::parse).transpose()?;
+    transfer::load(&store, dir, name.as_ref())
+}

@@ -1,0 +1,66 @@
+//! Registry operations: login, logout, push, pull.
+
+use super::Settings;
+use crate::diag::Result;
+use crate::image::auth::{AuthStore, Credentials};
+use crate::image::registry::{self, Connection, PushReport};
+use crate::image::{Image, Platform, Reference};
+
+pub async fn login(
+    settings: &Settings,
+    registry: &str,
+    username: &str,
+    password: &str,
+    insecure: bool,
+) -> Result<()> {
+    let credentials = Credentials {
+        username: username.to_string(),
+        password: password.to_string(),
+    };
+    registry::login(registry, &credentials, Connection { insecure }).await?;
+    AuthStore::new(&settings.home).set(registry, &credentials)
+}
+
+pub fn logout(settings: &Settings, registry: &str) -> Result<bool> {
+    AuthStore::new(&settings.home).remove(registry)
+}
+
+pub async fn push(settings: &Settings, name: &str, insecure: bool) -> Result<PushReport> {
+    let store = settings.store()?;
+    let auth = AuthStore::new(&settings.home);
+    registry::push(&store, &auth, name, Connection { insecure }).await
+}
+
+pub async fn pull(settings: &Settings, name: &str, insecure: bool) -> Result<(Reference, Image)> {
+    let reference = Reference::parse(name)?;
+    let store = settings.store()?;
+    let auth = AuthStore::new(&settings.home);
+    let image = registry::pull(
+        &store,
+        &auth,
+        &reference,
+        &Platform::host(),
+        Connection { insecure },
+    )
+    .await?;
+    Ok((reference, image))
+}
+
+/// Fetches the base image of a build that is not in the store.
+pub async fn pull_base(settings: &Settings, reference: &Reference) -> Result<Image> {
+    let store = settings.store()?;
+    let auth = AuthStore::new(&settings.home);
+    registry::pull(
+        &store,
+        &auth,
+        reference,
+        &Platform::host(),
+        Connection::default(),
+    )
+    .await
+    .map_err(|e| {
+        e.context(format!(
+            "base image {reference} is not in the local store, and pulling it failed"
+        ))
+    })
+}
