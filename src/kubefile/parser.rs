@@ -34,10 +34,15 @@ pub fn parse(path: &Path, source: &str) -> Result<Kubefile, Error> {
     let mut nodes = Vec::new();
     let mut errors = Vec::new();
     let escape = lexed.escape;
+    let mut broken_from = false;
     for line in &lexed.lines {
         match parse_line(line, escape) {
             Ok(node) => nodes.push(node),
-            Err((pos, diag)) => errors.push(diag.at(lexed.location(path, pos))),
+            Err((pos, diag)) => {
+                let word = line.text.split_whitespace().next().unwrap_or("");
+                broken_from |= word.eq_ignore_ascii_case("FROM");
+                errors.push(diag.at(lexed.location(path, pos)));
+            }
         }
     }
     let file = Kubefile {
@@ -45,7 +50,7 @@ pub fn parse(path: &Path, source: &str) -> Result<Kubefile, Error> {
         nodes,
         lexed,
     };
-    check_structure(&file, &mut errors);
+    check_structure(&file, broken_from, &mut errors);
     if errors.is_empty() {
         Ok(file)
     } else {
@@ -463,8 +468,10 @@ fn parse_pairs(
 }
 
 /// FROM first (after ARGs) and once; LAUNCH / CMDS at most once and last; they exclude each other.
-fn check_structure(file: &Kubefile, errors: &mut Vec<Diagnostic>) {
-    let mut from_seen = false;
+/// `broken_from`: a FROM line had a syntax error (already reported), so do not also say
+/// that FROM is missing.
+fn check_structure(file: &Kubefile, broken_from: bool, errors: &mut Vec<Diagnostic>) {
+    let mut from_seen = broken_from;
     let mut early_reported = false;
     let mut launch_at: Option<Pos> = None;
     let mut cmds_at: Option<Pos> = None;
@@ -536,7 +543,7 @@ fn check_structure(file: &Kubefile, errors: &mut Vec<Diagnostic>) {
             _ => {}
         }
     }
-    if !from_seen && !early_reported {
+    if !from_seen && !early_reported && !broken_from {
         errors.push(
             Diagnostic::error("no FROM instruction")
                 .at(file.location(Pos { line: 1, column: 1 }))

@@ -152,7 +152,7 @@ fn parse_groups(text: &str) -> Result<Vec<Group>, Fault> {
         let group = if blank {
             Err(blank_branch_fault(index, &branches))
         } else {
-            parse_group(&rewritten.text, branch.clone())
+            parse_group(&rewritten, branch.clone())
         };
         groups.push(group.map_err(|fault| Fault::new(rewritten.origin(fault.at), fault.reason))?);
     }
@@ -197,12 +197,13 @@ struct RawItem<'a> {
 /// An item is an operator (a run of `=!<>~^`), optional whitespace, then a version that runs
 /// up to whitespace, `,` or the end; none of these characters can appear inside another
 /// token, so this tokenization accepts exactly what the regex accepts.
-fn parse_group(text: &str, branch: Range<usize>) -> Result<Group, Fault> {
+fn parse_group(rewritten: &Mapped, branch: Range<usize>) -> Result<Group, Fault> {
+    let text = rewritten.text.as_str();
     let bytes = text.as_bytes().get(..branch.end).unwrap_or_default();
     let mut at = branch.start + count_while(bytes, branch.start, is_space);
     let mut raw = Vec::new();
     loop {
-        let item = scan_item(text, bytes, &mut at)?;
+        let item = scan_item(rewritten, bytes, &mut at)?;
         raw.push(item);
         let after_version = at;
         at += count_while(bytes, at, is_space);
@@ -234,17 +235,25 @@ fn parse_group(text: &str, branch: Range<usize>) -> Result<Group, Fault> {
 }
 
 /// Scans `OP\s*CV` at `*at`, leaving `*at` just after the version.
-fn scan_item<'a>(text: &'a str, bytes: &[u8], at: &mut usize) -> Result<RawItem<'a>, Fault> {
+fn scan_item<'a>(
+    rewritten: &'a Mapped,
+    bytes: &[u8],
+    at: &mut usize,
+) -> Result<RawItem<'a>, Fault> {
+    let text = rewritten.text.as_str();
     let op_at = *at;
     *at += count_while(bytes, *at, is_op_char);
     let op = text.get(op_at..*at).unwrap_or_default();
     if Op::from_text(op).is_none() {
-        return Err(Fault::new(
-            op_at,
+        // `>=1.22 - 1.24` becomes `>=>= 1.22, <= 1.24 `: name the cause, not the odd operator.
+        let reason = if rewritten.is_spliced(op_at..*at) {
+            "an operator cannot be applied to a hyphen range \"A - B\"".to_owned()
+        } else {
             format!(
                 "unknown operator \"{op}\", expected one of =, !=, >, <, >=, =>, <=, =<, ~, ~>, ^"
-            ),
-        ));
+            )
+        };
+        return Err(Fault::new(op_at, reason));
     }
     *at += count_while(bytes, *at, is_space);
     let version_at = *at;
@@ -521,6 +530,14 @@ impl Mapped {
 
     fn origin(&self, at: usize) -> usize {
         self.origin.get(at).copied().unwrap_or(self.end)
+    }
+
+    /// Whether `text[range]` is not a plain copy of consecutive source bytes.
+    fn is_spliced(&self, range: Range<usize>) -> bool {
+        let origins = self.origin.get(range).unwrap_or_default();
+        origins
+            .windows(2)
+            .any(|pair| matches!(pair, [a, b] if a.checked_add(1) != Some(*b)))
     }
 
     /// Appends `source[range]`, where `source` is the text offsets refer to.

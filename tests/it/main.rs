@@ -1,0 +1,7 @@
+//! End-to-end tests of the `sealer` binary with real parts: a real OCI registry
+//! (Debian's docker-registry), real skopeo, real files. One test binary, shared support.
+
+mod support;
+
+mod build;
+mod store;

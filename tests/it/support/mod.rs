@@ -1,0 +1,72 @@
+//! Shared test support: a sandboxed `$SEALER_HOME`, the real binary, fixture paths.
+
+#![allow(dead_code)]
+
+use assert_cmd::Command;
+use std::path::{Path, PathBuf};
+
+/// A test's own sealer home and scratch directory, removed when dropped.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        Sandbox {
+            dir: tempfile::Builder::new()
+                .prefix("sealer-it-")
+                .tempdir()
+                .expect("temp dir"),
+        }
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// `sealer ARGS...` with this sandbox's `SEALER_HOME`.
+    pub fn sealer(&self) -> Command {
+        let mut cmd = Command::cargo_bin("sealer").expect("sealer binary");
+        cmd.env("SEALER_HOME", self.home())
+            .env("HOME", self.dir.path())
+            .env_remove("NO_COLOR");
+        cmd
+    }
+
+    /// Writes `files` (path, content) under `rel` and returns that directory.
+    pub fn write_tree(&self, rel: &str, files: &[(&str, &str)]) -> PathBuf {
+        let root = self.path(rel);
+        for (path, content) in files {
+            let p = root.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, content).unwrap();
+        }
+        std::fs::create_dir_all(&root).unwrap();
+        root
+    }
+}
+
+/// The repository root.
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(rel: &str) -> PathBuf {
+    repo_root().join("tests/fixtures").join(rel)
+}
+
+/// stdout of a successful run, as a String.
+pub fn stdout_of(cmd: &mut Command) -> String {
+    let out = cmd.assert().success().get_output().stdout.clone();
+    String::from_utf8(out).expect("utf-8 stdout")
+}
+
+/// stderr of a failed run (exit code 1), as a String.
+pub fn failure_of(cmd: &mut Command) -> String {
+    let out = cmd.assert().code(1).get_output().stderr.clone();
+    String::from_utf8(out).expect("utf-8 stderr")
+}
