@@ -577,6 +577,12 @@ pub(super) struct RangeMatch {
     pub(super) high: Range<usize>,
 }
 
+/// The text after the hyphen-range rewrite, for tests.
+#[cfg(test)]
+pub(super) fn rewritten(text: &str) -> String {
+    rewrite_ranges(text).text
+}
+
 /// Go's `rewriteRange`: each match, in order, replaces the first occurrence of its text in the
 /// string rewritten so far (usually, but not always, the matched place itself).
 fn rewrite_ranges(text: &str) -> Mapped {

@@ -5,3 +5,5 @@ mod support;
 
 mod build;
 mod store;
+mod interop;
+mod registry;

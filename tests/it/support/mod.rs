@@ -2,6 +2,10 @@
 
 #![allow(dead_code)]
 
+pub mod http;
+pub mod registry;
+pub mod token;
+
 use assert_cmd::Command;
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole test suite. Installs what the tests need (Debian packages) when missing, then
+# runs formatting, lints, unit, integration and doc tests. CI runs exactly this (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=()
+command -v docker-registry >/dev/null 2>&1 || packages+=(docker-registry)
+command -v skopeo >/dev/null 2>&1 || packages+=(skopeo)
+if [ ${#packages[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing ${packages[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+fi
+
+cargo fmt --all -- --check
+cargo clippy --locked --all-targets -- -D warnings
+cargo test --locked --all-targets
+cargo test --locked --doc

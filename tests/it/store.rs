@@ -1,0 +1,182 @@
+//! The local store: images, inspect, tag, rmi, save, load.
+
+use crate::support::{Sandbox, failure_of, stdout_of};
+use std::path::{Path, PathBuf};
+
+const RELEASE_NOTES_KUBEFILE: &str = r#"FROM scratch
+KUBEVERSION 1.22 - 1.24
+APP redis local://redis.yaml
+APP nginx local://nginx.yaml
+APPCMDS nginx ["kubectl apply -f nginx.yaml -n nginx-namespace"]
+APP mysql local://charts/mysql/ local://values.yaml
+APPCMDS mysql ["helm install mysql .", "-f values.yaml", "--set key=value"]
+LABEL "created-by"="sealer.io"
+CNI flannel local://flannel.yaml
+CNI calico local://calico.sh
+LAUNCH ["nginx", "mysql"]
+"#;
+
+fn release_notes_context(sb: &Sandbox) -> PathBuf {
+    sb.write_tree(
+        "ctx",
+        &[
+            ("Kubefile", RELEASE_NOTES_KUBEFILE),
+            ("redis.yaml", "kind: Redis\n"),
+            ("nginx.yaml", "kind: Nginx\n"),
+            ("values.yaml", "key: value\n"),
+            ("flannel.yaml", "kind: Flannel\n"),
+            ("calico.sh", "echo calico\n"),
+            ("charts/mysql/Chart.yaml", "name: mysql\n"),
+            ("charts/mysql/values.yaml", "replicas: 1\n"),
+            ("charts/mysql/templates/sts.yaml", "kind: StatefulSet\n"),
+        ],
+    )
+}
+
+fn build(sb: &Sandbox, tag: &str, ctx: &Path) -> String {
+    stdout_of(sb.sealer().args(["build", "-t", tag]).arg(ctx))
+        .trim()
+        .to_string()
+}
+
+/// Hides digests, which change with the sealer version recorded in the metadata.
+fn redact_digests(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("sha256:") {
+        out.push_str(&rest[..i]);
+        let hex: String = rest[i + 7..].chars().take_while(|c| c.is_ascii_hexdigit()).collect();
+        out.push_str(if hex.len() == 64 { "sha256:[digest]" } else { "sha256:" });
+        rest = &rest[i + 7 + hex.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn blob_count(sb: &Sandbox) -> usize {
+    std::fs::read_dir(sb.home().join("images/blobs/sha256"))
+        .unwrap()
+        .count()
+}
+
+#[test]
+fn inspect_prints_the_documented_json() {
+    let sb = Sandbox::new();
+    let ctx = release_notes_context(&sb);
+    build(&sb, "release-notes:v1", &ctx);
+    let text = stdout_of(sb.sealer().args(["inspect", "release-notes:v1"]));
+    let text = text.replace(env!("CARGO_PKG_VERSION"), "[version]");
+    insta::assert_snapshot!(redact_digests(&text));
+}
+
+#[test]
+fn images_lists_and_tag_adds_a_name() {
+    let sb = Sandbox::new();
+    let ctx = release_notes_context(&sb);
+    let digest = build(&sb, "app:v1", &ctx);
+    stdout_of(sb.sealer().args(["tag", "app:v1", "127.0.0.1:5000/team/app:v2"]));
+    let table = stdout_of(sb.sealer().arg("images"));
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    assert!(lines[0].starts_with("NAME"), "{table}");
+    assert!(lines[1].starts_with("127.0.0.1:5000/team/app:v2"), "{table}");
+    assert!(lines[2].starts_with("app:v1"), "{table}");
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout_of(sb.sealer().args(["images", "--json"]))).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 2);
+    assert!(json.as_array().unwrap().iter().all(|i| i["digest"] == digest.as_str()));
+    // The ID prefix finds the image too.
+    let id = json[0]["id"].as_str().unwrap().trim_start_matches("sha256:")[..12].to_string();
+    let by_id: serde_json::Value =
+        serde_json::from_str(&stdout_of(sb.sealer().args(["inspect", &id]))).unwrap();
+    assert_eq!(by_id["digest"], digest.as_str());
+}
+
+#[test]
+fn rmi_removes_the_name_and_unused_blobs_only() {
+    let sb = Sandbox::new();
+    let ctx = release_notes_context(&sb);
+    build(&sb, "app:v1", &ctx);
+    stdout_of(sb.sealer().args(["tag", "app:v1", "app:v2"]));
+    let before = blob_count(&sb);
+    let out = stdout_of(sb.sealer().args(["rmi", "app:v1"]));
+    assert_eq!(out, "untagged app:v1:latest\n".replace(":v1:latest", ":v1"));
+    assert_eq!(blob_count(&sb), before, "app:v2 still uses every blob");
+    stdout_of(sb.sealer().args(["inspect", "app:v2"]));
+    stdout_of(sb.sealer().args(["rmi", "app:v2"]));
+    assert_eq!(blob_count(&sb), 0, "no image is left, so no blob is");
+    let err = failure_of(sb.sealer().args(["rmi", "app:v2"]));
+    assert!(err.starts_with("error: no image app:v2 in the local store"), "{err}");
+}
+
+#[test]
+fn inspect_of_a_missing_image_says_what_to_do() {
+    let sb = Sandbox::new();
+    let err = failure_of(sb.sealer().args(["inspect", "nope:v1"]));
+    assert_eq!(
+        err,
+        "error: no image nope:v1 in the local store\nhint: `sealer images` lists the local images; `sealer pull NAME` fetches one\n"
+    );
+}
+
+#[test]
+fn save_and_load_round_trip_into_another_store() {
+    let a = Sandbox::new();
+    let ctx = release_notes_context(&a);
+    let digest = build(&a, "registry.example.com/apps/notes:v1", &ctx);
+    let layout = a.path("layout");
+    a.sealer()
+        .args(["save", "registry.example.com/apps/notes:v1", "-o"])
+        .arg(&layout)
+        .assert()
+        .success();
+    for file in ["oci-layout", "index.json"] {
+        assert!(layout.join(file).is_file(), "{file} missing");
+    }
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["manifests"][0]["digest"], digest.as_str());
+    assert_eq!(
+        index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"],
+        "registry.example.com/apps/notes:v1"
+    );
+
+    let b = Sandbox::new();
+    let out = stdout_of(b.sealer().args(["load", "-i"]).arg(&layout));
+    assert_eq!(out, "loaded registry.example.com/apps/notes:v1\n");
+    let image: serde_json::Value = serde_json::from_str(&stdout_of(
+        b.sealer().args(["inspect", "registry.example.com/apps/notes:v1"]),
+    ))
+    .unwrap();
+    assert_eq!(image["digest"], digest.as_str());
+
+    let err = failure_of(a.sealer().args(["save", "registry.example.com/apps/notes:v1", "-o"]).arg(&layout));
+    assert!(err.contains("exists and is not empty"), "{err}");
+}
+
+#[test]
+fn a_corrupt_layout_is_refused_and_loads_nothing() {
+    let a = Sandbox::new();
+    let ctx = release_notes_context(&a);
+    build(&a, "notes:v1", &ctx);
+    let layout = a.path("layout");
+    a.sealer().args(["save", "notes:v1", "-o"]).arg(&layout).assert().success();
+    let image: serde_json::Value =
+        serde_json::from_str(&stdout_of(a.sealer().args(["inspect", "notes:v1"]))).unwrap();
+    let layer = image["layers"][0]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
+    let blob = layout.join("blobs/sha256").join(&layer);
+    let mut bytes = std::fs::read(&blob).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&blob, bytes).unwrap();
+
+    let b = Sandbox::new();
+    let err = failure_of(b.sealer().args(["load", "-i"]).arg(&layout));
+    assert!(err.starts_with("error: corrupt blob "), "{err}");
+    assert!(err.contains(&layer), "names the blob: {err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(stdout_of(b.sealer().args(["images", "-q"])), "");
+
+    let err = failure_of(b.sealer().args(["load", "-i"]).arg(a.path("ctx")));
+    assert!(err.contains("is not an OCI image layout"), "{err}");
+}
