@@ -101,8 +101,24 @@ fn remote_error(
     use oci_client::errors::OciDistributionError as E;
     let text = crate::diag::error_chain(&error);
     let mut err = Error::msg(format!("{action} {reference}: {text}"));
+    // A 401/403 comes back in several shapes: oci-client's own auth errors, a reqwest status
+    // error (e.g. from the HEAD of `blob_exists`), a server error, or an error envelope.
+    let refused = |status: u16| status == 401 || status == 403;
+    let denied = match &error {
+        E::AuthenticationFailure(_) | E::UnauthorizedError { .. } => true,
+        E::RequestError(e) => e.status().is_some_and(|s| refused(s.as_u16())),
+        E::ServerError { code, .. } => refused(*code),
+        E::RegistryError { envelope, .. } => envelope.errors.iter().any(|e| {
+            matches!(
+                e.code,
+                oci_client::errors::OciErrorCode::Unauthorized
+                    | oci_client::errors::OciErrorCode::Denied
+            )
+        }),
+        _ => false,
+    };
     match &error {
-        E::AuthenticationFailure(_) | E::UnauthorizedError { .. } => {
+        _ if denied => {
             err = err.hint(format!(
                 "log in with `sealer login {} -u USER --password-stdin`",
                 reference.registry()

@@ -1,7 +1,7 @@
 //! `KUBEVERSION` constraints: the constraint language of the Go library Masterminds/semver v3.4.
 //!
 //! Image authors test their constraints against the Go library, so this module reproduces it
-//! exactly, odd corners included (see `/work/shared/spec/kubeversion.md`):
+//! exactly, odd corners included:
 //!
 //! - `A - B` (spaces required on both sides of `-`) is rewritten to `>= A, <= B` before anything
 //!   else; `1.22-1.24` is the single version `1.22` with prerelease `1.24`.

@@ -249,9 +249,11 @@ fn check_label(
         } else if let Err(e) = Constraint::parse(value) {
             // The word of KUBEVERSION starts at the constraint, so the offset lands on the
             // problem; for a LABEL it lands near the key, which is still the right line.
+            let offset = e.offset().unwrap_or(0);
+            let chars = value.get(..offset).map_or(offset, |s| s.chars().count());
             let pos = Pos {
                 line: key.pos.line,
-                column: key.pos.column + e.offset().unwrap_or(0),
+                column: key.pos.column + chars,
             };
             errors.push(file.error_at(pos, e.to_string()).hint(
                 "KUBEVERSION uses Masterminds/semver syntax, e.g. `>=1.22, <1.27` or `1.22 - 1.26`",
