@@ -40,10 +40,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Build(args) => {
             let options = args.into_options()?;
-            let outcome = runtime()?.block_on(ops::build(&settings, &options, |base| {
-                let settings = settings.clone();
-                async move { ops::pull_base(&settings, &base).await }
-            }))?;
+            let outcome =
+                runtime()?.block_on(ops::build(&settings, &options, |base, platform| {
+                    let settings = settings.clone();
+                    async move { ops::pull_base(&settings, &base, &platform).await }
+                }))?;
             for warning in &outcome.warnings {
                 eprint!("{}", warning.render());
             }

@@ -89,6 +89,16 @@ impl Store {
     /// Opens (creating if needed) the store of `$SEALER_HOME`.
     pub fn open(home: &Path) -> Result<Store> {
         let root = home.join("images");
+        fs::create_dir_all(&root).with_path("cannot create", &root)?;
+        // Two first uses racing must not both write an empty index over a fresh tag.
+        let lock_path = root.join("index.lock");
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_path("cannot open lock file", &lock_path)?;
+        lock.lock().with_path("cannot lock", &lock_path)?;
         let layout = Layout::create(&root)?;
         Ok(Store { layout })
     }

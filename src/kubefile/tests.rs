@@ -47,7 +47,10 @@ LAUNCH ["nginx", "mysql"]
     match &ins[6] {
         Instruction::AppCmds { name, parts } => {
             assert_eq!(name.text, "mysql");
-            assert_eq!(parts.join(" "), "helm install mysql . -f values.yaml --set key=value");
+            assert_eq!(
+                parts.join(" "),
+                "helm install mysql . -f values.yaml --set key=value"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -68,7 +71,13 @@ LAUNCH ["nginx", "mysql"]
 fn instructions_are_case_insensitive() {
     let ins = parse_ok("from scratch\napp a local://a.sh\ncmd [\"echo\", \"hi\"]\n");
     assert!(matches!(ins[0], Instruction::From { .. }));
-    assert!(matches!(ins[1], Instruction::App { kind: AppKind::App, .. }));
+    assert!(matches!(
+        ins[1],
+        Instruction::App {
+            kind: AppKind::App,
+            ..
+        }
+    ));
     assert_eq!(ins[2], Instruction::Cmd("echo hi".into()));
 }
 
@@ -93,12 +102,24 @@ fn from_platform_and_args() {
 
 #[test]
 fn label_forms() {
-    let ins = parse_ok("FROM scratch\nLABEL a=b \"c d\"='e f' g=\"h \\\"i\\\"\"\nLABEL legacy some value\n");
-    let Instruction::Label(pairs) = &ins[1] else { panic!() };
-    let kv: Vec<_> = pairs.iter().map(|p| (p.key.text.as_str(), p.value.text.as_str())).collect();
+    let ins = parse_ok(
+        "FROM scratch\nLABEL a=b \"c d\"='e f' g=\"h \\\"i\\\"\"\nLABEL legacy some value\n",
+    );
+    let Instruction::Label(pairs) = &ins[1] else {
+        panic!()
+    };
+    let kv: Vec<_> = pairs
+        .iter()
+        .map(|p| (p.key.text.as_str(), p.value.text.as_str()))
+        .collect();
     assert_eq!(kv, vec![("a", "b"), ("c d", "e f"), ("g", "h \"i\"")]);
-    let Instruction::Label(pairs) = &ins[2] else { panic!() };
-    assert_eq!((pairs[0].key.text.as_str(), pairs[0].value.text.as_str()), ("legacy", "some value"));
+    let Instruction::Label(pairs) = &ins[2] else {
+        panic!()
+    };
+    assert_eq!(
+        (pairs[0].key.text.as_str(), pairs[0].value.text.as_str()),
+        ("legacy", "some value")
+    );
 }
 
 #[test]
@@ -106,14 +127,39 @@ fn copy_app_json_and_bare_forms() {
     let ins = parse_ok(
         "FROM scratch\nCOPY a b dir/\nCOPY [\"x y\", \"/etc/\"]\nCNI calico local://c.sh\nCSI [\"ceph\", \"local://ceph.yaml\"]\nAPP empty\n",
     );
-    let Instruction::Copy { sources, dest } = &ins[1] else { panic!() };
-    assert_eq!((texts(sources), dest.text.as_str()), (vec!["a", "b"], "dir/"));
-    let Instruction::Copy { sources, dest } = &ins[2] else { panic!() };
+    let Instruction::Copy { sources, dest } = &ins[1] else {
+        panic!()
+    };
+    assert_eq!(
+        (texts(sources), dest.text.as_str()),
+        (vec!["a", "b"], "dir/")
+    );
+    let Instruction::Copy { sources, dest } = &ins[2] else {
+        panic!()
+    };
     assert_eq!((texts(sources), dest.text.as_str()), (vec!["x y"], "/etc/"));
-    assert!(matches!(&ins[3], Instruction::App { kind: AppKind::Cni, .. }));
-    let Instruction::App { kind, name, sources } = &ins[4] else { panic!() };
-    assert_eq!((*kind, name.text.as_str(), texts(sources)), (AppKind::Csi, "ceph", vec!["local://ceph.yaml"]));
-    let Instruction::App { sources, .. } = &ins[5] else { panic!() };
+    assert!(matches!(
+        &ins[3],
+        Instruction::App {
+            kind: AppKind::Cni,
+            ..
+        }
+    ));
+    let Instruction::App {
+        kind,
+        name,
+        sources,
+    } = &ins[4]
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (*kind, name.text.as_str(), texts(sources)),
+        (AppKind::Csi, "ceph", vec!["local://ceph.yaml"])
+    );
+    let Instruction::App { sources, .. } = &ins[5] else {
+        panic!()
+    };
     assert!(sources.is_empty());
 }
 
@@ -132,36 +178,97 @@ fn env_appenv_maintainer_cmds() {
     let ins = parse_ok(
         "FROM scratch\nENV A=1 B=\"2 3\"\nAPPENV web PORT=80\nMAINTAINER me\nCMD one\nCMDS [\"two\", \"three\"]\n",
     );
-    let Instruction::Env(pairs) = &ins[1] else { panic!() };
+    let Instruction::Env(pairs) = &ins[1] else {
+        panic!()
+    };
     assert_eq!(pairs[1].value.text, "2 3");
-    let Instruction::AppEnv { name, pairs } = &ins[2] else { panic!() };
-    assert_eq!((name.text.as_str(), pairs[0].key.text.as_str()), ("web", "PORT"));
+    let Instruction::AppEnv { name, pairs } = &ins[2] else {
+        panic!()
+    };
+    assert_eq!(
+        (name.text.as_str(), pairs[0].key.text.as_str()),
+        ("web", "PORT")
+    );
     assert_eq!(ins[3], Instruction::Maintainer("me".into()));
-    assert_eq!(ins[5], Instruction::Cmds(vec!["two".into(), "three".into()]));
+    assert_eq!(
+        ins[5],
+        Instruction::Cmds(vec!["two".into(), "three".into()])
+    );
 }
 
 #[test]
 fn errors_are_located() {
     let cases: &[(&str, &str)] = &[
-        ("FROM scratch\nRUN make\n", "Kubefile:2:1: error: RUN is not supported: prepare files in the build context and COPY them"),
-        ("FROM scratch\n  BOGUS x\n", "Kubefile:2:3: error: unknown instruction BOGUS"),
-        ("FROM scratch\nADD a b\n", "Kubefile:2:1: error: ADD is not supported"),
-        ("FROM scratch\nKUBEVERSION   \n", "Kubefile:2:1: error: KUBEVERSION needs a constraint"),
+        (
+            "FROM scratch\nRUN make\n",
+            "Kubefile:2:1: error: RUN is not supported: prepare files in the build context and COPY them",
+        ),
+        (
+            "FROM scratch\n  BOGUS x\n",
+            "Kubefile:2:3: error: unknown instruction BOGUS",
+        ),
+        (
+            "FROM scratch\nADD a b\n",
+            "Kubefile:2:1: error: ADD is not supported",
+        ),
+        (
+            "FROM scratch\nKUBEVERSION   \n",
+            "Kubefile:2:1: error: KUBEVERSION needs a constraint",
+        ),
         ("LABEL a=b\n", "Kubefile:1:1: error: LABEL before FROM"),
         ("\n\n", "Kubefile:1:1: error: no FROM instruction"),
-        ("FROM scratch\nFROM scratch\n", "Kubefile:2:1: error: a second FROM: a Kubefile has exactly one FROM"),
-        ("FROM scratch\nLAUNCH a\nAPP a\n", "Kubefile:2:1: error: LAUNCH must be the last instruction"),
-        ("FROM scratch\nCMDS [\"a\"]\nLAUNCH a\n", "Kubefile:2:1: error: CMDS must be the last instruction\nKubefile:3:1: error: LAUNCH cannot be combined with CMDS/CMD (line 2)"),
-        ("FROM scratch\nCMDS echo hi\n", "Kubefile:2:6: error: CMDS needs a JSON array of strings"),
-        ("FROM scratch\nAPPCMDS a echo\n", "Kubefile:2:11: error: APPCMDS needs a JSON array of strings"),
-        ("FROM scratch\nAPPCMDS a [1]\n", "Kubefile:2:11: error: APPCMDS: invalid JSON array: every element must be a string, found 1"),
-        ("FROM scratch\nCOPY --chown=1 a b\n", "Kubefile:2:6: error: COPY does not take the flag --chown"),
-        ("FROM scratch\nCOPY a\n", "Kubefile:2:1: error: COPY needs a source and a destination"),
-        ("FROM scratch\nAPP ../x\n", "Kubefile:2:5: error: invalid app name \"../x\""),
-        ("FROM a AS b\n", "Kubefile:1:8: error: multi-stage builds (FROM ... AS) are not supported"),
-        ("FROM scratch\nLABEL a=\"b\n", "Kubefile:2:9: error: unterminated quote"),
-        ("# escape=x\nFROM scratch\n", "Kubefile:1:1: error: invalid escape character \"x\" in the escape directive"),
-        ("FROM scratch\nARG 1x\n", "Kubefile:2:5: error: invalid ARG name \"1x\""),
+        (
+            "FROM scratch\nFROM scratch\n",
+            "Kubefile:2:1: error: a second FROM: a Kubefile has exactly one FROM",
+        ),
+        (
+            "FROM scratch\nLAUNCH a\nAPP a\n",
+            "Kubefile:2:1: error: LAUNCH must be the last instruction",
+        ),
+        (
+            "FROM scratch\nCMDS [\"a\"]\nLAUNCH a\n",
+            "Kubefile:2:1: error: CMDS must be the last instruction\nKubefile:3:1: error: LAUNCH cannot be combined with CMDS/CMD (line 2)",
+        ),
+        (
+            "FROM scratch\nCMDS echo hi\n",
+            "Kubefile:2:6: error: CMDS needs a JSON array of strings",
+        ),
+        (
+            "FROM scratch\nAPPCMDS a echo\n",
+            "Kubefile:2:11: error: APPCMDS needs a JSON array of strings",
+        ),
+        (
+            "FROM scratch\nAPPCMDS a [1]\n",
+            "Kubefile:2:11: error: APPCMDS: invalid JSON array: every element must be a string, found 1",
+        ),
+        (
+            "FROM scratch\nCOPY --chown=1 a b\n",
+            "Kubefile:2:6: error: COPY does not take the flag --chown",
+        ),
+        (
+            "FROM scratch\nCOPY a\n",
+            "Kubefile:2:1: error: COPY needs a source and a destination",
+        ),
+        (
+            "FROM scratch\nAPP ../x\n",
+            "Kubefile:2:5: error: invalid app name \"../x\"",
+        ),
+        (
+            "FROM a AS b\n",
+            "Kubefile:1:8: error: multi-stage builds (FROM ... AS) are not supported",
+        ),
+        (
+            "FROM scratch\nLABEL a=\"b\n",
+            "Kubefile:2:9: error: unterminated quote",
+        ),
+        (
+            "# escape=x\nFROM scratch\n",
+            "Kubefile:1:1: error: invalid escape character \"x\" in the escape directive",
+        ),
+        (
+            "FROM scratch\nARG 1x\n",
+            "Kubefile:2:5: error: invalid ARG name \"1x\"",
+        ),
     ];
     for (src, want) in cases {
         assert_eq!(parse_err(src), *want, "for {src:?}");
@@ -188,11 +295,18 @@ fn positions_survive_continuations() {
     // Blank and comment lines inside a continuation are skipped; a flag that is not
     // leading is just a word.
     let ins = parse_ok("FROM scratch\nCOPY a \\\n  \\\n# note\n   --x b\n");
-    let Instruction::Copy { sources, dest } = &ins[1] else { panic!() };
-    assert_eq!((texts(sources), dest.text.as_str()), (vec!["a", "--x"], "b"));
+    let Instruction::Copy { sources, dest } = &ins[1] else {
+        panic!()
+    };
+    assert_eq!(
+        (texts(sources), dest.text.as_str()),
+        (vec!["a", "--x"], "b")
+    );
     assert_eq!((dest.pos.line, dest.pos.column), (5, 8));
     let file = parse(Path::new("K"), "FROM scratch\nAPP a \\\n    local://b\n").unwrap();
-    let Instruction::App { sources, .. } = &file.nodes[1].instruction else { panic!() };
+    let Instruction::App { sources, .. } = &file.nodes[1].instruction else {
+        panic!()
+    };
     assert_eq!((sources[0].pos.line, sources[0].pos.column), (3, 5));
 }
 

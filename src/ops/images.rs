@@ -3,7 +3,7 @@
 use super::Settings;
 use crate::diag::{Diagnostic, Error, Result};
 use crate::image::build::{self, BuildOptions};
-use crate::image::{Image, Reference, inspect, transfer};
+use crate::image::{Image, Platform, Reference, inspect, transfer};
 use std::path::Path;
 
 /// A summary row of `sealer images`.
@@ -26,14 +26,15 @@ pub struct BuildOutcome {
     pub warnings: Vec<Diagnostic>,
 }
 
-/// Builds an image. A base image missing from the store is fetched with `pull_base`.
+/// Builds an image. A base image missing from the store is fetched with `pull_base`
+/// (given its name and the target platform).
 pub async fn build<F, Fut>(
     settings: &Settings,
     options: &BuildOptions,
     pull_base: F,
 ) -> Result<BuildOutcome>
 where
-    F: FnOnce(Reference) -> Fut,
+    F: FnOnce(Reference, Platform) -> Fut,
     Fut: std::future::Future<Output = Result<Image>>,
 {
     if options.tags.is_empty() {
@@ -45,7 +46,7 @@ where
         None => None,
         Some(reference) => match store.find(&reference.to_string())? {
             Some((_, image)) => Some(image),
-            None => Some(pull_base(reference.clone()).await?),
+            None => Some(pull_base(reference.clone(), prepared.platform().clone()).await?),
         },
     };
     let built = build::build(&store, prepared, base, options).await?;

@@ -45,7 +45,10 @@ fn every_example_image_builds() {
         assert_eq!(image["digest"], digest.as_str());
         built += 1;
     }
-    assert!(built >= 4, "expected at least 4 example images, built {built}");
+    assert!(
+        built >= 4,
+        "expected at least 4 example images, built {built}"
+    );
 
     let kube = inspect(&sb, "example-kube-app:v1");
     assert_eq!(app(&kube, "nginx")["type"], "kube");
@@ -53,11 +56,17 @@ fn every_example_image_builds() {
         app(&kube, "nginx")["launchCmd"],
         "kubectl apply -f application/apps/nginx/00-namespace.yaml && kubectl apply -f application/apps/nginx/10-deployment.yaml"
     );
-    assert_eq!(kube["labels"]["app.alpha.sealer.io/supported-kube-version"], ">=1.22, <1.31");
+    assert_eq!(
+        kube["labels"]["app.alpha.sealer.io/supported-kube-version"],
+        ">=1.22, <1.31"
+    );
 
     let helm = inspect(&sb, "example-helm-app:v1");
     assert_eq!(app(&helm, "redis")["type"], "helm");
-    assert_eq!(app(&helm, "redis")["launchCmd"], "helm install redis application/apps/redis/");
+    assert_eq!(
+        app(&helm, "redis")["launchCmd"],
+        "helm install redis application/apps/redis/"
+    );
 
     let shell = inspect(&sb, "example-shell-app:v1");
     assert_eq!(
@@ -65,12 +74,18 @@ fn every_example_image_builds() {
         "cd application/apps/backup/ && bash install.sh --schedule '0 3 * * *'"
     );
     assert_eq!(app(&shell, "backup")["env"]["RETENTION_DAYS"], "14");
-    assert_eq!(shell["launch"]["app_names"], serde_json::json!(["backup-rbac", "backup"]));
+    assert_eq!(
+        shell["launch"]["app_names"],
+        serde_json::json!(["backup-rbac", "backup"])
+    );
     assert_eq!(shell["env"]["BACKUP_BUCKET"], "s3://backups");
 
     let cluster = inspect(&sb, "example-cluster-image:v1");
     assert_eq!(cluster["type"], "kube-installer");
-    assert_eq!(cluster["labels"]["cluster.alpha.sealer.io/kube-cni"], "[\"calico\"]");
+    assert_eq!(
+        cluster["labels"]["cluster.alpha.sealer.io/kube-cni"],
+        "[\"calico\"]"
+    );
     assert_eq!(
         cluster["labels"]["cluster.alpha.sealer.io/cluster-runtime-version"],
         "v1.22.15"
@@ -87,7 +102,11 @@ fn builds_are_reproducible() {
     let elsewhere = build(&b, "y:1", &ctx);
     assert_eq!(first, second);
     assert_eq!(first, elsewhere);
-    let stamped = stdout_of(a.sealer().args(["build", "--timestamp", "-t", "x:3"]).arg(&ctx));
+    let stamped = stdout_of(
+        a.sealer()
+            .args(["build", "--timestamp", "-t", "x:3"])
+            .arg(&ctx),
+    );
     assert_ne!(stamped.trim(), first, "--timestamp records the build time");
 }
 
@@ -111,7 +130,10 @@ fn http_sources_are_downloaded() {
     let kubefile = format!("FROM scratch\nAPP web {}\n", server.url("/missing.sh"));
     let ctx = sb.write_tree("ctx404", &[("Kubefile", &kubefile)]);
     let err = failure_of(sb.sealer().args(["build", "-t", "bad:v1"]).arg(&ctx));
-    assert!(err.contains("Kubefile:2:9: error: app web: cannot download"), "{err}");
+    assert!(
+        err.contains("Kubefile:2:9: error: app web: cannot download"),
+        "{err}"
+    );
     assert!(err.contains("404"), "{err}");
     assert!(!image_names(&sb).contains("bad:v1"));
 }
@@ -122,7 +144,10 @@ fn unreachable_http_source_is_a_located_error() {
     // Port 9 (discard) on loopback: nothing listens there.
     let ctx = sb.write_tree(
         "ctx",
-        &[("Kubefile", "FROM scratch\nAPP web http://127.0.0.1:9/a.sh\n")],
+        &[(
+            "Kubefile",
+            "FROM scratch\nAPP web http://127.0.0.1:9/a.sh\n",
+        )],
     );
     let err = failure_of(sb.sealer().args(["build", "-t", "bad:v1"]).arg(&ctx));
     let first = err.lines().next().unwrap();
@@ -134,19 +159,55 @@ fn unreachable_http_source_is_a_located_error() {
 #[test]
 fn bad_input_is_a_located_error_and_writes_nothing() {
     let cases: &[(&str, &str)] = &[
-        ("FROM scratch\nFOO bar\n", "Kubefile:2:1: error: unknown instruction FOO"),
-        ("FROM scratch\nRUN make\n", "Kubefile:2:1: error: RUN is not supported: prepare files in the build context and COPY them"),
-        ("FROM scratch\nAPP a local://a.yaml\nLAUNCH [\"a\", \"b\"]\n", "Kubefile:3:9: error: LAUNCH names unknown app b"),
-        ("FROM scratch\nKUBEVERSION\n", "Kubefile:2:1: error: KUBEVERSION needs a constraint"),
+        (
+            "FROM scratch\nFOO bar\n",
+            "Kubefile:2:1: error: unknown instruction FOO",
+        ),
+        (
+            "FROM scratch\nRUN make\n",
+            "Kubefile:2:1: error: RUN is not supported: prepare files in the build context and COPY them",
+        ),
+        (
+            "FROM scratch\nAPP a local://a.yaml\nLAUNCH [\"a\", \"b\"]\n",
+            "Kubefile:3:9: error: LAUNCH names unknown app b",
+        ),
+        (
+            "FROM scratch\nKUBEVERSION\n",
+            "Kubefile:2:1: error: KUBEVERSION needs a constraint",
+        ),
         ("FROM scratch\nKUBEVERSION 1.22 -1.24\n", "Kubefile:2:"),
-        ("FROM scratch\nAPP a local://../outside.yaml\n", "Kubefile:2:7: error: app a: ../outside.yaml leaves the build context (..)"),
-        ("FROM scratch\nCOPY /etc/passwd etc/\n", "Kubefile:2:6: error: COPY: /etc/passwd is an absolute path: sources are relative to the build context"),
-        ("FROM scratch\nAPP a local://link.yaml\n", "Kubefile:2:7: error: app a: link.yaml leaves the build context"),
-        ("FROM scratch\nAPP a local://nope.yaml\n", "Kubefile:2:7: error: app a: nope.yaml does not exist in the build context"),
-        ("FROM scratch\nAPP a ftp://x/a.yaml\n", "Kubefile:2:7: error: app a: unsupported source \"ftp://x/a.yaml\""),
-        ("FROM scratch\nAPP a local://a.yaml local://b.txt\n", "Kubefile:2:1: error: app a: cannot detect its type (files: a.yaml, b.txt): add APPCMDS a [...]"),
-        ("FROM scratch\nAPPCMDS z [\"x\"]\n", "Kubefile:2:1: error: APPCMDS for unknown app z"),
-        ("FROM not-in-store:v1\n", "error: base image not-in-store:v1 is not in the local store, and pulling it failed"),
+        (
+            "FROM scratch\nAPP a local://../outside.yaml\n",
+            "Kubefile:2:7: error: app a: ../outside.yaml leaves the build context (..)",
+        ),
+        (
+            "FROM scratch\nCOPY /etc/passwd etc/\n",
+            "Kubefile:2:6: error: COPY: /etc/passwd is an absolute path: sources are relative to the build context",
+        ),
+        (
+            "FROM scratch\nAPP a local://link.yaml\n",
+            "Kubefile:2:7: error: app a: link.yaml leaves the build context",
+        ),
+        (
+            "FROM scratch\nAPP a local://nope.yaml\n",
+            "Kubefile:2:7: error: app a: nope.yaml does not exist in the build context",
+        ),
+        (
+            "FROM scratch\nAPP a ftp://x/a.yaml\n",
+            "Kubefile:2:7: error: app a: unsupported source \"ftp://x/a.yaml\"",
+        ),
+        (
+            "FROM scratch\nAPP a local://a.yaml local://b.txt\n",
+            "Kubefile:2:1: error: app a: cannot detect its type (files: a.yaml, b.txt): add APPCMDS a [...]",
+        ),
+        (
+            "FROM scratch\nAPPCMDS z [\"x\"]\n",
+            "Kubefile:2:1: error: APPCMDS for unknown app z",
+        ),
+        (
+            "FROM not-in-store:v1\n",
+            "error: base image not-in-store:v1 is not in the local store, and pulling it failed",
+        ),
     ];
     let sb = Sandbox::new();
     let outside = sb.write_tree("outside", &[("secret.yaml", "x: 1")]);
@@ -160,7 +221,10 @@ fn bad_input_is_a_located_error_and_writes_nothing() {
         let err = failure_of(sb.sealer().args(["build", "-t", "bad:v1"]).arg(&ctx));
         let first = err.lines().next().unwrap_or_default();
         let shown = first.replace(&format!("{}/", ctx.display()), "");
-        assert!(shown.starts_with(want), "case {i}: want {want:?}\n got {err}");
+        assert!(
+            shown.starts_with(want),
+            "case {i}: want {want:?}\n got {err}"
+        );
         assert!(!err.contains("panicked"), "case {i}: {err}");
     }
     assert_eq!(image_names(&sb), "", "no half-written image is visible");
@@ -197,13 +261,24 @@ fn from_a_local_sealer_image_inherits_apps_labels_and_appcmds() {
     let image = inspect(&sb, "child:v1");
     assert_eq!(image["labels"]["team"], "infra");
     assert!(
-        image["labels"].get("app.alpha.sealer.io/supported-kube-version").is_none(),
+        image["labels"]
+            .get("app.alpha.sealer.io/supported-kube-version")
+            .is_none(),
         "KUBEVERSION is not inherited: {image:#}"
     );
-    assert_eq!(app(&image, "tool")["launchCmd"], "cd application/apps/tool/ && bash run.sh");
-    assert_eq!(app(&image, "redis")["files"], serde_json::json!(["redis-v2.yaml"]));
+    assert_eq!(
+        app(&image, "tool")["launchCmd"],
+        "cd application/apps/tool/ && bash run.sh"
+    );
+    assert_eq!(
+        app(&image, "redis")["files"],
+        serde_json::json!(["redis-v2.yaml"])
+    );
     assert_eq!(app(&image, "web")["type"], "kube");
-    assert_eq!(image["launch"]["app_names"], serde_json::json!(["tool", "web"]));
+    assert_eq!(
+        image["launch"]["app_names"],
+        serde_json::json!(["tool", "web"])
+    );
     assert_eq!(image["env"], serde_json::json!({"A": "1", "B": "2"}));
     let base_layers = inspect(&sb, "base:v1")["layers"].as_array().unwrap().len();
     assert_eq!(image["layers"].as_array().unwrap().len(), base_layers + 1);
@@ -211,7 +286,10 @@ fn from_a_local_sealer_image_inherits_apps_labels_and_appcmds() {
     // LAUNCH is not inherited: a child without LAUNCH launches nothing by itself.
     let quiet = sb.write_tree("quiet", &[("Kubefile", "FROM base:v1\nLABEL x=y\n")]);
     build(&sb, "quiet:v1", &quiet);
-    assert_eq!(inspect(&sb, "quiet:v1")["launch"]["app_names"], serde_json::json!([]));
+    assert_eq!(
+        inspect(&sb, "quiet:v1")["launch"]["app_names"],
+        serde_json::json!([])
+    );
 }
 
 #[test]
@@ -223,8 +301,17 @@ fn a_base_that_is_not_a_sealer_image_is_refused() {
         .arg(&layout)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    stdout_of(sb.sealer().args(["load", "-i"]).arg(&layout).args(["--name", "plain:v1"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout_of(
+        sb.sealer()
+            .args(["load", "-i"])
+            .arg(&layout)
+            .args(["--name", "plain:v1"]),
+    );
     let ctx = sb.write_tree("ctx", &[("Kubefile", "FROM plain:v1\n")]);
     let err = failure_of(sb.sealer().args(["build", "-t", "x:v1"]).arg(&ctx));
     assert!(
@@ -249,7 +336,15 @@ fn build_args_arch_platform_labels_and_type() {
     );
     stdout_of(
         sb.sealer()
-            .args(["build", "-t", "t:arm", "--platform", "linux/arm64", "--build-arg", "CHANNEL=beta"])
+            .args([
+                "build",
+                "-t",
+                "t:arm",
+                "--platform",
+                "linux/arm64",
+                "--build-arg",
+                "CHANNEL=beta",
+            ])
             .args(["--label", "extra=1", "--type", "app-installer"])
             .arg(&ctx),
     );
@@ -261,7 +356,10 @@ fn build_args_arch_platform_labels_and_type() {
     assert_eq!(image["labels"]["keep"], "$HOME");
     assert_eq!(image["labels"]["extra"], "1");
     // Deploy-time commands are not substituted.
-    assert_eq!(image["launch"]["cmds"], serde_json::json!(["echo $VERSION"]));
+    assert_eq!(
+        image["launch"]["cmds"],
+        serde_json::json!(["echo $VERSION"])
+    );
 
     let out = sb
         .sealer()
@@ -273,7 +371,10 @@ fn build_args_arch_platform_labels_and_type() {
         .stderr
         .clone();
     let err = String::from_utf8(out).unwrap();
-    assert!(err.contains("warning: build argument UNUSED was not used"), "{err}");
+    assert!(
+        err.contains("warning: build argument UNUSED was not used"),
+        "{err}"
+    );
 }
 
 #[test]

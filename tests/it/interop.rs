@@ -97,7 +97,11 @@ fn skopeo_sees_our_manifest_bytes_and_labels() {
     let docker = format!("docker://{remote}");
 
     let raw = skopeo(&["inspect", "--raw", "--tls-verify=false", &docker]);
-    assert_eq!(sha256(&raw), digest, "skopeo must carry our manifest unchanged");
+    assert_eq!(
+        sha256(&raw),
+        digest,
+        "skopeo must carry our manifest unchanged"
+    );
     let hex = digest.trim_start_matches("sha256:");
     let ours = std::fs::read(layout.join("blobs/sha256").join(hex)).unwrap();
     assert_eq!(raw, ours, "byte-identical manifests");
@@ -130,7 +134,13 @@ fn skopeo_sees_our_manifest_bytes_and_labels() {
     let their_layers: Vec<&Value> = info["Layers"].as_array().unwrap().iter().collect();
     assert_eq!(their_layers, our_layers);
 
-    let config = skopeo(&["inspect", "--config", "--raw", "--tls-verify=false", &docker]);
+    let config = skopeo(&[
+        "inspect",
+        "--config",
+        "--raw",
+        "--tls-verify=false",
+        &docker,
+    ]);
     assert_eq!(sha256(&config), local["id"].as_str().unwrap());
 }
 
@@ -151,7 +161,11 @@ fn sealer_loads_what_skopeo_copied_out_of_the_registry() {
         &format!("docker://{remote}"),
         &format!("oci:{}:v1", path_str(&dir)),
     ]);
-    assert_eq!(layout_ref_name(&dir), "v1", "skopeo names the image by its tag only");
+    assert_eq!(
+        layout_ref_name(&dir),
+        "v1",
+        "skopeo names the image by its tag only"
+    );
 
     let fresh = Sandbox::new();
     let loaded = t.ok(fresh
@@ -178,7 +192,10 @@ const GO_REF_NAME: &str = "sealerio/go-app:v0.9.0";
 fn loads_an_image_go_sealer_0_9_built() {
     let layout = fixture(GO_FIXTURE);
     let index = read_json(&layout.join("index.json"));
-    let digest = index["manifests"][0]["digest"].as_str().unwrap().to_string();
+    let digest = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(layout_ref_name(&layout), GO_REF_NAME);
 
     let sb = Sandbox::new();
@@ -195,7 +212,10 @@ fn loads_an_image_go_sealer_0_9_built() {
     let calico = app(&image, "calico");
     assert_eq!(calico["type"], "shell");
     assert_eq!(calico["files"], json!(["calico.sh"]));
-    assert_eq!(calico["launchCmd"], "bash application/apps/calico/calico.sh");
+    assert_eq!(
+        calico["launchCmd"],
+        "bash application/apps/calico/calico.sh"
+    );
     let nginx = app(&image, "nginx");
     assert_eq!(nginx["type"], "kube");
     assert_eq!(nginx["files"], json!(["deploy.yaml", "svc.yaml"]));
@@ -250,7 +270,10 @@ fn loads_an_image_go_sealer_0_9_built() {
     let registry = Registry::anonymous();
     let remote = registry.image("go/app:v0.9.0");
     t.ok(sb.sealer().args(["tag", GO_REF_NAME, &remote]));
-    assert_eq!(digest_of(&t.ok(sb.sealer().args(["push", &remote]))), digest);
+    assert_eq!(
+        digest_of(&t.ok(sb.sealer().args(["push", &remote]))),
+        digest
+    );
     let fresh = Sandbox::new();
     assert_eq!(
         digest_of(&t.ok(fresh.sealer().args(["pull", &remote]))),

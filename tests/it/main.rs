@@ -4,6 +4,6 @@
 mod support;
 
 mod build;
-mod store;
 mod interop;
 mod registry;
+mod store;

@@ -95,6 +95,9 @@ pub fn app<'a>(image: &'a Value, name: &str) -> &'a Value {
 /// (a password) and show the whole conversation when an assertion fails.
 #[derive(Default)]
 pub struct Transcript {
+    /// What the commands printed, stdout and stderr, and nothing else.
+    pub printed: String,
+    /// Commands (with their stdin) and what they printed, for failure messages.
     pub text: String,
 }
 
@@ -112,6 +115,8 @@ impl Transcript {
             stdout: String::from_utf8(out.stdout).expect("UTF-8 stdout"),
             stderr: String::from_utf8(out.stderr).expect("UTF-8 stderr"),
         };
+        self.printed.push_str(&outcome.stdout);
+        self.printed.push_str(&outcome.stderr);
         self.text.push_str(&format!(
             "$ {cmd:?}\n[exit {:?}]\n{}{}\n",
             outcome.code, outcome.stdout, outcome.stderr
@@ -241,7 +246,10 @@ fn localhost_names_speak_plain_http_too() {
     let digest = build_web(&sb, "web:v1");
     let remote = format!("localhost:{}/apps/web:v1", registry.addr().port());
     t.ok(sb.sealer().args(["tag", "web:v1", &remote]));
-    assert_eq!(digest_of(&t.ok(sb.sealer().args(["push", &remote]))), digest);
+    assert_eq!(
+        digest_of(&t.ok(sb.sealer().args(["push", &remote]))),
+        digest
+    );
     let other = Sandbox::new();
     assert_eq!(
         digest_of(&t.ok(other.sealer().args(["pull", &remote]))),
@@ -343,7 +351,10 @@ fn login_push_pull_logout(registry: &Registry, user: &str, password: &str) -> Tr
         again.stderr
     );
     t.ok(sb.sealer().args(["rmi", "web:v1", &remote]));
-    assert_eq!(digest_of(&t.ok(sb.sealer().args(["pull", &remote]))), digest);
+    assert_eq!(
+        digest_of(&t.ok(sb.sealer().args(["pull", &remote]))),
+        digest
+    );
     let image = inspect(&sb, &remote);
     assert_eq!(image["digest"], digest.as_str());
     assert_eq!(app_names(&image), ["web"]);
@@ -356,15 +367,19 @@ fn login_push_pull_logout(registry: &Registry, user: &str, password: &str) -> Tr
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "auth.json stays private after logout");
     let logout = t.ok_full(sb.sealer().args(["logout", &host]));
-    assert!(logout.stderr.contains("no credentials"), "{}", logout.stderr);
+    assert!(
+        logout.stderr.contains("no credentials"),
+        "{}",
+        logout.stderr
+    );
     t.ok(sb.sealer().args(["rmi", &remote]));
     let err = t.fails(sb.sealer().args(["pull", &remote]));
     assert!(err.contains(&format!("sealer login {host}")), "{err}");
 
     assert!(
-        !t.text.contains(password),
+        !t.printed.contains(password),
         "the password must never be printed:\n{}",
-        t.text
+        t.printed
     );
     t
 }
@@ -394,7 +409,9 @@ fn token_auth_login_push_pull_logout() {
 
     let requests = registry.token_server().requests();
     assert!(
-        requests.iter().all(|r| r.service.as_deref() == Some(TOKEN_SERVICE)),
+        requests
+            .iter()
+            .all(|r| r.service.as_deref() == Some(TOKEN_SERVICE)),
         "every token request names the registry's service: {requests:#?}"
     );
     assert!(
@@ -524,8 +541,16 @@ fn build_pulls_a_base_image_only_the_registry_has() {
 
     // The base was pulled into the store under its name, unchanged.
     let names = images(&sb);
-    assert!(names.contains(&(base.clone(), base_digest.clone())), "{names:?}");
-    assert!(names.iter().any(|(n, d)| n == "child:v1" && *d == child_digest), "{names:?}");
+    assert!(
+        names.contains(&(base.clone(), base_digest.clone())),
+        "{names:?}"
+    );
+    assert!(
+        names
+            .iter()
+            .any(|(n, d)| n == "child:v1" && *d == child_digest),
+        "{names:?}"
+    );
 
     // The child inherits the base's apps, APPCMDS, labels and layers.
     let base_image = inspect(&sb, &base);
@@ -541,8 +566,14 @@ fn build_pulls_a_base_image_only_the_registry_has() {
         "kubectl apply -f application/apps/web/web.yaml"
     );
     assert_eq!(child["labels"]["io.example/tier"], "base");
-    assert_eq!(child["labels"]["cluster.alpha.sealer.io/kube-cni"], "[\"calico\"]");
-    assert_eq!(child["launch"]["app_names"], json!(["calico", "base", "web"]));
+    assert_eq!(
+        child["labels"]["cluster.alpha.sealer.io/kube-cni"],
+        "[\"calico\"]"
+    );
+    assert_eq!(
+        child["launch"]["app_names"],
+        json!(["calico", "base", "web"])
+    );
     let base_layers = base_image["layers"].as_array().unwrap();
     let child_layers = child["layers"].as_array().unwrap();
     assert!(

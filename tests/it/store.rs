@@ -45,8 +45,15 @@ fn redact_digests(text: &str) -> String {
     let mut rest = text;
     while let Some(i) = rest.find("sha256:") {
         out.push_str(&rest[..i]);
-        let hex: String = rest[i + 7..].chars().take_while(|c| c.is_ascii_hexdigit()).collect();
-        out.push_str(if hex.len() == 64 { "sha256:[digest]" } else { "sha256:" });
+        let hex: String = rest[i + 7..]
+            .chars()
+            .take_while(|c| c.is_ascii_hexdigit())
+            .collect();
+        out.push_str(if hex.len() == 64 {
+            "sha256:[digest]"
+        } else {
+            "sha256:"
+        });
         rest = &rest[i + 7 + hex.len()..];
     }
     out.push_str(rest);
@@ -74,19 +81,34 @@ fn images_lists_and_tag_adds_a_name() {
     let sb = Sandbox::new();
     let ctx = release_notes_context(&sb);
     let digest = build(&sb, "app:v1", &ctx);
-    stdout_of(sb.sealer().args(["tag", "app:v1", "127.0.0.1:5000/team/app:v2"]));
+    stdout_of(
+        sb.sealer()
+            .args(["tag", "app:v1", "127.0.0.1:5000/team/app:v2"]),
+    );
     let table = stdout_of(sb.sealer().arg("images"));
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 3, "{table}");
     assert!(lines[0].starts_with("NAME"), "{table}");
-    assert!(lines[1].starts_with("127.0.0.1:5000/team/app:v2"), "{table}");
+    assert!(
+        lines[1].starts_with("127.0.0.1:5000/team/app:v2"),
+        "{table}"
+    );
     assert!(lines[2].starts_with("app:v1"), "{table}");
     let json: serde_json::Value =
         serde_json::from_str(&stdout_of(sb.sealer().args(["images", "--json"]))).unwrap();
     assert_eq!(json.as_array().unwrap().len(), 2);
-    assert!(json.as_array().unwrap().iter().all(|i| i["digest"] == digest.as_str()));
+    assert!(
+        json.as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["digest"] == digest.as_str())
+    );
     // The ID prefix finds the image too.
-    let id = json[0]["id"].as_str().unwrap().trim_start_matches("sha256:")[..12].to_string();
+    let id = json[0]["id"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")[..12]
+        .to_string();
     let by_id: serde_json::Value =
         serde_json::from_str(&stdout_of(sb.sealer().args(["inspect", &id]))).unwrap();
     assert_eq!(by_id["digest"], digest.as_str());
@@ -106,7 +128,10 @@ fn rmi_removes_the_name_and_unused_blobs_only() {
     stdout_of(sb.sealer().args(["rmi", "app:v2"]));
     assert_eq!(blob_count(&sb), 0, "no image is left, so no blob is");
     let err = failure_of(sb.sealer().args(["rmi", "app:v2"]));
-    assert!(err.starts_with("error: no image app:v2 in the local store"), "{err}");
+    assert!(
+        err.starts_with("error: no image app:v2 in the local store"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -145,12 +170,17 @@ fn save_and_load_round_trip_into_another_store() {
     let out = stdout_of(b.sealer().args(["load", "-i"]).arg(&layout));
     assert_eq!(out, "loaded registry.example.com/apps/notes:v1\n");
     let image: serde_json::Value = serde_json::from_str(&stdout_of(
-        b.sealer().args(["inspect", "registry.example.com/apps/notes:v1"]),
+        b.sealer()
+            .args(["inspect", "registry.example.com/apps/notes:v1"]),
     ))
     .unwrap();
     assert_eq!(image["digest"], digest.as_str());
 
-    let err = failure_of(a.sealer().args(["save", "registry.example.com/apps/notes:v1", "-o"]).arg(&layout));
+    let err = failure_of(
+        a.sealer()
+            .args(["save", "registry.example.com/apps/notes:v1", "-o"])
+            .arg(&layout),
+    );
     assert!(err.contains("exists and is not empty"), "{err}");
 }
 
@@ -160,10 +190,18 @@ fn a_corrupt_layout_is_refused_and_loads_nothing() {
     let ctx = release_notes_context(&a);
     build(&a, "notes:v1", &ctx);
     let layout = a.path("layout");
-    a.sealer().args(["save", "notes:v1", "-o"]).arg(&layout).assert().success();
+    a.sealer()
+        .args(["save", "notes:v1", "-o"])
+        .arg(&layout)
+        .assert()
+        .success();
     let image: serde_json::Value =
         serde_json::from_str(&stdout_of(a.sealer().args(["inspect", "notes:v1"]))).unwrap();
-    let layer = image["layers"][0]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
+    let layer = image["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
     let blob = layout.join("blobs/sha256").join(&layer);
     let mut bytes = std::fs::read(&blob).unwrap();
     let last = bytes.len() - 1;

@@ -51,6 +51,13 @@ pub struct Prepared {
     pub warnings: Vec<Diagnostic>,
 }
 
+impl Prepared {
+    /// The platform being built for (the base image must have it).
+    pub fn platform(&self) -> &Platform {
+        &self.platform
+    }
+}
+
 /// The image a build stored, and what it warned about.
 #[derive(Debug)]
 pub struct Built {
