@@ -47,20 +47,18 @@ pub async fn pull(settings: &Settings, name: &str, insecure: bool) -> Result<(Re
 }
 
 /// Fetches the base image of a build that is not in the store.
-pub async fn pull_base(settings: &Settings, reference: &Reference) -> Result<Image> {
+pub async fn pull_base(
+    settings: &Settings,
+    reference: &Reference,
+    platform: &Platform,
+) -> Result<Image> {
     let store = settings.store()?;
     let auth = AuthStore::new(&settings.home);
-    registry::pull(
-        &store,
-        &auth,
-        reference,
-        &Platform::host(),
-        Connection::default(),
-    )
-    .await
-    .map_err(|e| {
-        e.context(format!(
-            "base image {reference} is not in the local store, and pulling it failed"
-        ))
-    })
+    registry::pull(&store, &auth, reference, platform, Connection::default())
+        .await
+        .map_err(|e| {
+            e.context(format!(
+                "base image {reference} is not in the local store, and pulling it failed"
+            ))
+        })
 }
