@@ -124,9 +124,18 @@ pub fn load(store: &Store, dir: &Path, name: Option<&Reference>) -> Result<Vec<R
     Ok(names)
 }
 
-/// skopeo's `oci:DIR:TAG` writes just the tag as the name; such a name is not a reference
-/// of its own, so say what to do instead of guessing a repository.
+/// skopeo's `oci:DIR:TAG` writes just the tag (`v1`) as the name. Such a name is not a
+/// reference of its own, so say what to do instead of guessing a repository: a name without
+/// a tag or digest separator is refused (`sealer save` always writes `NAME:TAG`).
 fn parse_layout_name(text: &str, dir: &Path) -> Result<Reference> {
+    let last = text.rsplit('/').next().unwrap_or(text);
+    if !last.contains(':') && !last.contains('@') {
+        return Err(Error::msg(format!(
+            "{}: the image is named only {text:?} in index.json, which is a tag without a repository",
+            dir.display()
+        ))
+        .hint("name it with `sealer load -i DIR --name NAME:TAG`"));
+    }
     Reference::parse(text).map_err(|e| {
         e.context(format!("{}: image name in index.json", dir.display()))
             .hint("name it with `sealer load -i DIR --name NAME:TAG`")

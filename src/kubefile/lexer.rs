@@ -305,6 +305,29 @@ pub enum JsonArray {
     Strings(Vec<String>),
 }
 
+/// Byte offsets (in `text`) of the first character inside each string literal of a JSON
+/// array, so that errors can point at an element rather than at the `[`.
+pub fn json_string_offsets(text: &str) -> Vec<usize> {
+    let mut offsets = Vec::new();
+    let mut in_string = false;
+    let mut escaped = false;
+    for (i, c) in text.char_indices() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+            offsets.push(i + 1);
+        }
+    }
+    offsets
+}
+
 pub fn json_array(text: &str) -> JsonArray {
     let trimmed = text.trim();
     if !trimmed.starts_with('[') {

@@ -318,7 +318,21 @@ fn first_word(line: &LogicalLine, start: usize) -> (Option<Word>, usize) {
 fn list_words(line: &LogicalLine, start: usize, keyword: &str) -> Result<Vec<Word>, LineError> {
     let pos = line.pos_at(start);
     match lexer::json_array(&line.text[start..]) {
-        JsonArray::Strings(items) => Ok(items.into_iter().map(|text| Word { text, pos }).collect()),
+        JsonArray::Strings(items) => {
+            // Point each element at its own string literal (the array holds only strings,
+            // so the literals and the elements correspond one to one).
+            let offsets = lexer::json_string_offsets(&line.text[start..]);
+            let aligned = offsets.len() == items.len();
+            Ok(items
+                .into_iter()
+                .enumerate()
+                .map(|(i, text)| {
+                    let at = offsets.get(i).filter(|_| aligned);
+                    let pos = at.map_or(pos, |o| line.pos_at(start + o));
+                    Word { text, pos }
+                })
+                .collect())
+        }
         JsonArray::Invalid(why) => fail(pos, format!("{keyword}: invalid JSON array: {why}")),
         JsonArray::NotJson => Ok(lexer::split_plain(line, start)),
     }

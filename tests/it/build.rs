@@ -169,7 +169,7 @@ fn bad_input_is_a_located_error_and_writes_nothing() {
         ),
         (
             "FROM scratch\nAPP a local://a.yaml\nLAUNCH [\"a\", \"b\"]\n",
-            "Kubefile:3:9: error: LAUNCH names unknown app b",
+            "Kubefile:3:15: error: LAUNCH names unknown app b",
         ),
         (
             "FROM scratch\nKUBEVERSION\n",

@@ -470,6 +470,7 @@ fn token_auth_read_only_user_cannot_push() {
     t.ok(reader.sealer().args(["tag", &remote, &other]));
     let err = t.fails(reader.sealer().args(["push", &other]));
     assert!(err.contains(&other), "{err}");
+    assert!(err.contains("sealer login"), "{err}");
     assert!(
         registry
             .get("/v2/apps/other/manifests/v1", &[("Accept", OCI_MANIFEST)])

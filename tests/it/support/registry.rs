@@ -32,8 +32,8 @@ pub fn require_tool(path: &str, package: &str) {
     assert!(
         Path::new(path).is_file(),
         "{path} is missing: the registry and interop tests need Debian's `{package}` package. \
-         Install the test tools the way the README's test command does \
-         (`apt-get install -y docker-registry skopeo`), then run `cargo test --test it` again."
+         Run the README's test command, `./scripts/test.sh`, which installs it (or \
+         `apt-get install -y docker-registry skopeo`), then run the tests again."
     );
 }
 
