@@ -229,3 +229,38 @@ fn a_corrupt_layout_is_refused_and_loads_nothing() {
     let err = failure_of(b.sealer().args(["load", "-i"]).arg(a.path("ctx")));
     assert!(err.contains("is not an OCI image layout"), "{err}");
 }
+
+/// skopeo's `oci:DIR:v1` names an image only by its tag; loading it needs `--name`.
+#[test]
+fn a_tag_only_layout_name_needs_a_name_flag() {
+    let a = Sandbox::new();
+    let ctx = release_notes_context(&a);
+    let digest = build(&a, "notes:v1", &ctx);
+    let layout = a.path("layout");
+    a.sealer()
+        .args(["save", "notes:v1", "-o"])
+        .arg(&layout)
+        .assert()
+        .success();
+    let index_path = layout.join("index.json");
+    let index = std::fs::read_to_string(&index_path).unwrap();
+    std::fs::write(&index_path, index.replace("\"notes:v1\"", "\"v1\"")).unwrap();
+
+    let b = Sandbox::new();
+    let err = failure_of(b.sealer().args(["load", "-i"]).arg(&layout));
+    assert!(err.contains("named only \"v1\""), "{err}");
+    assert!(
+        err.contains("hint: name it with `sealer load -i DIR --name NAME:TAG`"),
+        "{err}"
+    );
+    let out = stdout_of(
+        b.sealer()
+            .args(["load", "-i"])
+            .arg(&layout)
+            .args(["--name", "notes:v2"]),
+    );
+    assert_eq!(out, "loaded notes:v2\n");
+    let image: serde_json::Value =
+        serde_json::from_str(&stdout_of(b.sealer().args(["inspect", "notes:v2"]))).unwrap();
+    assert_eq!(image["digest"], digest.as_str());
+}
