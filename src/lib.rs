@@ -6,6 +6,7 @@
 //! - [`kubefile`]: Kubefile lexing and parsing.
 //! - [`image`]: Sealer Images: references, metadata, OCI layouts, the local store
 //!   (`$SEALER_HOME/images`), builds, registries and credentials (`$SEALER_HOME/auth.json`).
+//! - [`resource`]: resources, the unit of graphs, plans and state.
 //! - [`ops`]: one function per CLI command; the CLI layer only parses flags and renders.
 
 pub mod diag;
@@ -13,5 +14,6 @@ pub mod image;
 pub mod kubefile;
 pub mod kubeversion;
 pub mod ops;
+pub mod resource;
 
 pub use diag::{Diagnostic, Error, Result};
