@@ -14,6 +14,7 @@ pub mod image;
 pub mod kubefile;
 pub mod kubeversion;
 pub mod ops;
+pub mod plan;
 pub mod resource;
 
 pub use diag::{Diagnostic, Error, Result};

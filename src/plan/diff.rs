@@ -1,0 +1,416 @@
+//! Desired resources × recorded state → ordered changes with reasons.
+
+use super::order::{Node, topological};
+use super::{Action, Change, Plan};
+use crate::diag::{Diagnostic, Error, Result};
+use crate::resource::{Desired, Recorded, ResourceType, Status};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The recorded state of the cluster a plan is made against.
+#[derive(Debug, Clone, Copy)]
+pub struct Current<'a> {
+    pub lineage: &'a str,
+    pub serial: u64,
+    pub resources: &'a BTreeMap<String, Recorded>,
+}
+
+/// What the user asked of the plan beyond the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// `--target ADDR`: only these resources and what they depend on.
+    pub targets: Vec<String>,
+    /// `--replace ADDR`: replace these even if unchanged.
+    pub replace: Vec<String>,
+    /// `sealer destroy`: every recorded resource goes.
+    pub destroy: bool,
+}
+
+/// Attributes whose change is a plan error rather than a change, with why.
+fn unsupported_change(resource_type: ResourceType, attribute: &str) -> Option<&'static str> {
+    match (resource_type, attribute) {
+        (ResourceType::KubernetesInit, "kube_version") => {
+            Some("upgrading Kubernetes is not supported yet")
+        }
+        (ResourceType::KubernetesInit, "master0") => Some(
+            "master0 cannot be removed or changed: it holds the cluster's certificates and was \
+             initialised with kubeadm init",
+        ),
+        _ => None,
+    }
+}
+
+pub fn diff(
+    cluster: &str,
+    desired: &[Desired],
+    current: Option<Current<'_>>,
+    options: &PlanOptions,
+) -> Result<Plan> {
+    let empty = BTreeMap::new();
+    let recorded = current.map_or(&empty, |c| c.resources);
+    let desired: &[Desired] = if options.destroy { &[] } else { desired };
+    let mut errors: Vec<Diagnostic> = Vec::new();
+
+    let desired_by_address: BTreeMap<&str, &Desired> =
+        desired.iter().map(|d| (d.address.as_str(), d)).collect();
+    for address in &options.replace {
+        if !recorded.contains_key(address) {
+            errors.push(
+                Diagnostic::error(format!("cannot replace {address}: it is not in the state"))
+                    .hint("`sealer state list` shows the recorded resources"),
+            );
+        }
+    }
+    for address in &options.targets {
+        if !recorded.contains_key(address) && !desired_by_address.contains_key(address.as_str()) {
+            errors.push(
+                Diagnostic::error(format!(
+                    "--target {address}: no such resource in the configuration or the state"
+                ))
+                .hint("`sealer graph` and `sealer state list` show the addresses"),
+            );
+        }
+    }
+
+    let nodes: Vec<Node> = desired
+        .iter()
+        .map(|d| Node {
+            address: &d.address,
+            depends_on: &d.depends_on,
+        })
+        .collect();
+    let order = topological(&nodes).map_err(cycle_error)?;
+
+    let replace_requested: BTreeSet<&str> = options.replace.iter().map(String::as_str).collect();
+    let mut replaced: BTreeSet<&str> = BTreeSet::new();
+    let mut forward: Vec<Change> = Vec::new();
+    let mut unchanged = 0;
+    for &i in &order {
+        let want = &desired[i];
+        let Some(have) = recorded.get(&want.address) else {
+            forward.push(change(
+                want,
+                None,
+                Action::Create,
+                "new in configuration".into(),
+                BTreeSet::new(),
+            ));
+            continue;
+        };
+        let changed = changed_attributes(want, have);
+        for attribute in &changed {
+            if let Some(why) = unsupported_change(want.resource_type, attribute) {
+                errors.push(Diagnostic::error(format!(
+                    "{}: {why} ({attribute}: {} -> {})",
+                    want.address,
+                    show(have.attributes.get(attribute)),
+                    show(want.attributes.get(attribute)),
+                )));
+            }
+        }
+        let forcing: BTreeSet<String> = changed
+            .iter()
+            .filter(|a| want.replace_on.contains(*a))
+            .cloned()
+            .collect();
+        let replaced_dependency = want.lives_in.iter().find(|d| replaced.contains(d.as_str()));
+        let (action, reason) = if have.status == Status::Tainted {
+            (
+                Some(Action::Replace),
+                "tainted by a failed apply".to_string(),
+            )
+        } else if replace_requested.contains(want.address.as_str()) {
+            (
+                Some(Action::Replace),
+                format!("replace requested (--replace {})", want.address),
+            )
+        } else if !forcing.is_empty() {
+            (Some(Action::Replace), changed_reason(want, have, &forcing))
+        } else if let Some(dep) = replaced_dependency {
+            (
+                Some(Action::Replace),
+                format!("dependency {dep} is replaced"),
+            )
+        } else if !changed.is_empty() {
+            (
+                Some(Action::Update),
+                changed_reason(want, have, &changed.iter().cloned().collect()),
+            )
+        } else {
+            (None, String::new())
+        };
+        match action {
+            Some(action) => {
+                if action == Action::Replace {
+                    replaced.insert(&want.address);
+                }
+                forward.push(change(want, Some(have), action, reason, forcing));
+            }
+            None => unchanged += 1,
+        }
+    }
+
+    let deletes = deletions(recorded, &desired_by_address, options.destroy);
+    let mut changes = deletes;
+    changes.extend(forward);
+    let changes = drop_plugins_whose_phase_does_not_occur(changes, &mut unchanged);
+    let changes = if options.targets.is_empty() {
+        changes
+    } else {
+        keep_targets(changes, &options.targets, desired, recorded)
+    };
+
+    if !errors.is_empty() {
+        return Err(Error::many(errors));
+    }
+    Ok(Plan {
+        cluster: cluster.to_string(),
+        lineage: current.map(|c| c.lineage.to_string()),
+        serial: current.map_or(0, |c| c.serial),
+        changes,
+        unchanged,
+        destroy: options.destroy,
+    })
+}
+
+fn cycle_error(cycles: Vec<Vec<String>>) -> Error {
+    Error::many(
+        cycles
+            .into_iter()
+            .map(|members| {
+                Diagnostic::error(format!("dependency cycle between {}", members.join(", ")))
+                    .hint("a resource cannot depend on itself through others; check plugin phases and app order")
+            })
+            .collect(),
+    )
+}
+
+fn change(
+    want: &Desired,
+    have: Option<&Recorded>,
+    action: Action,
+    reason: String,
+    forcing: BTreeSet<String>,
+) -> Change {
+    let mut sensitive = want.sensitive.clone();
+    if let Some(h) = have {
+        sensitive.extend(h.sensitive.iter().cloned());
+    }
+    Change {
+        address: want.address.clone(),
+        resource_type: want.resource_type,
+        host: want.host.clone(),
+        disruptive: action == Action::Replace && want.resource_type.disruptive(),
+        action,
+        reason,
+        before: have.map(|h| h.attributes.clone()),
+        after: Some(want.attributes.clone()),
+        sensitive,
+        computed: want.computed.clone(),
+        forcing,
+        depends_on: want.depends_on.clone(),
+        desired: Some(want.clone()),
+    }
+}
+
+/// Attributes that differ, computed ones aside (they are only known after apply).
+fn changed_attributes(want: &Desired, have: &Recorded) -> Vec<String> {
+    let keys: BTreeSet<&String> = want
+        .attributes
+        .keys()
+        .chain(have.attributes.keys())
+        .filter(|k| !want.computed.contains(*k))
+        .collect();
+    keys.into_iter()
+        .filter(|k| want.attributes.get(*k) != have.attributes.get(*k))
+        .cloned()
+        .collect()
+}
+
+/// `attribute X changed`, or for app files the names of the files that changed.
+fn changed_reason(want: &Desired, have: &Recorded, attributes: &BTreeSet<String>) -> String {
+    if attributes.len() == 1 && attributes.contains("files") {
+        let empty = serde_json::Map::new();
+        let new = want
+            .attributes
+            .get("files")
+            .and_then(|v| v.as_object())
+            .unwrap_or(&empty);
+        let old = have
+            .attributes
+            .get("files")
+            .and_then(|v| v.as_object())
+            .unwrap_or(&empty);
+        let names: BTreeSet<&String> = new
+            .keys()
+            .chain(old.keys())
+            .filter(|k| new.get(*k) != old.get(*k))
+            .collect();
+        let names: Vec<&str> = names.into_iter().map(String::as_str).collect();
+        return format!("files changed: {}", names.join(", "));
+    }
+    let names: Vec<&str> = attributes.iter().map(String::as_str).collect();
+    match names.as_slice() {
+        [one] => format!("attribute {one} changed"),
+        many => format!("attributes {} changed", many.join(", ")),
+    }
+}
+
+fn show(value: Option<&serde_json::Value>) -> String {
+    match value {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+        None => "(none)".to_string(),
+    }
+}
+
+/// Recorded resources the configuration no longer has, dependents first.
+fn deletions(
+    recorded: &BTreeMap<String, Recorded>,
+    desired: &BTreeMap<&str, &Desired>,
+    destroy: bool,
+) -> Vec<Change> {
+    let gone: Vec<&Recorded> = recorded
+        .values()
+        .filter(|r| !desired.contains_key(r.address.as_str()))
+        .collect();
+    let nodes: Vec<Node> = gone
+        .iter()
+        .map(|r| Node {
+            address: &r.address,
+            depends_on: &r.depends_on,
+        })
+        .collect();
+    // Recorded dependencies were acyclic when applied; if the state says otherwise, fall
+    // back to address order rather than refuse to destroy.
+    let mut order = topological(&nodes).unwrap_or_else(|_| (0..gone.len()).collect());
+    order.reverse();
+    let reason = if destroy {
+        "the cluster is destroyed"
+    } else {
+        "removed from configuration"
+    };
+    order
+        .into_iter()
+        .map(|i| {
+            let r = gone[i];
+            Change {
+                address: r.address.clone(),
+                resource_type: r.resource_type,
+                host: r.host.clone(),
+                action: Action::Delete,
+                reason: reason.to_string(),
+                disruptive: r.resource_type.disruptive(),
+                before: Some(r.attributes.clone()),
+                after: None,
+                sensitive: r.sensitive.clone(),
+                computed: BTreeSet::new(),
+                forcing: BTreeSet::new(),
+                depends_on: r.depends_on.clone(),
+                desired: None,
+            }
+        })
+        .collect()
+}
+
+/// A plugin runs at its phase: when the plan does not contain its phase, a new or changed
+/// plugin waits (it is not applied, so the next plan that has the phase runs it).
+fn drop_plugins_whose_phase_does_not_occur(
+    changes: Vec<Change>,
+    unchanged: &mut usize,
+) -> Vec<Change> {
+    let created_or_replaced = |changes: &[Change], pred: &dyn Fn(&Change) -> bool| {
+        changes
+            .iter()
+            .any(|c| matches!(c.action, Action::Create | Action::Replace) && pred(c))
+    };
+    let init_created = created_or_replaced(&changes, &|c| {
+        c.resource_type == ResourceType::KubernetesInit
+    });
+    let join_created = created_or_replaced(&changes, &|c| {
+        matches!(
+            c.resource_type,
+            ResourceType::KubernetesMaster | ResourceType::KubernetesWorker
+        )
+    });
+    let init_deleted = changes
+        .iter()
+        .any(|c| c.action == Action::Delete && c.resource_type == ResourceType::KubernetesInit);
+    let occurs = |c: &Change| -> bool {
+        let phase = c
+            .after
+            .as_ref()
+            .and_then(|a| a.get("phase"))
+            .and_then(|p| p.as_str())
+            .unwrap_or("");
+        let host_changed = |types: &[ResourceType], actions: &[Action]| {
+            changes.iter().any(|o| {
+                o.host.is_some()
+                    && o.host == c.host
+                    && types.contains(&o.resource_type)
+                    && actions.contains(&o.action)
+            })
+        };
+        let joins = [
+            ResourceType::KubernetesInit,
+            ResourceType::KubernetesMaster,
+            ResourceType::KubernetesWorker,
+        ];
+        match phase {
+            "pre-install" | "post-install" => init_created,
+            "pre-scaleup" | "post-scaleup" => join_created && !init_created,
+            "pre-uninstall" | "post-uninstall" => init_deleted,
+            "pre-init-host" => host_changed(
+                &[ResourceType::ContainerRuntime],
+                &[Action::Create, Action::Replace],
+            ),
+            "post-init-host" => host_changed(&joins, &[Action::Create, Action::Replace]),
+            "pre-clean-host" | "post-clean-host" => host_changed(
+                &[ResourceType::ContainerRuntime],
+                &[Action::Delete, Action::Replace],
+            ),
+            _ => true,
+        }
+    };
+    let keep: Vec<bool> = changes
+        .iter()
+        .map(|c| c.resource_type != ResourceType::Plugin || c.action == Action::Delete || occurs(c))
+        .collect();
+    let mut out = Vec::with_capacity(changes.len());
+    for (c, keep) in changes.into_iter().zip(keep) {
+        if keep {
+            out.push(c);
+        } else {
+            *unchanged += 1;
+        }
+    }
+    out
+}
+
+/// `--target`: the targets and everything they depend on.
+fn keep_targets(
+    changes: Vec<Change>,
+    targets: &[String],
+    desired: &[Desired],
+    recorded: &BTreeMap<String, Recorded>,
+) -> Vec<Change> {
+    let mut deps: BTreeMap<&str, &[String]> = BTreeMap::new();
+    for r in recorded.values() {
+        deps.insert(&r.address, &r.depends_on);
+    }
+    for d in desired {
+        deps.insert(&d.address, &d.depends_on);
+    }
+    let mut keep: BTreeSet<&str> = BTreeSet::new();
+    let mut stack: Vec<&str> = targets.iter().map(String::as_str).collect();
+    while let Some(address) = stack.pop() {
+        if keep.insert(address)
+            && let Some(ds) = deps.get(address)
+        {
+            stack.extend(ds.iter().map(String::as_str));
+        }
+    }
+    changes
+        .into_iter()
+        .filter(|c| keep.contains(c.address.as_str()))
+        .collect()
+}

@@ -1,0 +1,297 @@
+//! The plan for people, in the terminal: Terraform's layout, which operators read fluently.
+
+use super::{Action, Change, Plan};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+/// How to render.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Style {
+    /// ANSI colors (only on a TTY, never with `NO_COLOR`; the caller decides).
+    pub color: bool,
+}
+
+const SENSITIVE: &str = "(sensitive value)";
+const UNKNOWN: &str = "(known after apply)";
+
+fn paint(style: Style, code: &str, text: &str) -> String {
+    if style.color {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}
+
+fn marker_color(marker: &str) -> &'static str {
+    match marker {
+        "+" => "32",
+        "-" => "31",
+        "~" => "33",
+        _ => "35",
+    }
+}
+
+/// The whole plan as the terminal shows it.
+pub fn render(plan: &Plan, style: Style) -> String {
+    let mut out = String::new();
+    if plan.is_new_cluster() && !plan.destroy {
+        let _ = writeln!(
+            out,
+            "Cluster \"{}\" has no state yet: this plan creates it.\n",
+            plan.cluster
+        );
+    }
+    if !plan.has_changes() {
+        let _ = writeln!(
+            out,
+            "No changes. Cluster \"{}\" matches the configuration.",
+            plan.cluster
+        );
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "sealer will perform the following actions on cluster \"{}\":\n",
+        plan.cluster
+    );
+    for change in &plan.changes {
+        render_change(&mut out, change, style);
+        out.push('\n');
+    }
+    let _ = writeln!(out, "{}", plan.summary().line());
+    out
+}
+
+/// One change: the comment line, the block with its attributes.
+pub fn render_change(out: &mut String, change: &Change, style: Style) {
+    let flag = if change.disruptive {
+        " [disruptive]"
+    } else {
+        ""
+    };
+    let comment = format!(
+        "# {} {} ({}){flag}",
+        change.address,
+        change.action.phrase(),
+        change.reason
+    );
+    let _ = writeln!(out, "  {}", paint(style, "1", &comment));
+    let marker = change.action.marker();
+    let lead = if marker.len() == 3 { "" } else { "  " };
+    let colored = paint(style, marker_color(marker), marker);
+    if change.action == Action::Delete {
+        let _ = writeln!(out, "{lead}{colored} {} {{ ... }}", change.address);
+        return;
+    }
+    let _ = writeln!(out, "{lead}{colored} {} {{", change.address);
+    let after = change.after.clone().unwrap_or_default();
+    let before = change.before.clone().unwrap_or_default();
+    let keys: BTreeSet<&String> = after.keys().chain(before.keys()).collect();
+    let width = keys.iter().map(|k| k.len()).max().unwrap_or(0);
+    let mut hidden = 0;
+    for key in keys {
+        let sensitive = change.sensitive.contains(key);
+        let computed = change.computed.contains(key);
+        let old = before.get(key);
+        let new = after.get(key);
+        let attr = Attr {
+            key,
+            width,
+            sensitive,
+            style,
+        };
+        if change.before.is_none() {
+            if computed {
+                attr.line(out, "+", UNKNOWN);
+            } else if let Some(v) = new {
+                attr.value_line(out, "+", v);
+            }
+            continue;
+        }
+        if computed {
+            hidden += 1;
+            continue;
+        }
+        match (old, new) {
+            (Some(o), Some(n)) if o == n => hidden += 1,
+            (Some(o), Some(n)) => {
+                let forces = change.forcing.contains(key);
+                attr.update_line(out, o, n, forces);
+            }
+            (None, Some(n)) => attr.value_line(out, "+", n),
+            (Some(o), None) => attr.value_line(out, "-", o),
+            (None, None) => {}
+        }
+    }
+    if hidden > 0 {
+        let noun = if hidden == 1 {
+            "attribute"
+        } else {
+            "attributes"
+        };
+        let _ = writeln!(out, "        # ({hidden} unchanged {noun} hidden)");
+    }
+    let _ = writeln!(out, "    }}");
+}
+
+struct Attr<'a> {
+    key: &'a str,
+    width: usize,
+    sensitive: bool,
+    style: Style,
+}
+
+impl Attr<'_> {
+    fn marker(&self, m: &str) -> String {
+        paint(self.style, marker_color(m), m)
+    }
+
+    fn line(&self, out: &mut String, m: &str, text: &str) {
+        let _ = writeln!(
+            out,
+            "      {} {:<w$} = {text}",
+            self.marker(m),
+            self.key,
+            w = self.width
+        );
+    }
+
+    fn value_line(&self, out: &mut String, m: &str, value: &Value) {
+        if self.sensitive {
+            return self.line(out, m, SENSITIVE);
+        }
+        match value {
+            Value::String(s) if s.contains('\n') => {
+                self.line(out, m, "<<-EOT");
+                for l in s.trim_end_matches('\n').lines() {
+                    let _ = writeln!(out, "            {l}");
+                }
+                let _ = writeln!(out, "        EOT");
+            }
+            Value::Object(map) if !map.is_empty() => {
+                self.line(out, m, "{");
+                let w = map.keys().map(|k| quoted(k).len()).max().unwrap_or(0);
+                for (k, v) in map {
+                    let _ = writeln!(
+                        out,
+                        "          {} {:<w$} = {}",
+                        self.marker(m),
+                        quoted(k),
+                        inline(v)
+                    );
+                }
+                let _ = writeln!(out, "        }}");
+            }
+            other => self.line(out, m, &inline(other)),
+        }
+    }
+
+    fn update_line(&self, out: &mut String, old: &Value, new: &Value, forces: bool) {
+        let note = if forces {
+            paint(self.style, "31", " # forces replacement")
+        } else {
+            String::new()
+        };
+        if self.sensitive {
+            return self.line(out, "~", &format!("{SENSITIVE}{note}"));
+        }
+        match (old, new) {
+            (Value::String(a), Value::String(b)) if a.contains('\n') || b.contains('\n') => {
+                self.line(out, "~", &format!("<<-EOT{note}"));
+                let diff = similar::TextDiff::from_lines(a.as_str(), b.as_str());
+                for change in diff.iter_all_changes() {
+                    let sign = match change.tag() {
+                        similar::ChangeTag::Delete => self.marker("-"),
+                        similar::ChangeTag::Insert => self.marker("+"),
+                        similar::ChangeTag::Equal => " ".to_string(),
+                    };
+                    let text = change.value().trim_end_matches('\n');
+                    let _ = writeln!(out, "          {sign} {text}");
+                }
+                let _ = writeln!(out, "        EOT");
+            }
+            (Value::Object(a), Value::Object(b)) => {
+                self.line(out, "~", &format!("{{{note}"));
+                let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+                let w = keys.iter().map(|k| quoted(k).len()).max().unwrap_or(0);
+                let mut same = 0;
+                for k in keys {
+                    let key = quoted(k);
+                    match (a.get(k), b.get(k)) {
+                        (Some(x), Some(y)) if x == y => same += 1,
+                        (Some(x), Some(y)) => {
+                            let _ = writeln!(
+                                out,
+                                "          {} {key:<w$} = {} -> {}",
+                                self.marker("~"),
+                                inline(x),
+                                inline(y)
+                            );
+                        }
+                        (None, Some(y)) => {
+                            let _ = writeln!(
+                                out,
+                                "          {} {key:<w$} = {}",
+                                self.marker("+"),
+                                inline(y)
+                            );
+                        }
+                        (Some(x), None) => {
+                            let _ = writeln!(
+                                out,
+                                "          {} {key:<w$} = {}",
+                                self.marker("-"),
+                                inline(x)
+                            );
+                        }
+                        (None, None) => {}
+                    }
+                }
+                if same > 0 {
+                    let _ = writeln!(out, "            # ({same} unchanged elements hidden)");
+                }
+                let _ = writeln!(out, "        }}");
+            }
+            _ => self.line(
+                out,
+                "~",
+                &format!("{} -> {}{note}", inline(old), inline(new)),
+            ),
+        }
+    }
+}
+
+fn quoted(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| format!("\"{s}\""))
+}
+
+/// A value on one line: strings quoted (digests shortened), lists and maps inline.
+pub fn inline(value: &Value) -> String {
+    match value {
+        Value::String(s) => quoted(&shorten_digest(s)),
+        Value::Array(items) => {
+            let parts: Vec<String> = items.iter().map(inline).collect();
+            format!("[{}]", parts.join(", "))
+        }
+        Value::Object(map) if map.is_empty() => "{}".to_string(),
+        Value::Object(map) => {
+            let parts: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{} = {}", quoted(k), inline(v)))
+                .collect();
+            format!("{{ {} }}", parts.join(", "))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// `sha256:` + 64 hex digits → the first 12 digits and an ellipsis: enough to compare by eye.
+fn shorten_digest(s: &str) -> String {
+    match s.strip_prefix("sha256:") {
+        Some(hex) if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            format!("sha256:{}…", &hex[..12])
+        }
+        _ => s.to_string(),
+    }
+}

@@ -1,0 +1,76 @@
+//! The plan for machines: one versioned JSON object (schema:
+//! `state-schema/plan.schema.json`). Sensitive values are redacted in the JSON itself.
+
+use super::{Change, FORMAT_VERSION, Plan};
+use crate::resource::Attributes;
+use serde_json::{Map, Value, json};
+use std::collections::BTreeSet;
+
+/// The plan as JSON. `errors` carries plan errors when the plan could not be made.
+pub fn to_json(plan: &Plan) -> Value {
+    let summary = plan.summary();
+    json!({
+        "format_version": FORMAT_VERSION,
+        "cluster": plan.cluster,
+        "lineage": plan.lineage,
+        "serial": plan.serial,
+        "new_cluster": plan.is_new_cluster(),
+        "destroy": plan.destroy,
+        "changes": plan.changes.iter().map(change_json).collect::<Vec<_>>(),
+        "summary": {
+            "add": summary.add,
+            "change": summary.change,
+            "destroy": summary.destroy,
+            "unchanged": summary.unchanged,
+        },
+        "errors": [],
+    })
+}
+
+/// The JSON of a plan that failed: no changes, the errors' messages.
+pub fn errors_json(cluster: &str, errors: &[String]) -> Value {
+    json!({
+        "format_version": FORMAT_VERSION,
+        "cluster": cluster,
+        "lineage": null,
+        "serial": 0,
+        "new_cluster": false,
+        "destroy": false,
+        "changes": [],
+        "summary": {"add": 0, "change": 0, "destroy": 0, "unchanged": 0},
+        "errors": errors,
+    })
+}
+
+fn change_json(change: &Change) -> Value {
+    let sensitive: Vec<&String> = change.sensitive.iter().collect();
+    json!({
+        "address": change.address,
+        "type": change.resource_type.as_str(),
+        "host": change.host,
+        "action": change.action.as_str(),
+        "reason": change.reason,
+        "disruptive": change.disruptive,
+        "before": change.before.as_ref().map(|a| redact(a, &change.sensitive)),
+        "after": change.after.as_ref().map(|a| redact(a, &change.sensitive)),
+        "after_unknown": change.computed.iter().collect::<Vec<_>>(),
+        "changed_attributes": change.changed_attributes(),
+        "forces_replacement": change.forcing.iter().collect::<Vec<_>>(),
+        "sensitive_paths": sensitive,
+        "depends_on": change.depends_on,
+    })
+}
+
+/// Sensitive attributes become `null`; `sensitive_paths` says which they are.
+fn redact(attributes: &Attributes, sensitive: &BTreeSet<String>) -> Value {
+    let mut map = Map::new();
+    for (k, v) in attributes {
+        let value = if sensitive.contains(k) {
+            Value::Null
+        } else {
+            v.clone()
+        };
+        map.insert(k.clone(), value);
+    }
+    Value::Object(map)
+}

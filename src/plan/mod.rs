@@ -1,0 +1,164 @@
+//! Plans: the difference between what the configuration wants (a graph of [`Desired`]
+//! resources) and what the state recorded, as ordered changes with reasons; and their
+//! renderings for people (terminal), machines (JSON) and pull requests (Markdown).
+//!
+//! Everything here is pure: same inputs, byte-identical outputs.
+
+mod diff;
+pub mod human;
+pub mod json;
+pub mod markdown;
+pub mod order;
+pub mod saved;
+
+pub use diff::{Current, PlanOptions, diff};
+
+use crate::resource::{Attributes, Desired, ResourceType};
+use std::collections::BTreeSet;
+
+/// The version of the plan JSON and saved-plan formats.
+pub const FORMAT_VERSION: &str = "1.0";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Action {
+    Create,
+    Update,
+    Replace,
+    Delete,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Replace => "replace",
+            Action::Delete => "delete",
+        }
+    }
+
+    /// The marker Terraform users read: `+`, `~`, `-/+`, `-`.
+    pub fn marker(self) -> &'static str {
+        match self {
+            Action::Create => "+",
+            Action::Update => "~",
+            Action::Replace => "-/+",
+            Action::Delete => "-",
+        }
+    }
+
+    /// "will be created", ... as the human plan says it.
+    pub fn phrase(self) -> &'static str {
+        match self {
+            Action::Create => "will be created",
+            Action::Update => "will be updated in place",
+            Action::Replace => "must be replaced",
+            Action::Delete => "will be destroyed",
+        }
+    }
+}
+
+/// One change of a plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub address: String,
+    pub resource_type: ResourceType,
+    pub host: Option<String>,
+    pub action: Action,
+    /// Why, in words: `new in configuration`, `attribute version changed`, ...
+    pub reason: String,
+    pub disruptive: bool,
+    /// Recorded attributes (None for a create).
+    pub before: Option<Attributes>,
+    /// Desired attributes (None for a delete).
+    pub after: Option<Attributes>,
+    /// Attributes whose values must never be shown.
+    pub sensitive: BTreeSet<String>,
+    /// Attributes known only after apply.
+    pub computed: BTreeSet<String>,
+    /// Attributes whose change forced the replacement.
+    pub forcing: BTreeSet<String>,
+    pub depends_on: Vec<String>,
+    /// What the executor needs to carry this change out (None for a delete).
+    pub desired: Option<Desired>,
+}
+
+impl Change {
+    /// Attribute names whose values differ between before and after (computed ones aside).
+    pub fn changed_attributes(&self) -> Vec<String> {
+        let (Some(before), Some(after)) = (&self.before, &self.after) else {
+            return Vec::new();
+        };
+        let keys: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+        keys.into_iter()
+            .filter(|k| !self.computed.contains(*k))
+            .filter(|k| before.get(*k) != after.get(*k))
+            .cloned()
+            .collect()
+    }
+}
+
+/// `Plan: X to add, Y to change, Z to destroy.` A replace counts as one add and one destroy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub add: usize,
+    pub change: usize,
+    pub destroy: usize,
+    pub unchanged: usize,
+}
+
+impl Summary {
+    pub fn line(&self) -> String {
+        format!(
+            "Plan: {} to add, {} to change, {} to destroy.",
+            self.add, self.change, self.destroy
+        )
+    }
+}
+
+/// A plan for one cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub cluster: String,
+    /// The state this plan was made against: `None` for a cluster with no state yet.
+    pub lineage: Option<String>,
+    pub serial: u64,
+    /// Changes in execution order (destroys of removed resources first, in reverse
+    /// dependency order; then the rest in dependency order; ties broken by address).
+    pub changes: Vec<Change>,
+    pub unchanged: usize,
+    /// Whether this plan destroys the whole cluster (`sealer destroy`).
+    pub destroy: bool,
+}
+
+impl Plan {
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary {
+            unchanged: self.unchanged,
+            ..Summary::default()
+        };
+        for c in &self.changes {
+            match c.action {
+                Action::Create => s.add += 1,
+                Action::Update => s.change += 1,
+                Action::Replace => {
+                    s.add += 1;
+                    s.destroy += 1;
+                }
+                Action::Delete => s.destroy += 1,
+            }
+        }
+        s
+    }
+
+    pub fn has_changes(&self) -> bool {
+        !self.changes.is_empty()
+    }
+
+    pub fn is_new_cluster(&self) -> bool {
+        self.lineage.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests;
