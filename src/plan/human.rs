@@ -249,7 +249,8 @@ impl Attr<'_> {
                     }
                 }
                 if same > 0 {
-                    let _ = writeln!(out, "            # ({same} unchanged elements hidden)");
+                    let noun = if same == 1 { "element" } else { "elements" };
+                    let _ = writeln!(out, "            # ({same} unchanged {noun} hidden)");
                 }
                 let _ = writeln!(out, "        }}");
             }

@@ -1,1 +1,501 @@
+use super::human::{Style, render};
+use super::markdown::render_markdown;
+use super::saved::SavedPlan;
+use super::*;
+use crate::resource::{Recorded, Status};
+use serde_json::json;
+use std::collections::BTreeMap;
 
+fn desired(address: &str, t: ResourceType, attrs: serde_json::Value, deps: &[&str]) -> Desired {
+    let attributes: Attributes = attrs
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    Desired {
+        address: address.into(),
+        resource_type: t,
+        host: address
+            .rsplit_once('.')
+            .map(|_| "10.0.0.1".to_string())
+            .filter(|_| t != ResourceType::App && t != ResourceType::KubernetesInit),
+        attributes,
+        sensitive: Default::default(),
+        computed: Default::default(),
+        replace_on: Default::default(),
+        depends_on: deps.iter().map(|s| s.to_string()).collect(),
+        lives_in: Vec::new(),
+    }
+}
+
+fn record(d: &Desired) -> Recorded {
+    Recorded::applied(d, Attributes::new())
+}
+
+fn state_of(ds: &[Desired]) -> BTreeMap<String, Recorded> {
+    ds.iter().map(|d| (d.address.clone(), record(d))).collect()
+}
+
+fn current(resources: &BTreeMap<String, Recorded>) -> Current<'_> {
+    Current {
+        lineage: "11111111-2222-4333-8444-555555555555",
+        serial: 7,
+        resources,
+    }
+}
+
+fn cluster() -> Vec<Desired> {
+    let mut host = desired(
+        "host.10.0.0.1",
+        ResourceType::Host,
+        json!({"arch": null, "aliases": ["10.0.0.9 foo.local"]}),
+        &[],
+    );
+    host.computed.insert("arch".into());
+    host.sensitive.insert("password".into());
+    host.attributes
+        .insert("password".into(), json!("sha256:aaaa"));
+    let mut runtime = desired(
+        "container_runtime.10.0.0.1",
+        ResourceType::ContainerRuntime,
+        json!({"type": "containerd", "version": "1.6"}),
+        &["host.10.0.0.1"],
+    );
+    runtime.replace_on.insert("type".into());
+    let mut init = desired(
+        "kubernetes.init",
+        ResourceType::KubernetesInit,
+        json!({"kube_version": "v1.22.15", "master0": "10.0.0.1", "kubeadm_config": "a: 1\nb: 2\n"}),
+        &["container_runtime.10.0.0.1"],
+    );
+    init.replace_on.insert("kubeadm_config".into());
+    init.lives_in.push("container_runtime.10.0.0.1".into());
+    let app = desired(
+        "app.nginx",
+        ResourceType::App,
+        json!({"files": {"a.yaml": "sha256:1", "b.yaml": "sha256:2"}, "cmds": ["kubectl apply -f a.yaml"]}),
+        &["kubernetes.init"],
+    );
+    vec![app, init, runtime, host]
+}
+
+fn actions(plan: &Plan) -> Vec<(String, &'static str, String)> {
+    plan.changes
+        .iter()
+        .map(|c| (c.address.clone(), c.action.as_str(), c.reason.clone()))
+        .collect()
+}
+
+#[test]
+fn a_new_cluster_creates_everything_in_dependency_order() {
+    let plan = diff("c1", &cluster(), None, &PlanOptions::default()).unwrap();
+    let got: Vec<String> = plan.changes.iter().map(|c| c.address.clone()).collect();
+    assert_eq!(
+        got,
+        vec![
+            "host.10.0.0.1",
+            "container_runtime.10.0.0.1",
+            "kubernetes.init",
+            "app.nginx"
+        ]
+    );
+    assert!(
+        plan.changes
+            .iter()
+            .all(|c| c.action == Action::Create && c.reason == "new in configuration")
+    );
+    let text = render(&plan, Style::default());
+    assert!(
+        text.starts_with("Cluster \"c1\" has no state yet: this plan creates it.\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("      + arch     = (known after apply)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("      + password = (sensitive value)\n"),
+        "{text}"
+    );
+    assert!(!text.contains("sha256:aaaa"), "{text}");
+    assert!(
+        text.ends_with("Plan: 4 to add, 0 to change, 0 to destroy.\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_applied_cluster_has_no_changes() {
+    let ds = cluster();
+    let state = state_of(&ds);
+    let plan = diff("c1", &ds, Some(current(&state)), &PlanOptions::default()).unwrap();
+    assert!(!plan.has_changes());
+    assert_eq!(plan.unchanged, 4);
+    assert_eq!(
+        render(&plan, Style::default()),
+        "No changes. Cluster \"c1\" matches the configuration.\n"
+    );
+}
+
+#[test]
+fn a_changed_app_file_updates_only_that_app_and_names_the_file() {
+    let mut ds = cluster();
+    let state = state_of(&ds);
+    ds[0].attributes.insert(
+        "files".into(),
+        json!({"a.yaml": "sha256:1", "b.yaml": "sha256:3"}),
+    );
+    let plan = diff("c1", &ds, Some(current(&state)), &PlanOptions::default()).unwrap();
+    assert_eq!(
+        actions(&plan),
+        vec![("app.nginx".into(), "update", "files changed: b.yaml".into())]
+    );
+    let text = render(&plan, Style::default());
+    assert!(
+        text.contains(
+            "  ~ app.nginx {\n      ~ files = {\n          ~ \"b.yaml\" = \"sha256:2\" -> \"sha256:3\"\n            # (1 unchanged element hidden)\n        }\n        # (1 unchanged attribute hidden)\n    }\n"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_forcing_change_replaces_and_dependents_that_live_in_it_follow() {
+    let mut ds = cluster();
+    let state = state_of(&ds);
+    ds[2].attributes.insert("type".into(), json!("docker"));
+    let plan = diff("c1", &ds, Some(current(&state)), &PlanOptions::default()).unwrap();
+    assert_eq!(
+        actions(&plan),
+        vec![
+            (
+                "container_runtime.10.0.0.1".into(),
+                "replace",
+                "attribute type changed".into()
+            ),
+            (
+                "kubernetes.init".into(),
+                "replace",
+                "dependency container_runtime.10.0.0.1 is replaced".into()
+            ),
+        ]
+    );
+    assert!(plan.changes.iter().all(|c| c.disruptive));
+    assert_eq!(
+        plan.summary().line(),
+        "Plan: 2 to add, 0 to change, 2 to destroy."
+    );
+    let text = render(&plan, Style::default());
+    assert!(text.contains("-/+ container_runtime.10.0.0.1 {\n      ~ type    = \"containerd\" -> \"docker\" # forces replacement\n"), "{text}");
+}
+
+#[test]
+fn multi_line_text_changes_show_as_a_diff() {
+    let mut ds = cluster();
+    let state = state_of(&ds);
+    ds[1]
+        .attributes
+        .insert("kubeadm_config".into(), json!("a: 1\nb: 3\n"));
+    let plan = diff("c1", &ds, Some(current(&state)), &PlanOptions::default()).unwrap();
+    assert_eq!(plan.changes[0].reason, "attribute kubeadm_config changed");
+    let text = render(&plan, Style::default());
+    assert!(text.contains("<<-EOT # forces replacement\n            a: 1\n          - b: 2\n          + b: 3\n        EOT\n"), "{text}");
+}
+
+#[test]
+fn tainted_and_requested_replacements() {
+    let ds = cluster();
+    let mut state = state_of(&ds);
+    state.get_mut("app.nginx").unwrap().status = Status::Tainted;
+    let options = PlanOptions {
+        replace: vec!["host.10.0.0.1".into()],
+        ..PlanOptions::default()
+    };
+    let plan = diff("c1", &ds, Some(current(&state)), &options).unwrap();
+    assert_eq!(
+        actions(&plan),
+        vec![
+            (
+                "host.10.0.0.1".into(),
+                "replace",
+                "replace requested (--replace host.10.0.0.1)".into()
+            ),
+            (
+                "app.nginx".into(),
+                "replace",
+                "tainted by a failed apply".into()
+            ),
+        ]
+    );
+    let err = diff(
+        "c1",
+        &ds,
+        Some(current(&state)),
+        &PlanOptions {
+            replace: vec!["app.x".into()],
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "error: cannot replace app.x: it is not in the state"
+    );
+}
+
+#[test]
+fn removed_resources_are_destroyed_dependents_first() {
+    let ds = cluster();
+    let state = state_of(&ds);
+    let plan = diff(
+        "c1",
+        &[],
+        Some(current(&state)),
+        &PlanOptions {
+            destroy: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let order: Vec<&str> = plan.changes.iter().map(|c| c.address.as_str()).collect();
+    assert_eq!(
+        order,
+        vec![
+            "app.nginx",
+            "kubernetes.init",
+            "container_runtime.10.0.0.1",
+            "host.10.0.0.1"
+        ]
+    );
+    assert!(
+        plan.changes
+            .iter()
+            .all(|c| c.action == Action::Delete && c.reason == "the cluster is destroyed")
+    );
+    assert!(plan.changes[1].disruptive && !plan.changes[0].disruptive);
+    let text = render(&plan, Style::default());
+    assert!(text.contains("  - app.nginx { ... }\n"), "{text}");
+    assert!(
+        text.contains(
+            "# kubernetes.init will be destroyed (the cluster is destroyed) [disruptive]"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn targets_keep_their_dependencies() {
+    let plan = diff(
+        "c1",
+        &cluster(),
+        None,
+        &PlanOptions {
+            targets: vec!["kubernetes.init".into()],
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let order: Vec<&str> = plan.changes.iter().map(|c| c.address.as_str()).collect();
+    assert_eq!(
+        order,
+        vec![
+            "host.10.0.0.1",
+            "container_runtime.10.0.0.1",
+            "kubernetes.init"
+        ]
+    );
+    let err = diff(
+        "c1",
+        &cluster(),
+        None,
+        &PlanOptions {
+            targets: vec!["app.none".into()],
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("--target app.none: no such resource"),
+        "{err}"
+    );
+}
+
+#[test]
+fn upgrades_and_master0_changes_are_plan_errors() {
+    let mut ds = cluster();
+    let state = state_of(&ds);
+    ds[1]
+        .attributes
+        .insert("kube_version".into(), json!("v1.23.0"));
+    ds[1].attributes.insert("master0".into(), json!("10.0.0.2"));
+    let err = diff("c1", &ds, Some(current(&state)), &PlanOptions::default()).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("kubernetes.init: upgrading Kubernetes is not supported yet (kube_version: v1.22.15 -> v1.23.0)"), "{text}");
+    assert!(
+        text.contains("master0 cannot be removed or changed"),
+        "{text}"
+    );
+}
+
+#[test]
+fn plugins_wait_for_their_phase() {
+    let mut ds = cluster();
+    let plugin = desired(
+        "plugin.p.post-install",
+        ResourceType::Plugin,
+        json!({"phase": "post-install", "data": "echo 1"}),
+        &["kubernetes.init"],
+    );
+    ds.push(plugin);
+    let state = state_of(&ds);
+    ds[4].attributes.insert("data".into(), json!("echo 2"));
+    let plan = diff("c1", &ds, Some(current(&state)), &PlanOptions::default()).unwrap();
+    assert!(
+        !plan.has_changes(),
+        "post-install does not occur in this plan"
+    );
+    let new = diff("c1", &ds, None, &PlanOptions::default()).unwrap();
+    assert!(
+        new.changes
+            .iter()
+            .any(|c| c.address == "plugin.p.post-install")
+    );
+}
+
+#[test]
+fn cycles_name_every_member() {
+    let a = desired("app.a", ResourceType::App, json!({}), &["app.b"]);
+    let b = desired("app.b", ResourceType::App, json!({}), &["app.a"]);
+    let err = diff("c1", &[a, b], None, &PlanOptions::default()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("dependency cycle between app.a, app.b"),
+        "{err}"
+    );
+}
+
+#[test]
+fn json_matches_the_schema_and_redacts_secrets() {
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../../state-schema/plan.schema.json")).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let ds = cluster();
+    let state = state_of(&ds);
+    let mut changed = ds.clone();
+    changed[2].attributes.insert("type".into(), json!("docker"));
+    for plan in [
+        diff("c1", &ds, None, &PlanOptions::default()).unwrap(),
+        diff(
+            "c1",
+            &changed,
+            Some(current(&state)),
+            &PlanOptions::default(),
+        )
+        .unwrap(),
+        diff(
+            "c1",
+            &[],
+            Some(current(&state)),
+            &PlanOptions {
+                destroy: true,
+                ..Default::default()
+            },
+        )
+        .unwrap(),
+    ] {
+        let value = json::to_json(&plan);
+        let errors: Vec<String> = validator
+            .iter_errors(&value)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{errors:?}\n{value:#}");
+        assert!(!value.to_string().contains("sha256:aaaa"));
+    }
+    let failed = json::errors_json("c1", &["error: boom".into()]);
+    assert!(validator.is_valid(&failed));
+}
+
+#[test]
+fn saved_plans_round_trip_and_refuse_stale_state() {
+    let ds = cluster();
+    let state = state_of(&ds);
+    let mut changed = ds.clone();
+    changed[0].attributes.insert("cmds".into(), json!(["x"]));
+    let plan = diff(
+        "c1",
+        &changed,
+        Some(current(&state)),
+        &PlanOptions::default(),
+    )
+    .unwrap();
+    let saved = SavedPlan {
+        plan,
+        clusterfile: Some("Clusterfile".into()),
+        clusterfile_digest: Some("sha256:cf".into()),
+        images: BTreeMap::from([("k8s:v1".to_string(), "sha256:img".to_string())]),
+    };
+    let path = std::path::Path::new("plan.bin");
+    let back = SavedPlan::from_bytes(&saved.to_bytes(), path).unwrap();
+    assert_eq!(back, saved);
+    assert!(
+        back.check_fresh(Some("11111111-2222-4333-8444-555555555555"), 7)
+            .is_ok()
+    );
+    assert_eq!(
+        back.check_fresh(Some("11111111-2222-4333-8444-555555555555"), 12)
+            .unwrap_err()
+            .to_string(),
+        "error: saved plan is stale: state serial is 12, the plan was made at 7"
+    );
+    assert!(
+        back.check_fresh(Some("other"), 7)
+            .unwrap_err()
+            .to_string()
+            .contains("another state")
+    );
+    assert!(
+        SavedPlan::from_bytes(b"{}", path)
+            .unwrap_err()
+            .to_string()
+            .contains("is not a saved sealer plan")
+    );
+}
+
+#[test]
+fn markdown_fits_the_limit_keeping_summary_warnings_and_table() {
+    let mut ds = Vec::new();
+    for i in 0..2000 {
+        ds.push(desired(
+            &format!("kubernetes.worker.10.1.{}.{}", i / 250, i % 250),
+            ResourceType::KubernetesWorker,
+            json!({"api_endpoint": "10.0.0.1"}),
+            &[],
+        ));
+    }
+    let state = state_of(&ds);
+    let plan = diff(
+        "big",
+        &[],
+        Some(current(&state)),
+        &PlanOptions {
+            destroy: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let md = render_markdown(&plan, markdown::DEFAULT_LIMIT);
+    assert!(md.len() <= markdown::DEFAULT_LIMIT, "{}", md.len());
+    assert!(md.starts_with("### sealer plan for cluster `big` (destroy): Plan: 0 to add, 0 to change, 2000 to destroy.\n"));
+    assert!(md.contains("> [!WARNING]\n> **2000 disruptive changes**"));
+    assert!(md.contains("| - delete | `kubernetes.worker."));
+    assert!(md.contains("more changes not shown"));
+    assert!(md.contains("<details><summary>Full plan"));
+    assert!(md.contains("more lines not shown") || md.contains("```\n\n</details>"));
+    assert_eq!(
+        md,
+        render_markdown(&plan, markdown::DEFAULT_LIMIT),
+        "deterministic"
+    );
+}
