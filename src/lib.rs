@@ -7,14 +7,17 @@
 //! - [`image`]: Sealer Images: references, metadata, OCI layouts, the local store
 //!   (`$SEALER_HOME/images`), builds, registries and credentials (`$SEALER_HOME/auth.json`).
 //! - [`resource`]: resources, the unit of graphs, plans and state.
+//! - [`state`]: the state store (`$SEALER_HOME/state.db`, SQLite; schema in `state-schema/`).
 //! - [`ops`]: one function per CLI command; the CLI layer only parses flags and renders.
 
 pub mod diag;
+pub mod graph;
 pub mod image;
 pub mod kubefile;
 pub mod kubeversion;
 pub mod ops;
 pub mod plan;
 pub mod resource;
+pub mod state;
 
 pub use diag::{Diagnostic, Error, Result};

@@ -1,0 +1,128 @@
+//! What graph compilation needs to know, already resolved: hosts with merged settings,
+//! registry, kubeadm configuration, the launch plan of every app, plugins. Built from a
+//! Clusterfile and image metadata by [`super::resolve`]; kept as plain data so the graph
+//! rules can be read (and tested) on their own.
+
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterInput {
+    pub name: String,
+    /// `<dataRoot>/<cluster>/rootfs` on every host.
+    pub rootfs_path: String,
+    /// Hosts in Clusterfile order; the first master is master0.
+    pub hosts: Vec<HostInput>,
+    /// The cluster image: name and manifest digest.
+    pub image: String,
+    pub image_digest: String,
+    pub kube_version: String,
+    pub runtime_type: String,
+    pub runtime_version: String,
+    pub registry: RegistryInput,
+    /// `/etc/hosts` lines every host gets (hostAliases), `IP NAME...`.
+    pub host_aliases: Vec<String>,
+    /// The Clusterfile's kubeadm documents, canonical YAML (merged over the image's at apply).
+    pub kubeadm_config: String,
+    pub cert_sans: Vec<String>,
+    pub svc_cidr: String,
+    pub pod_cidr: String,
+    /// Virtual IP workers reach the masters through when there are several.
+    pub vip: String,
+    /// Digest of everything written into the rootfs before it is copied (Config
+    /// documents, Application files).
+    pub rootfs_inputs_digest: String,
+    pub launch: Launch,
+    pub plugins: Vec<PluginInput>,
+    pub image_policy: Option<ImagePolicyInput>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostInput {
+    pub ip: String,
+    pub roles: Vec<String>,
+    pub ssh_user: String,
+    pub ssh_port: u16,
+    pub local: bool,
+    /// Digests of the secrets that reach this host's transport (never the secrets).
+    pub password_digest: Option<String>,
+    pub key_file: Option<String>,
+    pub key_passphrase_digest: Option<String>,
+    /// The merged env for this host (image < cluster < host, plus derived keys), digested.
+    pub env_digest: String,
+    pub labels: BTreeMap<String, String>,
+    pub taints: Vec<String>,
+}
+
+impl HostInput {
+    pub fn is_master(&self) -> bool {
+        self.roles.iter().any(|r| r == "master")
+    }
+
+    pub fn is_worker(&self) -> bool {
+        self.roles.iter().any(|r| r == "node")
+    }
+
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistryInput {
+    /// Registries run on master0, or on every master with `ha`.
+    Local {
+        domain: String,
+        port: u16,
+        ha: bool,
+        username: Option<String>,
+        password_digest: Option<String>,
+        sans: Vec<String>,
+    },
+    External {
+        domain: String,
+        port: Option<u16>,
+        username: Option<String>,
+        password_digest: Option<String>,
+    },
+}
+
+/// What runs on master0 once the cluster is up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Launch {
+    /// Raw commands (Cluster `cmd`, Application `cmds`, or the image's CMDS): only they run.
+    Raw(Vec<String>),
+    /// Apps, in launch order.
+    Apps(Vec<AppInput>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppInput {
+    pub name: String,
+    /// The image the app comes from, `NAME@sha256:...`.
+    pub image: String,
+    /// `helm`, `kube`, `shell` or `custom`: decides how it is uninstalled.
+    pub kind: String,
+    /// The resolved launch commands, run in order.
+    pub cmds: Vec<String>,
+    /// File path (relative to the app root) → content digest, after Application files.
+    pub files: BTreeMap<String, String>,
+    pub env_digest: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginInput {
+    pub name: String,
+    pub phases: Vec<String>,
+    /// Roles the plugin runs on (per-host phases); empty = every host.
+    pub scope: Vec<String>,
+    pub data: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImagePolicyInput {
+    /// The app that installs Kyverno: the policy follows it.
+    pub app: String,
+    pub registry_url: String,
+    pub exclude: Vec<String>,
+    pub policy_yaml: String,
+}

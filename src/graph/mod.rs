@@ -1,0 +1,11 @@
+//! Graph compilation: a Clusterfile and the metadata of its images become the resources of
+//! `deploy.md` with their dependencies. Pure and deterministic; opens no connection.
+
+pub mod compile;
+pub mod input;
+
+pub use compile::{compile, to_dot};
+pub use input::ClusterInput;
+
+#[cfg(test)]
+mod tests;
