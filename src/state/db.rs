@@ -1,0 +1,269 @@
+//! The SQLite file: opening it without ever mistaking a damaged or foreign file for an
+//! empty state, creating it whole, connection settings, and SQLite errors turned into ours.
+//!
+//! This module and its siblings are the only code that uses rusqlite; nothing outside
+//! `state` sees its types.
+
+use super::schema;
+use crate::diag::{IoContext, io_error};
+use crate::{Error, Result};
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+/// How long a statement waits for another process's write transaction before failing.
+/// Writes are single rows and take milliseconds; this only has to outlast a neighbour's
+/// fsync or migration.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The first 16 bytes of every SQLite database file.
+const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+/// The size of the SQLite file header; a shorter file is truncated, not a database.
+const SQLITE_HEADER_LEN: usize = 100;
+
+/// The open database, shared by the store and the locks it hands out (a lock deletes its
+/// row when dropped, possibly after the store itself was dropped).
+pub(crate) struct Shared {
+    pub(crate) path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl Shared {
+    /// The connection. A panic while it was held leaves it usable (an unfinished
+    /// rusqlite transaction rolls back when dropped), so poisoning is not an error here.
+    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Turns a SQLite error into ours, naming the state file.
+    pub(crate) fn err(&self, action: &str, e: rusqlite::Error) -> Error {
+        sql_error(&self.path, action, e)
+    }
+}
+
+/// Opens the state database at `path` if the file exists: `Ok(None)` only when it does not.
+/// Anything else that is not a readable sealer state database is an error.
+pub(crate) fn open_existing(path: &Path) -> Result<Option<Shared>> {
+    let meta = match fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_error("cannot read state database", path, e)),
+    };
+    if meta.is_dir() {
+        return Err(Error::msg(format!(
+            "state database {} is a directory",
+            path.display()
+        ))
+        .hint("pass the path of the state file with --state PATH"));
+    }
+    check_header(path)?;
+    // Without SQLITE_OPEN_CREATE: a file that vanished since the check must not be recreated
+    // empty. READ_WRITE falls back to read-only when the file is write-protected, which is
+    // enough for readers.
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut conn =
+        Connection::open_with_flags(path, flags).map_err(|e| sql_error(path, "cannot open", e))?;
+    configure(&conn, path)?;
+    schema::check_and_migrate(&mut conn, path)?;
+    Ok(Some(Shared {
+        path: path.to_path_buf(),
+        conn: Mutex::new(conn),
+    }))
+}
+
+/// Opens the state database at `path`, creating it (0600, missing parent directories 0700)
+/// when it does not exist.
+pub(crate) fn open_or_create(path: &Path) -> Result<Shared> {
+    if !path.exists() {
+        create(path)?;
+    }
+    let Some(shared) = open_existing(path)? else {
+        return Err(Error::msg(format!(
+            "state database {} disappeared while it was being opened",
+            path.display()
+        ))
+        .hint("is another program removing it? retry"));
+    };
+    // WAL keeps readers (plan) from blocking the writer (apply). The mode is stored in the
+    // file, so this only changes something for a file that was switched back by hand.
+    {
+        let conn = shared.conn();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .map_err(|e| shared.err("cannot read the journal mode of", e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            set_wal(&conn, path)?;
+        }
+    }
+    Ok(shared)
+}
+
+/// Creates the database whole: a temporary file next to `path` is migrated, closed and
+/// synced, then linked into place. So a file at `path` is always a complete sealer state
+/// database, and one that is not (empty, garbage) was not made by sealer and is refused.
+fn create(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    // Only directories created here get 0700; an existing one (the user's $SEALER_HOME)
+    // keeps the mode its owner gave it. The file itself is 0600 either way.
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .with_path("cannot create directory", &dir)?;
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "state.db".to_string());
+    let suffix: String = super::ids::random_bytes::<4>()?
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let tmp = dir.join(format!(
+        ".{file_name}.new-{}-{suffix}",
+        std::process::id()
+    ));
+    let _cleanup = TempFiles(tmp.clone());
+
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_path("cannot create", &tmp)?;
+    // The mode given at creation is reduced by the umask; say it again to be sure.
+    file.set_permissions(fs::Permissions::from_mode(0o600))
+        .with_path("cannot set permissions of", &tmp)?;
+    drop(file);
+
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut conn =
+        Connection::open_with_flags(&tmp, flags).map_err(|e| sql_error(&tmp, "cannot open", e))?;
+    configure(&conn, &tmp)?;
+    set_wal(&conn, &tmp)?;
+    schema::initialize(&mut conn, &tmp)?;
+    // Closing the last connection checkpoints the WAL into the file and removes it, so the
+    // linked file alone holds everything.
+    conn.close()
+        .map_err(|(_, e)| sql_error(&tmp, "cannot close", e))?;
+    fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .with_path("cannot sync", &tmp)?;
+
+    // A hard link never replaces a file: if another process created the state meanwhile,
+    // that one wins and we open it.
+    match fs::hard_link(&tmp, path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+        // Some filesystems have no hard links; a rename is the next best thing, checked
+        // just before so that an existing file is (almost certainly) never replaced.
+        Err(_) if !path.exists() => {
+            fs::rename(&tmp, path).with_path("cannot create state database", path)?
+        }
+        Err(_) => return Ok(()),
+    }
+    if let Ok(d) = fs::File::open(&dir) {
+        // Makes the new name durable; failure only weakens durability, not correctness.
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Removes the temporary database (and any WAL files SQLite left) on every path out of
+/// [`create`]; after a successful link the state lives on under its real name.
+struct TempFiles(PathBuf);
+
+impl Drop for TempFiles {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut p = self.0.clone().into_os_string();
+            p.push(suffix);
+            let _ = fs::remove_file(PathBuf::from(p));
+        }
+    }
+}
+
+/// Refuses files that are not SQLite databases before SQLite sees them: SQLite reads an
+/// empty file as an empty database, and "empty" must never stand for "damaged".
+fn check_header(path: &Path) -> Result<()> {
+    let mut header = Vec::with_capacity(SQLITE_HEADER_LEN);
+    fs::File::open(path)
+        .and_then(|f| f.take(SQLITE_HEADER_LEN as u64).read_to_end(&mut header))
+        .with_path("cannot read state database", path)?;
+    let restore = "restore the state from a backup, or pass the right file with --state PATH; \
+                   sealer never overwrites it";
+    if header.is_empty() {
+        return Err(Error::msg(format!(
+            "state database {} is empty: it is not a SQLite database",
+            path.display()
+        ))
+        .hint("sealer creates its state database whole, so an empty file was truncated or made by something else")
+        .hint(restore));
+    }
+    if !header.starts_with(SQLITE_MAGIC) {
+        return Err(Error::msg(format!(
+            "state database {} is not a SQLite database",
+            path.display()
+        ))
+        .hint(restore));
+    }
+    if header.len() < SQLITE_HEADER_LEN {
+        return Err(Error::msg(format!(
+            "state database {} is truncated ({} bytes)",
+            path.display(),
+            header.len()
+        ))
+        .hint(restore));
+    }
+    Ok(())
+}
+
+/// Per-connection settings. `synchronous=FULL`: every committed step must survive a power
+/// cut, which matters more than speed (a step takes seconds, an fsync milliseconds).
+fn configure(conn: &Connection, path: &Path) -> Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| sql_error(path, "cannot configure", e))?;
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;")
+        .map_err(|e| sql_error(path, "cannot configure", e))?;
+    Ok(())
+}
+
+fn set_wal(conn: &Connection, path: &Path) -> Result<()> {
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(|e| sql_error(path, "cannot switch to WAL mode", e))?;
+    if mode.eq_ignore_ascii_case("wal") {
+        Ok(())
+    } else {
+        Err(Error::msg(format!(
+            "state database {}: cannot switch to WAL mode (SQLite kept {mode})",
+            path.display()
+        ))
+        .hint("put the state on a local filesystem: WAL needs shared memory, which network filesystems often lack"))
+    }
+}
+
+/// A SQLite error as ours: what was done, to which file, why, and what to do.
+pub(crate) fn sql_error(path: &Path, action: &str, e: rusqlite::Error) -> Error {
+    let err = Error::msg(format!("state database {}: {action}: {e}", path.display()));
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => err.hint(
+            "the file is damaged: restore the state from a backup; sealer never repairs or replaces it",
+        ),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            err.hint("another sealer process is writing this state; retry when it has finished")
+        }
+        Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => err
+            .hint("check the permissions of the state file and of its directory (SQLite writes -wal and -shm files next to it)"),
+        Some(ErrorCode::DiskFull) => err.hint("free some disk space, then retry"),
+        _ => err,
+    }
+}

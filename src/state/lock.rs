@@ -1,0 +1,203 @@
+//! Cluster locks: one row per cluster name in the `locks` table, so that two sealers never
+//! apply to one cluster at once. A lock is taken atomically (insert under a write
+//! transaction), waited for by polling, released by deleting its own row, and never broken
+//! silently: a lock whose process is gone is reported as stale, and only `break_lock` (the
+//! operator's `sealer state unlock ID`) removes it.
+
+use super::db::Shared;
+use crate::{Error, Result};
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often a waiting `lock` looks again.
+pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Who asks for a lock: the operation and the process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockHolder {
+    /// What the holder is doing: `apply`, `destroy`, `run`, ...
+    pub operation: String,
+    pub pid: u32,
+    pub host: String,
+}
+
+impl LockHolder {
+    /// This process on this host, doing `operation`.
+    pub fn this_process(operation: &str) -> LockHolder {
+        LockHolder {
+            operation: operation.to_string(),
+            pid: std::process::id(),
+            host: host_name(),
+        }
+    }
+}
+
+/// A lock as recorded in the state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockInfo {
+    /// Random; what `sealer state unlock ID` takes.
+    pub id: String,
+    pub operation: String,
+    pub pid: u32,
+    pub host: String,
+    /// When it was taken, UTC, RFC 3339.
+    pub since: String,
+}
+
+impl LockInfo {
+    /// Whether the holder is known to be gone: it ran on this host and its process no longer
+    /// exists (or is a zombie). A lock from another host, or from a system where this cannot
+    /// be told, is never called stale.
+    pub fn is_stale(&self) -> bool {
+        self.host == host_name() && process_liveness(self.pid) == Liveness::Gone
+    }
+}
+
+impl fmt::Display for LockInfo {
+    /// `pid 1234 on host h since 2026-11-25T09:00:00Z (apply, lock ID abcd)`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "pid {} on host {} since {} ({}, lock ID {})",
+            self.pid, self.host, self.since, self.operation, self.id
+        )
+    }
+}
+
+/// A held lock. Dropping it releases the lock (deletes its own row, by ID, so a lock that
+/// was broken and taken by someone else meanwhile is left alone); [`StateLock::release`]
+/// does the same and reports failure.
+pub struct StateLock {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) cluster: String,
+    pub(crate) info: LockInfo,
+    pub(crate) released: bool,
+}
+
+impl StateLock {
+    pub fn info(&self) -> &LockInfo {
+        &self.info
+    }
+
+    pub fn cluster(&self) -> &str {
+        &self.cluster
+    }
+
+    /// Releases the lock now, reporting an error that `Drop` would have to swallow.
+    pub fn release(mut self) -> Result<()> {
+        self.released = true;
+        delete_own_row(&self.shared, &self.info.id)
+    }
+}
+
+impl Drop for StateLock {
+    fn drop(&mut self) {
+        if !self.released {
+            // Nothing to report to from here; a row left behind is a stale lock, which the
+            // next `lock` names and `break_lock` clears.
+            let _ = delete_own_row(&self.shared, &self.info.id);
+        }
+    }
+}
+
+impl fmt::Debug for StateLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StateLock")
+            .field("cluster", &self.cluster)
+            .field("info", &self.info)
+            .finish()
+    }
+}
+
+fn delete_own_row(shared: &Shared, id: &str) -> Result<()> {
+    shared
+        .conn()
+        .execute("DELETE FROM locks WHERE id = ?1", [id])
+        .map_err(|e| shared.err("cannot release the lock in", e))?;
+    Ok(())
+}
+
+/// The error of a `lock` that found the cluster locked by someone else.
+pub(crate) fn locked_error(cluster: &str, holder: &LockInfo, waited: Duration) -> Error {
+    let stale = holder.is_stale();
+    let mut message = format!("state of cluster {cluster:?} is locked by {holder}");
+    if stale {
+        message.push_str(": the process is gone: the lock is stale");
+    }
+    let mut diagnostic = crate::Diagnostic::error(message);
+    if !waited.is_zero() {
+        diagnostic = diagnostic.note(format!(
+            "waited {} for the lock",
+            humanize(waited)
+        ));
+    }
+    let unlock = format!("sealer state unlock {}", holder.id);
+    let error = Error::from(diagnostic);
+    if stale {
+        error.hint(format!(
+            "process {} no longer runs on this host; remove its lock with `{unlock}`, then retry",
+            holder.pid
+        ))
+    } else {
+        error
+            .hint("wait for that sealer to finish, or wait longer with --lock-timeout DURATION")
+            .hint(format!(
+                "if that process is gone, remove the lock with `{unlock}`"
+            ))
+    }
+}
+
+fn humanize(d: Duration) -> String {
+    if d.as_secs() >= 1 {
+        format!("{:.1}s", d.as_secs_f64())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// What can be told about a process from its ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Liveness {
+    Alive,
+    Gone,
+    /// No way to tell (no `/proc`, or it cannot be read): treated as alive.
+    Unknown,
+}
+
+/// Looks the process up in `/proc` (Linux). A zombie counts as gone: it has exited and
+/// will never release anything, it only waits for its parent to read its status.
+pub(crate) fn process_liveness(pid: u32) -> Liveness {
+    if pid == 0 || !Path::new("/proc/self/stat").exists() {
+        return Liveness::Unknown;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => match stat_state(&stat) {
+            Some('Z' | 'X' | 'x') => Liveness::Gone,
+            Some(_) => Liveness::Alive,
+            None => Liveness::Unknown,
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Liveness::Gone,
+        Err(_) => Liveness::Unknown,
+    }
+}
+
+/// The state letter of a `/proc/PID/stat` line: `PID (COMM) STATE ...`, where COMM may hold
+/// spaces and parentheses, hence the last `)`.
+pub(crate) fn stat_state(stat: &str) -> Option<char> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.trim_start().chars().next()
+}
+
+/// This machine's host name, as recorded in locks: the kernel's, else `/etc/hostname`,
+/// else `$HOSTNAME`, else `unknown`.
+pub(crate) fn host_name() -> String {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .map(|s| s.trim().to_string())
+        .chain(std::env::var("HOSTNAME").ok())
+        .find(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".to_string())
+}

@@ -1,0 +1,828 @@
+//! The state store: what sealer knows about each cluster it manages, in one SQLite file
+//! (`$SEALER_HOME/state.db`, or `--state PATH`).
+//!
+//! Per cluster (by name) the state holds a **lineage** (a UUID v4 made when the cluster's
+//! state is created), a **serial** (incremented by every write, creation included), every
+//! resource as a [`Recorded`], the **applied configuration** (opaque JSON the engine keeps,
+//! e.g. the images `sealer run` installed), optional encrypted secrets, and the **history**:
+//! one [`StateVersion`] per write, a delta log of what changed.
+//!
+//! Guarantees:
+//! - Every write is one SQLite transaction (`BEGIN IMMEDIATE`): the row, the serial bump and
+//!   the history row commit together, with `synchronous=FULL`, so a process killed at any
+//!   point leaves the old state or the new one, never a mix, and a committed step survives a
+//!   power cut.
+//! - "No state" is only ever a missing file or a missing cluster. A file that exists but is
+//!   unreadable, not SQLite, not sealer's, damaged (`PRAGMA quick_check`), or from a newer
+//!   sealer is an error naming it, and is never modified or replaced.
+//! - Secrets never appear in clear: sensitive attributes must be digests (a commit that
+//!   carries anything else is refused), and the optional secrets are sealed with the
+//!   operator's [`StateKey`].
+//!
+//! Writers must hold the cluster's lock ([`StateStore::lock`]) for the whole operation;
+//! the write methods do not check it, because the executor takes it once per apply.
+//!
+//! All calls block on SQLite (and `lock` sleeps while it waits): async callers run them on a
+//! blocking thread. A `StateStore` is `Send + Sync`; calls are serialized internally.
+
+mod db;
+mod ids;
+mod lock;
+mod rows;
+mod schema;
+mod secrets;
+#[cfg(test)]
+mod tests;
+
+pub use lock::{LockHolder, LockInfo, StateLock};
+pub use schema::current_version as schema_version;
+pub use secrets::{Secret, StateKey};
+
+use crate::resource::Recorded;
+use crate::{Error, Result};
+use db::Shared;
+use rows::ResourceRow;
+use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The file name of the state under `$SEALER_HOME`.
+pub const STATE_FILE_NAME: &str = "state.db";
+
+/// An open state database.
+pub struct StateStore {
+    shared: Arc<Shared>,
+}
+
+/// One line of `sealer state list`-style overviews.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterSummary {
+    pub name: String,
+    pub lineage: String,
+    pub serial: u64,
+    /// How many resources the state records for it.
+    pub resources: usize,
+    /// UTC, RFC 3339.
+    pub updated_at: String,
+}
+
+/// Everything the state knows about one cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterState {
+    pub name: String,
+    pub lineage: String,
+    pub serial: u64,
+    /// UTC, RFC 3339.
+    pub created_at: String,
+    /// UTC, RFC 3339.
+    pub updated_at: String,
+    /// Keyed by address.
+    pub resources: BTreeMap<String, Recorded>,
+    /// What [`StateStore::set_applied_config`] stored last; `None` until then.
+    pub applied_config: Option<serde_json::Value>,
+}
+
+/// What one write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    /// The cluster's state was created (serial 1).
+    Create,
+    /// A finished step recorded its resource (ready).
+    Commit,
+    /// A resource was marked tainted (its step failed midway; the next plan replaces it).
+    Taint,
+    /// A destroyed resource left the state.
+    Remove,
+    /// The applied configuration was set.
+    Config,
+    /// An encrypted secret was stored (its value is not in the history).
+    Secret,
+}
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Create => "create",
+            Operation::Commit => "commit",
+            Operation::Taint => "taint",
+            Operation::Remove => "remove",
+            Operation::Config => "config",
+            Operation::Secret => "secret",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Operation> {
+        [
+            Operation::Create,
+            Operation::Commit,
+            Operation::Taint,
+            Operation::Remove,
+            Operation::Config,
+            Operation::Secret,
+        ]
+        .into_iter()
+        .find(|op| op.as_str() == text)
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One entry of a cluster's history: the write that produced `serial`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateVersion {
+    pub serial: u64,
+    /// UTC, RFC 3339.
+    pub at: String,
+    pub operation: Operation,
+    /// The resource's address (`commit`, `taint`, `remove`), or the secret's name (`secret`).
+    pub address: Option<String>,
+    /// `commit` (and `taint` of a resource committed tainted): the new attributes;
+    /// `config`: the new applied configuration.
+    pub attributes: Option<serde_json::Value>,
+}
+
+/// The cluster row a write works on.
+struct ClusterRow {
+    id: i64,
+    lineage: String,
+    /// As stored; checked before use.
+    serial: i64,
+}
+
+/// What a write puts in its history row.
+struct LogEntry {
+    address: Option<String>,
+    attributes: Option<String>,
+}
+
+/// UTC now as RFC 3339, from SQLite itself, so that no clock code lives here.
+const NOW_SQL: &str = "SELECT strftime('%Y-%m-%dT%H:%M:%SZ', 'now')";
+
+impl StateStore {
+    /// Opens the state for reading (plan, show, `state list`). `Ok(None)` when the file does
+    /// not exist, and then it is not created. A file that exists but cannot be read, is not
+    /// a SQLite database, is not sealer's, fails `PRAGMA quick_check` or has a newer schema
+    /// is an error, never "no state".
+    ///
+    /// A file with an older schema is migrated (one transaction; content and serials are
+    /// unchanged). The returned store can write too: an apply to an existing cluster may
+    /// open it this way.
+    pub fn open_existing(path: &Path) -> Result<Option<StateStore>> {
+        Ok(db::open_existing(path)?.map(|shared| StateStore {
+            shared: Arc::new(shared),
+        }))
+    }
+
+    /// Opens the state for writing, creating the file (0600; missing parent directories
+    /// 0700) when it does not exist. An existing file is checked as in
+    /// [`StateStore::open_existing`] and never replaced.
+    pub fn open_or_create(path: &Path) -> Result<StateStore> {
+        Ok(StateStore {
+            shared: Arc::new(db::open_or_create(path)?),
+        })
+    }
+
+    /// The file this store reads and writes.
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// Every cluster the state knows, by name.
+    pub fn clusters(&self) -> Result<Vec<ClusterSummary>> {
+        let shared = &self.shared;
+        let conn = shared.conn();
+        let read = || -> rusqlite::Result<Vec<(String, String, i64, String, i64)>> {
+            let mut stmt = conn.prepare(
+                "SELECT c.name, c.lineage, c.serial, c.updated_at,
+                        (SELECT count(*) FROM resources r WHERE r.cluster_id = c.id)
+                 FROM clusters c ORDER BY c.name",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?;
+            rows.collect()
+        };
+        let rows = read().map_err(|e| shared.err("cannot read", e))?;
+        rows.into_iter()
+            .map(|(name, lineage, serial, updated_at, count)| {
+                let serial = self.checked_serial(&name, serial)?;
+                self.check_lineage(&name, &lineage)?;
+                Ok(ClusterSummary {
+                    name,
+                    lineage,
+                    serial,
+                    resources: usize::try_from(count).unwrap_or(0),
+                    updated_at,
+                })
+            })
+            .collect()
+    }
+
+    /// The state of cluster `name`; `None` when the state has no record of it (a new
+    /// cluster). A damaged record is an error.
+    pub fn cluster(&self, name: &str) -> Result<Option<ClusterState>> {
+        let shared = &self.shared;
+        let mut conn = shared.conn();
+        // One read transaction: the cluster row and its resources from the same version.
+        let tx = conn
+            .transaction()
+            .map_err(|e| shared.err("cannot read", e))?;
+        type Head = (i64, String, i64, String, String, Option<String>);
+        let head: Option<Head> = tx
+            .query_row(
+                "SELECT id, lineage, serial, created_at, updated_at, applied_config
+                 FROM clusters WHERE name = ?1",
+                [name],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(|e| shared.err("cannot read", e))?;
+        let Some((id, lineage, serial, created_at, updated_at, config)) = head else {
+            return Ok(None);
+        };
+        let serial = self.checked_serial(name, serial)?;
+        self.check_lineage(name, &lineage)?;
+        let applied_config = match config {
+            None => None,
+            Some(text) => Some(serde_json::from_str(&text).map_err(|e| {
+                self.damaged(name, &format!("its applied configuration is not JSON: {e}"))
+            })?),
+        };
+        let rows = read_resources(&tx, id).map_err(|e| shared.err("cannot read", e))?;
+        let mut resources = BTreeMap::new();
+        for row in rows {
+            let address = row.address.clone();
+            let recorded = row.decode().map_err(|why| {
+                self.damaged(name, &format!("resource {address} is damaged: {why}"))
+            })?;
+            resources.insert(address, recorded);
+        }
+        Ok(Some(ClusterState {
+            name: name.to_string(),
+            lineage,
+            serial,
+            created_at,
+            updated_at,
+            resources,
+            applied_config,
+        }))
+    }
+
+    /// Creates the state of a new cluster: a fresh lineage, serial 1, no resources. An
+    /// error if the state already has a cluster of that name.
+    pub fn create_cluster(&self, name: &str) -> Result<ClusterState> {
+        if name.is_empty() {
+            return Err(Error::msg("a cluster name cannot be empty"));
+        }
+        let lineage = ids::new_lineage()?;
+        let shared = &self.shared;
+        let mut conn = shared.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| shared.err("cannot write", e))?;
+        let existing: Option<(String, i64)> = tx
+            .query_row(
+                "SELECT lineage, serial FROM clusters WHERE name = ?1",
+                [name],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| shared.err("cannot read", e))?;
+        if let Some((lineage, serial)) = existing {
+            return Err(Error::msg(format!(
+                "the state already has a cluster named {name:?} (lineage {lineage}, serial {serial})"
+            ))
+            .hint("choose another cluster name, or destroy that cluster first"));
+        }
+        let now = now(&tx).map_err(|e| shared.err("cannot read the time from", e))?;
+        let insert = || -> rusqlite::Result<()> {
+            tx.execute(
+                "INSERT INTO clusters (name, lineage, serial, created_at, updated_at)
+                 VALUES (?1, ?2, 1, ?3, ?3)",
+                params![name, lineage, now],
+            )?;
+            let id = tx.last_insert_rowid();
+            tx.execute(
+                "INSERT INTO history (cluster_id, serial, at, operation) VALUES (?1, 1, ?2, 'create')",
+                params![id, now],
+            )?;
+            Ok(())
+        };
+        insert().map_err(|e| shared.err("cannot write", e))?;
+        tx.commit().map_err(|e| shared.err("cannot commit to", e))?;
+        Ok(ClusterState {
+            name: name.to_string(),
+            lineage,
+            serial: 1,
+            created_at: now.clone(),
+            updated_at: now,
+            resources: BTreeMap::new(),
+            applied_config: None,
+        })
+    }
+
+    /// Records one finished step: inserts or replaces the resource at `resource.address`.
+    /// Returns the new serial. A record with status `tainted` is how a step that failed
+    /// midway on a resource not yet in the state is recorded (history operation `taint`).
+    ///
+    /// Refused when an attribute marked sensitive is not a digest: the state never holds a
+    /// secret in clear.
+    pub fn commit(&self, cluster: &str, resource: &Recorded) -> Result<u64> {
+        let row = ResourceRow::encode(resource).map_err(|why| {
+            Error::msg(why).hint("this is a bug in sealer: values must be hashed before they reach the state")
+        })?;
+        let operation = match resource.status {
+            crate::resource::Status::Ready => Operation::Commit,
+            crate::resource::Status::Tainted => Operation::Taint,
+        };
+        self.write(cluster, operation, |tx, c, serial| {
+            tx.execute(
+                "INSERT INTO resources
+                   (cluster_id, address, resource_type, host, attributes, sensitive, status, depends_on, updated_serial)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (cluster_id, address) DO UPDATE SET
+                   resource_type = excluded.resource_type, host = excluded.host,
+                   attributes = excluded.attributes, sensitive = excluded.sensitive,
+                   status = excluded.status, depends_on = excluded.depends_on,
+                   updated_serial = excluded.updated_serial",
+                params![
+                    c.id,
+                    row.address,
+                    row.resource_type,
+                    row.host,
+                    row.attributes,
+                    row.sensitive,
+                    row.status,
+                    row.depends_on,
+                    to_sql_serial(serial),
+                ],
+            )
+            .map_err(|e| self.shared.err("cannot write", e))?;
+            Ok(LogEntry {
+                address: Some(row.address.clone()),
+                attributes: Some(row.attributes.clone()),
+            })
+        })
+    }
+
+    /// Marks a recorded resource tainted (its step failed midway; the next plan replaces
+    /// it). Returns the new serial. An error if the state has no such resource.
+    pub fn taint(&self, cluster: &str, address: &str) -> Result<u64> {
+        self.write(cluster, Operation::Taint, |tx, c, serial| {
+            let changed = tx
+                .execute(
+                    "UPDATE resources SET status = 'tainted', updated_serial = ?3
+                     WHERE cluster_id = ?1 AND address = ?2",
+                    params![c.id, address, to_sql_serial(serial)],
+                )
+                .map_err(|e| self.shared.err("cannot write", e))?;
+            if changed == 0 {
+                return Err(no_resource(cluster, address));
+            }
+            Ok(LogEntry {
+                address: Some(address.to_string()),
+                attributes: None,
+            })
+        })
+    }
+
+    /// Removes a destroyed resource from the state. Returns the new serial. An error if the
+    /// state has no such resource.
+    pub fn remove(&self, cluster: &str, address: &str) -> Result<u64> {
+        self.write(cluster, Operation::Remove, |tx, c, _| {
+            let changed = tx
+                .execute(
+                    "DELETE FROM resources WHERE cluster_id = ?1 AND address = ?2",
+                    params![c.id, address],
+                )
+                .map_err(|e| self.shared.err("cannot write", e))?;
+            if changed == 0 {
+                return Err(no_resource(cluster, address));
+            }
+            Ok(LogEntry {
+                address: Some(address.to_string()),
+                attributes: None,
+            })
+        })
+    }
+
+    /// Stores the applied configuration (opaque to the state). Returns the new serial.
+    pub fn set_applied_config(&self, cluster: &str, config: &serde_json::Value) -> Result<u64> {
+        let text = serde_json::to_string(config)
+            .map_err(|e| Error::msg(format!("cannot encode the applied configuration: {e}")))?;
+        self.write(cluster, Operation::Config, |tx, c, _| {
+            tx.execute(
+                "UPDATE clusters SET applied_config = ?2 WHERE id = ?1",
+                params![c.id, text],
+            )
+            .map_err(|e| self.shared.err("cannot write", e))?;
+            Ok(LogEntry {
+                address: None,
+                attributes: Some(text.clone()),
+            })
+        })
+    }
+
+    /// Every write to the cluster's state, oldest first (serials 1, 2, ...). An error if the
+    /// state has no such cluster.
+    pub fn history(&self, cluster: &str) -> Result<Vec<StateVersion>> {
+        let shared = &self.shared;
+        let mut conn = shared.conn();
+        let tx = conn
+            .transaction()
+            .map_err(|e| shared.err("cannot read", e))?;
+        let c = find_cluster(&tx, cluster)
+            .map_err(|e| shared.err("cannot read", e))?
+            .ok_or_else(|| no_cluster(cluster))?;
+        let read = || -> rusqlite::Result<Vec<(i64, String, String, Option<String>, Option<String>)>> {
+            let mut stmt = tx.prepare(
+                "SELECT serial, at, operation, address, attributes FROM history
+                 WHERE cluster_id = ?1 ORDER BY serial",
+            )?;
+            let rows = stmt.query_map([c.id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?;
+            rows.collect()
+        };
+        let rows = read().map_err(|e| shared.err("cannot read", e))?;
+        rows.into_iter()
+            .map(|(serial, at, operation, address, attributes)| {
+                let serial = self.checked_serial(cluster, serial)?;
+                let operation = Operation::parse(&operation).ok_or_else(|| {
+                    self.damaged(
+                        cluster,
+                        &format!("history entry {serial} has unknown operation {operation:?}"),
+                    )
+                })?;
+                let attributes = match attributes {
+                    None => None,
+                    Some(text) => Some(serde_json::from_str(&text).map_err(|e| {
+                        self.damaged(
+                            cluster,
+                            &format!("history entry {serial} holds invalid JSON: {e}"),
+                        )
+                    })?),
+                };
+                Ok(StateVersion {
+                    serial,
+                    at,
+                    operation,
+                    address,
+                    attributes,
+                })
+            })
+            .collect()
+    }
+
+    /// Takes the cluster's lock for `holder`, waiting up to `timeout` (polling every
+    /// 100 ms) while someone else holds it. The lock is released when the returned
+    /// [`StateLock`] is dropped. The cluster does not have to exist yet (a first apply locks
+    /// before it creates the cluster's state).
+    ///
+    /// When the wait runs out: `state of cluster "c" is locked by pid 1234 on host h since
+    /// ... (apply, lock ID abcd)`, with `: the process is gone: the lock is stale` when the
+    /// holder ran on this host and has exited. A stale lock is never taken over silently.
+    pub fn lock(&self, cluster: &str, holder: &LockHolder, timeout: Duration) -> Result<StateLock> {
+        let id = ids::new_lock_id()?;
+        let start = Instant::now();
+        loop {
+            match self.try_lock(cluster, holder, &id)? {
+                Ok(info) => {
+                    return Ok(StateLock {
+                        shared: Arc::clone(&self.shared),
+                        cluster: cluster.to_string(),
+                        info,
+                        released: false,
+                    });
+                }
+                Err(current) => {
+                    let waited = start.elapsed();
+                    if waited >= timeout {
+                        return Err(lock::locked_error(cluster, &current, waited));
+                    }
+                    std::thread::sleep(lock::POLL_INTERVAL.min(timeout - waited));
+                }
+            }
+        }
+    }
+
+    /// One attempt: `Ok(Ok(taken))`, or `Ok(Err(current holder))`.
+    fn try_lock(
+        &self,
+        cluster: &str,
+        holder: &LockHolder,
+        id: &str,
+    ) -> Result<Result<LockInfo, LockInfo>> {
+        let shared = &self.shared;
+        let mut conn = shared.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| shared.err("cannot lock", e))?;
+        if let Some(current) = read_lock(&tx, cluster).map_err(|e| shared.err("cannot read", e))? {
+            return Ok(Err(current));
+        }
+        let since = now(&tx).map_err(|e| shared.err("cannot read the time from", e))?;
+        tx.execute(
+            "INSERT INTO locks (cluster, id, operation, pid, host, since) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![cluster, id, holder.operation, holder.pid, holder.host, since],
+        )
+        .map_err(|e| shared.err("cannot lock", e))?;
+        tx.commit().map_err(|e| shared.err("cannot lock", e))?;
+        Ok(Ok(LockInfo {
+            id: id.to_string(),
+            operation: holder.operation.clone(),
+            pid: holder.pid,
+            host: holder.host.clone(),
+            since,
+        }))
+    }
+
+    /// Removes the cluster's lock if its ID is `lock_id` (what `sealer state unlock ID`
+    /// does), whoever holds it, and returns what it removed. The ID must match so that a
+    /// lock taken since the operator looked is not removed by mistake.
+    pub fn break_lock(&self, cluster: &str, lock_id: &str) -> Result<LockInfo> {
+        let shared = &self.shared;
+        let mut conn = shared.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| shared.err("cannot unlock", e))?;
+        let Some(current) = read_lock(&tx, cluster).map_err(|e| shared.err("cannot read", e))?
+        else {
+            return Err(Error::msg(format!(
+                "state of cluster {cluster:?} is not locked"
+            )));
+        };
+        if current.id != lock_id {
+            return Err(Error::msg(format!(
+                "lock ID {lock_id} is not the lock of cluster {cluster:?}: it is locked by {current}"
+            ))
+            .hint(format!(
+                "`sealer state unlock {}` removes that lock, if it is the one you mean",
+                current.id
+            )));
+        }
+        tx.execute("DELETE FROM locks WHERE id = ?1", [lock_id])
+            .map_err(|e| shared.err("cannot unlock", e))?;
+        tx.commit().map_err(|e| shared.err("cannot unlock", e))?;
+        Ok(current)
+    }
+
+    /// Who holds the cluster's lock, if anyone.
+    pub fn current_lock(&self, cluster: &str) -> Result<Option<LockInfo>> {
+        let shared = &self.shared;
+        let conn = shared.conn();
+        read_lock(&conn, cluster).map_err(|e| shared.err("cannot read", e))
+    }
+
+    /// Stores a secret, sealed with `key`. Without a key this is an error: nothing secret is
+    /// kept in the state unless the operator set `SEALER_STATE_KEY`. Returns the new serial;
+    /// the history records the name, never the value.
+    pub fn put_secret(
+        &self,
+        cluster: &str,
+        name: &str,
+        value: &str,
+        key: Option<&StateKey>,
+    ) -> Result<u64> {
+        let Some(key) = key else {
+            return Err(Error::msg(format!(
+                "not storing secret {name:?} of cluster {cluster:?}: without {} the state keeps nothing secret",
+                StateKey::ENV
+            ))
+            .hint(secrets::generate_hint()));
+        };
+        if name.is_empty() {
+            return Err(Error::msg("a secret name cannot be empty"));
+        }
+        self.write(cluster, Operation::Secret, |tx, c, _| {
+            let aad = secrets::associated_data(&c.lineage, name);
+            let (nonce, ciphertext) = key.seal(&aad, value.as_bytes())?;
+            tx.execute(
+                "INSERT INTO secrets (cluster_id, name, nonce, ciphertext) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (cluster_id, name) DO UPDATE SET
+                   nonce = excluded.nonce, ciphertext = excluded.ciphertext",
+                params![c.id, name, &nonce[..], ciphertext],
+            )
+            .map_err(|e| self.shared.err("cannot write", e))?;
+            Ok(LogEntry {
+                address: Some(name.to_string()),
+                attributes: None,
+            })
+        })
+    }
+
+    /// Reads a secret stored with [`StateStore::put_secret`]; `None` when there is none by
+    /// that name. An error if it exists but `key` is missing or is not the key it was sealed
+    /// with.
+    pub fn get_secret(
+        &self,
+        cluster: &str,
+        name: &str,
+        key: Option<&StateKey>,
+    ) -> Result<Option<Secret>> {
+        let shared = &self.shared;
+        let mut conn = shared.conn();
+        let tx = conn
+            .transaction()
+            .map_err(|e| shared.err("cannot read", e))?;
+        let c = find_cluster(&tx, cluster)
+            .map_err(|e| shared.err("cannot read", e))?
+            .ok_or_else(|| no_cluster(cluster))?;
+        let sealed: Option<(Vec<u8>, Vec<u8>)> = tx
+            .query_row(
+                "SELECT nonce, ciphertext FROM secrets WHERE cluster_id = ?1 AND name = ?2",
+                params![c.id, name],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| shared.err("cannot read", e))?;
+        let Some((nonce, ciphertext)) = sealed else {
+            return Ok(None);
+        };
+        let Some(key) = key else {
+            return Err(Error::msg(format!(
+                "secret {name:?} of cluster {cluster:?} is encrypted in the state, and {} is not set",
+                StateKey::ENV
+            ))
+            .hint(format!("set {} to the key it was stored with", StateKey::ENV)));
+        };
+        let aad = secrets::associated_data(&c.lineage, name);
+        let clear = key.open(&aad, &nonce, &ciphertext).ok_or_else(|| {
+            Error::msg(format!(
+                "cannot decrypt secret {name:?} of cluster {cluster:?}: {} is not the key it was stored with, or the stored value was changed",
+                StateKey::ENV
+            ))
+        })?;
+        let text = String::from_utf8(clear).map_err(|_| {
+            self.damaged(cluster, &format!("secret {name:?} is not UTF-8 text"))
+        })?;
+        Ok(Some(Secret::new(text)))
+    }
+
+    /// One write: the change `apply` makes, the serial bump and the history row, in one
+    /// `BEGIN IMMEDIATE` transaction. Returns the new serial.
+    fn write(
+        &self,
+        cluster: &str,
+        operation: Operation,
+        apply: impl FnOnce(&Transaction<'_>, &ClusterRow, u64) -> Result<LogEntry>,
+    ) -> Result<u64> {
+        let shared = &self.shared;
+        let mut conn = shared.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| shared.err("cannot write", e))?;
+        let c = find_cluster(&tx, cluster)
+            .map_err(|e| shared.err("cannot read", e))?
+            .ok_or_else(|| no_cluster(cluster))?;
+        let serial = self.checked_serial(cluster, c.serial)?;
+        let serial = serial.checked_add(1).ok_or_else(|| {
+            self.damaged(cluster, "its serial cannot be incremented any further")
+        })?;
+        // Any error from here on drops `tx`, which rolls everything back.
+        let entry = apply(&tx, &c, serial)?;
+        let now = now(&tx).map_err(|e| shared.err("cannot read the time from", e))?;
+        let record = || -> rusqlite::Result<()> {
+            tx.execute(
+                "UPDATE clusters SET serial = ?2, updated_at = ?3 WHERE id = ?1",
+                params![c.id, to_sql_serial(serial), now],
+            )?;
+            tx.execute(
+                "INSERT INTO history (cluster_id, serial, at, operation, address, attributes)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    c.id,
+                    to_sql_serial(serial),
+                    now,
+                    operation.as_str(),
+                    entry.address,
+                    entry.attributes
+                ],
+            )?;
+            Ok(())
+        };
+        record().map_err(|e| shared.err("cannot write", e))?;
+        tx.commit().map_err(|e| shared.err("cannot commit to", e))?;
+        Ok(serial)
+    }
+
+    fn checked_serial(&self, cluster: &str, serial: i64) -> Result<u64> {
+        u64::try_from(serial)
+            .map_err(|_| self.damaged(cluster, &format!("its serial {serial} is negative")))
+    }
+
+    fn check_lineage(&self, cluster: &str, lineage: &str) -> Result<()> {
+        if ids::is_lineage(lineage) {
+            Ok(())
+        } else {
+            Err(self.damaged(cluster, &format!("its lineage {lineage:?} is not a UUID")))
+        }
+    }
+
+    /// A damaged cluster record: an error, never read as less than it is.
+    fn damaged(&self, cluster: &str, why: &str) -> Error {
+        Error::msg(format!(
+            "state database {}: the record of cluster {cluster:?} is damaged: {why}",
+            self.shared.path.display()
+        ))
+        .hint("restore the state from a backup; sealer does not guess what a damaged record meant")
+    }
+}
+
+impl fmt::Debug for StateStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StateStore")
+            .field("path", &self.shared.path)
+            .finish()
+    }
+}
+
+fn find_cluster(tx: &Transaction<'_>, name: &str) -> rusqlite::Result<Option<ClusterRow>> {
+    tx.query_row(
+        "SELECT id, lineage, serial FROM clusters WHERE name = ?1",
+        [name],
+        |r| {
+            Ok(ClusterRow {
+                id: r.get(0)?,
+                lineage: r.get(1)?,
+                serial: r.get(2)?,
+            })
+        },
+    )
+    .optional()
+}
+
+fn read_resources(tx: &Transaction<'_>, cluster_id: i64) -> rusqlite::Result<Vec<ResourceRow>> {
+    let mut stmt = tx.prepare(
+        "SELECT address, resource_type, host, attributes, sensitive, status, depends_on
+         FROM resources WHERE cluster_id = ?1 ORDER BY address",
+    )?;
+    let rows = stmt.query_map([cluster_id], |r| {
+        Ok(ResourceRow {
+            address: r.get(0)?,
+            resource_type: r.get(1)?,
+            host: r.get(2)?,
+            attributes: r.get(3)?,
+            sensitive: r.get(4)?,
+            status: r.get(5)?,
+            depends_on: r.get(6)?,
+        })
+    })?;
+    rows.collect()
+}
+
+fn read_lock(conn: &rusqlite::Connection, cluster: &str) -> rusqlite::Result<Option<LockInfo>> {
+    conn.query_row(
+        "SELECT id, operation, pid, host, since FROM locks WHERE cluster = ?1",
+        [cluster],
+        |r| {
+            Ok(LockInfo {
+                id: r.get(0)?,
+                operation: r.get(1)?,
+                // A pid outside u32 was not written by sealer; 0 never names a live process.
+                pid: u32::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+                host: r.get(3)?,
+                since: r.get(4)?,
+            })
+        },
+    )
+    .optional()
+}
+
+fn now(tx: &rusqlite::Connection) -> rusqlite::Result<String> {
+    tx.query_row(NOW_SQL, [], |r| r.get(0))
+}
+
+/// Serials are u64 in our API and i64 in SQLite; a state reaching 2^63 writes is not a
+/// concern, but saturating keeps the conversion total.
+fn to_sql_serial(serial: u64) -> i64 {
+    i64::try_from(serial).unwrap_or(i64::MAX)
+}
+
+fn no_cluster(cluster: &str) -> Error {
+    Error::msg(format!("the state has no cluster named {cluster:?}"))
+        .hint("`sealer state list` shows the clusters the state records")
+}
+
+fn no_resource(cluster: &str, address: &str) -> Error {
+    Error::msg(format!(
+        "the state of cluster {cluster:?} has no resource {address}"
+    ))
+    .hint("`sealer state list` shows what the state records")
+}

@@ -1,0 +1,393 @@
+//! Unit tests of the state's internals: identifiers, the migration runner, row checks,
+//! process liveness, the lock message, and the cipher. The public behaviour (files,
+//! processes, locks between processes) is tested end to end in `tests/it/state.rs`.
+
+use super::lock::{self, Liveness, LockInfo};
+use super::schema::{self, Migration};
+use super::secrets::{self, StateKey};
+use super::*;
+use crate::resource::{ResourceType, Status};
+use std::collections::BTreeSet;
+
+fn temp_db() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("state.db");
+    (dir, path)
+}
+
+#[test]
+fn lineage_is_a_version_4_uuid() {
+    let text = ids::format_uuid_v4([0xff; 16]);
+    assert_eq!(text, "ffffffff-ffff-4fff-bfff-ffffffffffff");
+    let text = ids::format_uuid_v4([0; 16]);
+    assert_eq!(text, "00000000-0000-4000-8000-000000000000");
+    assert!(ids::is_lineage(&text));
+
+    let a = ids::new_lineage().unwrap();
+    let b = ids::new_lineage().unwrap();
+    assert_ne!(a, b);
+    assert!(ids::is_lineage(&a), "{a}");
+    assert_eq!(&a[14..15], "4");
+    assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"), "{a}");
+}
+
+#[test]
+fn lineage_check_rejects_other_text() {
+    for bad in [
+        "",
+        "not-a-uuid",
+        "FFFFFFFF-FFFF-4FFF-BFFF-FFFFFFFFFFFF",
+        "ffffffffffff4fffbfffffffffffffffffff",
+        "ffffffff-ffff-4fff-bfff-fffffffffffff",
+        "ffffffff-ffff-4fff-bfff-fffffffffffé",
+    ] {
+        assert!(!ids::is_lineage(bad), "{bad:?}");
+    }
+}
+
+#[test]
+fn lock_ids_are_random_hex() {
+    let a = ids::new_lock_id().unwrap();
+    let b = ids::new_lock_id().unwrap();
+    assert_ne!(a, b);
+    assert_eq!(a.len(), 16);
+    assert!(a.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+}
+
+#[test]
+fn migrations_are_numbered_from_one_without_gaps_and_match_the_files() {
+    for (i, m) in schema::MIGRATIONS.iter().enumerate() {
+        assert_eq!(m.version as usize, i + 1, "{}", m.name);
+        assert!(m.name.starts_with(&format!("{:04}_", m.version)), "{}", m.name);
+    }
+    assert_eq!(
+        schema_version() as usize,
+        schema::MIGRATIONS.len(),
+        "the current version is the last migration"
+    );
+    // Every file in state-schema/migrations is embedded, and nothing else is.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("state-schema/migrations");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let embedded: Vec<String> = schema::MIGRATIONS
+        .iter()
+        .map(|m| format!("{}.sql", m.name))
+        .collect();
+    assert_eq!(files, embedded);
+}
+
+const FAKE_V2: Migration = Migration {
+    version: 2,
+    name: "0002_test",
+    sql: "CREATE TABLE notes (text TEXT NOT NULL) STRICT; INSERT INTO notes VALUES ('migrated');",
+};
+
+const BROKEN_V2: Migration = Migration {
+    version: 2,
+    name: "0002_broken",
+    sql: "CREATE TABLE half (x INTEGER); THIS IS NOT SQL;",
+};
+
+fn user_version(conn: &rusqlite::Connection) -> i64 {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn an_older_schema_is_migrated_forward_in_one_transaction() {
+    let (_dir, path) = temp_db();
+    let store = StateStore::open_or_create(&path).unwrap();
+    store.create_cluster("c").unwrap();
+    drop(store);
+
+    let mut conn = rusqlite::Connection::open(&path).unwrap();
+    let migrations = [schema::MIGRATIONS[0], FAKE_V2];
+    schema::check_and_migrate_with(&mut conn, &path, &migrations).unwrap();
+    assert_eq!(user_version(&conn), 2);
+    let note: String = conn
+        .query_row("SELECT text FROM notes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(note, "migrated");
+    // Running again is a no-op.
+    schema::check_and_migrate_with(&mut conn, &path, &migrations).unwrap();
+    assert_eq!(user_version(&conn), 2);
+    // This binary (which knows version 1 only) now refuses the file.
+    drop(conn);
+    let err = StateStore::open_existing(&path).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("has schema version 2, newer than this sealer understands (1)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_failed_migration_leaves_the_old_schema_whole() {
+    let (_dir, path) = temp_db();
+    drop(StateStore::open_or_create(&path).unwrap());
+    let mut conn = rusqlite::Connection::open(&path).unwrap();
+    let err = schema::check_and_migrate_with(&mut conn, &path, &[schema::MIGRATIONS[0], BROKEN_V2])
+        .unwrap_err();
+    assert!(err.to_string().contains("schema migration 0002_broken failed"), "{err}");
+    assert_eq!(user_version(&conn), 1);
+    let half: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'half'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(half, 0, "the first statement of the failed migration was rolled back");
+}
+
+#[test]
+fn digests_are_recognized() {
+    let hex64 = "ab".repeat(32);
+    assert!(rows::is_digest(&format!("sha256:{hex64}")));
+    assert!(rows::is_digest(&format!("sha512:{}", "0f".repeat(64))));
+    assert!(rows::is_digest(&format!("hmac-sha256:{hex64}")));
+    for bad in [
+        "hunter2".to_string(),
+        "sha256:".to_string(),
+        format!("sha256:{}", &hex64[..62]),
+        format!("sha256:{}", hex64.to_uppercase()),
+        format!("SHA256:{hex64}"),
+        format!(":{hex64}"),
+        format!("sha256:{hex64}0"),
+        format!("sha256:{hex64} "),
+    ] {
+        assert!(!rows::is_digest(&bad), "{bad:?}");
+    }
+}
+
+fn record(address: &str) -> Recorded {
+    Recorded {
+        address: address.to_string(),
+        resource_type: ResourceType::Host,
+        host: Some("10.0.0.1".to_string()),
+        attributes: BTreeMap::new(),
+        sensitive: BTreeSet::new(),
+        status: Status::Ready,
+        depends_on: Vec::new(),
+    }
+}
+
+#[test]
+fn a_sensitive_value_in_clear_is_refused_without_being_shown() {
+    let mut r = record("host.10.0.0.1");
+    r.attributes
+        .insert("password".into(), serde_json::json!("hunter2-secret"));
+    r.sensitive.insert("password".into());
+    let why = rows::check_sensitive(&r).unwrap_err();
+    assert!(why.contains("\"password\""), "{why}");
+    assert!(why.contains("host.10.0.0.1"), "{why}");
+    assert!(!why.contains("hunter2"), "{why}");
+
+    // Numbers, lists and objects are not digests either.
+    r.attributes.insert("password".into(), serde_json::json!(["a"]));
+    assert!(rows::check_sensitive(&r).is_err());
+    // A digest, null, or an absent attribute is fine.
+    r.attributes
+        .insert("password".into(), serde_json::json!(format!("sha256:{}", "1".repeat(64))));
+    rows::check_sensitive(&r).unwrap();
+    r.attributes
+        .insert("password".into(), serde_json::Value::Null);
+    rows::check_sensitive(&r).unwrap();
+    r.attributes.clear();
+    rows::check_sensitive(&r).unwrap();
+}
+
+#[test]
+fn rows_round_trip_and_damaged_rows_say_what_is_wrong() {
+    let mut r = record("app.nginx");
+    r.resource_type = ResourceType::App;
+    r.host = None;
+    r.status = Status::Tainted;
+    r.attributes
+        .insert("files_digest".into(), serde_json::json!("sha256:00"));
+    r.attributes
+        .insert("cmds".into(), serde_json::json!(["kubectl apply -f x"]));
+    r.depends_on = vec!["kubernetes.init".into()];
+    let row = rows::ResourceRow::encode(&r).unwrap();
+    assert_eq!(row.decode().unwrap(), r);
+
+    let mut row = rows::ResourceRow::encode(&r).unwrap();
+    row.resource_type = "spaceship".into();
+    assert!(row.decode().unwrap_err().contains("unknown resource type \"spaceship\""));
+    let mut row = rows::ResourceRow::encode(&r).unwrap();
+    row.status = "gone".into();
+    assert!(row.decode().unwrap_err().contains("unknown status"));
+    let mut row = rows::ResourceRow::encode(&r).unwrap();
+    row.attributes = "[1]".into();
+    assert!(row.decode().unwrap_err().contains("attributes"));
+    let mut row = rows::ResourceRow::encode(&r).unwrap();
+    row.depends_on = "{".into();
+    assert!(row.decode().unwrap_err().contains("dependencies"));
+}
+
+#[test]
+fn proc_stat_state_is_read_after_the_last_parenthesis() {
+    assert_eq!(lock::stat_state("123 (sealer) S 1 2 3"), Some('S'));
+    assert_eq!(lock::stat_state("123 (a) b) (c) Z 1"), Some('Z'));
+    assert_eq!(lock::stat_state("123 (x)"), None);
+    assert_eq!(lock::stat_state("garbage"), None);
+    assert_eq!(lock::stat_state(""), None);
+}
+
+#[test]
+fn liveness_of_this_process_and_of_a_reaped_child() {
+    assert_eq!(lock::process_liveness(std::process::id()), Liveness::Alive);
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    // A pid could be reused at once in theory; on a test machine it is not.
+    assert_eq!(lock::process_liveness(pid), Liveness::Gone);
+    assert_eq!(lock::process_liveness(0), Liveness::Unknown);
+}
+
+#[test]
+fn the_locked_error_names_holder_and_says_what_to_do() {
+    let info = LockInfo {
+        id: "abcd".into(),
+        operation: "apply".into(),
+        pid: 1234,
+        host: "elsewhere.invalid".into(),
+        since: "2026-11-25T09:00:00Z".into(),
+    };
+    let err = lock::locked_error("c", &info, Duration::from_millis(1500));
+    assert_eq!(
+        err.render(),
+        "error: state of cluster \"c\" is locked by pid 1234 on host elsewhere.invalid since 2026-11-25T09:00:00Z (apply, lock ID abcd)\n  \
+         waited 1.5s for the lock\n\
+         hint: wait for that sealer to finish, or wait longer with --lock-timeout DURATION\n\
+         hint: if that process is gone, remove the lock with `sealer state unlock abcd`\n"
+    );
+    assert!(!info.is_stale(), "a lock from another host is never called stale");
+
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let gone = LockInfo {
+        pid: child.id(),
+        host: lock::host_name(),
+        ..info
+    };
+    child.wait().unwrap();
+    assert!(gone.is_stale());
+    let err = lock::locked_error("c", &gone, Duration::ZERO);
+    let text = err.render();
+    assert!(
+        text.starts_with(&format!(
+            "error: state of cluster \"c\" is locked by {gone}: the process is gone: the lock is stale\n"
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("waited"), "{text}");
+    assert!(text.contains("hint: process"), "{text}");
+    assert!(text.contains("`sealer state unlock abcd`"), "{text}");
+}
+
+#[test]
+fn the_key_and_secrets_never_show_in_debug_output() {
+    let key = StateKey::new("correct horse battery staple").unwrap();
+    assert_eq!(format!("{key:?}"), "StateKey(<redacted>)");
+    let secret = Secret::new("hunter2".into());
+    assert_eq!(format!("{secret:?}"), "Secret(<redacted>)");
+    assert_eq!(secret.expose(), "hunter2");
+
+    let err = StateKey::new("short-key").unwrap_err();
+    let text = err.render();
+    assert!(text.contains("SEALER_STATE_KEY is too short (9 bytes"), "{text}");
+    assert!(!text.contains("short-key"), "{text}");
+}
+
+#[test]
+fn sealed_values_open_only_with_their_key_and_binding() {
+    let key = StateKey::new("0123456789abcdef0123456789abcdef").unwrap();
+    let aad = secrets::associated_data("lineage-a", "registry-password");
+    let (nonce, ciphertext) = key.seal(&aad, b"hunter2").unwrap();
+    assert_eq!(ciphertext.len(), "hunter2".len() + 16, "ciphertext plus tag");
+    assert_eq!(key.open(&aad, &nonce, &ciphertext).unwrap(), b"hunter2");
+
+    // A fresh nonce every time.
+    let (nonce2, ciphertext2) = key.seal(&aad, b"hunter2").unwrap();
+    assert_ne!(nonce, nonce2);
+    assert_ne!(ciphertext, ciphertext2);
+
+    let other_key = StateKey::new("0123456789abcdef0123456789abcdeX").unwrap();
+    assert!(other_key.open(&aad, &nonce, &ciphertext).is_none());
+    let other_name = secrets::associated_data("lineage-a", "ssh-password");
+    assert!(key.open(&other_name, &nonce, &ciphertext).is_none());
+    let other_lineage = secrets::associated_data("lineage-b", "registry-password");
+    assert!(key.open(&other_lineage, &nonce, &ciphertext).is_none());
+    let mut tampered = ciphertext.clone();
+    tampered[0] ^= 1;
+    assert!(key.open(&aad, &nonce, &tampered).is_none());
+    assert!(key.open(&aad, &nonce[..12], &ciphertext).is_none());
+}
+
+#[test]
+fn operations_round_trip_their_names() {
+    for op in [
+        Operation::Create,
+        Operation::Commit,
+        Operation::Taint,
+        Operation::Remove,
+        Operation::Config,
+        Operation::Secret,
+    ] {
+        assert_eq!(Operation::parse(op.as_str()), Some(op));
+        assert_eq!(op.to_string(), op.as_str());
+    }
+    assert_eq!(Operation::parse("delete"), None);
+}
+
+#[test]
+fn a_store_can_be_shared_between_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<StateStore>();
+    send_sync::<StateLock>();
+
+    let (_dir, path) = temp_db();
+    let store = std::sync::Arc::new(StateStore::open_or_create(&path).unwrap());
+    store.create_cluster("c").unwrap();
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let store = std::sync::Arc::clone(&store);
+            std::thread::spawn(move || {
+                for i in 0..25 {
+                    store.commit("c", &record(&format!("host.{t}.{i}"))).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let state = store.cluster("c").unwrap().unwrap();
+    assert_eq!(state.resources.len(), 100);
+    assert_eq!(state.serial, 101);
+}
+
+#[test]
+fn a_damaged_record_is_an_error_not_an_empty_state() {
+    let (_dir, path) = temp_db();
+    let store = StateStore::open_or_create(&path).unwrap();
+    store.create_cluster("c").unwrap();
+    store.commit("c", &record("host.10.0.0.1")).unwrap();
+    drop(store);
+    // Damage a row behind the store's back (something only a bug or a hand edit does).
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute("UPDATE resources SET resource_type = 'spaceship'", [])
+        .unwrap();
+    drop(conn);
+    let store = StateStore::open_existing(&path).unwrap().unwrap();
+    let err = store.cluster("c").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the record of cluster \"c\" is damaged: resource host.10.0.0.1 is damaged: unknown resource type \"spaceship\""),
+        "{err}"
+    );
+    assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+}
