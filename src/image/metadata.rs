@@ -200,6 +200,10 @@ pub struct ImageMetadata {
     pub container_images: Vec<ContainerImage>,
     /// Per-app digests (absent for apps of images our builder did not make).
     pub app_digests: BTreeMap<String, AppDigest>,
+    /// The rootfs's `etc/kubeadm.yml`, kept so plans need not read layers.
+    pub kubeadm_config: Option<String>,
+    /// The rootfs's `plugins/*.yaml` by file name, for the same reason.
+    pub plugins: BTreeMap<String, String>,
     /// The Sealer version that built the image, as recorded.
     pub built_by: String,
 }
@@ -271,6 +275,8 @@ impl ImageMetadata {
             env: wire.env,
             container_images,
             app_digests: own.apps,
+            kubeadm_config: own.kubeadm,
+            plugins: own.plugins,
             built_by: wire.build_client.sealer_version,
         }
     }
@@ -318,6 +324,8 @@ impl ImageMetadata {
         let own = OwnWire {
             format_version: 1,
             apps: self.app_digests.clone(),
+            kubeadm: self.kubeadm_config.clone(),
+            plugins: self.plugins.clone(),
         };
         let mut out = BTreeMap::new();
         out.insert(EXTENSION_ANNOTATION.to_string(), to_json(&wire));
@@ -416,6 +424,10 @@ struct OwnWire {
     format_version: u32,
     #[serde(default)]
     apps: BTreeMap<String, AppDigest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kubeadm: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    plugins: BTreeMap<String, String>,
 }
 
 /// Go writes `null` for nil slices and maps.
@@ -494,6 +506,8 @@ mod tests {
             env: BTreeMap::from([("K".into(), "V".into())]),
             container_images: vec![],
             app_digests: BTreeMap::new(),
+            kubeadm_config: None,
+            plugins: BTreeMap::new(),
             built_by: "0.1.0".into(),
         };
         let back = ImageMetadata::from_annotations(&meta.to_annotations())

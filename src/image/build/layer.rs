@@ -85,6 +85,14 @@ impl Tree {
         self.entries.is_empty()
     }
 
+    /// Where the content of the file at `path` comes from, if the layer has that file.
+    pub fn file_source(&self, path: &str) -> Option<&PathBuf> {
+        match self.entries.get(path) {
+            Some(Entry::File { source, .. }) => Some(source),
+            _ => None,
+        }
+    }
+
     /// Files directly or indirectly under `dir`, relative to it, sorted.
     pub fn files_under(&self, dir: &str) -> Vec<String> {
         let prefix = format!("{dir}/");

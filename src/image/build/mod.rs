@@ -427,6 +427,25 @@ pub async fn build(
             .map(|m| m.container_images.clone())
             .unwrap_or_default(),
         app_digests,
+        kubeadm_config: match read_text(&tree, "etc/kubeadm.yml")? {
+            Some(text) => Some(text),
+            None => base_meta.as_ref().and_then(|m| m.kubeadm_config.clone()),
+        },
+        plugins: {
+            let mut plugins = base_meta
+                .as_ref()
+                .map(|m| m.plugins.clone())
+                .unwrap_or_default();
+            for name in tree.files_under("plugins") {
+                if !name.contains('/')
+                    && (name.ends_with(".yaml") || name.ends_with(".yml"))
+                    && let Some(text) = read_text(&tree, &format!("plugins/{name}"))?
+                {
+                    plugins.insert(name, text);
+                }
+            }
+            plugins
+        },
         built_by: env!("CARGO_PKG_VERSION").to_string(),
     };
 
@@ -475,6 +494,28 @@ pub async fn build(
         image,
         warnings: all_warnings,
     })
+}
+
+/// The text of a small rootfs file the deployer reads at plan time (kubeadm defaults,
+/// plugins), so plans never need to unpack layers.
+fn read_text(tree: &Tree, path: &str) -> Result<Option<String>> {
+    const LIMIT: u64 = 1 << 20;
+    let Some(source) = tree.file_source(path) else {
+        return Ok(None);
+    };
+    let size = std::fs::metadata(source)
+        .with_path("cannot read", source)?
+        .len();
+    if size > LIMIT {
+        return Err(
+            Error::msg(format!("{path} is larger than 1 MiB ({size} bytes)"))
+                .hint("kubeadm defaults and plugins are small YAML documents"),
+        );
+    }
+    let text = std::fs::read_to_string(source)
+        .with_path("cannot read", source)
+        .map_err(|e| e.hint(format!("{path} must be UTF-8 text")))?;
+    Ok(Some(text))
 }
 
 fn located(file: &Kubefile, word: &Word, message: String) -> Diagnostic {
