@@ -56,11 +56,10 @@ pub(crate) fn open_existing(path: &Path) -> Result<Option<Shared>> {
         Err(e) => return Err(io_error("cannot read state database", path, e)),
     };
     if meta.is_dir() {
-        return Err(Error::msg(format!(
-            "state database {} is a directory",
-            path.display()
-        ))
-        .hint("pass the path of the state file with --state PATH"));
+        return Err(
+            Error::msg(format!("state database {} is a directory", path.display()))
+                .hint("pass the path of the state file with --state PATH"),
+        );
     }
     check_header(path)?;
     // Without SQLITE_OPEN_CREATE: a file that vanished since the check must not be recreated
@@ -127,10 +126,7 @@ fn create(path: &Path) -> Result<()> {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let tmp = dir.join(format!(
-        ".{file_name}.new-{}-{suffix}",
-        std::process::id()
-    ));
+    let tmp = dir.join(format!(".{file_name}.new-{}-{suffix}", std::process::id()));
     let _cleanup = TempFiles(tmp.clone());
 
     let file = fs::OpenOptions::new()
@@ -253,11 +249,15 @@ fn set_wal(conn: &Connection, path: &Path) -> Result<()> {
 
 /// A SQLite error as ours: what was done, to which file, why, and what to do.
 pub(crate) fn sql_error(path: &Path, action: &str, e: rusqlite::Error) -> Error {
+    let code = e.sqlite_error_code();
+    if let Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) = code {
+        // Whatever was being done, what the user needs to know is that the file is damaged.
+        return Error::msg(format!("state database {} is damaged: {e}", path.display())).hint(
+            "restore the state from a backup; sealer never repairs or replaces a damaged state",
+        );
+    }
     let err = Error::msg(format!("state database {}: {action}: {e}", path.display()));
-    match e.sqlite_error_code() {
-        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => err.hint(
-            "the file is damaged: restore the state from a backup; sealer never repairs or replaces it",
-        ),
+    match code {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
             err.hint("another sealer process is writing this state; retry when it has finished")
         }

@@ -128,10 +128,7 @@ pub(crate) fn locked_error(cluster: &str, holder: &LockInfo, waited: Duration) -
     }
     let mut diagnostic = crate::Diagnostic::error(message);
     if !waited.is_zero() {
-        diagnostic = diagnostic.note(format!(
-            "waited {} for the lock",
-            humanize(waited)
-        ));
+        diagnostic = diagnostic.note(format!("waited {} for the lock", humanize(waited)));
     }
     let unlock = format!("sealer state unlock {}", holder.id);
     let error = Error::from(diagnostic);

@@ -162,6 +162,11 @@ struct LogEntry {
     attributes: Option<String>,
 }
 
+/// `clusters` columns of an overview: name, lineage, serial, updated_at, resource count.
+type SummaryRow = (String, String, i64, String, i64);
+/// `history` columns: serial, at, operation, address, attributes.
+type HistoryRow = (i64, String, String, Option<String>, Option<String>);
+
 /// UTC now as RFC 3339, from SQLite itself, so that no clock code lives here.
 const NOW_SQL: &str = "SELECT strftime('%Y-%m-%dT%H:%M:%SZ', 'now')";
 
@@ -198,7 +203,7 @@ impl StateStore {
     pub fn clusters(&self) -> Result<Vec<ClusterSummary>> {
         let shared = &self.shared;
         let conn = shared.conn();
-        let read = || -> rusqlite::Result<Vec<(String, String, i64, String, i64)>> {
+        let read = || -> rusqlite::Result<Vec<SummaryRow>> {
             let mut stmt = conn.prepare(
                 "SELECT c.name, c.lineage, c.serial, c.updated_at,
                         (SELECT count(*) FROM resources r WHERE r.cluster_id = c.id)
@@ -345,7 +350,8 @@ impl StateStore {
     /// secret in clear.
     pub fn commit(&self, cluster: &str, resource: &Recorded) -> Result<u64> {
         let row = ResourceRow::encode(resource).map_err(|why| {
-            Error::msg(why).hint("this is a bug in sealer: values must be hashed before they reach the state")
+            Error::msg(why)
+                .hint("this is a bug in sealer: values must be hashed before they reach the state")
         })?;
         let operation = match resource.status {
             crate::resource::Status::Ready => Operation::Commit,
@@ -450,7 +456,7 @@ impl StateStore {
         let c = find_cluster(&tx, cluster)
             .map_err(|e| shared.err("cannot read", e))?
             .ok_or_else(|| no_cluster(cluster))?;
-        let read = || -> rusqlite::Result<Vec<(i64, String, String, Option<String>, Option<String>)>> {
+        let read = || -> rusqlite::Result<Vec<HistoryRow>> {
             let mut stmt = tx.prepare(
                 "SELECT serial, at, operation, address, attributes FROM history
                  WHERE cluster_id = ?1 ORDER BY serial",
@@ -669,9 +675,8 @@ impl StateStore {
                 StateKey::ENV
             ))
         })?;
-        let text = String::from_utf8(clear).map_err(|_| {
-            self.damaged(cluster, &format!("secret {name:?} is not UTF-8 text"))
-        })?;
+        let text = String::from_utf8(clear)
+            .map_err(|_| self.damaged(cluster, &format!("secret {name:?} is not UTF-8 text")))?;
         Ok(Some(Secret::new(text)))
     }
 
@@ -692,9 +697,9 @@ impl StateStore {
             .map_err(|e| shared.err("cannot read", e))?
             .ok_or_else(|| no_cluster(cluster))?;
         let serial = self.checked_serial(cluster, c.serial)?;
-        let serial = serial.checked_add(1).ok_or_else(|| {
-            self.damaged(cluster, "its serial cannot be incremented any further")
-        })?;
+        let serial = serial
+            .checked_add(1)
+            .ok_or_else(|| self.damaged(cluster, "its serial cannot be incremented any further"))?;
         // Any error from here on drops `tx`, which rolls everything back.
         let entry = apply(&tx, &c, serial)?;
         let now = now(&tx).map_err(|e| shared.err("cannot read the time from", e))?;

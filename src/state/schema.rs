@@ -106,24 +106,34 @@ fn newer_error(path: &Path, version: u32, known: u32) -> Error {
 /// `PRAGMA quick_check`: catches truncated and overwritten pages, so that a damaged state
 /// is reported when opened rather than read as fewer resources than it has.
 fn quick_check(conn: &Connection, path: &Path) -> Result<()> {
-    let damaged = |detail: String| {
-        Error::msg(format!(
-            "state database {} is damaged: {detail}",
-            path.display()
-        ))
-        .hint("restore the state from a backup; sealer never repairs or replaces a damaged state")
-    };
-    let problems: Vec<String> = (|| {
+    let problems: Vec<String> = match (|| {
         let mut stmt = conn.prepare("PRAGMA quick_check(5)")?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
         rows.collect::<rusqlite::Result<Vec<String>>>()
-    })()
-    .map_err(|e| damaged(e.to_string()))?;
-    match problems.as_slice() {
-        [only] if only == "ok" => Ok(()),
-        [] => Err(damaged("the integrity check returned nothing".to_string())),
-        _ => Err(damaged(problems.join("; "))),
+    })() {
+        Ok(problems) => problems,
+        Err(e) => return Err(sql_error(path, "cannot check", e)),
+    };
+    if let [only] = problems.as_slice()
+        && only == "ok"
+    {
+        return Ok(());
     }
+    // SQLite's report is several lines per row; each becomes a context line.
+    let mut diagnostic = crate::Diagnostic::error(format!(
+        "state database {} is damaged: the integrity check failed",
+        path.display()
+    ));
+    for line in problems
+        .iter()
+        .flat_map(|p| p.lines())
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("***"))
+        .take(5)
+    {
+        diagnostic = diagnostic.note(line.to_string());
+    }
+    Err(Error::from(diagnostic)
+        .hint("restore the state from a backup; sealer never repairs or replaces a damaged state"))
 }
 
 /// Applies every migration newer than the file's version, all in one transaction together

@@ -51,14 +51,21 @@ fn lock_ids_are_random_hex() {
     let b = ids::new_lock_id().unwrap();
     assert_ne!(a, b);
     assert_eq!(a.len(), 16);
-    assert!(a.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+    assert!(
+        a.bytes()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+    );
 }
 
 #[test]
 fn migrations_are_numbered_from_one_without_gaps_and_match_the_files() {
     for (i, m) in schema::MIGRATIONS.iter().enumerate() {
         assert_eq!(m.version as usize, i + 1, "{}", m.name);
-        assert!(m.name.starts_with(&format!("{:04}_", m.version)), "{}", m.name);
+        assert!(
+            m.name.starts_with(&format!("{:04}_", m.version)),
+            "{}",
+            m.name
+        );
     }
     assert_eq!(
         schema_version() as usize,
@@ -131,7 +138,11 @@ fn a_failed_migration_leaves_the_old_schema_whole() {
     let mut conn = rusqlite::Connection::open(&path).unwrap();
     let err = schema::check_and_migrate_with(&mut conn, &path, &[schema::MIGRATIONS[0], BROKEN_V2])
         .unwrap_err();
-    assert!(err.to_string().contains("schema migration 0002_broken failed"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("schema migration 0002_broken failed"),
+        "{err}"
+    );
     assert_eq!(user_version(&conn), 1);
     let half: i64 = conn
         .query_row(
@@ -140,7 +151,10 @@ fn a_failed_migration_leaves_the_old_schema_whole() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(half, 0, "the first statement of the failed migration was rolled back");
+    assert_eq!(
+        half, 0,
+        "the first statement of the failed migration was rolled back"
+    );
 }
 
 #[test]
@@ -187,11 +201,14 @@ fn a_sensitive_value_in_clear_is_refused_without_being_shown() {
     assert!(!why.contains("hunter2"), "{why}");
 
     // Numbers, lists and objects are not digests either.
-    r.attributes.insert("password".into(), serde_json::json!(["a"]));
+    r.attributes
+        .insert("password".into(), serde_json::json!(["a"]));
     assert!(rows::check_sensitive(&r).is_err());
     // A digest, null, or an absent attribute is fine.
-    r.attributes
-        .insert("password".into(), serde_json::json!(format!("sha256:{}", "1".repeat(64))));
+    r.attributes.insert(
+        "password".into(),
+        serde_json::json!(format!("sha256:{}", "1".repeat(64))),
+    );
     rows::check_sensitive(&r).unwrap();
     r.attributes
         .insert("password".into(), serde_json::Value::Null);
@@ -216,7 +233,11 @@ fn rows_round_trip_and_damaged_rows_say_what_is_wrong() {
 
     let mut row = rows::ResourceRow::encode(&r).unwrap();
     row.resource_type = "spaceship".into();
-    assert!(row.decode().unwrap_err().contains("unknown resource type \"spaceship\""));
+    assert!(
+        row.decode()
+            .unwrap_err()
+            .contains("unknown resource type \"spaceship\"")
+    );
     let mut row = rows::ResourceRow::encode(&r).unwrap();
     row.status = "gone".into();
     assert!(row.decode().unwrap_err().contains("unknown status"));
@@ -265,7 +286,10 @@ fn the_locked_error_names_holder_and_says_what_to_do() {
          hint: wait for that sealer to finish, or wait longer with --lock-timeout DURATION\n\
          hint: if that process is gone, remove the lock with `sealer state unlock abcd`\n"
     );
-    assert!(!info.is_stale(), "a lock from another host is never called stale");
+    assert!(
+        !info.is_stale(),
+        "a lock from another host is never called stale"
+    );
 
     let mut child = std::process::Command::new("true").spawn().unwrap();
     let gone = LockInfo {
@@ -298,7 +322,10 @@ fn the_key_and_secrets_never_show_in_debug_output() {
 
     let err = StateKey::new("short-key").unwrap_err();
     let text = err.render();
-    assert!(text.contains("SEALER_STATE_KEY is too short (9 bytes"), "{text}");
+    assert!(
+        text.contains("SEALER_STATE_KEY is too short (9 bytes"),
+        "{text}"
+    );
     assert!(!text.contains("short-key"), "{text}");
 }
 
@@ -307,7 +334,11 @@ fn sealed_values_open_only_with_their_key_and_binding() {
     let key = StateKey::new("0123456789abcdef0123456789abcdef").unwrap();
     let aad = secrets::associated_data("lineage-a", "registry-password");
     let (nonce, ciphertext) = key.seal(&aad, b"hunter2").unwrap();
-    assert_eq!(ciphertext.len(), "hunter2".len() + 16, "ciphertext plus tag");
+    assert_eq!(
+        ciphertext.len(),
+        "hunter2".len() + 16,
+        "ciphertext plus tag"
+    );
     assert_eq!(key.open(&aad, &nonce, &ciphertext).unwrap(), b"hunter2");
 
     // A fresh nonce every time.
@@ -357,7 +388,9 @@ fn a_store_can_be_shared_between_threads() {
             let store = std::sync::Arc::clone(&store);
             std::thread::spawn(move || {
                 for i in 0..25 {
-                    store.commit("c", &record(&format!("host.{t}.{i}"))).unwrap();
+                    store
+                        .commit("c", &record(&format!("host.{t}.{i}")))
+                        .unwrap();
                 }
             })
         })
@@ -389,5 +422,8 @@ fn a_damaged_record_is_an_error_not_an_empty_state() {
             .contains("the record of cluster \"c\" is damaged: resource host.10.0.0.1 is damaged: unknown resource type \"spaceship\""),
         "{err}"
     );
-    assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
 }

@@ -6,4 +6,5 @@ mod support;
 mod build;
 mod interop;
 mod registry;
+mod state;
 mod store;
