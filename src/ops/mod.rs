@@ -3,9 +3,11 @@
 
 mod images;
 mod registry;
+mod state;
 
 pub use images::*;
 pub use registry::*;
+pub use state::*;
 
 use std::path::PathBuf;
 
@@ -14,23 +16,36 @@ use std::path::PathBuf;
 pub struct Settings {
     /// `$SEALER_HOME`, default `~/.sealer`: the image store, credentials and state live here.
     pub home: PathBuf,
+    /// The state database: `--state PATH`, else `$SEALER_HOME/state.db`.
+    pub state_path: PathBuf,
 }
 
 impl Settings {
     /// Reads `SEALER_HOME` (else `$HOME/.sealer`).
     pub fn from_env() -> crate::Result<Settings> {
-        if let Some(home) = std::env::var_os("SEALER_HOME").filter(|h| !h.is_empty()) {
-            return Ok(Settings {
-                home: PathBuf::from(home),
-            });
+        let home = match std::env::var_os("SEALER_HOME").filter(|h| !h.is_empty()) {
+            Some(home) => PathBuf::from(home),
+            None => match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+                Some(home) => PathBuf::from(home).join(".sealer"),
+                None => {
+                    return Err(crate::Error::msg("neither SEALER_HOME nor HOME is set").hint(
+                        "set SEALER_HOME to the directory sealer keeps its images and state in",
+                    ));
+                }
+            },
+        };
+        Ok(Settings {
+            state_path: home.join(crate::state::STATE_FILE_NAME),
+            home,
+        })
+    }
+
+    /// Uses another state database (`--state PATH`).
+    pub fn with_state_path(mut self, path: Option<PathBuf>) -> Settings {
+        if let Some(path) = path {
+            self.state_path = path;
         }
-        match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
-            Some(home) => Ok(Settings {
-                home: PathBuf::from(home).join(".sealer"),
-            }),
-            None => Err(crate::Error::msg("neither SEALER_HOME nor HOME is set")
-                .hint("set SEALER_HOME to the directory sealer keeps its images and state in")),
-        }
+        self
     }
 
     pub fn store(&self) -> crate::Result<crate::image::Store> {
