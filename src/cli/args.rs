@@ -57,6 +57,99 @@ pub enum Command {
     /// Download an image from a registry into the local store
     #[command(after_help = "Example:\n  sealer pull registry.example.com/apps/my-app:v1")]
     Pull(PullArgs),
+    /// Render a saved plan
+    #[command(after_help = "Example:\n  sealer show plan.bin --format markdown")]
+    Show(ShowArgs),
+    /// Inspect the recorded state
+    #[command(subcommand)]
+    State(StateCommand),
+}
+
+/// How a plan is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlanFormat {
+    Human,
+    Json,
+    Markdown,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// Print the versioned JSON (same as --format json)
+    #[arg(long)]
+    pub json: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: PlanFormat,
+    /// No colors, even on a terminal (NO_COLOR does the same)
+    #[arg(long)]
+    pub no_color: bool,
+}
+
+impl RenderArgs {
+    pub fn format(&self) -> PlanFormat {
+        if self.json {
+            PlanFormat::Json
+        } else {
+            self.format
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// A plan file written by `sealer plan --out`
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub render: RenderArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// List the recorded resources (or the clusters, when the state holds several)
+    #[command(after_help = "Example:\n  sealer state list --cluster my-cluster")]
+    List(StateListArgs),
+    /// Show the recorded attributes of one resource
+    #[command(after_help = "Example:\n  sealer state show kubernetes.init")]
+    Show(StateShowArgs),
+    /// Remove a lock left by a process that is gone (never done silently)
+    #[command(after_help = "Example:\n  sealer state unlock 3f2a9c0d --cluster my-cluster")]
+    Unlock(StateUnlockArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StateSelect {
+    /// The cluster (default: the only one in the state)
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
+    /// The state database (default $SEALER_HOME/state.db)
+    #[arg(long, value_name = "PATH")]
+    pub state: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StateListArgs {
+    #[command(flatten)]
+    pub select: StateSelect,
+}
+
+#[derive(Debug, Args)]
+pub struct StateShowArgs {
+    /// Resource address, e.g. kubernetes.init or host.192.168.0.2
+    pub address: String,
+    #[command(flatten)]
+    pub select: StateSelect,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StateUnlockArgs {
+    /// The lock ID the lock error printed
+    pub lock_id: String,
+    #[command(flatten)]
+    pub select: StateSelect,
 }
 
 #[derive(Debug, Args)]

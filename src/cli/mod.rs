@@ -4,7 +4,7 @@
 mod args;
 mod render;
 
-use args::{Cli, Command};
+use args::{Cli, Command, PlanFormat, RenderArgs, StateCommand};
 use clap::Parser;
 use sealer::Result;
 use sealer::ops::{self, Settings};
@@ -122,6 +122,35 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
             out(&format!("{}\n", report.digest))
         }
+        Command::Show(args) => {
+            let saved = ops::show_plan(&args.file)?;
+            render_plan(&saved.plan, &args.render)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::State(StateCommand::List(args)) => {
+            let settings = settings.with_state_path(args.select.state);
+            let listing = ops::list_state(&settings, args.select.cluster.as_deref())?;
+            out(&render::state_listing(&listing, &settings.state_path))
+        }
+        Command::State(StateCommand::Show(args)) => {
+            let settings = settings.with_state_path(args.select.state);
+            let recorded =
+                ops::show_state(&settings, args.select.cluster.as_deref(), &args.address)?;
+            if args.json {
+                out(&format!(
+                    "{}\n",
+                    to_pretty(&render::recorded_json(&recorded))
+                ))
+            } else {
+                out(&render::recorded_text(&recorded))
+            }
+        }
+        Command::State(StateCommand::Unlock(args)) => {
+            let settings = settings.with_state_path(args.select.state);
+            let info = ops::unlock_state(&settings, args.select.cluster.as_deref(), &args.lock_id)?;
+            eprintln!("removed the lock held by {info}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Pull(args) => {
             let (reference, image) =
                 runtime()?.block_on(ops::pull(&settings, &args.name, args.insecure))?;
@@ -129,6 +158,30 @@ fn run(cli: Cli) -> Result<ExitCode> {
             out(&format!("{}\n", image.digest()))
         }
     }
+}
+
+/// Whether to color: a terminal on stdout, no `NO_COLOR`, no `--no-color`.
+fn use_color(no_color: bool) -> bool {
+    use std::io::IsTerminal;
+    !no_color
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::io::stdout().is_terminal()
+}
+
+fn render_plan(plan: &sealer::plan::Plan, args: &RenderArgs) -> Result<ExitCode> {
+    let text = match args.format() {
+        PlanFormat::Json => format!("{}\n", to_pretty(&sealer::plan::json::to_json(plan))),
+        PlanFormat::Markdown => {
+            sealer::plan::markdown::render_markdown(plan, sealer::plan::markdown::DEFAULT_LIMIT)
+        }
+        PlanFormat::Human => sealer::plan::human::render(
+            plan,
+            sealer::plan::human::Style {
+                color: use_color(args.no_color),
+            },
+        ),
+    };
+    out(&text)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

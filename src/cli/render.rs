@@ -1,6 +1,8 @@
 //! Tables and sizes for people.
 
-use sealer::ops::ImageSummary;
+use sealer::ops::{ImageSummary, StateListing};
+use sealer::resource::{Recorded, Status};
+use std::path::Path;
 
 pub fn images_table(rows: &[ImageSummary]) -> String {
     let header = ["NAME", "TYPE", "ID", "PLATFORM", "SIZE"];
@@ -40,6 +42,81 @@ pub fn images_table(rows: &[ImageSummary]) -> String {
         line(row.iter().map(String::as_str).collect());
     }
     out
+}
+
+/// `sealer state list`: addresses one per line (tainted ones marked), or the clusters.
+pub fn state_listing(listing: &StateListing, path: &Path) -> String {
+    match listing {
+        StateListing::Empty => format!("# no state at {}\n", path.display()),
+        StateListing::Clusters(clusters) => {
+            let mut out = String::from("CLUSTER   LINEAGE   SERIAL   RESOURCES   UPDATED\n");
+            for c in clusters {
+                out.push_str(&format!(
+                    "{}   {}   {}   {}   {}\n",
+                    c.name, c.lineage, c.serial, c.resources, c.updated_at
+                ));
+            }
+            out
+        }
+        StateListing::Resources(state) => {
+            let mut out = String::new();
+            for (address, r) in &state.resources {
+                if r.status == Status::Tainted {
+                    out.push_str(&format!("{address} (tainted)\n"));
+                } else {
+                    out.push_str(&format!("{address}\n"));
+                }
+            }
+            out
+        }
+    }
+}
+
+/// `sealer state show ADDR`: the recorded attributes, secrets hidden.
+pub fn recorded_text(r: &Recorded) -> String {
+    let mut out = format!("# {} ({}", r.address, r.resource_type);
+    if let Some(host) = &r.host {
+        out.push_str(&format!(" on {host}"));
+    }
+    out.push_str(&format!(", {})\n{} {{\n", r.status.as_str(), r.address));
+    let width = r.attributes.keys().map(String::len).max().unwrap_or(0);
+    for (k, v) in &r.attributes {
+        let value = if r.sensitive.contains(k) {
+            "(sensitive value)".to_string()
+        } else {
+            sealer::plan::human::inline(v)
+        };
+        out.push_str(&format!("    {k:<width$} = {value}\n"));
+    }
+    if !r.depends_on.is_empty() {
+        out.push_str(&format!("    # depends on: {}\n", r.depends_on.join(", ")));
+    }
+    out.push_str("}\n");
+    out
+}
+
+pub fn recorded_json(r: &Recorded) -> serde_json::Value {
+    let attributes: serde_json::Map<String, serde_json::Value> = r
+        .attributes
+        .iter()
+        .map(|(k, v)| {
+            let v = if r.sensitive.contains(k) {
+                serde_json::Value::Null
+            } else {
+                v.clone()
+            };
+            (k.clone(), v)
+        })
+        .collect();
+    serde_json::json!({
+        "address": r.address,
+        "type": r.resource_type.as_str(),
+        "host": r.host,
+        "status": r.status.as_str(),
+        "attributes": attributes,
+        "sensitive_paths": r.sensitive,
+        "depends_on": r.depends_on,
+    })
 }
 
 fn short_id(id: &str) -> String {

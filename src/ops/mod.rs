@@ -2,10 +2,12 @@
 //! what they return; the operations never print.
 
 mod images;
+mod plan;
 mod registry;
 mod state;
 
 pub use images::*;
+pub use plan::*;
 pub use registry::*;
 pub use state::*;
 
@@ -23,17 +25,18 @@ pub struct Settings {
 impl Settings {
     /// Reads `SEALER_HOME` (else `$HOME/.sealer`).
     pub fn from_env() -> crate::Result<Settings> {
-        let home = match std::env::var_os("SEALER_HOME").filter(|h| !h.is_empty()) {
-            Some(home) => PathBuf::from(home),
-            None => match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
-                Some(home) => PathBuf::from(home).join(".sealer"),
-                None => {
-                    return Err(crate::Error::msg("neither SEALER_HOME nor HOME is set").hint(
+        let home =
+            match std::env::var_os("SEALER_HOME").filter(|h| !h.is_empty()) {
+                Some(home) => PathBuf::from(home),
+                None => match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+                    Some(home) => PathBuf::from(home).join(".sealer"),
+                    None => {
+                        return Err(crate::Error::msg("neither SEALER_HOME nor HOME is set").hint(
                         "set SEALER_HOME to the directory sealer keeps its images and state in",
                     ));
-                }
-            },
-        };
+                    }
+                },
+            };
         Ok(Settings {
             state_path: home.join(crate::state::STATE_FILE_NAME),
             home,

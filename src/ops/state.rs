@@ -36,7 +36,10 @@ fn choose(store: &StateStore, cluster: Option<&str>) -> Result<Option<ClusterSta
                 many => Err(Error::msg(format!(
                     "the state holds {} clusters: {}",
                     many.len(),
-                    many.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+                    many.iter()
+                        .map(|c| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ))
                 .hint("choose one with --cluster NAME")),
             }
