@@ -3,6 +3,7 @@
 
 pub mod compile;
 pub mod input;
+pub mod launch;
 
 pub use compile::{compile, to_dot};
 pub use input::ClusterInput;
