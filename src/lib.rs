@@ -4,12 +4,15 @@
 //! - [`diag`]: the error type and its compiler-style rendering.
 //! - [`kubeversion`]: the KUBEVERSION constraint language (Masterminds/semver v3).
 //! - [`kubefile`]: Kubefile lexing and parsing.
+//! - [`clusterfile`]: the Clusterfile (`-f FILE`): strict, located validation, the typed model
+//!   with positions, and its resolved view (hosts, registry, env defaults and derived keys).
 //! - [`image`]: Sealer Images: references, metadata, OCI layouts, the local store
 //!   (`$SEALER_HOME/images`), builds, registries and credentials (`$SEALER_HOME/auth.json`).
 //! - [`resource`]: resources, the unit of graphs, plans and state.
 //! - [`state`]: the state store (`$SEALER_HOME/state.db`, SQLite; schema in `state-schema/`).
 //! - [`ops`]: one function per CLI command; the CLI layer only parses flags and renders.
 
+pub mod clusterfile;
 pub mod diag;
 pub mod graph;
 pub mod image;

@@ -1,0 +1,76 @@
+//! The Clusterfile: a multi-document YAML file with one Cluster, at most one Application,
+//! any number of Config and Plugin documents, and kubeadm documents passed through.
+//!
+//! [`load`] reads and validates a file strictly: unknown kinds and fields, bad values and
+//! broken rules between hosts are all reported together, each located at its value with a
+//! hint. The result keeps the position of every user value ([`Spanned`]) so that checks made
+//! later, by code that has the image metadata, can point at them via
+//! [`Clusterfile::location`]. The resolved view (`hosts()`, `registry()`, the env helpers)
+//! applies the defaults of the spec. Nothing here prints; only [`check_local_files`] looks at
+//! the operator machine.
+
+mod decode;
+pub mod env;
+pub mod hosts;
+pub(crate) mod local_files;
+pub mod model;
+mod names;
+pub mod registry;
+mod resolve;
+mod secret;
+mod span;
+mod suggest;
+pub mod taint;
+mod yaml;
+
+pub use env::{DERIVED_KEYS, Env, EnvValue, IpNet};
+pub use hosts::{Host, SshSettings, expand_home};
+pub use local_files::check_local_files;
+pub use model::*;
+pub use registry::{RegistryEndpoint, RegistryKind};
+pub use resolve::DEFAULT_DATA_ROOT;
+pub use secret::Secret;
+pub use span::{Span, Spanned};
+pub use taint::{Taint, TaintEffect, TaintError};
+
+use crate::diag::{Diagnostic, Error, IoContext, Location, Result};
+use std::path::Path;
+
+/// Reads and validates a Clusterfile; every problem of the file is in the error.
+pub fn load(path: &Path) -> Result<Clusterfile> {
+    let bytes = std::fs::read(path).with_path("read", path)?;
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => return Err(not_utf8(path, e.as_bytes(), e.utf8_error().valid_up_to()).into()),
+    };
+    parse(path, &text)
+}
+
+/// Validates the text of a Clusterfile; `path` is used in messages only.
+pub fn parse(path: &Path, text: &str) -> Result<Clusterfile> {
+    decode::decode(path, text)
+}
+
+/// [`load`], then [`check_local_files`]: what `sealer validate` can check without images.
+pub fn validate_file(path: &Path) -> Result<Clusterfile> {
+    let file = load(path)?;
+    let problems = check_local_files(&file);
+    if problems.is_empty() {
+        Ok(file)
+    } else {
+        Err(Error::many(problems))
+    }
+}
+
+fn not_utf8(path: &Path, bytes: &[u8], valid_up_to: usize) -> Diagnostic {
+    let valid = String::from_utf8_lossy(&bytes[..valid_up_to.min(bytes.len())]);
+    let line = valid.matches('\n').count() + 1;
+    let line_start = valid.rfind('\n').map_or(0, |i| i + 1);
+    let column = valid[line_start..].chars().count() + 1;
+    Diagnostic::error("the file is not UTF-8 text")
+        .at(Location::new(path, line, column))
+        .hint("save the Clusterfile as UTF-8")
+}
+
+#[cfg(test)]
+mod tests;
