@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 packages=()
 command -v docker-registry >/dev/null 2>&1 || packages+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || packages+=(skopeo)
+# The SSH test bed (tests/it/support/testbed.rs): real sshd hosts, the client, a sudo user.
+[ -x /usr/sbin/sshd ] || packages+=(openssh-server)
+[ -x /usr/bin/ssh ] && [ -x /usr/bin/ssh-keygen ] || packages+=(openssh-client)
+[ -x /usr/bin/sudo ] || packages+=(sudo)
 if [ ${#packages[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

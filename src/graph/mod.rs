@@ -4,6 +4,8 @@
 pub mod compile;
 pub mod input;
 pub mod launch;
+pub mod policy;
+pub mod resolve;
 
 pub use compile::{compile, to_dot};
 pub use input::ClusterInput;

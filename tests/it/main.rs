@@ -8,3 +8,5 @@ mod interop;
 mod registry;
 mod state;
 mod store;
+mod testbed;
+mod validate;

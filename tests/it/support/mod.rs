@@ -4,6 +4,7 @@
 
 pub mod http;
 pub mod registry;
+pub mod testbed;
 pub mod token;
 
 use assert_cmd::Command;
