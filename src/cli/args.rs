@@ -57,12 +57,33 @@ pub enum Command {
     /// Download an image from a registry into the local store
     #[command(after_help = "Example:\n  sealer pull registry.example.com/apps/my-app:v1")]
     Pull(PullArgs),
+    /// Check a Clusterfile and its images without touching any host
+    #[command(after_help = "Example:\n  sealer validate -f Clusterfile")]
+    Validate(ValidateArgs),
+    /// Show what apply would change, without touching any host
+    #[command(after_help = "Example:\n  sealer plan -f Clusterfile --out plan.bin")]
+    Plan(PlanArgs),
     /// Render a saved plan
     #[command(after_help = "Example:\n  sealer show plan.bin --format markdown")]
     Show(ShowArgs),
+    /// Print the resource graph of a Clusterfile in DOT
+    #[command(after_help = "Example:\n  sealer graph -f Clusterfile | dot -Tsvg > graph.svg")]
+    Graph(GraphArgs),
     /// Inspect the recorded state
     #[command(subcommand)]
     State(StateCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The Clusterfile
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "CLUSTERFILE",
+        default_value = "Clusterfile"
+    )]
+    pub file: PathBuf,
 }
 
 /// How a plan is printed.
@@ -97,11 +118,55 @@ impl RenderArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The Clusterfile
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "CLUSTERFILE",
+        default_value = "Clusterfile"
+    )]
+    pub file: PathBuf,
+    /// The state database (default $SEALER_HOME/state.db)
+    #[arg(long, value_name = "PATH")]
+    pub state: Option<PathBuf>,
+    /// Plan only this resource and what it depends on (repeatable)
+    #[arg(long = "target", value_name = "ADDR")]
+    pub targets: Vec<String>,
+    /// Replace this resource even if unchanged (repeatable)
+    #[arg(long = "replace", value_name = "ADDR")]
+    pub replace: Vec<String>,
+    /// Plan the destruction of every resource of the cluster
+    #[arg(long)]
+    pub destroy: bool,
+    /// Write the plan to FILE for `sealer apply FILE`
+    #[arg(long = "out", value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Exit 0 without changes, 2 with changes, 1 on error
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    #[command(flatten)]
+    pub render: RenderArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct ShowArgs {
     /// A plan file written by `sealer plan --out`
     pub file: PathBuf,
     #[command(flatten)]
     pub render: RenderArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// The Clusterfile
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "CLUSTERFILE",
+        default_value = "Clusterfile"
+    )]
+    pub file: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

@@ -122,6 +122,62 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
             out(&format!("{}\n", report.digest))
         }
+        Command::Validate(args) => {
+            let compiled =
+                runtime()?.block_on(ops::compile(&settings, &args.file, pull(&settings)))?;
+            let cf = &compiled.clusterfile;
+            eprintln!(
+                "{} is valid: cluster \"{}\", {} hosts, {} resources",
+                args.file.display(),
+                cf.name(),
+                compiled.input.hosts.len(),
+                compiled.resources.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Graph(args) => {
+            let compiled =
+                runtime()?.block_on(ops::compile(&settings, &args.file, pull(&settings)))?;
+            out(&sealer::graph::to_dot(
+                compiled.clusterfile.name(),
+                &compiled.resources,
+            ))
+        }
+        Command::Plan(args) => {
+            let settings = settings.with_state_path(args.state.clone());
+            let options = sealer::plan::PlanOptions {
+                targets: args.targets.clone(),
+                replace: args.replace.clone(),
+                destroy: args.destroy,
+            };
+            let outcome =
+                runtime()?.block_on(ops::plan(&settings, &args.file, &options, pull(&settings)));
+            let outcome = match outcome {
+                Ok(outcome) => outcome,
+                Err(error) if args.render.format() == PlanFormat::Json => {
+                    // Machines get an object even when the plan fails; people get the error.
+                    let messages: Vec<String> =
+                        error.diagnostics().iter().map(|d| d.headline()).collect();
+                    let value = sealer::plan::json::errors_json("", &messages);
+                    let _ = out(&format!("{}\n", to_pretty(&value)));
+                    return Err(error);
+                }
+                Err(error) => return Err(error),
+            };
+            if let Some(path) = &args.out {
+                outcome.saved.write(path)?;
+                eprintln!(
+                    "saved the plan to {}; apply it with `sealer apply {}`",
+                    path.display(),
+                    path.display()
+                );
+            }
+            render_plan(outcome.plan(), &args.render)?;
+            if args.detailed_exitcode && outcome.plan().has_changes() {
+                return Ok(ExitCode::from(2));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Show(args) => {
             let saved = ops::show_plan(&args.file)?;
             render_plan(&saved.plan, &args.render)?;
@@ -182,6 +238,20 @@ fn render_plan(plan: &sealer::plan::Plan, args: &RenderArgs) -> Result<ExitCode>
         ),
     };
     out(&text)
+}
+
+/// How validate/plan/graph fetch an image missing from the store.
+fn pull(
+    settings: &Settings,
+) -> impl Fn(
+    sealer::image::Reference,
+    sealer::image::Platform,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<sealer::image::Image>>>> {
+    let settings = settings.clone();
+    move |reference, platform| {
+        let settings = settings.clone();
+        Box::pin(async move { ops::fetch_image(&settings, &reference, &platform).await })
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

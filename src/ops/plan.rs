@@ -1,8 +1,132 @@
-//! Plans: `sealer plan`, `show`, `graph`, `validate`.
+//! Plans: `sealer validate`, `plan`, `show`, `graph`.
 
-use crate::diag::Result;
+use super::Settings;
+use crate::clusterfile::{self, Clusterfile};
+use crate::diag::{Error, Result};
+use crate::graph::resolve::{Images, resolve};
+use crate::graph::{self, ClusterInput};
+use crate::image::{Image, Platform, Reference};
 use crate::plan::saved::SavedPlan;
+use crate::plan::{Current, Plan, PlanOptions, diff};
+use crate::resource::Desired;
+use crate::state::StateStore;
+use std::future::Future;
 use std::path::Path;
+
+/// A Clusterfile compiled with its images: what validate, graph and plan share.
+#[derive(Debug)]
+pub struct Compiled {
+    pub clusterfile: Clusterfile,
+    pub images: Images,
+    pub input: ClusterInput,
+    pub resources: Vec<Desired>,
+}
+
+/// Loads the Clusterfile, fetches its images (store first, else `pull`), checks them and
+/// compiles the resource graph. Everything `sealer validate` checks; no host is contacted.
+pub async fn compile<F, Fut>(settings: &Settings, path: &Path, pull: F) -> Result<Compiled>
+where
+    F: Fn(Reference, Platform) -> Fut,
+    Fut: Future<Output = Result<Image>>,
+{
+    let cf = clusterfile::validate_file(path)?;
+    let store = settings.store()?;
+    let fetch = async |reference: &Reference, span| -> Result<(Reference, Image)> {
+        if let Some(found) = store.find(&reference.to_string())? {
+            return Ok(found);
+        }
+        let image = pull(reference.clone(), Platform::host())
+            .await
+            .map_err(|e| {
+                let message = e.diagnostics().first().map(|d| d.message.clone()).unwrap_or_default();
+                Error::from(
+                    crate::diag::Diagnostic::error(format!(
+                        "image {reference} is not in the local store and cannot be pulled: {message}"
+                    ))
+                    .at(cf.location(span))
+                    .hint("build it with `sealer build`, or `sealer load` / `sealer pull` it"),
+                )
+            })?;
+        Ok((reference.clone(), image))
+    };
+    let cluster = fetch(&cf.cluster.image.value, cf.cluster.image.span).await?;
+    let mut apps = Vec::new();
+    if let Some(app) = &cf.application {
+        for image in &app.images {
+            apps.push(fetch(&image.value, image.span).await?);
+        }
+    }
+    let images = Images { cluster, apps };
+    let input = resolve(&cf, &images)?;
+    let resources = graph::compile(&input);
+    // A cycle can only come from plugin phases and app order; report it now, not at plan.
+    let nodes: Vec<crate::plan::order::Node> = resources
+        .iter()
+        .map(|r| crate::plan::order::Node {
+            address: &r.address,
+            depends_on: &r.depends_on,
+        })
+        .collect();
+    if let Err(cycles) = crate::plan::order::topological(&nodes) {
+        let text: Vec<String> = cycles.iter().map(|c| c.join(", ")).collect();
+        return Err(Error::msg(format!(
+            "dependency cycle between {}",
+            text.join("; ")
+        )));
+    }
+    Ok(Compiled {
+        clusterfile: cf,
+        images,
+        input,
+        resources,
+    })
+}
+
+/// A plan and what it was made from.
+#[derive(Debug)]
+pub struct PlanOutcome {
+    pub saved: SavedPlan,
+}
+
+impl PlanOutcome {
+    pub fn plan(&self) -> &Plan {
+        &self.saved.plan
+    }
+}
+
+pub async fn plan<F, Fut>(
+    settings: &Settings,
+    path: &Path,
+    options: &PlanOptions,
+    pull: F,
+) -> Result<PlanOutcome>
+where
+    F: Fn(Reference, Platform) -> Fut,
+    Fut: Future<Output = Result<Image>>,
+{
+    let compiled = compile(settings, path, pull).await?;
+    let name = compiled.clusterfile.name().to_string();
+    // Plans read the state and never write it; no state file means a new cluster.
+    let state = match StateStore::open_existing(&settings.state_path)? {
+        Some(store) => store.cluster(&name)?,
+        None => None,
+    };
+    let current = state.as_ref().map(|s| Current {
+        lineage: &s.lineage,
+        serial: s.serial,
+        resources: &s.resources,
+    });
+    let plan = diff(&name, &compiled.resources, current, options)?;
+    let bytes = std::fs::read(path).unwrap_or_default();
+    Ok(PlanOutcome {
+        saved: SavedPlan {
+            plan,
+            clusterfile: Some(path.to_path_buf()),
+            clusterfile_digest: Some(crate::image::layout::sha256_digest(&bytes)),
+            images: compiled.images.digests(),
+        },
+    })
+}
 
 /// Reads a saved plan for `sealer show`.
 pub fn show_plan(path: &Path) -> Result<SavedPlan> {

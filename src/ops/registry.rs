@@ -62,3 +62,15 @@ pub async fn pull_base(
             ))
         })
 }
+
+/// Fetches an image a Clusterfile names that is not in the store (no extra context: the
+/// caller says which Clusterfile line needs it).
+pub async fn fetch_image(
+    settings: &Settings,
+    reference: &Reference,
+    platform: &Platform,
+) -> Result<Image> {
+    let store = settings.store()?;
+    let auth = AuthStore::new(&settings.home);
+    registry::pull(&store, &auth, reference, platform, Connection::default()).await
+}
