@@ -221,8 +221,13 @@ pub fn resolve(cf: &Clusterfile, images: &Images) -> Result<ClusterInput> {
     }
     for doc in &cf.kubeadm {
         kubeadm.push_str("---\n");
-        kubeadm.push_str(&serde_json::to_string_pretty(&doc.value).unwrap_or_default());
-        kubeadm.push('\n');
+        // YAML as people wrote it (key order kept), so a change reads as a line diff.
+        let text = serde_saphyr::to_string(&doc.value)
+            .unwrap_or_else(|_| serde_json::to_string_pretty(&doc.value).unwrap_or_default());
+        kubeadm.push_str(&text);
+        if !text.ends_with('\n') {
+            kubeadm.push('\n');
+        }
     }
 
     // Everything written into the rootfs before it is copied: Config documents and

@@ -87,7 +87,11 @@ pub fn render_change(out: &mut String, change: &Change, style: Style) {
     let _ = writeln!(out, "{lead}{colored} {} {{", change.address);
     let after = change.after.clone().unwrap_or_default();
     let before = change.before.clone().unwrap_or_default();
-    let keys: BTreeSet<&String> = after.keys().chain(before.keys()).collect();
+    let keys: BTreeSet<&String> = after
+        .keys()
+        .chain(before.keys())
+        .chain(change.computed.iter())
+        .collect();
     let width = keys.iter().map(|k| k.len()).max().unwrap_or(0);
     let mut hidden = 0;
     for key in keys {

@@ -5,6 +5,7 @@ mod support;
 
 mod build;
 mod interop;
+mod plan;
 mod registry;
 mod state;
 mod store;

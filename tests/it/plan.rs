@@ -1,0 +1,444 @@
+//! `sealer plan`, `show`, `graph` and `state` through the real binary, on the test cluster
+//! image, with snapshots of what reviewers read.
+//!
+//! Plans are diffed against a state. Until a scenario's apply runs, the state is seeded by
+//! [`record_as_applied`]: it writes what a successful apply of a saved plan records, through
+//! the state API the executor uses. Apply itself is tested on the SSH test bed.
+
+use crate::support::{Sandbox, failure_of, repo_root, stdout_of};
+use sealer::plan::Action;
+use sealer::plan::saved::SavedPlan;
+use sealer::resource::Recorded;
+use sealer::state::StateStore;
+use std::path::{Path, PathBuf};
+
+const IMAGE: &str = "sealer-test/kubernetes:v1.22.15";
+
+fn with_image() -> Sandbox {
+    let sb = Sandbox::new();
+    stdout_of(
+        sb.sealer()
+            .args(["build", "--platform", "linux/amd64", "-t", IMAGE])
+            .arg(repo_root().join("tests/fixtures/cluster-image")),
+    );
+    sb
+}
+
+struct Spec {
+    masters: Vec<&'static str>,
+    workers: Vec<String>,
+    extra: &'static str,
+}
+
+impl Spec {
+    fn three_by_three() -> Spec {
+        Spec {
+            masters: vec!["10.0.0.2", "10.0.0.3", "10.0.0.4"],
+            workers: vec!["10.0.0.5".into(), "10.0.0.6".into(), "10.0.0.7".into()],
+            extra: "",
+        }
+    }
+
+    fn text(&self) -> String {
+        let list = |ips: &[String]| ips.join(", ");
+        let masters: Vec<String> = self.masters.iter().map(|s| s.to_string()).collect();
+        format!(
+            "apiVersion: sealer.io/v2\nkind: Cluster\nmetadata:\n  name: prod\nspec:\n  image: {IMAGE}\n  ssh:\n    user: root\n    passwd: hunter2-secret\n  hosts:\n    - ips: [{}]\n      roles: [master]\n    - ips: [{}]\n      roles: [node]\n      labels: {{zone: a}}\n{}",
+            list(&masters),
+            list(&self.workers),
+            self.extra
+        )
+    }
+}
+
+fn write(sb: &Sandbox, spec: &Spec) -> PathBuf {
+    let path = sb.path("Clusterfile");
+    std::fs::write(&path, spec.text()).unwrap();
+    path
+}
+
+fn plan(sb: &Sandbox, file: &Path, extra: &[&str]) -> String {
+    let out = sb
+        .sealer()
+        .arg("plan")
+        .arg("-f")
+        .arg(file)
+        .args(extra)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "plan failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Digests change with the sealer version recorded in images: hide them.
+fn redact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("sha256:") {
+        out.push_str(&rest[..i]);
+        let hex: String = rest[i + 7..]
+            .chars()
+            .take_while(|c| c.is_ascii_hexdigit())
+            .collect();
+        out.push_str("sha256:");
+        if hex.len() >= 12 {
+            out.push_str("[digest]");
+        } else {
+            out.push_str(&hex);
+        }
+        rest = &rest[i + 7 + hex.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Records a saved plan as applied: what the executor commits step by step.
+fn record_as_applied(sb: &Sandbox, plan_file: &Path) {
+    let saved = SavedPlan::read(plan_file).unwrap();
+    let store = StateStore::open_or_create(&sb.home().join("state.db")).unwrap();
+    let name = &saved.plan.cluster;
+    if store.cluster(name).unwrap().is_none() {
+        store.create_cluster(name).unwrap();
+    }
+    for change in &saved.plan.changes {
+        match change.action {
+            Action::Delete => {
+                store.remove(name, &change.address).unwrap();
+            }
+            _ => {
+                let desired = change.desired.as_ref().unwrap();
+                let computed = desired
+                    .computed
+                    .iter()
+                    .map(|k| (k.clone(), serde_json::json!("x86_64")))
+                    .collect();
+                store
+                    .commit(name, &Recorded::applied(desired, computed))
+                    .unwrap();
+            }
+        }
+    }
+}
+
+fn apply_state(sb: &Sandbox, spec: &Spec) {
+    let file = write(sb, spec);
+    let out = sb.path("seed.bin");
+    plan(sb, &file, &["--out", out.to_str().unwrap()]);
+    record_as_applied(sb, &out);
+}
+
+#[test]
+fn a_new_three_by_three_cluster_with_cni_and_two_apps() {
+    let sb = with_image();
+    let file = write(&sb, &Spec::three_by_three());
+    let text = plan(&sb, &file, &[]);
+    assert!(text.starts_with("Cluster \"prod\" has no state yet: this plan creates it.\n"));
+    assert!(!text.contains("hunter2"), "secrets never show");
+    assert!(
+        text.contains("+ password      = (sensitive value)"),
+        "{text}"
+    );
+    insta::assert_snapshot!(redact(&text));
+    // Deterministic: the same inputs give byte-identical output.
+    assert_eq!(text, plan(&sb, &file, &[]));
+}
+
+#[test]
+fn an_applied_cluster_has_no_changes_and_detailed_exitcode_says_so() {
+    let sb = with_image();
+    apply_state(&sb, &Spec::three_by_three());
+    let file = write(&sb, &Spec::three_by_three());
+    let out = sb
+        .sealer()
+        .args(["plan", "--detailed-exitcode", "-f"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "No changes. Cluster \"prod\" matches the configuration.\n"
+    );
+    let mut spec = Spec::three_by_three();
+    spec.workers.push("10.0.0.8".into());
+    let file = write(&sb, &spec);
+    let out = sb
+        .sealer()
+        .args(["plan", "--detailed-exitcode", "-f"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn scale_up_by_two_workers_plans_only_their_resources() {
+    let sb = with_image();
+    apply_state(&sb, &Spec::three_by_three());
+    let mut spec = Spec::three_by_three();
+    spec.workers
+        .extend(["10.0.0.8".to_string(), "10.0.0.9".to_string()]);
+    let text = plan(&sb, &write(&sb, &spec), &[]);
+    for line in text.lines().filter(|l| l.starts_with("  # ")) {
+        assert!(
+            line.contains("10.0.0.8") || line.contains("10.0.0.9"),
+            "only the new workers change: {line}"
+        );
+    }
+    insta::assert_snapshot!(redact(&text));
+}
+
+#[test]
+fn scale_down_by_one_worker_and_one_master() {
+    let sb = with_image();
+    apply_state(&sb, &Spec::three_by_three());
+    let mut spec = Spec::three_by_three();
+    spec.masters.retain(|m| *m != "10.0.0.4");
+    spec.workers.retain(|w| w != "10.0.0.7");
+    let text = plan(&sb, &write(&sb, &spec), &[]);
+    assert!(text.contains(
+        "# kubernetes.master.10.0.0.4 will be destroyed (removed from configuration) [disruptive]"
+    ));
+    assert!(text.contains(
+        "# kubernetes.worker.10.0.0.7 will be destroyed (removed from configuration) [disruptive]"
+    ));
+    assert!(text.contains(
+        "# kubernetes.worker.10.0.0.5 will be updated in place (attribute masters changed)"
+    ));
+    insta::assert_snapshot!(redact(&text));
+}
+
+#[test]
+fn removing_master0_is_a_plan_error() {
+    let sb = with_image();
+    apply_state(&sb, &Spec::three_by_three());
+    let mut spec = Spec::three_by_three();
+    spec.masters.remove(0);
+    let err = failure_of(sb.sealer().args(["plan", "-f"]).arg(write(&sb, &spec)));
+    assert!(
+        err.contains("master0 cannot be removed or changed"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_app_file_change_updates_only_that_app() {
+    let sb = with_image();
+    let app = "---\napiVersion: sealer.io/v2\nkind: Application\nmetadata: {name: apps}\nspec:\n  configs:\n    - name: dashboard\n      files:\n        - {path: 10-deployment.yaml, strategy: merge, data: \"spec: {replicas: 1}\"}\n";
+    let app2 = app.replace("replicas: 1", "replicas: 3");
+    let mut spec = Spec::three_by_three();
+    spec.extra = Box::leak(app.to_string().into_boxed_str());
+    apply_state(&sb, &spec);
+    spec.extra = Box::leak(app2.into_boxed_str());
+    let text = plan(&sb, &write(&sb, &spec), &[]);
+    let changed: Vec<&str> = text.lines().filter(|l| l.starts_with("  # ")).collect();
+    assert_eq!(
+        changed,
+        [
+            "  # rootfs.10.0.0.2 will be updated in place (attribute content_digest changed)",
+            "  # rootfs.10.0.0.3 will be updated in place (attribute content_digest changed)",
+            "  # rootfs.10.0.0.4 will be updated in place (attribute content_digest changed)",
+            "  # rootfs.10.0.0.5 will be updated in place (attribute content_digest changed)",
+            "  # rootfs.10.0.0.6 will be updated in place (attribute content_digest changed)",
+            "  # rootfs.10.0.0.7 will be updated in place (attribute content_digest changed)",
+            "  # app.dashboard will be updated in place (files changed: 10-deployment.yaml)",
+        ]
+    );
+    insta::assert_snapshot!(redact(&text));
+}
+
+#[test]
+fn a_changed_kubeadm_setting_replaces_with_its_reason() {
+    let sb = with_image();
+    let kubeadm = "---\napiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\nnetworking: {dnsDomain: cluster.local}\n";
+    let mut spec = Spec::three_by_three();
+    spec.extra = kubeadm;
+    apply_state(&sb, &spec);
+    spec.extra = "---\napiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\nnetworking: {dnsDomain: corp.local}\n";
+    let text = plan(&sb, &write(&sb, &spec), &[]);
+    assert!(text.contains(
+        "# kubernetes.init must be replaced (attribute kubeadm_config changed) [disruptive]"
+    ));
+    assert!(
+        text.contains(
+            "          -   dnsDomain: cluster.local\n          +   dnsDomain: corp.local\n"
+        ),
+        "{text}"
+    );
+    insta::assert_snapshot!(redact(&text));
+}
+
+#[test]
+fn an_incompatible_app_image_is_a_plan_error() {
+    let sb = with_image();
+    let ctx = sb.write_tree(
+        "app",
+        &[
+            (
+                "Kubefile",
+                "FROM scratch\nKUBEVERSION >=1.24\nAPP web local://web.yaml\nLAUNCH [\"web\"]\n",
+            ),
+            ("web.yaml", "kind: Web\n"),
+        ],
+    );
+    stdout_of(
+        sb.sealer()
+            .args(["build", "--type", "app-installer", "-t", "web:v1"])
+            .arg(&ctx),
+    );
+    let mut spec = Spec::three_by_three();
+    spec.extra = "---\napiVersion: sealer.io/v2\nkind: Application\nmetadata: {name: apps}\nspec:\n  images: [web:v1]\n";
+    let err = failure_of(sb.sealer().args(["plan", "-f"]).arg(write(&sb, &spec)));
+    insta::assert_snapshot!(err.replace(&sb.path("").display().to_string(), "[sandbox]/"));
+}
+
+#[test]
+fn a_tainted_resource_is_replaced() {
+    let sb = with_image();
+    apply_state(&sb, &Spec::three_by_three());
+    let store = StateStore::open_existing(&sb.home().join("state.db"))
+        .unwrap()
+        .unwrap();
+    store.taint("prod", "container_runtime.10.0.0.6").unwrap();
+    let text = plan(&sb, &write(&sb, &Spec::three_by_three()), &[]);
+    insta::assert_snapshot!(redact(&text));
+    let list = stdout_of(sb.sealer().args(["state", "list"]));
+    assert!(
+        list.contains("container_runtime.10.0.0.6 (tainted)\n"),
+        "{list}"
+    );
+}
+
+#[test]
+fn target_limits_the_plan_to_a_resource_and_its_dependencies() {
+    let sb = with_image();
+    let file = write(&sb, &Spec::three_by_three());
+    let text = plan(&sb, &file, &["--target", "kubernetes.master.10.0.0.3"]);
+    let addresses: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("  # "))
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert!(addresses.contains(&"kubernetes.init"));
+    assert!(addresses.contains(&"kubernetes.master.10.0.0.3"));
+    assert!(
+        !addresses
+            .iter()
+            .any(|a| a.contains("10.0.0.5") || a.starts_with("app.")),
+        "{addresses:?}"
+    );
+    insta::assert_snapshot!(redact(&text));
+}
+
+#[test]
+fn json_is_valid_and_saved_plans_show_the_same_plan() {
+    let sb = with_image();
+    let file = write(&sb, &Spec::three_by_three());
+    let json_text = plan(&sb, &file, &["--json"]);
+    let value: serde_json::Value = serde_json::from_str(&json_text).unwrap();
+    let schema: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(repo_root().join("state-schema/plan.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&value)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(!json_text.contains("hunter2"));
+
+    let saved = sb.path("plan.bin");
+    let human = plan(&sb, &file, &["--out", saved.to_str().unwrap()]);
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&saved).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(!std::fs::read_to_string(&saved).unwrap().contains("hunter2"));
+    let shown = stdout_of(sb.sealer().arg("show").arg(&saved).env("NO_COLOR", "1"));
+    assert_eq!(shown, human);
+    let shown_json = stdout_of(sb.sealer().args(["show", "--json"]).arg(&saved));
+    assert_eq!(shown_json, json_text);
+    let md = stdout_of(
+        sb.sealer()
+            .args(["show", "--format", "markdown"])
+            .arg(&saved),
+    );
+    assert!(
+        md.starts_with("### sealer plan for cluster `prod` (new cluster): Plan: "),
+        "{md}"
+    );
+}
+
+#[test]
+fn a_plan_with_errors_still_prints_json() {
+    let sb = with_image();
+    let mut spec = Spec::three_by_three();
+    spec.extra = "  appNames: [nope]\n";
+    let file = write(&sb, &spec);
+    let out = sb
+        .sealer()
+        .args(["plan", "--json", "-f"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let errors = value["errors"].as_array().unwrap();
+    assert!(
+        errors[0].as_str().unwrap().contains("unknown app nope"),
+        "{value}"
+    );
+}
+
+#[test]
+fn graph_prints_dot() {
+    let sb = with_image();
+    let file = write(&sb, &Spec::three_by_three());
+    let dot = stdout_of(sb.sealer().args(["graph", "-f"]).arg(&file));
+    assert!(dot.starts_with("digraph \"prod\" {"));
+    assert!(dot.contains("\"kubernetes.master.10.0.0.3\" -> \"kubernetes.master.10.0.0.4\";"));
+    assert!(dot.contains("\"app.calico\" -> \"app.dashboard\";"));
+}
+
+#[test]
+fn markdown_of_a_two_thousand_host_plan_fits_one_comment() {
+    let sb = with_image();
+    let spec = Spec {
+        masters: vec!["10.0.0.2"],
+        workers: (0..2000)
+            .map(|i| format!("10.1.{}.{}", i / 250, i % 250 + 1))
+            .collect(),
+        extra: "",
+    };
+    let md = plan(&sb, &write(&sb, &spec), &["--format", "markdown"]);
+    assert!(md.len() <= 65_000, "{}", md.len());
+    assert!(md.contains("more changes not shown"));
+    insta::assert_snapshot!(redact(&md));
+}
+
+/// Plans never connect: a plan of a cluster on real SSH hosts, run from outside their
+/// network, succeeds and no host sees a login.
+#[test]
+fn a_plan_opens_no_connection() {
+    let bed = crate::support::testbed::TestBed::start(2);
+    let sb = with_image();
+    let key = bed.client_key_path();
+    let text = format!(
+        "apiVersion: sealer.io/v2\nkind: Cluster\nmetadata:\n  name: bed\nspec:\n  image: {IMAGE}\n  ssh:\n    pk: {}\n  hosts:\n    - ips: [{}]\n      roles: [master]\n    - ips: [{}]\n      roles: [node]\n",
+        key.display(),
+        bed.host(0).ip(),
+        bed.host(1).ip()
+    );
+    let file = sb.path("Clusterfile");
+    std::fs::write(&file, text).unwrap();
+    let out = plan(&sb, &file, &[]);
+    assert!(out.contains(&format!("# host.{} will be created", bed.host(0).ip())));
+    for i in 0..2 {
+        assert_eq!(bed.client_logins(i), 0, "host {i} saw a login");
+    }
+}
