@@ -52,6 +52,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Clusterfile> {
 }
 
 /// [`load`], then [`check_local_files`]: what `sealer validate` can check without images.
+/// Parses an image's `plugins/*.yaml` file: Plugin documents only. `path` names it in
+/// errors (e.g. `IMAGE:plugins/taint.yaml`).
+pub fn parse_plugins(path: &Path, text: &str) -> Result<Vec<Plugin>> {
+    decode::decode_plugins(path, text)
+}
+
 pub fn validate_file(path: &Path) -> Result<Clusterfile> {
     let file = load(path)?;
     let problems = check_local_files(&file);

@@ -327,20 +327,33 @@ pub fn resolve(cf: &Clusterfile, images: &Images) -> Result<ClusterInput> {
         }
     };
 
-    let plugins: Vec<PluginInput> = cf
-        .plugins
-        .iter()
-        .map(|p| PluginInput {
-            name: p.name.value.clone(),
-            phases: p
-                .actions
-                .iter()
-                .map(|a| a.value.as_str().to_string())
-                .collect(),
-            scope: p.scope.iter().map(|s| s.value.clone()).collect(),
-            data: p.data.value.clone(),
-        })
-        .collect();
+    // Plugins: the image's plugins/*.yaml, then the Clusterfile's (which win by name).
+    let to_input = |p: &crate::clusterfile::Plugin| PluginInput {
+        name: p.name.value.clone(),
+        phases: p
+            .actions
+            .iter()
+            .map(|a| a.value.as_str().to_string())
+            .collect(),
+        scope: p.scope.iter().map(|s| s.value.clone()).collect(),
+        data: p.data.value.clone(),
+    };
+    let mut by_name: BTreeMap<String, PluginInput> = BTreeMap::new();
+    for (file, text) in &meta.plugins {
+        let shown = std::path::PathBuf::from(format!("{cluster_ref}:plugins/{file}"));
+        match crate::clusterfile::parse_plugins(&shown, text) {
+            Ok(plugins) => {
+                for p in &plugins {
+                    by_name.insert(p.name.value.clone(), to_input(p));
+                }
+            }
+            Err(e) => errors.extend(e.diagnostics().iter().cloned()),
+        }
+    }
+    for p in &cf.plugins {
+        by_name.insert(p.name.value.clone(), to_input(p));
+    }
+    let plugins: Vec<PluginInput> = by_name.into_values().collect();
 
     let policy_enabled = cf.image_policy().is_some()
         || labels

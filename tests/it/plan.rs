@@ -442,3 +442,57 @@ fn a_plan_opens_no_connection() {
         assert_eq!(bed.client_logins(i), 0, "host {i} saw a login");
     }
 }
+
+/// Plugins shipped in an image's plugins/ take part in the plan; a bad one is a located error.
+#[test]
+fn image_plugins_are_planned_at_their_phase() {
+    let sb = with_image();
+    let plugin = "apiVersion: sealer.io/v1\nkind: Plugin\nmetadata: {name: from-image}\nspec:\n  type: SHELL\n  action: post-install\n  data: echo hi\n";
+    let ctx = sb.write_tree(
+        "child",
+        &[
+            (
+                "Kubefile",
+                &format!("FROM {IMAGE}\nCOPY plugins/ plugins/\n"),
+            ),
+            ("plugins/p.yaml", plugin),
+        ],
+    );
+    stdout_of(
+        sb.sealer()
+            .args(["build", "--platform", "linux/amd64", "-t", "child:v1"])
+            .arg(&ctx),
+    );
+    let text = Spec::three_by_three().text().replace(IMAGE, "child:v1");
+    let file = sb.path("Clusterfile");
+    std::fs::write(&file, text).unwrap();
+    let out = plan(&sb, &file, &[]);
+    assert!(
+        out.contains("  # plugin.from-image.post-install will be created"),
+        "{out}"
+    );
+
+    let bad = sb.write_tree(
+        "bad",
+        &[
+            (
+                "Kubefile",
+                &format!("FROM {IMAGE}\nCOPY plugins/ plugins/\n"),
+            ),
+            (
+                "plugins/p.yaml",
+                &plugin.replace("post-install", "post-lunch"),
+            ),
+        ],
+    );
+    stdout_of(
+        sb.sealer()
+            .args(["build", "--platform", "linux/amd64", "-t", "child:v1"])
+            .arg(&bad),
+    );
+    let err = failure_of(sb.sealer().args(["plan", "-f"]).arg(&file));
+    assert!(
+        err.starts_with("child:v1:plugins/p.yaml:6:11: error:"),
+        "{err}"
+    );
+}

@@ -81,6 +81,44 @@ pub(crate) fn decode(path: &Path, text: &str) -> Result<Clusterfile> {
     }
 }
 
+/// Parses a file of Plugin documents only (an image's `plugins/*.yaml`).
+pub(crate) fn decode_plugins(path: &Path, text: &str) -> Result<Vec<Plugin>> {
+    let source = Source::new(path, text);
+    let (documents, yaml_errors) = yaml::parse(text);
+    let mut ctx = Ctx::new(&source);
+    for e in &yaml_errors {
+        ctx.error(e.span, e.message.clone());
+    }
+    let mut found = Found::default();
+    for document in &documents {
+        let Some(root) = &document.root else { continue };
+        if root.is_null() {
+            continue;
+        }
+        decode_document(&mut ctx, root, &mut found);
+    }
+    let others = found
+        .clusters
+        .iter()
+        .map(|(s, _)| *s)
+        .chain(found.applications.iter().map(|(s, _)| *s))
+        .chain(found.configs.iter().map(|c| c.span))
+        .chain(found.kubeadm.iter().map(|k| k.span));
+    for span in others.collect::<Vec<_>>() {
+        ctx.error(
+            span,
+            "a plugins/ file of an image may hold only Plugin documents",
+        );
+    }
+    let mut errors = std::mem::take(&mut ctx.errors);
+    errors.sort_by_key(|d| d.location.as_ref().map(|l| (l.line, l.column)));
+    if errors.is_empty() {
+        Ok(found.plugins)
+    } else {
+        Err(Error::many(errors))
+    }
+}
+
 /// The documents read so far; kinds that failed to decode are kept as `None` so that
 /// counting them (one Cluster, at most one Application) still works.
 #[derive(Default)]
