@@ -41,24 +41,9 @@ fn known_kinds() -> Vec<&'static str> {
 /// Parses and validates the text of a Clusterfile.
 pub(crate) fn decode(path: &Path, text: &str) -> Result<Clusterfile> {
     let source = Source::new(path, text);
-    let (documents, yaml_errors) = yaml::parse(text);
     let mut ctx = Ctx::new(&source);
-    for e in &yaml_errors {
-        match &e.hint {
-            Some(hint) => ctx.error_hint(e.span, e.message.clone(), hint.clone()),
-            None => ctx.error(e.span, e.message.clone()),
-        }
-    }
-
-    let mut found = Found::default();
-    for document in &documents {
-        let Some(root) = &document.root else { continue };
-        if root.is_null() {
-            continue;
-        }
-        decode_document(&mut ctx, root, &mut found);
-    }
-    check_across_documents(&mut ctx, &found, !yaml_errors.is_empty());
+    let (found, yaml_failed) = decode_documents(&mut ctx, text);
+    check_across_documents(&mut ctx, &found, yaml_failed);
 
     let mut errors = std::mem::take(&mut ctx.errors);
     // Read top to bottom, like a compiler's output.
@@ -81,13 +66,14 @@ pub(crate) fn decode(path: &Path, text: &str) -> Result<Clusterfile> {
     }
 }
 
-/// Parses a file of Plugin documents only (an image's `plugins/*.yaml`).
-pub(crate) fn decode_plugins(path: &Path, text: &str) -> Result<Vec<Plugin>> {
-    let source = Source::new(path, text);
+/// Reads every document of `text`, recording YAML errors; says whether there were any.
+fn decode_documents(ctx: &mut Ctx<'_>, text: &str) -> (Found, bool) {
     let (documents, yaml_errors) = yaml::parse(text);
-    let mut ctx = Ctx::new(&source);
     for e in &yaml_errors {
-        ctx.error(e.span, e.message.clone());
+        match &e.hint {
+            Some(hint) => ctx.error_hint(e.span, e.message.clone(), hint.clone()),
+            None => ctx.error(e.span, e.message.clone()),
+        }
     }
     let mut found = Found::default();
     for document in &documents {
@@ -95,8 +81,16 @@ pub(crate) fn decode_plugins(path: &Path, text: &str) -> Result<Vec<Plugin>> {
         if root.is_null() {
             continue;
         }
-        decode_document(&mut ctx, root, &mut found);
+        decode_document(ctx, root, &mut found);
     }
+    (found, !yaml_errors.is_empty())
+}
+
+/// Parses a file of Plugin documents only (an image's `plugins/*.yaml`).
+pub(crate) fn decode_plugins(path: &Path, text: &str) -> Result<Vec<Plugin>> {
+    let source = Source::new(path, text);
+    let mut ctx = Ctx::new(&source);
+    let (found, _) = decode_documents(&mut ctx, text);
     let others = found
         .clusters
         .iter()
