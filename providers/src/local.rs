@@ -1,0 +1,173 @@
+//! The `local` transport: commands run on the operator machine itself, as the current user
+//! (no SSH, no sudo). For single-node clusters on this machine, the quickstart and tests.
+
+use crate::transport::{
+    Exec, ExecOutput, ExitStatus, OutputChunk, OutputSink, Stdin, Transport, TransportError,
+    TransportErrorKind,
+};
+use std::process::Stdio;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::Command;
+
+pub struct LocalTransport {
+    host: String,
+}
+
+impl LocalTransport {
+    pub fn new(host: impl Into<String>) -> LocalTransport {
+        LocalTransport { host: host.into() }
+    }
+
+    fn error(&self, kind: TransportErrorKind, message: String) -> TransportError {
+        TransportError {
+            host: self.host.clone(),
+            kind,
+            message,
+        }
+    }
+}
+
+async fn pump(
+    mut reader: impl tokio::io::AsyncRead + Unpin,
+    stderr: bool,
+    sink: Option<OutputSink>,
+) -> Vec<u8> {
+    let mut all = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    while let Ok(n) = reader.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        all.extend_from_slice(&buf[..n]);
+        if let Some(sink) = &sink {
+            let _ = sink.send(OutputChunk {
+                stderr,
+                bytes: buf[..n].to_vec(),
+            });
+        }
+    }
+    all
+}
+
+impl Transport for LocalTransport {
+    fn host(&self) -> &str {
+        &self.host
+    }
+
+    async fn exec(
+        &self,
+        exec: &Exec,
+        sink: Option<&OutputSink>,
+    ) -> Result<ExecOutput, TransportError> {
+        let mut child = Command::new("bash")
+            .arg("-c")
+            .arg(&exec.script)
+            .stdin(match exec.stdin {
+                Stdin::Null => Stdio::null(),
+                _ => Stdio::piped(),
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| self.error(TransportErrorKind::Io, format!("cannot start bash: {e}")))?;
+        let stdin_task = match (&exec.stdin, child.stdin.take()) {
+            (Stdin::Bytes(bytes), Some(mut pipe)) => {
+                let bytes = bytes.clone();
+                Some(tokio::spawn(async move {
+                    let _ = pipe.write_all(&bytes).await;
+                }))
+            }
+            (Stdin::File(path), Some(mut pipe)) => {
+                let path = path.clone();
+                Some(tokio::spawn(async move {
+                    if let Ok(mut file) = tokio::fs::File::open(&path).await {
+                        let _ = tokio::io::copy(&mut file, &mut pipe).await;
+                    }
+                }))
+            }
+            _ => None,
+        };
+        let out = tokio::spawn(pump(
+            child.stdout.take().expect("piped"),
+            false,
+            sink.cloned(),
+        ));
+        let err = tokio::spawn(pump(
+            child.stderr.take().expect("piped"),
+            true,
+            sink.cloned(),
+        ));
+        let status = match tokio::time::timeout(exec.timeout, child.wait()).await {
+            Ok(Ok(status)) => match status.code() {
+                Some(code) => ExitStatus::Code(code),
+                None => ExitStatus::Signal,
+            },
+            Ok(Err(e)) => {
+                return Err(self.error(TransportErrorKind::Io, format!("waiting for bash: {e}")));
+            }
+            Err(_) => {
+                // Kill the whole process group: the script's children must not outlive it.
+                if let Some(pid) = child.id() {
+                    let _ = std::process::Command::new("kill")
+                        .args(["-s", "KILL", "--", &format!("-{pid}")])
+                        .status();
+                }
+                let _ = child.kill().await;
+                ExitStatus::TimedOut
+            }
+        };
+        if let Some(task) = stdin_task {
+            task.abort();
+        }
+        let stdout = out.await.unwrap_or_default();
+        let stderr = err.await.unwrap_or_default();
+        Ok(ExecOutput {
+            status,
+            stdout,
+            stderr,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn runs_scripts_with_stdin_and_streams_output() {
+        let t = LocalTransport::new("127.0.0.1");
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let exec = Exec::new("cat; echo err >&2; exit 3", Duration::from_secs(10))
+            .with_stdin(Stdin::Bytes(b"hello".to_vec()));
+        let out = t.exec(&exec, Some(&tx)).await.unwrap();
+        assert_eq!(out.status, ExitStatus::Code(3));
+        assert_eq!(out.stdout, b"hello");
+        assert_eq!(out.stderr, b"err\n");
+        drop(tx);
+        let mut streamed = Vec::new();
+        while let Some(c) = rx.recv().await {
+            if !c.stderr {
+                streamed.extend(c.bytes);
+            }
+        }
+        assert_eq!(streamed, b"hello");
+    }
+
+    #[tokio::test]
+    async fn a_hanging_command_times_out_with_its_children() {
+        let t = LocalTransport::new("127.0.0.1");
+        let start = std::time::Instant::now();
+        let out = t
+            .exec(
+                &Exec::new("sleep 30 & sleep 30", Duration::from_millis(300)),
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(out.status, ExitStatus::TimedOut);
+        assert!(start.elapsed() < Duration::from_secs(5));
+    }
+}
