@@ -9,6 +9,7 @@
 
 pub mod local;
 pub mod quote;
+pub mod steps;
 pub mod transport;
 
 pub use transport::{

@@ -1,0 +1,301 @@
+//! The shell scripts each resource runs on its host (spec `deploy.md`). Pure functions:
+//! values in, script text out; every interpolated value is quoted.
+
+use crate::quote::quote;
+
+/// The markers around the `/etc/hosts` lines a cluster owns on a host.
+fn hosts_markers(cluster: &str, owner: &str) -> (String, String) {
+    (
+        format!("# BEGIN sealer {cluster} {owner}"),
+        format!("# END sealer {cluster} {owner}"),
+    )
+}
+
+/// Replaces the block of `/etc/hosts` lines owned by `owner` with `entries` (idempotent;
+/// an empty list removes the block). Written through a temp file so a kill leaves the old
+/// or the new file.
+pub fn hosts_block(cluster: &str, owner: &str, entries: &[String]) -> String {
+    let (begin, end) = hosts_markers(cluster, owner);
+    let mut block = String::new();
+    if !entries.is_empty() {
+        block.push_str(&format!("printf '%s\\n' {}", quote(&begin)));
+        for e in entries {
+            block.push_str(&format!(" {}", quote(e)));
+        }
+        block.push_str(&format!(" {} >> \"$tmp\"\n", quote(&end)));
+    }
+    format!(
+        "tmp=$(mktemp /etc/.hosts.sealer.XXXXXX)\n\
+         awk -v b={b} -v e={e} '$0==b{{skip=1;next}} $0==e{{skip=0;next}} !skip' /etc/hosts > \"$tmp\"\n\
+         {block}chmod 644 \"$tmp\" && cat \"$tmp\" > /etc/hosts && rm -f \"$tmp\"\n",
+        b = quote(&begin),
+        e = quote(&end),
+    )
+}
+
+/// `host.<ip>` create/update: the `/etc/hosts` entries; prints `arch=...` and `hostname=...`
+/// for the state.
+pub fn host_create(cluster: &str, entries: &[String]) -> String {
+    format!(
+        "set -e\n{}printf 'arch=%s\\nhostname=%s\\n' \"$(uname -m)\" \"$(hostname)\"\n",
+        hosts_block(cluster, "host", entries)
+    )
+}
+
+pub fn host_destroy(cluster: &str) -> String {
+    format!("set -e\n{}", hosts_block(cluster, "host", &[]))
+}
+
+/// Runs a script of the image (`ROOTFS/scripts/NAME`) with the cluster env, as Sealer does:
+/// `cd ROOTFS/scripts && bash NAME ARGS`.
+pub fn image_script(rootfs: &str, exports: &str, name: &str, args: &[String]) -> String {
+    let args: Vec<String> = args.iter().map(|a| quote(a)).collect();
+    format!(
+        "set -e\n{exports}cd {}/scripts\nbash {} {}\n",
+        quote(rootfs),
+        quote(name),
+        args.join(" ")
+    )
+}
+
+/// An image script that may be absent (`clean-registry.sh`, `clean-kube.sh` are optional):
+/// runs it when present.
+pub fn optional_image_script(rootfs: &str, exports: &str, name: &str) -> String {
+    format!(
+        "set -e\n{exports}if [ -f {dir}/scripts/{n} ]; then cd {dir}/scripts && bash {n}; fi\n",
+        dir = quote(rootfs),
+        n = quote(name)
+    )
+}
+
+/// Writes a file from stdin atomically with a mode (the content never appears in a
+/// command line or a log).
+pub fn write_stdin_to(path: &str, mode: &str) -> String {
+    format!(
+        "set -e\nmkdir -p \"$(dirname {p})\"\ntmp=$(mktemp {p}.XXXXXX)\ncat > \"$tmp\"\nchmod {m} \"$tmp\"\nmv -f \"$tmp\" {p}\n",
+        p = quote(path),
+        m = quote(mode)
+    )
+}
+
+/// The registry's TLS certificate and key for `domain`, made once on the host (kept when
+/// present, so every HA registry serves the same certificate it was given).
+pub fn registry_cert(domain: &str, sans: &[String]) -> String {
+    let dir = "/etc/sealer/registry";
+    let mut alt = vec![format!("DNS:{domain}")];
+    for s in sans {
+        if s.parse::<std::net::IpAddr>().is_ok() {
+            alt.push(format!("IP:{s}"));
+        } else {
+            alt.push(format!("DNS:{s}"));
+        }
+    }
+    format!(
+        "set -e\nmkdir -p {dir}\nif [ ! -s {crt} ] || [ ! -s {key} ]; then\n  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj {subj} -addext {alt} -keyout {key} -out {crt} 2>/dev/null\n  chmod 600 {key}\nfi\n",
+        crt = quote(&format!("{dir}/{domain}.crt")),
+        key = quote(&format!("{dir}/{domain}.key")),
+        subj = quote(&format!("/CN={domain}")),
+        alt = quote(&format!("subjectAltName={}", alt.join(","))),
+    )
+}
+
+/// Prints the registry's certificate (to copy it host to host through memory).
+pub fn read_file(path: &str) -> String {
+    format!("cat {}\n", quote(path))
+}
+
+/// Trusts the registry CA for containerd and docker (`certs.d/DOMAIN:PORT/ca.crt`, from
+/// stdin) and maps the domain in `/etc/hosts`.
+pub fn registry_client(cluster: &str, endpoint: &str, hosts_entry: Option<&str>) -> String {
+    let mut script = String::from("set -e\nca=$(cat)\n");
+    for dir in ["/etc/containerd/certs.d", "/etc/docker/certs.d"] {
+        let d = format!("{dir}/{endpoint}");
+        script.push_str(&format!(
+            "mkdir -p {d}\nprintf '%s\\n' \"$ca\" > {f}\n",
+            d = quote(&d),
+            f = quote(&format!("{d}/ca.crt"))
+        ));
+    }
+    let entries: Vec<String> = hosts_entry.into_iter().map(str::to_string).collect();
+    script.push_str(&hosts_block(cluster, "registry", &entries));
+    script
+}
+
+pub fn registry_client_destroy(cluster: &str, endpoint: &str) -> String {
+    let mut script = String::from("set -e\n");
+    for dir in ["/etc/containerd/certs.d", "/etc/docker/certs.d"] {
+        script.push_str(&format!("rm -rf {}\n", quote(&format!("{dir}/{endpoint}"))));
+    }
+    script.push_str(&hosts_block(cluster, "registry", &[]));
+    script
+}
+
+/// `kubeadm init` on master0 with the config read from stdin, then the admin kubeconfig
+/// for root's kubectl.
+pub fn kube_init(cluster: &str, rootfs: &str, exports: &str, master0: &str) -> String {
+    format!(
+        "set -e\n{hosts}{init}{write}kubeadm init --config /etc/kubernetes/kubeadm.yaml --upload-certs\nmkdir -p /root/.kube\ncp -f /etc/kubernetes/admin.conf /root/.kube/config\n",
+        hosts = hosts_block(cluster, "apiserver", &[format!("{master0} apiserver.cluster.local")]),
+        init = image_script(rootfs, exports, "init-kube.sh", &[]).trim_start_matches("set -e\n"),
+        write = "mkdir -p /etc/kubernetes\ncat > /etc/kubernetes/kubeadm.yaml\n",
+    )
+}
+
+/// The join command for a new node, printed on master0 (machine form of kubeadm).
+pub fn join_command() -> &'static str {
+    "set -e\nkubeadm token create --print-join-command\n"
+}
+
+/// A fresh certificate key for a control-plane join, printed on master0 (last line).
+pub fn certificate_key() -> &'static str {
+    "set -e\nkubeadm init phase upload-certs --upload-certs | tail -n 1\n"
+}
+
+/// Joins this host. The join command (with its token) and the certificate key come on
+/// stdin, one per line, so they never appear in a command line, a log or an error.
+/// `endpoint_ip` is where `apiserver.cluster.local` points while joining.
+pub fn kube_join(cluster: &str, rootfs: &str, exports: &str, endpoint_ip: &str, control_plane: bool) -> String {
+    let join = if control_plane {
+        "read -r join; read -r key\n$join --control-plane --certificate-key \"$key\"\n"
+    } else {
+        "read -r join\n$join\n"
+    };
+    format!(
+        "set -e\n{hosts}{init}{join}",
+        hosts = hosts_block(cluster, "apiserver", &[format!("{endpoint_ip} apiserver.cluster.local")]),
+        init = image_script(rootfs, exports, "init-kube.sh", &[]).trim_start_matches("set -e\n"),
+    )
+}
+
+/// After a control-plane join the master serves the API itself.
+pub fn point_apiserver_at(cluster: &str, ip: &str) -> String {
+    format!("set -e\n{}", hosts_block(cluster, "apiserver", &[format!("{ip} apiserver.cluster.local")]))
+}
+
+/// The IPVS rule workers use to reach several masters through the virtual IP.
+pub fn ipvs_rule(vip: &str, masters: &[String]) -> String {
+    let mut cmd = format!("set -e\nseautil ipvs --vs {}", quote(&format!("{vip}:6443")));
+    for m in masters {
+        cmd.push_str(&format!(" --rs {}", quote(&format!("{m}:6443"))));
+    }
+    cmd.push('\n');
+    cmd
+}
+
+/// Resets a node: `kubeadm reset -f`, then the image's clean script when it has one.
+pub fn kube_reset(cluster: &str, rootfs: &str, exports: &str) -> String {
+    format!(
+        "set -e\nkubeadm reset -f\n{}{}",
+        optional_image_script(rootfs, exports, "clean-kube.sh").trim_start_matches("set -e\n"),
+        hosts_block(cluster, "apiserver", &[])
+    )
+}
+
+/// Drains a node before it leaves (on master0).
+pub fn drain(node: &str, timeout_secs: u64) -> String {
+    format!(
+        "set -e\nkubectl drain {} --ignore-daemonsets --delete-emptydir-data --force --timeout={}s\n",
+        quote(node),
+        timeout_secs
+    )
+}
+
+pub fn delete_node(node: &str) -> String {
+    format!("set -e\nkubectl delete node {} --ignore-not-found\n", quote(node))
+}
+
+/// Labels and taints of a node, applied on master0; `remove_labels`/`remove_taints` are
+/// what the node had before and no longer has.
+pub fn node_meta(node: &str, labels: &[(String, String)], taints: &[String], remove_labels: &[String], remove_taints: &[String]) -> String {
+    let mut s = String::from("set -e\n");
+    let n = quote(node);
+    for (k, v) in labels {
+        s.push_str(&format!("kubectl label node {n} {} --overwrite\n", quote(&format!("{k}={v}"))));
+    }
+    for k in remove_labels {
+        s.push_str(&format!("kubectl label node {n} {}\n", quote(&format!("{k}-"))));
+    }
+    for t in taints {
+        s.push_str(&format!("kubectl taint node {n} {} --overwrite\n", quote(t)));
+    }
+    for t in remove_taints {
+        s.push_str(&format!("kubectl taint node {n} {} || true\n", quote(&format!("{t}-"))));
+    }
+    s
+}
+
+/// Runs commands in the rootfs with the env (apps, plugins): each command is a shell
+/// command line the author wrote, run as written.
+pub fn in_rootfs(rootfs: &str, exports: &str, commands: &[String]) -> String {
+    let mut s = format!("set -e\n{exports}cd {}\n", quote(rootfs));
+    for c in commands {
+        s.push_str(&format!("( {c}\n)\n"));
+    }
+    s
+}
+
+/// Uninstalls an app: kube apps delete their files, helm apps their release.
+pub fn app_destroy(rootfs: &str, kind: &str, name: &str, files: &[String]) -> Option<String> {
+    match kind {
+        "kube" => {
+            let mut s = format!("set -e\ncd {}\n", quote(&format!("{rootfs}/application/apps/{name}")));
+            for f in files.iter().rev() {
+                s.push_str(&format!("kubectl delete -f {} --ignore-not-found\n", quote(f)));
+            }
+            Some(s)
+        }
+        "helm" => Some(format!("set -e\nhelm uninstall {}\n", quote(name))),
+        _ => None,
+    }
+}
+
+/// Applies the image policy YAML read from stdin.
+pub fn apply_stdin_manifest() -> &'static str {
+    "set -e\nkubectl apply -f -\n"
+}
+
+pub fn delete_image_policy() -> &'static str {
+    "set -e\nkubectl delete clusterpolicy sealer-redirect-registry --ignore-not-found\n"
+}
+
+/// Removes the cluster's data directory from a host.
+pub fn remove_dir(path: &str) -> String {
+    format!("set -e\nrm -rf {}\n", quote(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    #[test]
+    fn the_hosts_block_is_replaced_and_removed() {
+        let dir = tempfile_dir();
+        let hosts = format!("{dir}/hosts");
+        std::fs::write(&hosts, "127.0.0.1 localhost\n").unwrap();
+        let run = |script: String| {
+            let script = script.replace("/etc/hosts", &hosts).replace("/etc/.hosts", &format!("{dir}/.hosts"));
+            let out = Command::new("bash").arg("-c").arg(script).output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            std::fs::read_to_string(&hosts).unwrap()
+        };
+        let once = run(hosts_block("c", "host", &["10.0.0.9 foo.local".into()]));
+        let twice = run(hosts_block("c", "host", &["10.0.0.9 foo.local".into()]));
+        assert_eq!(once, twice, "idempotent");
+        assert_eq!(once, "127.0.0.1 localhost\n# BEGIN sealer c host\n10.0.0.9 foo.local\n# END sealer c host\n");
+        assert_eq!(run(hosts_block("c", "host", &[])), "127.0.0.1 localhost\n");
+    }
+
+    fn tempfile_dir() -> String {
+        let dir = std::env::temp_dir().join(format!("sealer-steps-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.display().to_string()
+    }
+
+    #[test]
+    fn hostile_values_stay_quoted() {
+        let script = node_meta("n1", &[("k".into(), "$(touch /tmp/x); `id`".into())], &["a=b;c:NoSchedule".into()], &[], &[]);
+        assert!(script.contains("'k=$(touch /tmp/x); `id`'"), "{script}");
+        assert!(script.contains("'a=b;c:NoSchedule'"), "{script}");
+    }
+}
