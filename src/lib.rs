@@ -14,6 +14,7 @@
 
 pub mod clusterfile;
 pub mod diag;
+pub mod exec;
 pub mod graph;
 pub mod image;
 pub mod kubefile;
