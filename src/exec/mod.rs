@@ -3,6 +3,7 @@
 //! [`Recorder`] commits every finished step to the state before its dependents start.
 //! Nothing here prints: progress goes out as [`Event`]s.
 
+pub mod kubeadm;
 pub mod schedule;
 
 use crate::plan::{Action, Change};
