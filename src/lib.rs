@@ -9,9 +9,12 @@
 //! - [`image`]: Sealer Images: references, metadata, OCI layouts, the local store
 //!   (`$SEALER_HOME/images`), builds, registries and credentials (`$SEALER_HOME/auth.json`).
 //! - [`resource`]: resources, the unit of graphs, plans and state.
+//! - [`rootfs`]: images unpacked (`$SEALER_HOME/cache/rootfs/`) and each cluster's rendered
+//!   rootfs (`$SEALER_HOME/cache/rendered/<cluster>/`): Configs, app files, templates.
 //! - [`state`]: the state store (`$SEALER_HOME/state.db`, SQLite; schema in `state-schema/`).
 //! - [`ops`]: one function per CLI command; the CLI layer only parses flags and renders.
 
+pub mod clock;
 pub mod clusterfile;
 pub mod diag;
 pub mod exec;
@@ -22,6 +25,7 @@ pub mod kubeversion;
 pub mod ops;
 pub mod plan;
 pub mod resource;
+pub mod rootfs;
 pub mod state;
 
 pub use diag::{Diagnostic, Error, Result};

@@ -135,7 +135,11 @@ pub fn registry_client_destroy(cluster: &str, endpoint: &str) -> String {
 pub fn kube_init(cluster: &str, rootfs: &str, exports: &str, master0: &str) -> String {
     format!(
         "set -e\n{hosts}{init}{write}kubeadm init --config /etc/kubernetes/kubeadm.yaml --upload-certs\nmkdir -p /root/.kube\ncp -f /etc/kubernetes/admin.conf /root/.kube/config\n",
-        hosts = hosts_block(cluster, "apiserver", &[format!("{master0} apiserver.cluster.local")]),
+        hosts = hosts_block(
+            cluster,
+            "apiserver",
+            &[format!("{master0} apiserver.cluster.local")]
+        ),
         init = image_script(rootfs, exports, "init-kube.sh", &[]).trim_start_matches("set -e\n"),
         write = "mkdir -p /etc/kubernetes\ncat > /etc/kubernetes/kubeadm.yaml\n",
     )
@@ -154,7 +158,13 @@ pub fn certificate_key() -> &'static str {
 /// Joins this host. The join command (with its token) and the certificate key come on
 /// stdin, one per line, so they never appear in a command line, a log or an error.
 /// `endpoint_ip` is where `apiserver.cluster.local` points while joining.
-pub fn kube_join(cluster: &str, rootfs: &str, exports: &str, endpoint_ip: &str, control_plane: bool) -> String {
+pub fn kube_join(
+    cluster: &str,
+    rootfs: &str,
+    exports: &str,
+    endpoint_ip: &str,
+    control_plane: bool,
+) -> String {
     let join = if control_plane {
         "read -r join; read -r key\n$join --control-plane --certificate-key \"$key\"\n"
     } else {
@@ -162,19 +172,33 @@ pub fn kube_join(cluster: &str, rootfs: &str, exports: &str, endpoint_ip: &str, 
     };
     format!(
         "set -e\n{hosts}{init}{join}",
-        hosts = hosts_block(cluster, "apiserver", &[format!("{endpoint_ip} apiserver.cluster.local")]),
+        hosts = hosts_block(
+            cluster,
+            "apiserver",
+            &[format!("{endpoint_ip} apiserver.cluster.local")]
+        ),
         init = image_script(rootfs, exports, "init-kube.sh", &[]).trim_start_matches("set -e\n"),
     )
 }
 
 /// After a control-plane join the master serves the API itself.
 pub fn point_apiserver_at(cluster: &str, ip: &str) -> String {
-    format!("set -e\n{}", hosts_block(cluster, "apiserver", &[format!("{ip} apiserver.cluster.local")]))
+    format!(
+        "set -e\n{}",
+        hosts_block(
+            cluster,
+            "apiserver",
+            &[format!("{ip} apiserver.cluster.local")]
+        )
+    )
 }
 
 /// The IPVS rule workers use to reach several masters through the virtual IP.
 pub fn ipvs_rule(vip: &str, masters: &[String]) -> String {
-    let mut cmd = format!("set -e\nseautil ipvs --vs {}", quote(&format!("{vip}:6443")));
+    let mut cmd = format!(
+        "set -e\nseautil ipvs --vs {}",
+        quote(&format!("{vip}:6443"))
+    );
     for m in masters {
         cmd.push_str(&format!(" --rs {}", quote(&format!("{m}:6443"))));
     }
@@ -201,25 +225,46 @@ pub fn drain(node: &str, timeout_secs: u64) -> String {
 }
 
 pub fn delete_node(node: &str) -> String {
-    format!("set -e\nkubectl delete node {} --ignore-not-found\n", quote(node))
+    format!(
+        "set -e\nkubectl delete node {} --ignore-not-found\n",
+        quote(node)
+    )
 }
 
 /// Labels and taints of a node, applied on master0; `remove_labels`/`remove_taints` are
 /// what the node had before and no longer has.
-pub fn node_meta(node: &str, labels: &[(String, String)], taints: &[String], remove_labels: &[String], remove_taints: &[String]) -> String {
+pub fn node_meta(
+    node: &str,
+    labels: &[(String, String)],
+    taints: &[String],
+    remove_labels: &[String],
+    remove_taints: &[String],
+) -> String {
     let mut s = String::from("set -e\n");
     let n = quote(node);
     for (k, v) in labels {
-        s.push_str(&format!("kubectl label node {n} {} --overwrite\n", quote(&format!("{k}={v}"))));
+        s.push_str(&format!(
+            "kubectl label node {n} {} --overwrite\n",
+            quote(&format!("{k}={v}"))
+        ));
     }
     for k in remove_labels {
-        s.push_str(&format!("kubectl label node {n} {}\n", quote(&format!("{k}-"))));
+        s.push_str(&format!(
+            "kubectl label node {n} {}\n",
+            quote(&format!("{k}-"))
+        ));
     }
     for t in taints {
-        s.push_str(&format!("kubectl taint node {n} {} --overwrite\n", quote(t)));
+        s.push_str(&format!(
+            "kubectl taint node {n} {} --overwrite\n",
+            quote(t)
+        ));
     }
     for t in remove_taints {
-        s.push_str(&format!("kubectl taint node {n} {} || true\n", quote(&format!("{t}-"))));
+        s.push_str(&format!(
+            "kubectl taint node {n} {} || true\n",
+            quote(&format!("{t}-"))
+        ));
     }
     s
 }
@@ -238,9 +283,15 @@ pub fn in_rootfs(rootfs: &str, exports: &str, commands: &[String]) -> String {
 pub fn app_destroy(rootfs: &str, kind: &str, name: &str, files: &[String]) -> Option<String> {
     match kind {
         "kube" => {
-            let mut s = format!("set -e\ncd {}\n", quote(&format!("{rootfs}/application/apps/{name}")));
+            let mut s = format!(
+                "set -e\ncd {}\n",
+                quote(&format!("{rootfs}/application/apps/{name}"))
+            );
             for f in files.iter().rev() {
-                s.push_str(&format!("kubectl delete -f {} --ignore-not-found\n", quote(f)));
+                s.push_str(&format!(
+                    "kubectl delete -f {} --ignore-not-found\n",
+                    quote(f)
+                ));
             }
             Some(s)
         }
@@ -274,15 +325,24 @@ mod tests {
         let hosts = format!("{dir}/hosts");
         std::fs::write(&hosts, "127.0.0.1 localhost\n").unwrap();
         let run = |script: String| {
-            let script = script.replace("/etc/hosts", &hosts).replace("/etc/.hosts", &format!("{dir}/.hosts"));
+            let script = script
+                .replace("/etc/hosts", &hosts)
+                .replace("/etc/.hosts", &format!("{dir}/.hosts"));
             let out = Command::new("bash").arg("-c").arg(script).output().unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             std::fs::read_to_string(&hosts).unwrap()
         };
         let once = run(hosts_block("c", "host", &["10.0.0.9 foo.local".into()]));
         let twice = run(hosts_block("c", "host", &["10.0.0.9 foo.local".into()]));
         assert_eq!(once, twice, "idempotent");
-        assert_eq!(once, "127.0.0.1 localhost\n# BEGIN sealer c host\n10.0.0.9 foo.local\n# END sealer c host\n");
+        assert_eq!(
+            once,
+            "127.0.0.1 localhost\n# BEGIN sealer c host\n10.0.0.9 foo.local\n# END sealer c host\n"
+        );
         assert_eq!(run(hosts_block("c", "host", &[])), "127.0.0.1 localhost\n");
     }
 
@@ -294,7 +354,13 @@ mod tests {
 
     #[test]
     fn hostile_values_stay_quoted() {
-        let script = node_meta("n1", &[("k".into(), "$(touch /tmp/x); `id`".into())], &["a=b;c:NoSchedule".into()], &[], &[]);
+        let script = node_meta(
+            "n1",
+            &[("k".into(), "$(touch /tmp/x); `id`".into())],
+            &["a=b;c:NoSchedule".into()],
+            &[],
+            &[],
+        );
         assert!(script.contains("'k=$(touch /tmp/x); `id`'"), "{script}");
         assert!(script.contains("'a=b;c:NoSchedule'"), "{script}");
     }

@@ -69,6 +69,14 @@ pub enum Command {
     /// Print the resource graph of a Clusterfile in DOT
     #[command(after_help = "Example:\n  sealer graph -f Clusterfile | dot -Tsvg > graph.svg")]
     Graph(GraphArgs),
+    /// Apply a Clusterfile (or a saved plan) to the hosts
+    #[command(after_help = "Examples:\n  sealer apply -f Clusterfile\n  sealer apply plan.bin")]
+    Apply(ApplyArgs),
+    /// Destroy every resource of a cluster
+    #[command(
+        after_help = "Examples:\n  sealer destroy -f Clusterfile\n  sealer destroy --cluster my-cluster"
+    )]
+    Destroy(DestroyArgs),
     /// Inspect the recorded state
     #[command(subcommand)]
     State(StateCommand),
@@ -147,6 +155,70 @@ pub struct PlanArgs {
     pub detailed_exitcode: bool,
     #[command(flatten)]
     pub render: RenderArgs,
+}
+
+/// Flags shared by apply and destroy.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The state database (default $SEALER_HOME/state.db)
+    #[arg(long, value_name = "PATH")]
+    pub state: Option<PathBuf>,
+    /// Apply without asking for confirmation
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Steps running at once, across hosts (steps on one host run one at a time)
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub parallelism: usize,
+    /// Per-step timeout in seconds
+    #[arg(long, default_value_t = 600, value_name = "SECS")]
+    pub step_timeout: u64,
+    /// Seconds to wait for the state lock held by another process
+    #[arg(long, default_value_t = 0, value_name = "SECS")]
+    pub lock_timeout: u64,
+    /// Trust (and pin in the state) host keys seen for the first time
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+    /// Stream events as JSON lines instead of progress
+    #[arg(long)]
+    pub json: bool,
+    /// No colors, even on a terminal (NO_COLOR does the same)
+    #[arg(long)]
+    pub no_color: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// A saved plan (`sealer plan --out FILE`) to apply exactly
+    #[arg(value_name = "PLANFILE", conflicts_with = "file")]
+    pub plan_file: Option<PathBuf>,
+    /// The Clusterfile
+    #[arg(short = 'f', long = "file", value_name = "CLUSTERFILE")]
+    pub file: Option<PathBuf>,
+    /// Apply only this resource and what it depends on (repeatable)
+    #[arg(long = "target", value_name = "ADDR")]
+    pub targets: Vec<String>,
+    /// Replace this resource even if unchanged (repeatable)
+    #[arg(long = "replace", value_name = "ADDR")]
+    pub replace: Vec<String>,
+    #[command(flatten)]
+    pub exec: ExecArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    /// The Clusterfile of the cluster to destroy
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "CLUSTERFILE",
+        conflicts_with = "cluster"
+    )]
+    pub file: Option<PathBuf>,
+    /// The cluster to destroy, by name, from the state alone
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
+    #[command(flatten)]
+    pub exec: ExecArgs,
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod args;
+mod progress;
 mod render;
 
 use args::{Cli, Command, PlanFormat, RenderArgs, StateCommand};
@@ -178,6 +179,43 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Apply(args) => {
+            let settings = settings.with_state_path(args.exec.state.clone());
+            let rt = runtime()?;
+            let prepared = match (&args.plan_file, &args.file) {
+                (Some(plan_file), _) => {
+                    rt.block_on(ops::prepare_saved(&settings, plan_file, pull(&settings)))?
+                }
+                (None, file) => {
+                    let file = file.clone().unwrap_or_else(|| "Clusterfile".into());
+                    let options = sealer::plan::PlanOptions {
+                        targets: args.targets.clone(),
+                        replace: args.replace.clone(),
+                        destroy: false,
+                    };
+                    rt.block_on(ops::prepare_apply(
+                        &settings,
+                        &file,
+                        &options,
+                        pull(&settings),
+                    ))?
+                }
+            };
+            let confirm = args.plan_file.is_none() && !args.exec.auto_approve;
+            execute(&rt, &settings, prepared, &args.exec, confirm)
+        }
+        Command::Destroy(args) => {
+            let settings = settings.with_state_path(args.exec.state.clone());
+            let rt = runtime()?;
+            let prepared = rt.block_on(ops::prepare_destroy(
+                &settings,
+                args.file.as_deref(),
+                args.cluster.as_deref(),
+                pull(&settings),
+            ))?;
+            let confirm = !args.exec.auto_approve;
+            execute(&rt, &settings, prepared, &args.exec, confirm)
+        }
         Command::Show(args) => {
             let saved = ops::show_plan(&args.file)?;
             render_plan(&saved.plan, &args.render)?;
@@ -214,6 +252,124 @@ fn run(cli: Cli) -> Result<ExitCode> {
             out(&format!("{}\n", image.digest()))
         }
     }
+}
+
+/// Shows the plan, asks for confirmation, runs it, and reports how it ended.
+fn execute(
+    rt: &tokio::runtime::Runtime,
+    settings: &Settings,
+    prepared: ops::Prepared,
+    args: &args::ExecArgs,
+    confirm: bool,
+) -> Result<ExitCode> {
+    use std::io::IsTerminal;
+    let plan = prepared.plan.clone();
+    let mode = if args.json {
+        progress::Mode::Json
+    } else if std::io::stderr().is_terminal() {
+        progress::Mode::Bars
+    } else {
+        progress::Mode::Lines
+    };
+    let progress = std::sync::Arc::new(progress::Progress::new(mode));
+    if args.json {
+        let summary = plan.summary();
+        progress.json_line(serde_json::json!({"type": "plan_summary", "cluster": plan.cluster, "add": summary.add, "change": summary.change, "destroy": summary.destroy}));
+    } else {
+        let text = sealer::plan::human::render(
+            &plan,
+            sealer::plan::human::Style {
+                color: use_color(args.no_color) && std::io::stderr().is_terminal(),
+            },
+        );
+        eprint!("{text}");
+    }
+    if !plan.has_changes() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if confirm {
+        if !std::io::stdin().is_terminal() {
+            return Err(sealer::Error::msg(
+                "refusing to apply without confirmation: stdin is not a terminal",
+            )
+            .hint("review the plan, then pass --auto-approve (or apply a saved plan file)"));
+        }
+        eprint!(
+            "\nDo you want to perform these actions on cluster \"{}\"? Only 'yes' will be accepted: ",
+            plan.cluster
+        );
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().read_line(&mut answer);
+        if answer.trim() != "yes" {
+            eprintln!("Apply cancelled.");
+            return Ok(ExitCode::from(1));
+        }
+    }
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let exec = ops::ExecSettings {
+        parallelism: args.parallelism,
+        step_timeout: std::time::Duration::from_secs(args.step_timeout.max(1)),
+        lock_timeout: std::time::Duration::from_secs(args.lock_timeout),
+        accept_new_host_keys: args.accept_new_host_keys,
+    };
+    let sink: std::sync::Arc<dyn sealer::exec::EventSink> = progress.clone();
+    let report = rt.block_on(async {
+        // First Ctrl-C: no new steps, running ones finish and are recorded. Second: abort.
+        let interrupts = tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\ninterrupted: finishing the running steps (Ctrl-C again to abort)");
+                let _ = tx.send(true);
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
+            }
+        });
+        let report = ops::execute(settings, prepared, &exec, sink, rx).await;
+        interrupts.abort();
+        report
+    })?;
+    progress.finish();
+    if args.json {
+        progress.json_line(serde_json::json!({"type": "apply_summary", "done": report.done.len(), "failed": report.failed.len(), "skipped": report.skipped.len(), "not_started": report.not_started.len()}));
+    }
+    if report.success() {
+        if !args.json {
+            eprintln!("\nApply complete: {} steps done.", report.done.len());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut diagnostics = Vec::new();
+    for (address, failure) in &report.failed {
+        let mut d = sealer::Diagnostic::error(format!("{address}: {}", failure.message));
+        if let Some(cmd) = &failure.command {
+            d = d.note(format!("command: {cmd}"));
+        }
+        for line in &failure.output_tail {
+            d = d.note(format!("| {line}"));
+        }
+        diagnostics.push(d);
+    }
+    if !report.not_started.is_empty() {
+        diagnostics.push(sealer::Diagnostic::error(format!(
+            "interrupted: {} steps did not start; `sealer apply` resumes where this one stopped",
+            report.not_started.len()
+        )));
+    }
+    if diagnostics.is_empty() {
+        diagnostics.push(sealer::Diagnostic::error(format!(
+            "{} steps were skipped",
+            report.skipped.len()
+        )));
+    }
+    let last = diagnostics.len() - 1;
+    diagnostics[last] = diagnostics[last].clone().hint(format!(
+        "{} done, {} failed, {} skipped; fix the cause and run apply again: it resumes where this one stopped",
+        report.done.len(),
+        report.failed.len(),
+        report.skipped.len()
+    ));
+    Err(sealer::Error::many(diagnostics))
 }
 
 /// Whether to color: a terminal on stdout, no `NO_COLOR`, no `--no-color`.

@@ -3,7 +3,9 @@
 //! [`Recorder`] commits every finished step to the state before its dependents start.
 //! Nothing here prints: progress goes out as [`Event`]s.
 
+pub mod hosts;
 pub mod kubeadm;
+pub mod runner;
 pub mod schedule;
 
 use crate::plan::{Action, Change};

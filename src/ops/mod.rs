@@ -1,11 +1,13 @@
 //! One operation per CLI command. The CLI parses flags into these arguments and renders
 //! what they return; the operations never print.
 
+mod apply;
 mod images;
 mod plan;
 mod registry;
 mod state;
 
+pub use apply::*;
 pub use images::*;
 pub use plan::*;
 pub use registry::*;

@@ -86,6 +86,8 @@ where
 #[derive(Debug)]
 pub struct PlanOutcome {
     pub saved: SavedPlan,
+    /// What the plan was made from (apply needs it to run the steps).
+    pub compiled: Compiled,
 }
 
 impl PlanOutcome {
@@ -125,6 +127,7 @@ where
             clusterfile_digest: Some(crate::image::layout::sha256_digest(&bytes)),
             images: compiled.images.digests(),
         },
+        compiled,
     })
 }
 

@@ -7,6 +7,8 @@ mod build;
 mod interop;
 mod plan;
 mod registry;
+mod rootfs;
+mod ssh;
 mod state;
 mod store;
 mod testbed;

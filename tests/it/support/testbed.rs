@@ -411,6 +411,18 @@ impl TestBed {
         cmd
     }
 
+    /// Moves the calling thread into the hub's network namespace (`setns(2)`), so a client
+    /// running in this process (the SSH transport under test) reaches the hosts. Only this
+    /// thread moves: a network namespace is per thread on Linux. Call it on a thread made for
+    /// the purpose, and run that thread's async code on a current-thread runtime.
+    pub fn enter_hub(&self) {
+        let path = Path::new("/run/netns").join(&self.hub_netns);
+        let ns =
+            fs::File::open(&path).unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
+        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+            .unwrap_or_else(|e| panic!("cannot enter {}: {e}", self.hub_netns));
+    }
+
     /// An OpenSSH client to `user@host` inside the hub, with the harness key and the bed's
     /// known_hosts, in batch mode; append the remote command (one shell string) and run it.
     pub fn ssh_command(&self, index: usize, user: &str) -> Command {

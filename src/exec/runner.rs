@@ -1,0 +1,676 @@
+//! The real step runner: what each resource does on its host(s), through the providers'
+//! scripts and the hosts' transports (`deploy.md`).
+
+use super::hosts::{HostTransport, Pool};
+use super::{Event, EventSink, StepFailure, StepRunner};
+use crate::plan::{Action, Change};
+use crate::resource::{Attributes, ResourceType};
+use sealer_providers::steps;
+use sealer_providers::{Exec, OutputChunk, Stdin, Transport};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The rendered rootfs that `rootfs.<ip>` steps copy to hosts.
+pub struct RootfsSource {
+    pub root: PathBuf,
+    pub entries: Vec<sealer_providers::sync::ManifestEntry>,
+}
+
+/// Everything steps need besides the change itself. Secrets are here only in the
+/// transports' settings; nothing of this is logged.
+pub struct DeployContext {
+    pub cluster: String,
+    /// `<dataRoot>/<cluster>` and its `rootfs` on every host.
+    pub data_dir: String,
+    pub rootfs: String,
+    pub master0: String,
+    pub masters: Vec<String>,
+    pub vip: String,
+    /// `domain:port` of the registry, and its domain.
+    pub registry_endpoint: String,
+    pub registry_domain: String,
+    /// Hosts that run a registry (first is where its certificate is made).
+    pub registry_hosts: Vec<String>,
+    pub registry_sans: Vec<String>,
+    /// `export K=V` lines per host (merged env), and for hosts that left the Clusterfile.
+    pub exports: HashMap<String, String>,
+    pub default_exports: String,
+    pub kubeadm_config: String,
+    pub policy_yaml: Option<String>,
+    pub rootfs_source: Option<RootfsSource>,
+    pub step_timeout: Duration,
+    pub drain_timeout: Duration,
+}
+
+pub struct Runner {
+    pub ctx: DeployContext,
+    pub pool: Pool,
+    pub sink: Arc<dyn EventSink>,
+    /// Node names (hostnames) by IP, learned from host steps or asked for.
+    pub node_names: Mutex<HashMap<String, String>>,
+}
+
+/// A failed command inside a step.
+fn failure(command: &str, message: String, output: &[u8]) -> StepFailure {
+    let text = String::from_utf8_lossy(output);
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(20)..]
+        .iter()
+        .map(|l| l.to_string())
+        .collect();
+    StepFailure {
+        command: Some(command.to_string()),
+        message,
+        output_tail: tail,
+    }
+}
+
+fn first_line(script: &str) -> String {
+    // The command people see: the script's meaningful lines, without `set -e` and exports.
+    script
+        .lines()
+        .filter(|l| !l.starts_with("set -e") && !l.starts_with("export ") && !l.trim().is_empty())
+        .take(3)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn strings(value: Option<&Value>) -> Vec<String> {
+    value
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn string(attrs: Option<&Attributes>, key: &str) -> String {
+    attrs
+        .and_then(|a| a.get(key))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+impl Runner {
+    fn exports(&self, host: &str) -> &str {
+        self.ctx
+            .exports
+            .get(host)
+            .map_or(self.ctx.default_exports.as_str(), String::as_str)
+    }
+
+    async fn transport(&self, host: &str) -> Result<Arc<HostTransport>, StepFailure> {
+        self.pool.get(host).await.map_err(|e| StepFailure {
+            command: None,
+            message: format!("cannot reach host {host}: {}", e.message),
+            output_tail: Vec::new(),
+        })
+    }
+
+    /// Runs a script on `host`, streaming its output as events; fails on a non-zero exit.
+    /// `shown` is what errors show as the command (scripts fed secrets on stdin show no
+    /// secret anyway).
+    async fn run(
+        &self,
+        address: &str,
+        host: &str,
+        script: String,
+        stdin: Stdin,
+    ) -> Result<Vec<u8>, StepFailure> {
+        let transport = self.transport(host).await?;
+        let shown = first_line(&script);
+        let exec = Exec::new(script, self.ctx.step_timeout).with_stdin(stdin);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<OutputChunk>();
+        let sink = Arc::clone(&self.sink);
+        let (addr, h) = (address.to_string(), host.to_string());
+        let forward = tokio::spawn(async move {
+            let mut pending: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+            while let Some(chunk) = rx.recv().await {
+                let buf = &mut pending[usize::from(chunk.stderr)];
+                buf.extend_from_slice(&chunk.bytes);
+                while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
+                    let line: Vec<u8> = buf.drain(..=nl).collect();
+                    sink.event(Event::StepOutput {
+                        address: addr.clone(),
+                        host: Some(h.clone()),
+                        stderr: chunk.stderr,
+                        line: String::from_utf8_lossy(&line[..line.len() - 1]).into_owned(),
+                    });
+                }
+            }
+        });
+        let result = transport.exec(&exec, Some(&tx)).await;
+        drop(tx);
+        let _ = forward.await;
+        match result {
+            Ok(out) if out.status.success() => Ok(out.stdout),
+            Ok(out) => {
+                let mut all = out.stdout.clone();
+                all.extend_from_slice(&out.stderr);
+                Err(failure(
+                    &shown,
+                    format!("on host {host}: command failed ({})", out.status),
+                    &all,
+                ))
+            }
+            Err(e) => Err(failure(
+                &shown,
+                format!("on host {host}: {}", e.message),
+                &[],
+            )),
+        }
+    }
+
+    async fn node_name(&self, address: &str, ip: &str) -> Result<String, StepFailure> {
+        if let Some(n) = self.node_names.lock().ok().and_then(|m| m.get(ip).cloned()) {
+            return Ok(n);
+        }
+        let out = self
+            .run(address, ip, "hostname\n".to_string(), Stdin::Null)
+            .await?;
+        let name = String::from_utf8_lossy(&out).trim().to_string();
+        if let Ok(mut m) = self.node_names.lock() {
+            m.insert(ip.to_string(), name.clone());
+        }
+        Ok(name)
+    }
+
+    async fn create(&self, change: &Change) -> Result<Attributes, StepFailure> {
+        let ctx = &self.ctx;
+        let a = change.address.as_str();
+        let host = change.host.clone().unwrap_or_else(|| ctx.master0.clone());
+        let after = change.after.as_ref();
+        let exports = self.exports(&host).to_string();
+        let mut computed = Attributes::new();
+        match change.resource_type {
+            ResourceType::Host => {
+                let entries = strings(after.and_then(|a| a.get("hosts_entries")));
+                let out = self
+                    .run(
+                        a,
+                        &host,
+                        steps::host_create(&ctx.cluster, &entries),
+                        Stdin::Null,
+                    )
+                    .await?;
+                let text = String::from_utf8_lossy(&out);
+                for line in text.lines() {
+                    if let Some((k, v)) = line.split_once('=') {
+                        computed.insert(k.to_string(), json!(v));
+                    }
+                }
+                if let Some(name) = computed.get("hostname").and_then(Value::as_str)
+                    && let Ok(mut m) = self.node_names.lock()
+                {
+                    m.insert(host.clone(), name.to_string());
+                }
+                if let Some(key) = self.transport(&host).await?.host_key() {
+                    computed.insert("host_key".into(), json!(key));
+                }
+            }
+            ResourceType::Rootfs => {
+                let Some(source) = &ctx.rootfs_source else {
+                    return Err(StepFailure::message("no rendered rootfs to copy"));
+                };
+                let with_registry = after
+                    .and_then(|a| a.get("registry_data"))
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                let transport = self.transport(&host).await?;
+                let exclude: Vec<String> = if with_registry {
+                    Vec::new()
+                } else {
+                    vec!["registry/".to_string()]
+                };
+                let options = sealer_providers::sync::SyncOptions {
+                    exclude,
+                    timeout: ctx.step_timeout,
+                    temp_dir: None,
+                };
+                let report = sealer_providers::sync::sync(
+                    transport.as_ref(),
+                    &source.root,
+                    &source.entries,
+                    &ctx.rootfs,
+                    &options,
+                )
+                .await
+                .map_err(|e| {
+                    StepFailure::message(format!(
+                        "on host {host}: copying the rootfs to {}: {e}",
+                        ctx.rootfs
+                    ))
+                })?;
+                self.sink.event(Event::StepOutput {
+                    address: a.to_string(),
+                    host: Some(host.clone()),
+                    stderr: false,
+                    line: format!(
+                        "{} files, {} bytes sent",
+                        report.files_sent, report.bytes_sent
+                    ),
+                });
+            }
+            ResourceType::ContainerRuntime => {
+                let kind = string(after, "type");
+                self.run(
+                    a,
+                    &host,
+                    steps::image_script(&ctx.rootfs, &exports, &format!("{kind}.sh"), &[]),
+                    Stdin::Null,
+                )
+                .await?;
+            }
+            ResourceType::Registry => {
+                let port = after
+                    .and_then(|a| a.get("port"))
+                    .and_then(Value::as_u64)
+                    .unwrap_or(5000)
+                    .to_string();
+                let first = ctx
+                    .registry_hosts
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| ctx.master0.clone());
+                if host == first {
+                    self.run(
+                        a,
+                        &host,
+                        steps::registry_cert(&ctx.registry_domain, &ctx.registry_sans),
+                        Stdin::Null,
+                    )
+                    .await?;
+                } else {
+                    // HA registries serve the first one's certificate: copied host to host
+                    // through memory, never written on the operator machine.
+                    for ext in ["crt", "key"] {
+                        let path = format!("/etc/sealer/registry/{}.{ext}", ctx.registry_domain);
+                        let bytes = self
+                            .run(a, &first, steps::read_file(&path), Stdin::Null)
+                            .await?;
+                        self.run(
+                            a,
+                            &host,
+                            steps::write_stdin_to(&path, if ext == "key" { "600" } else { "644" }),
+                            Stdin::Bytes(bytes),
+                        )
+                        .await?;
+                    }
+                }
+                let data = format!("{}/registry", ctx.rootfs);
+                self.run(
+                    a,
+                    &host,
+                    steps::image_script(
+                        &ctx.rootfs,
+                        &exports,
+                        "init-registry.sh",
+                        &[port, data, ctx.registry_domain.clone()],
+                    ),
+                    Stdin::Null,
+                )
+                .await?;
+            }
+            ResourceType::RegistryClient => {
+                let source = ctx.registry_hosts.first().cloned();
+                let ca = match source {
+                    Some(s) => {
+                        self.run(
+                            a,
+                            &s,
+                            steps::read_file(&format!(
+                                "/etc/sealer/registry/{}.crt",
+                                ctx.registry_domain
+                            )),
+                            Stdin::Null,
+                        )
+                        .await?
+                    }
+                    None => Vec::new(),
+                };
+                if !ca.is_empty() {
+                    self.run(
+                        a,
+                        &host,
+                        steps::registry_client(&ctx.cluster, &ctx.registry_endpoint, None),
+                        Stdin::Bytes(ca),
+                    )
+                    .await?;
+                }
+            }
+            ResourceType::KubernetesInit => {
+                self.run(
+                    a,
+                    &host,
+                    steps::kube_init(&ctx.cluster, &ctx.rootfs, &exports, &ctx.master0),
+                    Stdin::Bytes(ctx.kubeadm_config.clone().into_bytes()),
+                )
+                .await?;
+            }
+            ResourceType::KubernetesMaster | ResourceType::KubernetesWorker => {
+                let control_plane = change.resource_type == ResourceType::KubernetesMaster;
+                let join = self
+                    .run(
+                        a,
+                        &ctx.master0,
+                        steps::join_command().to_string(),
+                        Stdin::Null,
+                    )
+                    .await?;
+                let mut secret = String::from_utf8_lossy(&join)
+                    .lines()
+                    .last()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string();
+                secret.push('\n');
+                if control_plane {
+                    let key = self
+                        .run(
+                            a,
+                            &ctx.master0,
+                            steps::certificate_key().to_string(),
+                            Stdin::Null,
+                        )
+                        .await?;
+                    secret.push_str(
+                        String::from_utf8_lossy(&key)
+                            .lines()
+                            .last()
+                            .unwrap_or_default()
+                            .trim(),
+                    );
+                    secret.push('\n');
+                }
+                let endpoint = if control_plane || ctx.masters.len() == 1 {
+                    ctx.master0.clone()
+                } else {
+                    ctx.vip.clone()
+                };
+                if !control_plane && ctx.masters.len() > 1 {
+                    self.run(
+                        a,
+                        &host,
+                        steps::ipvs_rule(&ctx.vip, &ctx.masters),
+                        Stdin::Null,
+                    )
+                    .await?;
+                }
+                self.run(
+                    a,
+                    &host,
+                    steps::kube_join(
+                        &ctx.cluster,
+                        &ctx.rootfs,
+                        &exports,
+                        &endpoint,
+                        control_plane,
+                    ),
+                    Stdin::Bytes(secret.into_bytes()),
+                )
+                .await?;
+                if control_plane {
+                    self.run(
+                        a,
+                        &host,
+                        steps::point_apiserver_at(&ctx.cluster, &host),
+                        Stdin::Null,
+                    )
+                    .await?;
+                }
+            }
+            ResourceType::NodeMeta => {
+                let node = self.node_name(a, &host).await?;
+                let (labels, taints) = node_meta(after);
+                let (old_labels, old_taints) = node_meta(change.before.as_ref());
+                let remove_labels: Vec<String> = old_labels
+                    .iter()
+                    .filter(|(k, _)| !labels.iter().any(|(n, _)| n == k))
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                let remove_taints: Vec<String> = old_taints
+                    .iter()
+                    .filter(|t| !taints.contains(t))
+                    .cloned()
+                    .collect();
+                self.run(
+                    a,
+                    &ctx.master0,
+                    steps::node_meta(&node, &labels, &taints, &remove_labels, &remove_taints),
+                    Stdin::Null,
+                )
+                .await?;
+            }
+            ResourceType::Plugin => {
+                let data = string(after, "data");
+                self.run(
+                    a,
+                    &host,
+                    steps::in_rootfs(&ctx.rootfs, &exports, &[data]),
+                    Stdin::Null,
+                )
+                .await?;
+            }
+            ResourceType::App => {
+                let cmds = strings(after.and_then(|a| a.get("cmds")));
+                self.run(
+                    a,
+                    &ctx.master0,
+                    steps::in_rootfs(&ctx.rootfs, self.exports(&ctx.master0), &cmds),
+                    Stdin::Null,
+                )
+                .await?;
+            }
+            ResourceType::ImagePolicy => {
+                let yaml = ctx.policy_yaml.clone().unwrap_or_default();
+                self.run(
+                    a,
+                    &ctx.master0,
+                    steps::apply_stdin_manifest().to_string(),
+                    Stdin::Bytes(yaml.into_bytes()),
+                )
+                .await?;
+            }
+        }
+        Ok(computed)
+    }
+
+    /// Updates in place: most resources re-run their create, which is idempotent; workers
+    /// only move their API endpoint rule.
+    async fn update(&self, change: &Change) -> Result<Attributes, StepFailure> {
+        let ctx = &self.ctx;
+        if change.resource_type == ResourceType::KubernetesWorker {
+            let host = change.host.clone().unwrap_or_default();
+            if ctx.masters.len() > 1 {
+                self.run(
+                    &change.address,
+                    &host,
+                    steps::ipvs_rule(&ctx.vip, &ctx.masters),
+                    Stdin::Null,
+                )
+                .await?;
+            } else {
+                self.run(
+                    &change.address,
+                    &host,
+                    steps::point_apiserver_at(&ctx.cluster, &ctx.master0),
+                    Stdin::Null,
+                )
+                .await?;
+            }
+            return Ok(Attributes::new());
+        }
+        self.create(change).await
+    }
+
+    async fn destroy(&self, change: &Change) -> Result<(), StepFailure> {
+        let ctx = &self.ctx;
+        let a = change.address.as_str();
+        let host = change.host.clone().unwrap_or_else(|| ctx.master0.clone());
+        let before = change.before.as_ref();
+        let exports = self.exports(&host).to_string();
+        match change.resource_type {
+            ResourceType::Host => {
+                self.run(a, &host, steps::host_destroy(&ctx.cluster), Stdin::Null)
+                    .await?;
+            }
+            ResourceType::Rootfs => {
+                self.run(a, &host, steps::remove_dir(&ctx.data_dir), Stdin::Null)
+                    .await?;
+            }
+            ResourceType::ContainerRuntime => {
+                let kind = string(before, "type");
+                self.run(
+                    a,
+                    &host,
+                    steps::image_script(
+                        &ctx.rootfs,
+                        &exports,
+                        &format!("uninstall-{kind}.sh"),
+                        &[],
+                    ),
+                    Stdin::Null,
+                )
+                .await?;
+            }
+            ResourceType::Registry => {
+                self.run(
+                    a,
+                    &host,
+                    steps::optional_image_script(&ctx.rootfs, &exports, "clean-registry.sh"),
+                    Stdin::Null,
+                )
+                .await?;
+            }
+            ResourceType::RegistryClient => {
+                self.run(
+                    a,
+                    &host,
+                    steps::registry_client_destroy(&ctx.cluster, &ctx.registry_endpoint),
+                    Stdin::Null,
+                )
+                .await?;
+            }
+            ResourceType::KubernetesInit => {
+                self.run(
+                    a,
+                    &host,
+                    steps::kube_reset(&ctx.cluster, &ctx.rootfs, &exports),
+                    Stdin::Null,
+                )
+                .await?;
+            }
+            ResourceType::KubernetesMaster | ResourceType::KubernetesWorker => {
+                let node = self.node_name(a, &host).await?;
+                let master0_alive = host != ctx.master0;
+                if master0_alive {
+                    self.run(
+                        a,
+                        &ctx.master0,
+                        steps::drain(&node, ctx.drain_timeout.as_secs()),
+                        Stdin::Null,
+                    )
+                    .await?;
+                }
+                self.run(
+                    a,
+                    &host,
+                    steps::kube_reset(&ctx.cluster, &ctx.rootfs, &exports),
+                    Stdin::Null,
+                )
+                .await?;
+                if master0_alive {
+                    self.run(a, &ctx.master0, steps::delete_node(&node), Stdin::Null)
+                        .await?;
+                }
+            }
+            ResourceType::NodeMeta | ResourceType::Plugin => {}
+            ResourceType::App => {
+                let kind = string(before, "kind");
+                let name = a.strip_prefix("app.").unwrap_or(a);
+                let files: Vec<String> = before
+                    .and_then(|b| b.get("files"))
+                    .and_then(Value::as_object)
+                    .map(|m| m.keys().cloned().collect())
+                    .unwrap_or_default();
+                if let Some(script) = steps::app_destroy(&ctx.rootfs, &kind, name, &files) {
+                    self.run(a, &ctx.master0, script, Stdin::Null).await?;
+                }
+            }
+            ResourceType::ImagePolicy => {
+                self.run(
+                    a,
+                    &ctx.master0,
+                    steps::delete_image_policy().to_string(),
+                    Stdin::Null,
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn node_meta(attrs: Option<&Attributes>) -> (Vec<(String, String)>, Vec<String>) {
+    let mut labels: Vec<(String, String)> = attrs
+        .and_then(|a| a.get("labels"))
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(role) = attrs.and_then(|a| a.get("role")).and_then(Value::as_str) {
+        let key = if role == "master" {
+            "node-role.kubernetes.io/master"
+        } else {
+            "node-role.kubernetes.io/worker"
+        };
+        labels.push((key.to_string(), String::new()));
+    }
+    let taints = strings(attrs.and_then(|a| a.get("taints")));
+    (labels, taints)
+}
+
+impl StepRunner for Runner {
+    async fn run(&self, change: &Change) -> Result<Attributes, StepFailure> {
+        match change.action {
+            Action::Create => self.create(change).await,
+            Action::Update => self.update(change).await,
+            Action::Replace => {
+                // Destroy what the state recorded, then create what the configuration wants.
+                // A tainted resource stopped midway: its teardown may find half of it, so
+                // a failing teardown is reported and the create goes on.
+                if change.before.is_some()
+                    && let Err(e) = self.destroy(change).await
+                {
+                    if !change.reason.starts_with("tainted") {
+                        return Err(e);
+                    }
+                    self.sink.event(Event::Warning {
+                        message: format!(
+                            "{}: tearing down the tainted resource failed ({}); creating it anew",
+                            change.address, e.message
+                        ),
+                    });
+                }
+                self.create(change).await
+            }
+            Action::Delete => self.destroy(change).await.map(|()| Attributes::new()),
+        }
+    }
+}
+
+/// Lines of `export` for an env given as key → value (lists as `a;b`, as written).
+pub fn exports_of(env: &BTreeMap<String, sealer_providers::quote::EnvItem>) -> String {
+    let items: Vec<(String, sealer_providers::quote::EnvItem)> =
+        env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    sealer_providers::quote::exports(&items)
+}

@@ -1,0 +1,480 @@
+//! `sealer apply` and `sealer destroy`: prepare (plan, or read a saved plan), then
+//! execute under the state lock.
+
+use super::Settings;
+use super::plan::{Compiled, compile, plan as make_plan};
+use crate::clusterfile::Clusterfile;
+use crate::clusterfile::env::{Env, EnvValue};
+use crate::diag::{Error, Result};
+use crate::exec::hosts::{Access, Pool};
+use crate::exec::runner::{DeployContext, RootfsSource, Runner};
+use crate::exec::{EventSink, Report, StateRecorder, schedule};
+use crate::graph::input::RegistryInput;
+use crate::image::{Image, Platform, Reference};
+use crate::plan::saved::SavedPlan;
+use crate::plan::{Action, Plan, PlanOptions, diff};
+use crate::resource::{Recorded, ResourceType};
+use crate::state::{ClusterState, LockHolder, StateStore};
+use sealer_providers::quote::EnvItem;
+use sealer_providers::ssh::{HostKeyPolicy, SshAuth, SshConfig};
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How to execute.
+#[derive(Debug, Clone)]
+pub struct ExecSettings {
+    pub parallelism: usize,
+    pub step_timeout: Duration,
+    pub lock_timeout: Duration,
+    pub accept_new_host_keys: bool,
+}
+
+/// A plan ready to run, with what its steps need.
+pub struct Prepared {
+    pub plan: Plan,
+    compiled: Option<Compiled>,
+}
+
+/// `sealer apply -f Clusterfile`: plan now.
+pub async fn prepare_apply<F, Fut>(
+    settings: &Settings,
+    path: &Path,
+    options: &PlanOptions,
+    pull: F,
+) -> Result<Prepared>
+where
+    F: Fn(Reference, Platform) -> Fut,
+    Fut: Future<Output = Result<Image>>,
+{
+    let outcome = make_plan(settings, path, options, pull).await?;
+    Ok(Prepared {
+        plan: outcome.saved.plan,
+        compiled: Some(outcome.compiled),
+    })
+}
+
+/// `sealer apply PLANFILE`: exactly the saved plan, made from the same Clusterfile and images.
+pub async fn prepare_saved<F, Fut>(settings: &Settings, path: &Path, pull: F) -> Result<Prepared>
+where
+    F: Fn(Reference, Platform) -> Fut,
+    Fut: Future<Output = Result<Image>>,
+{
+    let saved = SavedPlan::read(path)?;
+    let compiled = match &saved.clusterfile {
+        Some(cf_path) => {
+            let bytes = std::fs::read(cf_path).map_err(|e| {
+                Error::msg(format!(
+                    "the plan was made from {}, which cannot be read now: {}",
+                    cf_path.display(),
+                    crate::diag::io_reason(&e)
+                ))
+            })?;
+            if Some(crate::image::layout::sha256_digest(&bytes)) != saved.clusterfile_digest {
+                return Err(Error::msg(format!(
+                    "saved plan is stale: {} changed since the plan was made",
+                    cf_path.display()
+                ))
+                .hint("make a new plan"));
+            }
+            let compiled = compile(settings, cf_path, pull).await?;
+            if compiled.images.digests() != saved.images {
+                return Err(Error::msg(
+                    "saved plan is stale: its images changed since the plan was made",
+                )
+                .hint("make a new plan"));
+            }
+            Some(compiled)
+        }
+        None => None,
+    };
+    Ok(Prepared {
+        plan: saved.plan,
+        compiled,
+    })
+}
+
+/// `sealer destroy`: every recorded resource, dependents first.
+pub async fn prepare_destroy<F, Fut>(
+    settings: &Settings,
+    file: Option<&Path>,
+    cluster: Option<&str>,
+    pull: F,
+) -> Result<Prepared>
+where
+    F: Fn(Reference, Platform) -> Fut,
+    Fut: Future<Output = Result<Image>>,
+{
+    let compiled = match file {
+        Some(path) => Some(compile(settings, path, pull).await?),
+        None => None,
+    };
+    let name = match (&compiled, cluster) {
+        (Some(c), _) => c.clusterfile.name().to_string(),
+        (None, Some(name)) => name.to_string(),
+        (None, None) => return Err(Error::msg("destroy needs -f Clusterfile or --cluster NAME")),
+    };
+    let state = StateStore::open_existing(&settings.state_path)?
+        .map(|s| s.cluster(&name))
+        .transpose()?
+        .flatten()
+        .ok_or_else(|| {
+            Error::msg(format!(
+                "cluster \"{name}\" has no state: there is nothing to destroy"
+            ))
+        })?;
+    let current = crate::plan::Current {
+        lineage: &state.lineage,
+        serial: state.serial,
+        resources: &state.resources,
+    };
+    let plan = diff(
+        &name,
+        &[],
+        Some(current),
+        &PlanOptions {
+            destroy: true,
+            ..PlanOptions::default()
+        },
+    )?;
+    Ok(Prepared { plan, compiled })
+}
+
+/// Runs a prepared plan under the cluster's state lock.
+pub async fn execute(
+    settings: &Settings,
+    prepared: Prepared,
+    exec: &ExecSettings,
+    sink: Arc<dyn EventSink>,
+    cancel: tokio::sync::watch::Receiver<bool>,
+) -> Result<Report> {
+    let plan = &prepared.plan;
+    let store = StateStore::open_or_create(&settings.state_path)?;
+    let holder = LockHolder::this_process(if plan.destroy { "destroy" } else { "apply" });
+    let _lock = store.lock(&plan.cluster, &holder, exec.lock_timeout)?;
+    let state = store.cluster(&plan.cluster)?;
+    // The plan was made before the lock: refuse it if the state moved since.
+    let freshness = SavedPlan {
+        plan: plan.clone(),
+        clusterfile: None,
+        clusterfile_digest: None,
+        images: BTreeMap::new(),
+    };
+    freshness.check_fresh(
+        state.as_ref().map(|s| s.lineage.as_str()),
+        state.as_ref().map_or(0, |s| s.serial),
+    )?;
+    let state = match state {
+        Some(s) => s,
+        None => store.create_cluster(&plan.cluster)?,
+    };
+    let ctx = context(settings, &prepared, &state, exec)?;
+    let access = access(&prepared, &state, exec);
+    let runner = Arc::new(Runner {
+        ctx,
+        pool: Pool::new(access),
+        sink: Arc::clone(&sink),
+        node_names: std::sync::Mutex::new(node_names(&state)),
+    });
+    let recorder = StateRecorder {
+        store: &store,
+        cluster: plan.cluster.clone(),
+    };
+    let report = schedule::run(
+        plan,
+        runner,
+        &recorder,
+        exec.parallelism,
+        sink.as_ref(),
+        cancel,
+    )
+    .await;
+    Ok(report)
+}
+
+fn node_names(state: &ClusterState) -> HashMap<String, String> {
+    state
+        .resources
+        .values()
+        .filter(|r| r.resource_type == ResourceType::Host)
+        .filter_map(|r| {
+            let name = r.attributes.get("hostname")?.as_str()?.to_string();
+            Some((r.host.clone()?, name))
+        })
+        .collect()
+}
+
+fn env_items(env: &Env) -> BTreeMap<String, EnvItem> {
+    env.iter()
+        .map(|(k, v)| {
+            let item = match v {
+                EnvValue::Scalar(s) => EnvItem::Scalar(s.clone()),
+                EnvValue::List(l) => EnvItem::List(l.clone()),
+            };
+            (k.clone(), item)
+        })
+        .collect()
+}
+
+fn home_dir() -> Option<PathBuf> {
+    std::env::var_os("HOME").map(PathBuf::from)
+}
+
+/// How to reach every host of the plan: the Clusterfile's settings, else (for hosts that
+/// left it) what the state recorded with the cluster's SSH defaults; host keys pinned in
+/// the state.
+fn access(
+    prepared: &Prepared,
+    state: &ClusterState,
+    exec: &ExecSettings,
+) -> HashMap<String, Access> {
+    let pinned = |ip: &str| -> Option<String> {
+        state
+            .resources
+            .get(&format!("host.{ip}"))
+            .and_then(|r| r.attributes.get("host_key"))
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
+    let policy = |ip: &str| HostKeyPolicy {
+        known_hosts: None,
+        pinned: pinned(ip),
+        accept_new: exec.accept_new_host_keys,
+    };
+    let mut out = HashMap::new();
+    if let Some(compiled) = &prepared.compiled {
+        let cf: &Clusterfile = &compiled.clusterfile;
+        for host in cf.hosts() {
+            let ip = host.ip.to_string();
+            let access = if host.transport == crate::clusterfile::Transport::Local {
+                Access::Local
+            } else {
+                let mut config = SshConfig::new(ip.clone(), host.ssh.user.clone());
+                config.port = host.ssh.port;
+                config.auth = SshAuth {
+                    key_file: host.ssh.pk_path(),
+                    key_passphrase: host.ssh.pk_passwd.as_ref().map(|s| s.expose().to_string()),
+                    password: host.ssh.password.as_ref().map(|s| s.expose().to_string()),
+                };
+                config.host_keys = policy(&ip);
+                Access::Ssh(config)
+            };
+            out.insert(ip, access);
+        }
+    }
+    // Hosts only the state knows (being removed): what was recorded.
+    for r in state
+        .resources
+        .values()
+        .filter(|r| r.resource_type == ResourceType::Host)
+    {
+        let Some(ip) = r.host.clone() else { continue };
+        if out.contains_key(&ip) {
+            continue;
+        }
+        out.insert(ip.clone(), recorded_access(r, &ip, &policy(&ip)));
+    }
+    out
+}
+
+fn recorded_access(r: &Recorded, ip: &str, policy: &HostKeyPolicy) -> Access {
+    let attr = |k: &str| {
+        r.attributes
+            .get(k)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
+    if attr("transport").as_deref() == Some("local") {
+        return Access::Local;
+    }
+    let mut config = SshConfig::new(
+        ip.to_string(),
+        attr("ssh_user").unwrap_or_else(|| "root".into()),
+    );
+    if let Some(port) = r.attributes.get("ssh_port").and_then(|v| v.as_u64()) {
+        config.port = u16::try_from(port).unwrap_or(22);
+    }
+    config.auth = SshAuth {
+        key_file: attr("key_file")
+            .map(|k| crate::clusterfile::expand_home(&k, home_dir().as_deref())),
+        key_passphrase: None,
+        password: None,
+    };
+    config.host_keys = policy.clone();
+    Access::Ssh(config)
+}
+
+/// Everything the steps need from the Clusterfile, the images and the state.
+fn context(
+    settings: &Settings,
+    prepared: &Prepared,
+    state: &ClusterState,
+    exec: &ExecSettings,
+) -> Result<DeployContext> {
+    let plan = &prepared.plan;
+    let recorded_init = state.resources.get("kubernetes.init");
+    let recorded_master0 = recorded_init
+        .and_then(|r| r.host.clone())
+        .unwrap_or_default();
+    let Some(compiled) = &prepared.compiled else {
+        // Destroy from the state alone: what the state recorded.
+        let data_dir = state
+            .resources
+            .values()
+            .find(|r| r.resource_type == ResourceType::Rootfs)
+            .and_then(|r| r.attributes.get("path"))
+            .and_then(|v| v.as_str())
+            .map(|p| p.trim_end_matches("/rootfs").to_string())
+            .unwrap_or_else(|| format!("/var/lib/sealer/data/{}", plan.cluster));
+        let registry = state
+            .resources
+            .values()
+            .find(|r| r.resource_type == ResourceType::RegistryClient);
+        let domain = registry
+            .and_then(|r| r.attributes.get("domain"))
+            .and_then(|v| v.as_str())
+            .unwrap_or("sea.hub")
+            .to_string();
+        let port = registry
+            .and_then(|r| r.attributes.get("port"))
+            .and_then(|v| v.as_u64());
+        return Ok(DeployContext {
+            cluster: plan.cluster.clone(),
+            rootfs: format!("{data_dir}/rootfs"),
+            data_dir,
+            master0: recorded_master0,
+            masters: Vec::new(),
+            vip: String::new(),
+            registry_endpoint: port.map_or(domain.clone(), |p| format!("{domain}:{p}")),
+            registry_domain: domain,
+            registry_hosts: Vec::new(),
+            registry_sans: Vec::new(),
+            exports: HashMap::new(),
+            default_exports: String::new(),
+            kubeadm_config: String::new(),
+            policy_yaml: None,
+            rootfs_source: None,
+            step_timeout: exec.step_timeout,
+            drain_timeout: Duration::from_secs(120),
+        });
+    };
+    let cf = &compiled.clusterfile;
+    let input = &compiled.input;
+    let masters: Vec<String> = input
+        .hosts
+        .iter()
+        .filter(|h| h.is_master())
+        .map(|h| h.ip.clone())
+        .collect();
+    let master0 = masters.first().cloned().unwrap_or(recorded_master0);
+    let (registry_domain, registry_endpoint, registry_hosts, registry_sans) = match &input.registry
+    {
+        RegistryInput::Local {
+            domain,
+            port,
+            ha,
+            sans,
+            ..
+        } => (
+            domain.clone(),
+            format!("{domain}:{port}"),
+            if *ha {
+                masters.clone()
+            } else {
+                vec![master0.clone()]
+            },
+            sans.clone(),
+        ),
+        RegistryInput::External { domain, port, .. } => (
+            domain.clone(),
+            port.map_or(domain.clone(), |p| format!("{domain}:{p}")),
+            Vec::new(),
+            Vec::new(),
+        ),
+    };
+    let meta = compiled.images.cluster.1.metadata.as_ref();
+    let image_env = {
+        let mut env = Env::new();
+        for (k, v) in meta.map(|m| m.env.clone()).unwrap_or_default() {
+            env.insert(k, EnvValue::parse(&v));
+        }
+        env
+    };
+    let runtime = Some(input.runtime_type.as_str());
+    let mut exports = HashMap::new();
+    for host in cf.hosts() {
+        let env = cf.host_env(&host, &image_env, runtime)?;
+        exports.insert(
+            host.ip.to_string(),
+            crate::exec::runner::exports_of(&env_items(&env)),
+        );
+    }
+    let mut cluster_env = image_env.clone();
+    cluster_env.merge(&cf.env());
+    let derived = cf.derived_env(&cluster_env, runtime)?;
+    cluster_env.merge(&derived);
+    let default_exports = crate::exec::runner::exports_of(&env_items(&cluster_env));
+
+    let documents: Vec<serde_json::Value> = cf
+        .kubeadm
+        .iter()
+        .map(|d| serde_json::Value::Object(d.value.clone()))
+        .collect();
+    let forced = crate::exec::kubeadm::Forced {
+        kube_version: input.kube_version.clone(),
+        master0: master0.clone(),
+        masters: masters.clone(),
+        vip: input.vip.clone(),
+        pod_cidr: input.pod_cidr.clone(),
+        svc_cidr: input.svc_cidr.clone(),
+        cert_sans: input.cert_sans.clone(),
+    };
+    let kubeadm_config = crate::exec::kubeadm::config(
+        meta.and_then(|m| m.kubeadm_config.as_deref()),
+        &documents,
+        &forced,
+    )?;
+
+    // The rendered rootfs, only when a host receives it in this plan.
+    let needs_rootfs = plan
+        .changes
+        .iter()
+        .any(|c| c.resource_type == ResourceType::Rootfs && c.action != Action::Delete);
+    let rootfs_source = if needs_rootfs {
+        let store = settings.store()?;
+        let mut trees = vec![crate::rootfs::extract(&store, &compiled.images.cluster.1)?];
+        for (_, image) in &compiled.images.apps {
+            trees.push(crate::rootfs::extract(&store, image)?);
+        }
+        let input = crate::rootfs::RenderInput::from_clusterfile(cf, &trees, &cluster_env);
+        let rendered = crate::rootfs::render(&settings.home, &input)?;
+        Some(RootfsSource {
+            root: rendered.root.clone(),
+            entries: rendered.manifest.sync_entries(),
+        })
+    } else {
+        None
+    };
+    let data_dir = format!("{}/{}", cf.data_root().trim_end_matches('/'), cf.name());
+    Ok(DeployContext {
+        cluster: plan.cluster.clone(),
+        rootfs: input.rootfs_path.clone(),
+        data_dir,
+        master0,
+        masters,
+        vip: input.vip.clone(),
+        registry_endpoint,
+        registry_domain,
+        registry_hosts,
+        registry_sans,
+        exports,
+        default_exports,
+        kubeadm_config,
+        policy_yaml: input.image_policy.as_ref().map(|p| p.policy_yaml.clone()),
+        rootfs_source,
+        step_timeout: exec.step_timeout,
+        drain_timeout: Duration::from_secs(120),
+    })
+}
