@@ -125,9 +125,22 @@ pub fn registry_client_destroy(cluster: &str, endpoint: &str) -> String {
     let mut script = String::from("set -e\n");
     for dir in ["/etc/containerd/certs.d", "/etc/docker/certs.d"] {
         script.push_str(&format!("rm -rf {}\n", quote(&format!("{dir}/{endpoint}"))));
+        // Directories we created go when empty; ones that held something else stay.
+        script.push_str(&format!("rmdir {dir} 2>/dev/null || true\n"));
     }
+    script.push_str("rmdir /etc/docker 2>/dev/null || true\n");
     script.push_str(&hosts_block(cluster, "registry", &[]));
     script
+}
+
+/// Removes the registry's certificate and key made by [`registry_cert`].
+pub fn registry_cert_destroy(domain: &str) -> String {
+    let dir = "/etc/sealer/registry";
+    format!(
+        "set -e\nrm -f {} {}\nrmdir {dir} 2>/dev/null || true\nrmdir /etc/sealer 2>/dev/null || true\n",
+        quote(&format!("{dir}/{domain}.crt")),
+        quote(&format!("{dir}/{domain}.key")),
+    )
 }
 
 /// `kubeadm init` on master0 with the config read from stdin, then the admin kubeconfig

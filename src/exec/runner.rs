@@ -547,6 +547,13 @@ impl Runner {
                     Stdin::Null,
                 )
                 .await?;
+                self.run(
+                    a,
+                    &host,
+                    steps::registry_cert_destroy(&ctx.registry_domain),
+                    Stdin::Null,
+                )
+                .await?;
             }
             ResourceType::RegistryClient => {
                 self.run(

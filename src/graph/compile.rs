@@ -178,7 +178,7 @@ pub fn compile(input: &ClusterInput) -> Vec<Desired> {
                 "hosts_entries": entries,
             }),
         )
-        .computed(&["arch"])
+        .computed(&["arch", "hostname", "host_key"])
         .sensitive(&["password", "key_passphrase"]);
 
         let content = crate::image::layout::sha256_digest(

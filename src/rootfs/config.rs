@@ -285,11 +285,12 @@ fn target(root: &Path, base: &[String], path: &str) -> Result<Target, String> {
     let mut parts = base.to_vec();
     parts.extend(rel);
     let full = paths::prepare_parents(root, &parts, InTheWay::Refuse).map_err(|e| {
-        format!(
-            "cannot write {}: {}",
-            parts.join("/"),
-            e.diagnostics()[0].message
-        )
+        let why = e
+            .diagnostics()
+            .iter()
+            .map(|d| d.message.as_str())
+            .collect::<Vec<_>>();
+        format!("cannot write {}: {}", parts.join("/"), why.join("; "))
     })?;
     match fs::symlink_metadata(&full) {
         Ok(m) if m.file_type().is_symlink() => {

@@ -83,7 +83,7 @@ pub fn prepare_parents(root: &Path, parts: &[String], in_the_way: InTheWay) -> R
     let Some((last, parents)) = parts.split_last() else {
         return Ok(path);
     };
-    for part in parents {
+    for (i, part) in parents.iter().enumerate() {
         path.push(part);
         match fs::symlink_metadata(&path) {
             Ok(meta) if meta.is_dir() => continue,
@@ -96,7 +96,7 @@ pub fn prepare_parents(root: &Path, parts: &[String], in_the_way: InTheWay) -> R
                     };
                     return Err(crate::diag::Error::msg(format!(
                         "{} is {what}",
-                        path.display()
+                        parts[..=i].join("/")
                     )));
                 }
                 remove_any(&path)?;

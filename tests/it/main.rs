@@ -3,6 +3,7 @@
 
 mod support;
 
+mod apply;
 mod build;
 mod interop;
 mod plan;

@@ -42,11 +42,16 @@ pub const MAX_CHANNELS: usize = 8;
 /// within the connect timeout).
 const REFUSED_PAUSE: Duration = Duration::from_millis(10);
 
-/// A host reached over SSH. Cheap to share (`&self` everywhere); concurrent [`exec`]s
-/// multiplex over one connection.
+/// A host reached over SSH. Concurrent [`exec`]s multiplex over one connection; clones
+/// share that connection and its channel cap (clone it into tasks that outlive a borrow).
 ///
 /// [`exec`]: Transport::exec
+#[derive(Clone)]
 pub struct SshTransport {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     config: SshConfig,
     /// The host key accepted by the first connection; reconnects must see the same key.
     fingerprint: String,
@@ -63,10 +68,10 @@ struct Connection {
 impl std::fmt::Debug for SshTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SshTransport")
-            .field("host", &self.config.host)
-            .field("port", &self.config.port)
-            .field("user", &self.config.user)
-            .field("host_key", &self.fingerprint)
+            .field("host", &self.inner.config.host)
+            .field("port", &self.inner.config.port)
+            .field("user", &self.inner.config.user)
+            .field("host_key", &self.inner.fingerprint)
             .finish()
     }
 }
@@ -84,36 +89,41 @@ impl SshTransport {
     pub async fn connect(config: SshConfig) -> Result<SshTransport, TransportError> {
         let dialed = dial(&config, None).await?;
         Ok(SshTransport {
-            config,
-            fingerprint: dialed.fingerprint,
-            connection: Mutex::new(Some(Arc::new(Connection {
-                id: 0,
-                handle: dialed.handle,
-            }))),
-            next_id: AtomicU64::new(1),
-            channels: Semaphore::new(MAX_CHANNELS),
+            inner: Arc::new(Inner {
+                config,
+                fingerprint: dialed.fingerprint,
+                connection: Mutex::new(Some(Arc::new(Connection {
+                    id: 0,
+                    handle: dialed.handle,
+                }))),
+                next_id: AtomicU64::new(1),
+                channels: Semaphore::new(MAX_CHANNELS),
+            }),
         })
     }
 
     /// The host key's fingerprint, `SHA256:...` as OpenSSH prints it: what the state pins.
     pub fn host_key_fingerprint(&self) -> &str {
-        &self.fingerprint
+        &self.inner.fingerprint
     }
 
     pub fn config(&self) -> &SshConfig {
-        &self.config
+        &self.inner.config
     }
 
-    /// Closes the connection politely (dropping the transport closes it too).
+    /// Closes the connection politely (dropping the last clone closes it too); a later
+    /// command connects again.
     pub async fn disconnect(&self) {
-        if let Some(conn) = self.connection.lock().await.take() {
+        if let Some(conn) = self.inner.connection.lock().await.take() {
             let _ = conn
                 .handle
                 .disconnect(russh::Disconnect::ByApplication, "", "en")
                 .await;
         }
     }
+}
 
+impl Inner {
     fn error(&self, kind: TransportErrorKind, message: String) -> TransportError {
         error(&self.config, kind, message)
     }
@@ -242,9 +252,19 @@ fn describe(reason: &ChannelOpenFailure) -> String {
 
 impl Transport for SshTransport {
     fn host(&self) -> &str {
-        &self.config.host
+        &self.inner.config.host
     }
 
+    async fn exec(
+        &self,
+        exec: &Exec,
+        sink: Option<&OutputSink>,
+    ) -> Result<ExecOutput, TransportError> {
+        self.inner.exec(exec, sink).await
+    }
+}
+
+impl Inner {
     async fn exec(
         &self,
         exec: &Exec,

@@ -1,0 +1,163 @@
+//! `sealer apply` / `destroy` on the real SSH test bed: the real binary runs inside the
+//! bed's hub network namespace and deploys the test cluster image onto real sshd hosts.
+
+use crate::support::testbed::TestBed;
+use crate::support::{Sandbox, repo_root, stdout_of};
+use std::path::PathBuf;
+use std::process::Output;
+
+pub const IMAGE: &str = "sealer-test/kubernetes:v1.22.15";
+
+/// A sandbox with the test cluster image built, and a HOME whose known_hosts trusts the bed.
+pub struct Deploy {
+    pub sb: Sandbox,
+    pub bed: TestBed,
+}
+
+impl Deploy {
+    pub fn new(bed: TestBed) -> Deploy {
+        let sb = Sandbox::new();
+        stdout_of(
+            sb.sealer()
+                .args(["build", "-t", IMAGE])
+                .arg(repo_root().join("tests/fixtures/cluster-image")),
+        );
+        let ssh_dir = sb.path(".ssh");
+        std::fs::create_dir_all(&ssh_dir).unwrap();
+        std::fs::copy(bed.known_hosts_path(), ssh_dir.join("known_hosts")).unwrap();
+        Deploy { sb, bed }
+    }
+
+    /// Writes a Clusterfile: `masters` and `workers` are host indices of the bed.
+    pub fn clusterfile(&self, masters: &[usize], workers: &[usize], extra: &str) -> PathBuf {
+        let ips = |idx: &[usize]| {
+            idx.iter()
+                .map(|&i| self.bed.host(i).ip().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut text = format!(
+            "apiVersion: sealer.io/v2\nkind: Cluster\nmetadata:\n  name: bed\nspec:\n  image: {IMAGE}\n  ssh:\n    pk: {}\n  hosts:\n    - ips: [{}]\n      roles: [master]\n",
+            self.bed.client_key_path().display(),
+            ips(masters)
+        );
+        if !workers.is_empty() {
+            text.push_str(&format!(
+                "    - ips: [{}]\n      roles: [node]\n      labels: {{zone: a}}\n",
+                ips(workers)
+            ));
+        }
+        text.push_str(extra);
+        let path = self.sb.path("Clusterfile");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Runs `sealer ARGS` inside the hub namespace with this sandbox's home.
+    pub fn sealer(&self, args: &[&str]) -> Output {
+        let binary = assert_cmd::cargo::cargo_bin("sealer");
+        let mut cmd = self.bed.command(&binary);
+        cmd.args(args)
+            .env("SEALER_HOME", self.sb.home())
+            .env("HOME", self.sb.path(""))
+            .env("NO_COLOR", "1")
+            .current_dir(self.sb.path(""));
+        cmd.output().unwrap()
+    }
+
+    pub fn sealer_ok(&self, args: &[&str]) -> String {
+        let out = self.sealer(args);
+        assert!(
+            out.status.success(),
+            "sealer {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The command log of host `i`, sorted by start time: `(start, tool and args)`.
+    pub fn commands(&self, i: usize) -> Vec<(f64, f64, String)> {
+        let text = self.bed.ssh_ok(
+            i,
+            "cat /var/log/sealer-test/commands.log 2>/dev/null || true",
+        );
+        let mut lines: Vec<(f64, f64, String)> = text
+            .lines()
+            .filter_map(|l| {
+                let mut parts = l.splitn(4, ' ');
+                let start: f64 = parts.next()?.parse().ok()?;
+                let end: f64 = parts.next()?.parse().ok()?;
+                let _rc = parts.next()?;
+                Some((start, end, parts.next()?.to_string()))
+            })
+            .collect();
+        lines.sort_by(|a, b| a.0.total_cmp(&b.0));
+        lines
+    }
+}
+
+#[test]
+fn one_master_one_worker_apply_then_no_changes_then_destroy() {
+    let d = Deploy::new(TestBed::start(2));
+    let before: Vec<_> = (0..2).map(|i| d.bed.file_tree(i, "/etc")).collect();
+    let file = d.clusterfile(&[0], &[1], "");
+    let file = file.to_str().unwrap();
+    d.sealer_ok(&["apply", "-f", file, "--auto-approve"]);
+    let master = d.commands(0);
+    let tools: Vec<&str> = master
+        .iter()
+        .map(|(_, _, c)| c.split(' ').next().unwrap_or(""))
+        .collect();
+    assert!(tools.contains(&"kubeadm"), "{master:?}");
+    assert!(
+        master.iter().any(|(_, _, c)| c.starts_with("kubeadm init")),
+        "{master:?}"
+    );
+    assert!(
+        d.commands(1)
+            .iter()
+            .any(|(_, _, c)| c.starts_with("kubeadm join")),
+        "{:?}",
+        d.commands(1)
+    );
+
+    let out = d.sealer(&["plan", "-f", file, "--detailed-exitcode"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    d.sealer_ok(&["destroy", "-f", file, "--auto-approve"]);
+    for (i, tree) in before.iter().enumerate() {
+        let diff = tree_diff(tree, &d.bed.file_tree(i, "/etc"));
+        assert!(
+            diff.is_empty(),
+            "host {i}: /etc differs after destroy:\n{}",
+            diff.join("\n")
+        );
+    }
+}
+
+/// The paths whose presence, mode or content differ between two trees.
+pub fn tree_diff<K: Ord + std::fmt::Debug, V: PartialEq + std::fmt::Debug>(
+    before: &std::collections::BTreeMap<K, V>,
+    after: &std::collections::BTreeMap<K, V>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for (k, v) in before {
+        match after.get(k) {
+            None => out.push(format!("- {k:?}")),
+            Some(w) if w != v => out.push(format!("~ {k:?}: {v:?} -> {w:?}")),
+            _ => {}
+        }
+    }
+    for k in after.keys() {
+        if !before.contains_key(k) {
+            out.push(format!("+ {k:?}"));
+        }
+    }
+    out
+}
