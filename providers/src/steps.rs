@@ -177,6 +177,7 @@ pub fn kube_join(
     exports: &str,
     endpoint_ip: &str,
     control_plane: bool,
+    pre_join: &str,
 ) -> String {
     let join = if control_plane {
         "read -r join; read -r key\n$join --control-plane --certificate-key \"$key\"\n"
@@ -184,7 +185,8 @@ pub fn kube_join(
         "read -r join\n$join\n"
     };
     format!(
-        "set -e\n{hosts}{init}{join}",
+        "set -e\n{hosts}{init}{pre}{join}",
+        pre = pre_join.trim_start_matches("set -e\n"),
         hosts = hosts_block(
             cluster,
             "apiserver",

@@ -225,8 +225,14 @@ pub async fn sync<T: Transport>(
             format!("cannot open {}: {e}", archive_file.path().display()),
         )
     })?;
-    report.stream_bytes = archive::write(file, local_root, &entries, &plan, mtime)
-        .map_err(|m| error(SyncErrorKind::Local, m))?;
+    // Reading the tree and writing the tar is blocking I/O: off the async threads.
+    let contents = archive::Contents::of(&entries, &plan);
+    let root = local_root.to_path_buf();
+    report.stream_bytes =
+        tokio::task::spawn_blocking(move || archive::write(file, &root, &contents, mtime))
+            .await
+            .map_err(|e| error(SyncErrorKind::Local, format!("building the archive: {e}")))?
+            .map_err(|m| error(SyncErrorKind::Local, m))?;
 
     let exec = Exec::new(send_script(remote_root, &plan.manifest), options.timeout)
         .with_stdin(Stdin::File(archive_file.path().to_path_buf()));

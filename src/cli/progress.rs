@@ -125,13 +125,12 @@ impl EventSink for Progress {
                 }
             }
             Event::StepOutput { address, line, .. } => {
-                if let Mode::Bars = self.mode {
-                    if let Ok(running) = self.running.lock()
-                        && let Some(bar) = running.get(&address)
-                    {
-                        let short: String = line.chars().take(80).collect();
-                        bar.set_message(format!("{address}: {short}"));
-                    }
+                if let Mode::Bars = self.mode
+                    && let Ok(running) = self.running.lock()
+                    && let Some(bar) = running.get(&address)
+                {
+                    let short: String = line.chars().take(80).collect();
+                    bar.set_message(format!("{address}: {short}"));
                 }
             }
             Event::StepDone {

@@ -11,7 +11,7 @@ use tokio::sync::Mutex;
 #[derive(Clone)]
 pub enum Access {
     Local,
-    Ssh(sealer_providers::ssh::SshConfig),
+    Ssh(Box<sealer_providers::ssh::SshConfig>),
 }
 
 /// A connected host: the transports sealer has.
@@ -82,7 +82,7 @@ impl Pool {
         let transport = match access {
             Access::Local => HostTransport::Local(LocalTransport::new(host)),
             Access::Ssh(config) => {
-                HostTransport::Ssh(sealer_providers::ssh::SshTransport::connect(config).await?)
+                HostTransport::Ssh(sealer_providers::ssh::SshTransport::connect(*config).await?)
             }
         };
         let transport = Arc::new(transport);

@@ -393,15 +393,13 @@ impl Runner {
                 } else {
                     ctx.vip.clone()
                 };
-                if !control_plane && ctx.masters.len() > 1 {
-                    self.run(
-                        a,
-                        &host,
-                        steps::ipvs_rule(&ctx.vip, &ctx.masters),
-                        Stdin::Null,
-                    )
-                    .await?;
-                }
+                // Workers of several masters reach them through the VIP's IPVS rule, set
+                // up once init-kube.sh has installed seautil and before the join needs it.
+                let pre_join = if !control_plane && ctx.masters.len() > 1 {
+                    steps::ipvs_rule(&ctx.vip, &ctx.masters)
+                } else {
+                    String::new()
+                };
                 self.run(
                     a,
                     &host,
@@ -411,6 +409,7 @@ impl Runner {
                         &exports,
                         &endpoint,
                         control_plane,
+                        &pre_join,
                     ),
                     Stdin::Bytes(secret.into_bytes()),
                 )

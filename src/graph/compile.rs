@@ -236,6 +236,13 @@ pub fn compile(input: &ClusterInput) -> Vec<Desired> {
             }),
         )
         .lives_in([format!("container_runtime.{ip}")])
+        // HA registries serve the first one's certificate: it must exist first.
+        .deps(
+            registry_hosts
+                .first()
+                .filter(|first| first.ip != host.ip)
+                .map(|first| format!("registry.{}", first.ip)),
+        )
         .sensitive(&["password"]);
     }
 

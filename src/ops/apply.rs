@@ -259,7 +259,7 @@ fn access(
                     password: host.ssh.password.as_ref().map(|s| s.expose().to_string()),
                 };
                 config.host_keys = policy(&ip);
-                Access::Ssh(config)
+                Access::Ssh(Box::new(config))
             };
             out.insert(ip, access);
         }
@@ -303,7 +303,7 @@ fn recorded_access(r: &Recorded, ip: &str, policy: &HostKeyPolicy) -> Access {
         password: None,
     };
     config.host_keys = policy.clone();
-    Access::Ssh(config)
+    Access::Ssh(Box::new(config))
 }
 
 /// Everything the steps need from the Clusterfile, the images and the state.

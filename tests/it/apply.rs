@@ -161,3 +161,99 @@ pub fn tree_diff<K: Ord + std::fmt::Debug, V: PartialEq + std::fmt::Debug>(
     }
     out
 }
+
+/// `--json` events of an apply: (type, address) in the order they came.
+fn events(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn index_of(events: &[serde_json::Value], kind: &str, address: &str) -> usize {
+    events
+        .iter()
+        .position(|e| e["type"] == kind && e["address"] == address)
+        .unwrap_or_else(|| panic!("no {kind} for {address}"))
+}
+
+#[test]
+fn three_masters_three_workers_cni_and_two_apps() {
+    let d = Deploy::new(TestBed::start(6));
+    let file = d.clusterfile(&[0, 1, 2], &[3, 4, 5], "");
+    let file = file.to_str().unwrap();
+    let out = d.sealer_ok(&["apply", "-f", file, "--auto-approve", "--json"]);
+    let ev = events(&out);
+    assert_eq!(ev.first().unwrap()["type"], "plan_summary");
+    assert_eq!(ev.last().unwrap()["type"], "apply_summary");
+    assert_eq!(ev.last().unwrap()["failed"], 0);
+    let ip = |i: usize| d.bed.host(i).ip().to_string();
+
+    // Masters join one at a time, after init.
+    let init_done = index_of(&ev, "step_done", "kubernetes.init");
+    let m1_start = index_of(&ev, "step_start", &format!("kubernetes.master.{}", ip(1)));
+    let m1_done = index_of(&ev, "step_done", &format!("kubernetes.master.{}", ip(1)));
+    let m2_start = index_of(&ev, "step_start", &format!("kubernetes.master.{}", ip(2)));
+    assert!(
+        init_done < m1_start && m1_done < m2_start,
+        "masters join one at a time"
+    );
+    // Workers join in parallel: all start before any of them is done.
+    let worker_starts: Vec<usize> = (3..6)
+        .map(|i| index_of(&ev, "step_start", &format!("kubernetes.worker.{}", ip(i))))
+        .collect();
+    let first_worker_done = (3..6)
+        .map(|i| index_of(&ev, "step_done", &format!("kubernetes.worker.{}", ip(i))))
+        .min()
+        .unwrap();
+    assert!(
+        worker_starts.iter().all(|&s| s < first_worker_done),
+        "workers join in parallel"
+    );
+
+    // Every host has the rootfs; only masters (HA registry) carry registry/.
+    for i in 0..6 {
+        let listing = d.bed.ssh_ok(i, "ls /var/lib/sealer/data/bed/rootfs");
+        assert!(
+            listing.contains("bin") && listing.contains("scripts"),
+            "host {i}: {listing}"
+        );
+        assert_eq!(listing.contains("registry"), i < 3, "host {i}: {listing}");
+        assert!(
+            d.bed
+                .ssh_ok(i, "cat /etc/hosts")
+                .contains("apiserver.cluster.local")
+        );
+    }
+    // The apps ran on master0 in launch order.
+    let master0 = d.commands(0);
+    let pos = |needle: &str| {
+        master0
+            .iter()
+            .position(|(_, _, c)| c.contains(needle))
+            .unwrap_or_else(|| panic!("{needle} not run: {master0:?}"))
+    };
+    // calico.sh applies its DaemonSet from stdin; dashboard its files; metrics is a chart.
+    assert!(
+        pos("kubectl apply -f -") < pos("apps/dashboard/")
+            && pos("apps/dashboard/") < pos("helm install metrics"),
+        "{master0:?}"
+    );
+    // Node labels were applied through the API on master0.
+    let labels = d
+        .bed
+        .ssh_ok(0, "cat /var/lib/fake-kube/nodes/node-3/labels");
+    assert!(labels.contains("zone=a"), "{labels}");
+
+    // A second plan finds nothing to do and connects to no host.
+    let logins: Vec<usize> = (0..6).map(|i| d.bed.client_logins(i)).collect();
+    let out = d.sealer(&["plan", "-f", file, "--detailed-exitcode"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let after: Vec<usize> = (0..6).map(|i| d.bed.client_logins(i)).collect();
+    assert_eq!(logins, after, "plan opened a connection");
+}

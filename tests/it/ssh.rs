@@ -686,7 +686,8 @@ fn agent_auth_uses_the_agent_at_ssh_auth_sock() {
         .expect("run ssh-add");
     assert!(added.status.success(), "{added:?}");
     let child = |agent_sock: Option<&std::path::Path>, expect: &str| {
-        let mut cmd = bed.command(std::env::current_exe().expect("test binary"));
+        // Through /proc: works even if a rebuild replaced the binary since this one started.
+        let mut cmd = bed.command(format!("/proc/{}/exe", std::process::id()));
         cmd.args([
             "ssh::agent_login",
             "--exact",

@@ -21,8 +21,11 @@ pub struct SshConfig {
     pub user: String,
     pub auth: SshAuth,
     pub host_keys: HostKeyPolicy,
+    /// Bounds the TCP connect, the SSH handshake and authentication, each; and opening a
+    /// channel on an open connection (a connection that cannot is presumed dead).
     pub connect_timeout: Duration,
-    /// Keepalive interval (zero: no keepalives).
+    /// Keepalive interval (zero: no keepalives). [`KEEPALIVE_MAX`] unanswered keepalives
+    /// end the connection, so a dead host's open connection is noticed.
     pub keepalive: Duration,
 }
 

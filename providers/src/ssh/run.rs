@@ -445,6 +445,18 @@ mod tests {
     }
 
     #[test]
+    fn any_timeout_makes_a_valid_command_line() {
+        let line = remote_command("true", Duration::MAX, Privilege::Root);
+        assert_eq!(sh(&line).0, 0, "{line}");
+        // A zero timeout is the shortest one `timeout` takes, not its "no timeout" (0).
+        for t in [Duration::ZERO, Duration::from_micros(1)] {
+            let line = remote_command("sleep 5", t, Privilege::Root);
+            assert!(line.contains(" 0.001s "), "{line}");
+            assert_eq!(sh(&line).0, 124, "{line}");
+        }
+    }
+
+    #[test]
     fn sudo_lines_keep_the_password_off_the_command_line() {
         let line = remote_command(
             "id -u",

@@ -7,38 +7,53 @@
 
 use super::manifest::escape;
 use super::plan::{ManifestUpdate, Plan, ancestors};
-use super::{CONTROL_DIR, EntryKind, ManifestEntry};
+use super::{CONTROL_DIR, EntryKind, ManifestEntry, nul_joined};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 use tar::{EntryType, Header};
 
-/// Writes the archive of `plan` into `out`; returns its length in bytes.
-pub fn write(
-    out: File,
-    local_root: &Path,
-    entries: &[ManifestEntry],
-    plan: &Plan<'_>,
-    mtime: i64,
-) -> Result<u64, String> {
-    let by_path: BTreeMap<&str, &EntryKind> =
-        entries.iter().map(|e| (e.path.as_str(), &e.kind)).collect();
-    // Ancestors the entries do not list (the caller should list them) get a plain 0755.
-    let implicit = EntryKind::Dir { mode: 0o755 };
-    // Everything to write, by path: parents sort before their children.
-    let mut members: BTreeMap<&str, &EntryKind> = BTreeMap::new();
-    for entry in &plan.send {
-        for dir in ancestors(&entry.path) {
-            members.insert(dir, by_path.get(dir).copied().unwrap_or(&implicit));
-        }
-        members.insert(&entry.path, &entry.kind);
-    }
+/// What the archive holds, owned, so that it can be written on a blocking thread.
+pub struct Contents {
+    /// The entries to send and their ancestor directories, by path: parents sort before
+    /// their children.
+    pub members: BTreeMap<String, EntryKind>,
+    pub delete: Vec<String>,
+    pub rmdirs: Vec<String>,
+    pub manifest: ManifestUpdate,
+}
 
+impl Contents {
+    pub fn of(entries: &[ManifestEntry], plan: &Plan<'_>) -> Contents {
+        let by_path: BTreeMap<&str, &EntryKind> =
+            entries.iter().map(|e| (e.path.as_str(), &e.kind)).collect();
+        // Ancestors the entries do not list get a plain 0755 (the sync lists them all).
+        let implicit = EntryKind::Dir { mode: 0o755 };
+        let mut members = BTreeMap::new();
+        for entry in &plan.send {
+            for dir in ancestors(&entry.path) {
+                let kind = by_path.get(dir).copied().unwrap_or(&implicit);
+                members.insert(dir.to_string(), kind.clone());
+            }
+            members.insert(entry.path.clone(), entry.kind.clone());
+        }
+        Contents {
+            members,
+            delete: plan.delete.clone(),
+            rmdirs: plan.rmdirs.clone(),
+            manifest: plan.manifest.clone(),
+        }
+    }
+}
+
+/// Writes the archive into `out`; returns its length in bytes. Files are read from
+/// `local_root`.
+pub fn write(out: File, local_root: &Path, contents: &Contents, mtime: i64) -> Result<u64, String> {
     let mtime = u64::try_from(mtime).unwrap_or(0);
     let mut builder = tar::Builder::new(io::BufWriter::new(out));
     let fail = |what: &str, path: &str, e: io::Error| format!("{what} {path:?}: {e}");
-    for (path, kind) in &members {
+    for (path, kind) in &contents.members {
         let mut header = Header::new_gnu();
         header.set_uid(0);
         header.set_gid(0);
@@ -82,19 +97,11 @@ pub fn write(
         }
     }
 
-    let nul_joined = |paths: &[String]| {
-        let mut bytes = Vec::new();
-        for p in paths {
-            bytes.extend_from_slice(p.as_bytes());
-            bytes.push(0);
-        }
-        bytes
-    };
     let mut control: Vec<(&str, Vec<u8>)> = vec![
-        ("delete", nul_joined(&plan.delete)),
-        ("rmdirs", nul_joined(&plan.rmdirs)),
+        ("delete", nul_joined(&contents.delete)),
+        ("rmdirs", nul_joined(&contents.rmdirs)),
     ];
-    match &plan.manifest {
+    match &contents.manifest {
         ManifestUpdate::Full(text) => control.push(("manifest", text.clone().into_bytes())),
         ManifestUpdate::Delta { drop, add, .. } => {
             control.push(("drop", super::manifest::render(drop).into_bytes()));
