@@ -257,3 +257,204 @@ fn three_masters_three_workers_cni_and_two_apps() {
     let after: Vec<usize> = (0..6).map(|i| d.bed.client_logins(i)).collect();
     assert_eq!(logins, after, "plan opened a connection");
 }
+
+fn addresses(ev: &[serde_json::Value], kind: &str) -> Vec<String> {
+    ev.iter()
+        .filter(|e| e["type"] == kind)
+        .map(|e| e["address"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Scale up, scale down and an app change on one cluster, each applied from an edited
+/// Clusterfile; a non-root host works through sudo.
+#[test]
+fn scale_up_scale_down_and_app_change() {
+    let bed = TestBed::builder(8).sudo_user(&[5]).start();
+    let d = Deploy::new(bed);
+    let ip = |i: usize| d.bed.host(i).ip().to_string();
+    // Host 5 is reached as `deploy` with passwordless sudo.
+    let sudo_group = format!(
+        "    - ips: [{}]\n      roles: [node]\n      ssh: {{user: deploy}}\n",
+        ip(5)
+    );
+    let file = d.clusterfile(&[0, 1, 2], &[3, 4], &sudo_group);
+    let file = file.to_str().unwrap().to_string();
+    d.sealer_ok(&["apply", "-f", &file, "--auto-approve", "--json"]);
+    assert!(
+        d.commands(5)
+            .iter()
+            .any(|(_, _, c)| c.starts_with("kubeadm join")),
+        "the sudo host joined"
+    );
+    assert_eq!(
+        d.bed.ssh_ok(5, "stat -c %U /etc/kubernetes").trim(),
+        "root",
+        "steps ran as root through sudo"
+    );
+
+    // Add two workers: only their resources run.
+    let file = d.clusterfile(&[0, 1, 2], &[3, 4, 6, 7], &sudo_group);
+    let file = file.to_str().unwrap().to_string();
+    let ev = events(&d.sealer_ok(&["apply", "-f", &file, "--auto-approve", "--json"]));
+    let done = addresses(&ev, "step_done");
+    assert!(!done.is_empty());
+    for a in &done {
+        assert!(
+            a.ends_with(&ip(6)) || a.ends_with(&ip(7)),
+            "only the new workers change: {a}"
+        );
+    }
+
+    // Remove worker 4 and master 2: drained, reset, removed; workers' rule updated.
+    let file = d.clusterfile(&[0, 1], &[3, 6, 7], &sudo_group);
+    let file = file.to_str().unwrap().to_string();
+    let ev = events(&d.sealer_ok(&["apply", "-f", &file, "--auto-approve", "--json"]));
+    let done = addresses(&ev, "step_done");
+    for a in [
+        format!("kubernetes.worker.{}", ip(4)),
+        format!("kubernetes.master.{}", ip(2)),
+        format!("host.{}", ip(4)),
+    ] {
+        assert!(done.contains(&a), "{a} not destroyed: {done:?}");
+    }
+    assert!(
+        done.contains(&format!("kubernetes.worker.{}", ip(3))),
+        "workers' endpoint rule updated: {done:?}"
+    );
+    let master0 = d.commands(0);
+    assert!(
+        master0
+            .iter()
+            .any(|(_, _, c)| c.starts_with("kubectl drain node-4")),
+        "{master0:?}"
+    );
+    assert!(
+        master0
+            .iter()
+            .any(|(_, _, c)| c.starts_with("kubectl delete node node-4")),
+        "{master0:?}"
+    );
+    assert!(
+        d.commands(4)
+            .iter()
+            .any(|(_, _, c)| c.starts_with("kubeadm reset -f"))
+    );
+    assert!(
+        d.commands(2)
+            .iter()
+            .any(|(_, _, c)| c.starts_with("kubeadm reset -f"))
+    );
+    let rule = d
+        .commands(3)
+        .into_iter()
+        .rev()
+        .find(|(_, _, c)| c.starts_with("seautil ipvs"))
+        .unwrap()
+        .2;
+    assert!(
+        !rule.contains(&ip(2)),
+        "the removed master left the workers' rule: {rule}"
+    );
+
+    // An app file change re-runs only that app.
+    let app = "---\napiVersion: sealer.io/v2\nkind: Application\nmetadata: {name: apps}\nspec:\n  configs:\n    - name: dashboard\n      files:\n        - {path: 10-deployment.yaml, strategy: merge, data: \"spec: {replicas: 3}\"}\n";
+    let file = d.clusterfile(&[0, 1], &[3, 6, 7], &format!("{sudo_group}{app}"));
+    let file = file.to_str().unwrap().to_string();
+    let ev = events(&d.sealer_ok(&["apply", "-f", &file, "--auto-approve", "--json"]));
+    let done = addresses(&ev, "step_done");
+    let apps: Vec<&String> = done.iter().filter(|a| a.starts_with("app.")).collect();
+    assert_eq!(apps, [&"app.dashboard".to_string()], "{done:?}");
+    let out = d.sealer(&["plan", "-f", &file, "--detailed-exitcode"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// A host killed mid-apply fails within the step timeout naming it; the other branches
+/// finish; once it is back, apply resumes and converges.
+#[test]
+fn a_host_killed_mid_apply_fails_fast_and_apply_resumes() {
+    let d = Deploy::new(TestBed::start(3));
+    let victim = 2;
+    // A plugin that waits on the victim before its runtime is installed: we kill it there.
+    let plugin = "---\napiVersion: sealer.io/v1\nkind: Plugin\nmetadata: {name: slow}\nspec:\n  type: SHELL\n  action: pre-init-host\n  scope: victim\n  data: |\n    touch /tmp/slow-started; sleep 30\n";
+    let victim_group = format!(
+        "    - ips: [{}]\n      roles: [node, victim]\n",
+        d.bed.host(victim).ip()
+    );
+    let file = d.clusterfile(&[0], &[1], &format!("{victim_group}{plugin}"));
+    let file = file.to_str().unwrap().to_string();
+    let binary = assert_cmd::cargo::cargo_bin("sealer");
+    let mut cmd = d.bed.command(&binary);
+    cmd.args([
+        "apply",
+        "-f",
+        &file,
+        "--auto-approve",
+        "--step-timeout",
+        "20",
+    ])
+    .env("SEALER_HOME", d.sb.home())
+    .env("HOME", d.sb.path(""))
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let started = std::time::Instant::now();
+    while d.bed.ssh(victim, "test -f /tmp/slow-started").status.code() != Some(0) {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the plugin never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    d.bed.kill(victim);
+    let killed_at = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let failed_after = killed_at.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        failed_after < std::time::Duration::from_secs(25),
+        "took {failed_after:?}"
+    );
+    let victim_ip = d.bed.host(victim).ip().to_string();
+    assert!(
+        stderr.contains(&format!("plugin.slow.pre-init-host.{victim_ip}"))
+            && stderr.contains(&victim_ip),
+        "{stderr}"
+    );
+    // The other branches finished: the worker joined, the apps ran.
+    assert!(
+        d.commands(1)
+            .iter()
+            .any(|(_, _, c)| c.starts_with("kubeadm join")),
+        "{stderr}"
+    );
+
+    d.bed.restart(victim);
+    // The plugin would wait again: make it quick now that the host is back.
+    let plugin = plugin.replace("sleep 30", "true");
+    let file = d.clusterfile(&[0], &[1], &format!("{victim_group}{plugin}"));
+    let file = file.to_str().unwrap().to_string();
+    let plan = d.sealer_ok(&["plan", "-f", &file]);
+    assert!(
+        !plan.contains(&format!("host.{} will be created", d.bed.host(0).ip())),
+        "finished steps are not redone:\n{plan}"
+    );
+    d.sealer_ok(&["apply", "-f", &file, "--auto-approve"]);
+    assert!(
+        d.commands(victim)
+            .iter()
+            .any(|(_, _, c)| c.starts_with("kubeadm join"))
+    );
+    let out = d.sealer(&["plan", "-f", &file, "--detailed-exitcode"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
