@@ -329,6 +329,16 @@ pub fn remove_dir(path: &str) -> String {
     format!("set -e\nrm -rf {}\n", quote(path))
 }
 
+/// Removes the cluster's data directory, then `parents` (innermost first) that are left
+/// empty: directories sealer made, never ones that hold anything else.
+pub fn remove_data_dir(path: &str, parents: &[String]) -> String {
+    let mut s = remove_dir(path);
+    for p in parents {
+        s.push_str(&format!("rmdir {} 2>/dev/null || true\n", quote(p)));
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -520,8 +520,13 @@ impl Runner {
                     .await?;
             }
             ResourceType::Rootfs => {
-                self.run(a, &host, steps::remove_dir(&ctx.data_dir), Stdin::Null)
-                    .await?;
+                self.run(
+                    a,
+                    &host,
+                    steps::remove_data_dir(&ctx.data_dir, &data_parents(&ctx.data_dir)),
+                    Stdin::Null,
+                )
+                .await?;
             }
             ResourceType::ContainerRuntime => {
                 let kind = string(before, "type");
@@ -679,4 +684,19 @@ pub fn exports_of(env: &BTreeMap<String, sealer_providers::quote::EnvItem>) -> S
     let items: Vec<(String, sealer_providers::quote::EnvItem)> =
         env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     sealer_providers::quote::exports(&items)
+}
+
+/// The directories above the data dir that sealer may have made: the data root, and for the
+/// default root `/var/lib/sealer/data` also `/var/lib/sealer`.
+fn data_parents(data_dir: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some((root, _)) = data_dir.rsplit_once('/')
+        && !root.is_empty()
+    {
+        out.push(root.to_string());
+        if root == "/var/lib/sealer/data" {
+            out.push("/var/lib/sealer".to_string());
+        }
+    }
+    out
 }

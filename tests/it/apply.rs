@@ -100,7 +100,18 @@ impl Deploy {
 #[test]
 fn one_master_one_worker_apply_then_no_changes_then_destroy() {
     let d = Deploy::new(TestBed::start(2));
-    let before: Vec<_> = (0..2).map(|i| d.bed.file_tree(i, "/etc")).collect();
+    // Everything the engine and the image's scripts may touch (the stand-ins' command log
+    // in /var/log is kept on purpose: tests read it).
+    let dirs = [
+        "/etc",
+        "/usr/bin",
+        "/usr/local",
+        "/var/lib",
+        "/root",
+        "/opt",
+    ];
+    let snapshot = |i: usize| -> Vec<_> { dirs.iter().map(|p| d.bed.file_tree(i, p)).collect() };
+    let before: Vec<_> = (0..2).map(snapshot).collect();
     let file = d.clusterfile(&[0], &[1], "");
     let file = file.to_str().unwrap();
     d.sealer_ok(&["apply", "-f", file, "--auto-approve"]);
@@ -131,13 +142,15 @@ fn one_master_one_worker_apply_then_no_changes_then_destroy() {
     );
 
     d.sealer_ok(&["destroy", "-f", file, "--auto-approve"]);
-    for (i, tree) in before.iter().enumerate() {
-        let diff = tree_diff(tree, &d.bed.file_tree(i, "/etc"));
-        assert!(
-            diff.is_empty(),
-            "host {i}: /etc differs after destroy:\n{}",
-            diff.join("\n")
-        );
+    for (i, trees) in before.iter().enumerate() {
+        for (tree, now) in trees.iter().zip(snapshot(i)) {
+            let diff = tree_diff(tree, &now);
+            assert!(
+                diff.is_empty(),
+                "host {i} differs after destroy:\n{}",
+                diff.join("\n")
+            );
+        }
     }
 }
 
