@@ -471,3 +471,63 @@ fn a_host_killed_mid_apply_fails_fast_and_apply_resumes() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// `sealer apply PLANFILE` applies exactly the saved plan, and refuses it once stale.
+#[test]
+fn saved_plans_apply_exactly_and_go_stale() {
+    let d = Deploy::new(TestBed::start(2));
+    let file = d.clusterfile(&[0], &[1], "");
+    let file = file.to_str().unwrap().to_string();
+    d.sealer_ok(&["plan", "-f", &file, "--out", "plan.bin"]);
+    d.sealer_ok(&["plan", "-f", &file, "--out", "stale.bin"]);
+    let out = d.sealer_ok(&["apply", "plan.bin", "--json"]);
+    let ev = events(&out);
+    let summary = ev.iter().find(|e| e["type"] == "plan_summary").unwrap();
+    assert_eq!(
+        summary["add"],
+        ev.iter().filter(|e| e["type"] == "step_done").count()
+    );
+    let out = d.sealer(&["apply", "stale.bin"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("saved plan is stale: it was made for a new cluster"),
+        "{err}"
+    );
+    // A plan file of a changed Clusterfile is stale too.
+    d.sealer_ok(&["plan", "-f", &file, "--out", "noop.bin"]);
+    std::fs::write(
+        &file,
+        std::fs::read_to_string(&file).unwrap() + "\n# edited\n",
+    )
+    .unwrap();
+    let out = d.sealer(&["apply", "noop.bin"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("changed since the plan was made"), "{err}");
+}
+
+/// Without the bed's keys in known_hosts, hosts are refused until the operator accepts them;
+/// the accepted keys are pinned in the state.
+#[test]
+fn unknown_host_keys_are_refused_then_pinned() {
+    let d = Deploy::new(TestBed::start(1));
+    std::fs::remove_file(d.sb.path(".ssh/known_hosts")).unwrap();
+    let file = d.clusterfile(&[0], &[], "");
+    let file = file.to_str().unwrap().to_string();
+    let out = d.sealer(&["apply", "-f", &file, "--auto-approve"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("--accept-new-host-keys"), "{err}");
+    d.sealer_ok(&[
+        "apply",
+        "-f",
+        &file,
+        "--auto-approve",
+        "--accept-new-host-keys",
+    ]);
+    let shown = d.sealer_ok(&["state", "show", &format!("host.{}", d.bed.host(0).ip())]);
+    assert!(
+        shown.contains(&*d.bed.host(0).host_key_fingerprint()),
+        "{shown}"
+    );
+}
