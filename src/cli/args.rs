@@ -77,6 +77,11 @@ pub enum Command {
         after_help = "Examples:\n  sealer destroy -f Clusterfile\n  sealer destroy --cluster my-cluster"
     )]
     Destroy(DestroyArgs),
+    /// Install an app image on a cluster sealer applied (hosts come from the state)
+    #[command(
+        after_help = "Example:\n  sealer run registry.example.com/apps/redis:v7 --cluster my-cluster"
+    )]
+    Run(RunArgs),
     /// Inspect the recorded state
     #[command(subcommand)]
     State(StateCommand),
@@ -215,6 +220,17 @@ pub struct DestroyArgs {
     )]
     pub file: Option<PathBuf>,
     /// The cluster to destroy, by name, from the state alone
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
+    #[command(flatten)]
+    pub exec: ExecArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The app image to install
+    pub image: String,
+    /// The cluster (default: the only one in the state)
     #[arg(long, value_name = "NAME")]
     pub cluster: Option<String>,
     #[command(flatten)]

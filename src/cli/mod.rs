@@ -204,6 +204,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let confirm = args.plan_file.is_none() && !args.exec.auto_approve;
             execute(&rt, &settings, prepared, &args.exec, confirm)
         }
+        Command::Run(args) => {
+            let settings = settings.with_state_path(args.exec.state.clone());
+            let rt = runtime()?;
+            let prepared = rt.block_on(ops::prepare_run(
+                &settings,
+                &args.image,
+                args.cluster.as_deref(),
+                pull(&settings),
+            ))?;
+            let confirm = !args.exec.auto_approve;
+            execute(&rt, &settings, prepared, &args.exec, confirm)
+        }
         Command::Destroy(args) => {
             let settings = settings.with_state_path(args.exec.state.clone());
             let rt = runtime()?;

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The rendered rootfs that `rootfs.<ip>` steps copy to hosts.
+#[derive(Clone)]
 pub struct RootfsSource {
     pub root: PathBuf,
     pub entries: Vec<sealer_providers::sync::ManifestEntry>,
@@ -41,6 +42,9 @@ pub struct DeployContext {
     pub kubeadm_config: String,
     pub policy_yaml: Option<String>,
     pub rootfs_source: Option<RootfsSource>,
+    /// Trees of images installed by `sealer run`, by their root on master0: synced there
+    /// before their apps launch.
+    pub run_trees: HashMap<String, RootfsSource>,
     pub step_timeout: Duration,
     pub drain_timeout: Duration,
 }
@@ -458,10 +462,39 @@ impl Runner {
             }
             ResourceType::App => {
                 let cmds = strings(after.and_then(|a| a.get("cmds")));
+                // Apps of `sealer run` images live in their own root next to the rootfs.
+                let root = match after.and_then(|a| a.get("root")).and_then(Value::as_str) {
+                    Some(root) => {
+                        if let Some(source) = ctx.run_trees.get(root) {
+                            let transport = self.transport(&ctx.master0).await?;
+                            let options = sealer_providers::sync::SyncOptions {
+                                exclude: vec!["registry/".to_string()],
+                                timeout: ctx.step_timeout,
+                                temp_dir: None,
+                            };
+                            sealer_providers::sync::sync(
+                                transport.as_ref(),
+                                &source.root,
+                                &source.entries,
+                                root,
+                                &options,
+                            )
+                            .await
+                            .map_err(|e| {
+                                StepFailure::message(format!(
+                                    "on host {}: copying the app image to {root}: {e}",
+                                    ctx.master0
+                                ))
+                            })?;
+                        }
+                        root.to_string()
+                    }
+                    None => ctx.rootfs.clone(),
+                };
                 self.run(
                     a,
                     &ctx.master0,
-                    steps::in_rootfs(&ctx.rootfs, self.exports(&ctx.master0), &cmds),
+                    steps::in_rootfs(&root, self.exports(&ctx.master0), &cmds),
                     Stdin::Null,
                 )
                 .await?;
@@ -610,7 +643,11 @@ impl Runner {
                     .and_then(Value::as_object)
                     .map(|m| m.keys().cloned().collect())
                     .unwrap_or_default();
-                if let Some(script) = steps::app_destroy(&ctx.rootfs, &kind, name, &files) {
+                let root = before
+                    .and_then(|b| b.get("root"))
+                    .and_then(Value::as_str)
+                    .unwrap_or(&ctx.rootfs);
+                if let Some(script) = steps::app_destroy(root, &kind, name, &files) {
                     self.run(a, &ctx.master0, script, Stdin::Null).await?;
                 }
             }

@@ -36,6 +36,9 @@ pub struct ExecSettings {
 pub struct Prepared {
     pub plan: Plan,
     compiled: Option<Compiled>,
+    /// `sealer run`: the image's tree by its root on master0, and what to record.
+    run_trees: HashMap<String, RootfsSource>,
+    run_image: Option<String>,
 }
 
 /// `sealer apply -f Clusterfile`: plan now.
@@ -53,6 +56,8 @@ where
     Ok(Prepared {
         plan: outcome.saved.plan,
         compiled: Some(outcome.compiled),
+        run_trees: HashMap::new(),
+        run_image: None,
     })
 }
 
@@ -93,6 +98,8 @@ where
     Ok(Prepared {
         plan: saved.plan,
         compiled,
+        run_trees: HashMap::new(),
+        run_image: None,
     })
 }
 
@@ -139,7 +146,12 @@ where
             ..PlanOptions::default()
         },
     )?;
-    Ok(Prepared { plan, compiled })
+    Ok(Prepared {
+        plan,
+        compiled,
+        run_trees: HashMap::new(),
+        run_image: None,
+    })
 }
 
 /// Runs a prepared plan under the cluster's state lock.
@@ -191,6 +203,26 @@ pub async fn execute(
         cancel,
     )
     .await;
+    if report.success()
+        && let Some(image) = &prepared.run_image
+    {
+        // `sealer run` images are part of the cluster's applied configuration from now on.
+        let mut config = store
+            .cluster(&plan.cluster)?
+            .and_then(|s| s.applied_config)
+            .unwrap_or_else(|| serde_json::json!({}));
+        if let Some(map) = config.as_object_mut() {
+            let list = map
+                .entry("run_images")
+                .or_insert_with(|| serde_json::json!([]));
+            if let Some(list) = list.as_array_mut()
+                && !list.iter().any(|v| v.as_str() == Some(image))
+            {
+                list.push(serde_json::json!(image));
+            }
+        }
+        store.set_applied_config(&plan.cluster, &config)?;
+    }
     Ok(report)
 }
 
@@ -356,6 +388,7 @@ fn context(
             kubeadm_config: String::new(),
             policy_yaml: None,
             rootfs_source: None,
+            run_trees: prepared.run_trees.clone(),
             step_timeout: exec.step_timeout,
             drain_timeout: Duration::from_secs(120),
         });
@@ -474,7 +507,203 @@ fn context(
         kubeadm_config,
         policy_yaml: input.image_policy.as_ref().map(|p| p.policy_yaml.clone()),
         rootfs_source,
+        run_trees: HashMap::new(),
         step_timeout: exec.step_timeout,
         drain_timeout: Duration::from_secs(120),
+    })
+}
+
+/// `sealer run APP_IMAGE`: install an app image's apps on a cluster the state knows.
+/// Hosts come from the state; the image is recorded in the cluster's applied configuration.
+pub async fn prepare_run<F, Fut>(
+    settings: &Settings,
+    image: &str,
+    cluster: Option<&str>,
+    pull: F,
+) -> Result<Prepared>
+where
+    F: Fn(Reference, Platform) -> Fut,
+    Fut: Future<Output = Result<Image>>,
+{
+    let store_state = StateStore::open_existing(&settings.state_path)?.ok_or_else(|| {
+        Error::msg("there is no state: `sealer run` installs apps on a cluster sealer applied")
+    })?;
+    let state = match cluster {
+        Some(name) => store_state.cluster(name)?,
+        None => match store_state.clusters()?.as_slice() {
+            [one] => store_state.cluster(&one.name)?,
+            [] => None,
+            many => {
+                return Err(
+                    Error::msg(format!("the state holds {} clusters", many.len()))
+                        .hint("choose one with --cluster NAME"),
+                );
+            }
+        },
+    }
+    .ok_or_else(|| {
+        Error::msg("no such cluster in the state").hint("`sealer state list` shows the clusters")
+    })?;
+    let init = state.resources.get("kubernetes.init").ok_or_else(|| {
+        Error::msg(format!(
+            "cluster \"{}\" has no Kubernetes yet: apply it first",
+            state.name
+        ))
+    })?;
+    let kube_version = init
+        .attributes
+        .get("kube_version")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string();
+    let master0 = init.host.clone().unwrap_or_default();
+
+    let reference = Reference::parse(image)?;
+    let store = settings.store()?;
+    let image = match store.find(&reference.to_string())? {
+        Some((_, image)) => image,
+        None => pull(reference.clone(), Platform::host()).await?,
+    };
+    let meta = image
+        .metadata
+        .as_ref()
+        .ok_or_else(|| Error::msg(format!("{reference} is not a Sealer Image")))?;
+    if !kube_version.is_empty() {
+        crate::graph::launch::check_kube_version(
+            &reference.to_string(),
+            &image.config.config.labels,
+            &kube_version,
+        )
+        .map_err(Error::msg)?;
+    }
+    let launch_image = crate::graph::launch::LaunchImage {
+        name: reference.to_string(),
+        digest: image.digest().to_string(),
+        metadata: meta,
+        labels: &image.config.config.labels,
+    };
+    let launch = crate::graph::launch::resolve_launch(
+        &crate::graph::launch::LaunchRequest::default(),
+        &[launch_image],
+    )
+    .map_err(|errors| {
+        Error::many(
+            errors
+                .iter()
+                .map(|e| crate::diag::Diagnostic::error(e.message()))
+                .collect(),
+        )
+    })?;
+    let data_dir = state
+        .resources
+        .get(&format!("rootfs.{master0}"))
+        .and_then(|r| r.attributes.get("path"))
+        .and_then(|v| v.as_str())
+        .map(|p| p.trim_end_matches("/rootfs").to_string())
+        .unwrap_or_else(|| format!("/var/lib/sealer/data/{}", state.name));
+    let hex = image.digest().trim_start_matches("sha256:");
+    let root = format!("{data_dir}/run/{}", &hex[..hex.len().min(12)]);
+
+    // Recorded resources stay as they are; the image's apps follow every recorded app.
+    let mut desired: Vec<crate::resource::Desired> = state
+        .resources
+        .values()
+        .map(|r| crate::resource::Desired {
+            address: r.address.clone(),
+            resource_type: r.resource_type,
+            host: r.host.clone(),
+            attributes: r.attributes.clone(),
+            sensitive: r.sensitive.clone(),
+            computed: Default::default(),
+            replace_on: Default::default(),
+            depends_on: r.depends_on.clone(),
+            lives_in: Vec::new(),
+        })
+        .collect();
+    let mut previous: Vec<String> = state
+        .resources
+        .values()
+        .filter(|r| r.resource_type == ResourceType::App)
+        .map(|r| r.address.clone())
+        .collect();
+    previous.push("kubernetes.init".to_string());
+    let apps = match launch {
+        crate::graph::input::Launch::Apps(apps) => apps,
+        crate::graph::input::Launch::Raw(cmds) if cmds.is_empty() => Vec::new(),
+        crate::graph::input::Launch::Raw(cmds) => vec![crate::graph::input::AppInput {
+            name: "launch-cmds".into(),
+            image: format!("{reference}@{}", image.digest()),
+            kind: "raw".into(),
+            cmds,
+            files: BTreeMap::new(),
+            env_digest: String::new(),
+        }],
+    };
+    if apps.is_empty() {
+        return Err(Error::msg(format!(
+            "{reference} launches nothing (no LAUNCH, no CMDS)"
+        )));
+    }
+    for app in apps {
+        let address = format!("app.{}", app.name);
+        if state.resources.get(&address).is_some_and(|r| {
+            r.attributes.get("installed_by").and_then(|v| v.as_str()) != Some("run")
+        }) {
+            return Err(Error::msg(format!(
+                "app {} is already installed on cluster \"{}\" by its Clusterfile",
+                app.name, state.name
+            )));
+        }
+        desired.retain(|d| d.address != address);
+        let attributes: crate::resource::Attributes = serde_json::json!({
+            "image": app.image,
+            "kind": app.kind,
+            "cmds": app.cmds,
+            "files": app.files,
+            "root": root,
+            "installed_by": "run",
+        })
+        .as_object()
+        .map(|m| m.clone().into_iter().collect())
+        .unwrap_or_default();
+        desired.push(crate::resource::Desired {
+            address: address.clone(),
+            resource_type: ResourceType::App,
+            host: Some(master0.clone()),
+            attributes,
+            sensitive: Default::default(),
+            computed: Default::default(),
+            replace_on: Default::default(),
+            depends_on: previous.clone(),
+            lives_in: Vec::new(),
+        });
+        previous = vec![address];
+    }
+    let current = crate::plan::Current {
+        lineage: &state.lineage,
+        serial: state.serial,
+        resources: &state.resources,
+    };
+    let plan = diff(
+        &state.name,
+        &desired,
+        Some(current),
+        &PlanOptions::default(),
+    )?;
+    let tree = crate::rootfs::extract(&store, &image)?;
+    let manifest = crate::rootfs::Manifest::scan(&tree)?;
+    let mut run_trees = HashMap::new();
+    run_trees.insert(
+        root,
+        RootfsSource {
+            root: tree,
+            entries: manifest.sync_entries(),
+        },
+    );
+    Ok(Prepared {
+        plan,
+        compiled: None,
+        run_trees,
+        run_image: Some(reference.to_string()),
     })
 }

@@ -293,6 +293,13 @@ fn deletions(
         .into_iter()
         .map(|i| {
             let r = gone[i];
+            let installed_by_run =
+                r.attributes.get("installed_by").and_then(|v| v.as_str()) == Some("run");
+            let reason = if installed_by_run && !destroy {
+                "installed by `sealer run`; list its image in Application spec.images to keep it"
+            } else {
+                reason
+            };
             Change {
                 address: r.address.clone(),
                 resource_type: r.resource_type,

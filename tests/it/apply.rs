@@ -531,3 +531,47 @@ fn unknown_host_keys_are_refused_then_pinned() {
         "{shown}"
     );
 }
+
+/// `sealer run APP_IMAGE` installs an app image on the applied cluster; a later plan of a
+/// Clusterfile that does not list it says it would remove it, and why.
+#[test]
+fn run_installs_an_app_image_on_the_cluster() {
+    let d = Deploy::new(TestBed::start(2));
+    let ctx = d.sb.write_tree(
+        "web",
+        &[
+            ("Kubefile", "FROM scratch\nKUBEVERSION >=1.20\nAPP web local://web.yaml\nLAUNCH [\"web\"]\n"),
+            ("web.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\n  namespace: default\ndata: {a: b}\n"),
+        ],
+    );
+    stdout_of(
+        d.sb.sealer()
+            .args(["build", "--type", "app-installer", "-t", "web:v1"])
+            .arg(&ctx),
+    );
+    let file = d.clusterfile(&[0], &[1], "");
+    let file = file.to_str().unwrap().to_string();
+    d.sealer_ok(&["apply", "-f", &file, "--auto-approve"]);
+    let ev = events(&d.sealer_ok(&["run", "web:v1", "--auto-approve", "--json"]));
+    assert_eq!(addresses(&ev, "step_done"), ["app.web"]);
+    let applied = d.commands(0);
+    assert!(
+        applied
+            .iter()
+            .any(|(_, _, c)| c.contains("kubectl apply -f application/apps/web/web.yaml")),
+        "{applied:?}"
+    );
+    assert!(
+        d.bed
+            .ssh_ok(0, "find /var/lib/fake-kube/objects -name web.yaml")
+            .contains("web")
+    );
+    let plan = d.sealer_ok(&["plan", "-f", &file]);
+    assert!(
+        plan.contains("# app.web will be destroyed (installed by `sealer run`; list its image in Application spec.images to keep it)"),
+        "{plan}"
+    );
+    // Running it again changes nothing.
+    let out = d.sealer_ok(&["run", "web:v1", "--auto-approve", "--json"]);
+    assert!(addresses(&events(&out), "step_done").is_empty(), "{out}");
+}
