@@ -527,7 +527,7 @@ fn unknown_host_keys_are_refused_then_pinned() {
     ]);
     let shown = d.sealer_ok(&["state", "show", &format!("host.{}", d.bed.host(0).ip())]);
     assert!(
-        shown.contains(&*d.bed.host(0).host_key_fingerprint()),
+        shown.contains(d.bed.host(0).host_key_fingerprint()),
         "{shown}"
     );
 }
