@@ -574,4 +574,8 @@ fn run_installs_an_app_image_on_the_cluster() {
     // Running it again changes nothing.
     let out = d.sealer_ok(&["run", "web:v1", "--auto-approve", "--json"]);
     assert!(addresses(&events(&out), "step_done").is_empty(), "{out}");
+    // Destroy from the state alone: no Clusterfile needed.
+    d.sealer_ok(&["destroy", "--cluster", "bed", "--auto-approve"]);
+    assert_eq!(d.sealer_ok(&["state", "list"]), "");
+    assert!(d.commands(1).iter().any(|(_, _, c)| c.starts_with("kubeadm reset -f")));
 }
