@@ -577,5 +577,9 @@ fn run_installs_an_app_image_on_the_cluster() {
     // Destroy from the state alone: no Clusterfile needed.
     d.sealer_ok(&["destroy", "--cluster", "bed", "--auto-approve"]);
     assert_eq!(d.sealer_ok(&["state", "list"]), "");
-    assert!(d.commands(1).iter().any(|(_, _, c)| c.starts_with("kubeadm reset -f")));
+    assert!(
+        d.commands(1)
+            .iter()
+            .any(|(_, _, c)| c.starts_with("kubeadm reset -f"))
+    );
 }
