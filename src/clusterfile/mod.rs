@@ -21,7 +21,7 @@ mod secret;
 mod span;
 mod suggest;
 pub mod taint;
-mod yaml;
+pub(crate) mod yaml;
 
 pub use env::{DERIVED_KEYS, Env, EnvValue, IpNet};
 pub use hosts::{Host, SshSettings, expand_home};

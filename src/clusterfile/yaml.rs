@@ -81,7 +81,8 @@ impl Scalar {
     }
 }
 
-fn parse_int(t: &str) -> Option<i128> {
+/// A YAML 1.2 core-schema integer (decimal, `0x` hex, `0o` octal).
+pub(crate) fn parse_int(t: &str) -> Option<i128> {
     if let Some(hex) = t.strip_prefix("0x") {
         return (!hex.is_empty() && hex.chars().all(|c| c.is_ascii_hexdigit()))
             .then(|| i128::from_str_radix(hex, 16).ok())
@@ -100,7 +101,7 @@ fn parse_int(t: &str) -> Option<i128> {
 }
 
 /// `[-+]? ( \. [0-9]+ | [0-9]+ ( \. [0-9]* )? ) ( [eE] [-+]? [0-9]+ )?`
-fn is_float(t: &str) -> bool {
+pub(crate) fn is_float(t: &str) -> bool {
     let s = t.strip_prefix(['-', '+']).unwrap_or(t);
     let (mantissa, exponent) = match s.find(['e', 'E']) {
         Some(i) => (&s[..i], Some(&s[i + 1..])),

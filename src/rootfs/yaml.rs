@@ -166,59 +166,15 @@ fn typed(text: &str, plain: bool) -> Typed<'_> {
         ".nan" | ".NaN" | ".NAN" => return Typed::Float(f64::NAN),
         _ => {}
     }
-    if let Some(int) = parse_int(text) {
+    if let Some(int) = crate::clusterfile::yaml::parse_int(text) {
         return Typed::Int(int);
     }
-    if is_float(text)
+    if crate::clusterfile::yaml::is_float(text)
         && let Ok(f) = text.parse::<f64>()
     {
         return Typed::Float(f);
     }
     Typed::Str(text)
-}
-
-fn parse_int(t: &str) -> Option<i128> {
-    if let Some(hex) = t.strip_prefix("0x") {
-        return (!hex.is_empty() && hex.chars().all(|c| c.is_ascii_hexdigit()))
-            .then(|| i128::from_str_radix(hex, 16).ok())
-            .flatten();
-    }
-    if let Some(oct) = t.strip_prefix("0o") {
-        return (!oct.is_empty() && oct.chars().all(|c| c.is_digit(8)))
-            .then(|| i128::from_str_radix(oct, 8).ok())
-            .flatten();
-    }
-    let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
-    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    t.parse::<i128>().ok()
-}
-
-/// `[-+]? ( \. [0-9]+ | [0-9]+ ( \. [0-9]* )? ) ( [eE] [-+]? [0-9]+ )?`
-fn is_float(t: &str) -> bool {
-    let s = t.strip_prefix(['-', '+']).unwrap_or(t);
-    let (mantissa, exponent) = match s.find(['e', 'E']) {
-        Some(i) => (&s[..i], Some(&s[i + 1..])),
-        None => (s, None),
-    };
-    let (int, frac) = match mantissa.split_once('.') {
-        Some((int, frac)) => (int, Some(frac)),
-        None => (mantissa, None),
-    };
-    let digits = |x: &str| x.chars().all(|c| c.is_ascii_digit());
-    let mantissa_ok = match frac {
-        Some(frac) => digits(int) && digits(frac) && !(int.is_empty() && frac.is_empty()),
-        None => !int.is_empty() && digits(int),
-    };
-    let exponent_ok = match exponent {
-        Some(e) => {
-            let e = e.strip_prefix(['-', '+']).unwrap_or(e);
-            !e.is_empty() && digits(e)
-        }
-        None => true,
-    };
-    mantissa_ok && exponent_ok
 }
 
 /// The documents of `text`; an empty document is `None`. Errors name the line.
