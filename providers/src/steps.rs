@@ -224,18 +224,19 @@ pub fn ipvs_rule(vip: &str, masters: &[String]) -> String {
 /// Resets a node: `kubeadm reset -f`, then the image's clean script when it has one.
 pub fn kube_reset(cluster: &str, rootfs: &str, exports: &str) -> String {
     format!(
-        "set -e\nkubeadm reset -f\n{}{}",
+        "set -e\nif command -v kubeadm >/dev/null; then kubeadm reset -f; fi\n{}{}",
         optional_image_script(rootfs, exports, "clean-kube.sh").trim_start_matches("set -e\n"),
         hosts_block(cluster, "apiserver", &[])
     )
 }
 
-/// Drains a node before it leaves (on master0).
+/// Drains a node before it leaves (on master0). A node the API no longer has (a destroy
+/// interrupted after it was deleted) is done already.
 pub fn drain(node: &str, timeout_secs: u64) -> String {
     format!(
-        "set -e\nkubectl drain {} --ignore-daemonsets --delete-emptydir-data --force --timeout={}s\n",
-        quote(node),
-        timeout_secs
+        "set -e\nif kubectl get nodes | awk 'NR>1{{print $1}}' | grep -qxF -- {n}; then\n  kubectl drain {n} --ignore-daemonsets --delete-emptydir-data --force --timeout={t}s\nfi\n",
+        n = quote(node),
+        t = timeout_secs
     )
 }
 
@@ -310,7 +311,11 @@ pub fn app_destroy(rootfs: &str, kind: &str, name: &str, files: &[String]) -> Op
             }
             Some(s)
         }
-        "helm" => Some(format!("set -e\nhelm uninstall {}\n", quote(name))),
+        // Only a release that is still there (an interrupted destroy may have removed it).
+        "helm" => Some(format!(
+            "set -e\nif helm list | awk 'NR>1{{print $1}}' | grep -qxF -- {n}; then helm uninstall {n}; fi\n",
+            n = quote(name)
+        )),
         _ => None,
     }
 }

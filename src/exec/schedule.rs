@@ -120,6 +120,31 @@ pub async fn run<R: StepRunner>(
                     busy_hosts.insert(h.clone());
                 }
                 ready.remove(&i);
+                // A step that creates something is recorded as tainted before it starts: if
+                // sealer dies midway, the next plan replaces it (its teardown tolerates a
+                // half-made resource) instead of creating it a second time.
+                if matches!(change.action, Action::Create | Action::Replace)
+                    && let Err(e) = recorder.taint(change)
+                {
+                    if let Some(h) = &change.host {
+                        busy_hosts.remove(h);
+                    }
+                    let failure = StepFailure::message(format!(
+                        "the state could not record the step's start: {e}"
+                    ));
+                    fail(
+                        i,
+                        failure,
+                        changes,
+                        &dependents,
+                        &mut finished,
+                        &mut ready,
+                        &mut report,
+                        recorder,
+                        sink,
+                    );
+                    continue;
+                }
                 sink.event(Event::StepStart {
                     address: change.address.clone(),
                     host: change.host.clone(),

@@ -8,6 +8,7 @@ mod build;
 mod interop;
 mod plan;
 mod registry;
+mod reliability;
 mod rootfs;
 mod ssh;
 mod state;
