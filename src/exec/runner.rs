@@ -55,6 +55,22 @@ pub struct Runner {
     pub sink: Arc<dyn EventSink>,
     /// Node names (hostnames) by IP, learned from host steps or asked for.
     pub node_names: Mutex<HashMap<String, String>>,
+    /// Secret values seen so far (join tokens, certificate keys) and the Clusterfile's: any
+    /// output line that contains one is redacted before it is shown.
+    pub secrets: Arc<Mutex<Vec<String>>>,
+}
+
+/// Replaces every known secret in `line` with `(sensitive value)`.
+fn redact(line: &str, secrets: &Mutex<Vec<String>>) -> String {
+    let mut out = line.to_string();
+    if let Ok(secrets) = secrets.lock() {
+        for s in secrets.iter().filter(|s| s.len() >= 4) {
+            if out.contains(s.as_str()) {
+                out = out.replace(s.as_str(), "(sensitive value)");
+            }
+        }
+    }
+    out
 }
 
 /// A failed command inside a step.
@@ -127,11 +143,35 @@ impl Runner {
         script: String,
         stdin: Stdin,
     ) -> Result<Vec<u8>, StepFailure> {
+        self.run_with(address, host, script, stdin, false).await
+    }
+
+    /// Like [`Runner::run`] for commands whose output is a secret (join tokens, certificate
+    /// keys, the registry's key): their output is never streamed, logged or shown.
+    async fn run_secret(
+        &self,
+        address: &str,
+        host: &str,
+        script: String,
+    ) -> Result<Vec<u8>, StepFailure> {
+        self.run_with(address, host, script, Stdin::Null, true)
+            .await
+    }
+
+    async fn run_with(
+        &self,
+        address: &str,
+        host: &str,
+        script: String,
+        stdin: Stdin,
+        secret_output: bool,
+    ) -> Result<Vec<u8>, StepFailure> {
         let transport = self.transport(host).await?;
         let shown = first_line(&script);
         let exec = Exec::new(script, self.ctx.step_timeout).with_stdin(stdin);
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<OutputChunk>();
         let sink = Arc::clone(&self.sink);
+        let secrets = Arc::clone(&self.secrets);
         let (addr, h) = (address.to_string(), host.to_string());
         let forward = tokio::spawn(async move {
             let mut pending: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
@@ -144,19 +184,25 @@ impl Runner {
                         address: addr.clone(),
                         host: Some(h.clone()),
                         stderr: chunk.stderr,
-                        line: String::from_utf8_lossy(&line[..line.len() - 1]).into_owned(),
+                        line: redact(&String::from_utf8_lossy(&line[..line.len() - 1]), &secrets),
                     });
                 }
             }
         });
-        let result = transport.exec(&exec, Some(&tx)).await;
+        let result = transport.exec(&exec, (!secret_output).then_some(&tx)).await;
         drop(tx);
         let _ = forward.await;
         match result {
             Ok(out) if out.status.success() => Ok(out.stdout),
             Ok(out) => {
-                let mut all = out.stdout.clone();
+                // A failed secret command shows its stderr only: stdout may hold the secret.
+                let mut all = if secret_output {
+                    Vec::new()
+                } else {
+                    out.stdout.clone()
+                };
                 all.extend_from_slice(&out.stderr);
+                let all = redact(&String::from_utf8_lossy(&all), &self.secrets).into_bytes();
                 Err(failure(
                     &shown,
                     format!("on host {host}: command failed ({})", out.status),
@@ -168,6 +214,25 @@ impl Runner {
                 format!("on host {host}: {}", e.message),
                 &[],
             )),
+        }
+    }
+
+    /// Remembers the secret words of a join command or key so output never shows them.
+    fn remember_secrets(&self, text: &str) {
+        if let Ok(mut secrets) = self.secrets.lock() {
+            let mut words = text.split_whitespace().peekable();
+            while let Some(w) = words.next() {
+                if matches!(
+                    w,
+                    "--token" | "--certificate-key" | "--discovery-token-ca-cert-hash"
+                ) && let Some(value) = words.peek()
+                {
+                    secrets.push(value.to_string());
+                }
+            }
+            if !text.contains(' ') && !text.trim().is_empty() {
+                secrets.push(text.trim().to_string());
+            }
         }
     }
 
@@ -295,9 +360,7 @@ impl Runner {
                     // through memory, never written on the operator machine.
                     for ext in ["crt", "key"] {
                         let path = format!("/etc/sealer/registry/{}.{ext}", ctx.registry_domain);
-                        let bytes = self
-                            .run(a, &first, steps::read_file(&path), Stdin::Null)
-                            .await?;
+                        let bytes = self.run_secret(a, &first, steps::read_file(&path)).await?;
                         self.run(
                             a,
                             &host,
@@ -349,23 +412,21 @@ impl Runner {
                 }
             }
             ResourceType::KubernetesInit => {
-                self.run(
+                // kubeadm init prints join commands with a token and certificate key: its
+                // output is a secret.
+                self.run_with(
                     a,
                     &host,
                     steps::kube_init(&ctx.cluster, &ctx.rootfs, &exports, &ctx.master0),
                     Stdin::Bytes(ctx.kubeadm_config.clone().into_bytes()),
+                    true,
                 )
                 .await?;
             }
             ResourceType::KubernetesMaster | ResourceType::KubernetesWorker => {
                 let control_plane = change.resource_type == ResourceType::KubernetesMaster;
                 let join = self
-                    .run(
-                        a,
-                        &ctx.master0,
-                        steps::join_command().to_string(),
-                        Stdin::Null,
-                    )
+                    .run_secret(a, &ctx.master0, steps::join_command().to_string())
                     .await?;
                 let mut secret = String::from_utf8_lossy(&join)
                     .lines()
@@ -373,23 +434,20 @@ impl Runner {
                     .unwrap_or_default()
                     .trim()
                     .to_string();
+                self.remember_secrets(&secret);
                 secret.push('\n');
                 if control_plane {
                     let key = self
-                        .run(
-                            a,
-                            &ctx.master0,
-                            steps::certificate_key().to_string(),
-                            Stdin::Null,
-                        )
+                        .run_secret(a, &ctx.master0, steps::certificate_key().to_string())
                         .await?;
-                    secret.push_str(
-                        String::from_utf8_lossy(&key)
-                            .lines()
-                            .last()
-                            .unwrap_or_default()
-                            .trim(),
-                    );
+                    let key = String::from_utf8_lossy(&key)
+                        .lines()
+                        .last()
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string();
+                    self.remember_secrets(&key);
+                    secret.push_str(&key);
                     secret.push('\n');
                 }
                 let endpoint = if control_plane || ctx.masters.len() == 1 {

@@ -189,6 +189,7 @@ pub async fn execute(
         pool: Pool::new(access),
         sink: Arc::clone(&sink),
         node_names: std::sync::Mutex::new(node_names(&state)),
+        secrets: Arc::new(std::sync::Mutex::new(known_secrets(&prepared))),
     });
     let recorder = StateRecorder {
         store: &store,
@@ -224,6 +225,28 @@ pub async fn execute(
         store.set_applied_config(&plan.cluster, &config)?;
     }
     Ok(report)
+}
+
+/// The Clusterfile's secrets: output that contains one of them is redacted.
+fn known_secrets(prepared: &Prepared) -> Vec<String> {
+    let Some(compiled) = &prepared.compiled else {
+        return Vec::new();
+    };
+    let cf = &compiled.clusterfile;
+    let mut out = Vec::new();
+    for host in cf.hosts() {
+        out.extend(host.ssh.password.as_ref().map(|s| s.expose().to_string()));
+        out.extend(host.ssh.pk_passwd.as_ref().map(|s| s.expose().to_string()));
+    }
+    out.extend(
+        cf.registry()
+            .password
+            .as_ref()
+            .map(|s| s.expose().to_string()),
+    );
+    out.sort();
+    out.dedup();
+    out
 }
 
 fn node_names(state: &ClusterState) -> HashMap<String, String> {

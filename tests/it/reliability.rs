@@ -277,3 +277,156 @@ fn hung_cut_and_killed_hosts_fail_in_time_and_apply_converges() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// Every file under `dir`, recursively, as bytes (for grepping secrets).
+fn all_files(dir: &std::path::Path, out: &mut Vec<(std::path::PathBuf, Vec<u8>)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            all_files(&path, out);
+        } else if meta.is_file()
+            && let Ok(bytes) = std::fs::read(&path)
+        {
+            out.push((path, bytes));
+        }
+    }
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+/// SSH password, key passphrase, registry credentials and the join tokens never appear in
+/// any output, the state or any file sealer writes; state and plan files are 0600.
+#[test]
+fn secrets_appear_nowhere() {
+    let ssh_password = "S3cret-ssh-pass!";
+    let key_passphrase = "S3cret-key-phrase!";
+    let registry_password = "S3cret-registry-pass!";
+    let d = Deploy::new(TestBed::builder(3).password(ssh_password).start());
+    // Host 1 logs in with a passphrase-protected copy of the key; host 2 with the password.
+    let key = d.sb.path("encrypted_key");
+    std::fs::copy(d.bed.client_key_path(), &key).unwrap();
+    let status = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-p", "-P", "", "-N", key_passphrase, "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let text = format!(
+        "apiVersion: sealer.io/v2\nkind: Cluster\nmetadata:\n  name: bed\nspec:\n  image: {}\n  ssh:\n    pk: {}\n  hosts:\n    - ips: [{}]\n      roles: [master]\n    - ips: [{}]\n      roles: [node]\n      ssh: {{pk: {}, pkPasswd: \"{key_passphrase}\"}}\n    - ips: [{}]\n      roles: [node]\n      ssh: {{passwd: \"{ssh_password}\"}}\n  registry:\n    localRegistry: {{username: admin, password: \"{registry_password}\"}}\n",
+        crate::apply::IMAGE,
+        d.bed.client_key_path().display(),
+        d.bed.host(0).ip(),
+        d.bed.host(1).ip(),
+        key.display(),
+        d.bed.host(2).ip(),
+    );
+    let file = d.sb.path("Clusterfile");
+    std::fs::write(&file, text).unwrap();
+    let file = file.to_str().unwrap().to_string();
+
+    let mut outputs: Vec<(String, Vec<u8>)> = Vec::new();
+    let run = |outputs: &mut Vec<(String, Vec<u8>)>, args: &[&str]| {
+        let out = d.sealer(args);
+        assert!(
+            out.status.success(),
+            "sealer {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        outputs.push((format!("{args:?} stdout"), out.stdout));
+        outputs.push((format!("{args:?} stderr"), out.stderr));
+    };
+    run(&mut outputs, &["validate", "-f", &file]);
+    run(&mut outputs, &["plan", "-f", &file]);
+    run(&mut outputs, &["plan", "-f", &file, "--json"]);
+    run(&mut outputs, &["plan", "-f", &file, "--out", "plan.bin"]);
+    run(&mut outputs, &["show", "plan.bin"]);
+    run(&mut outputs, &["show", "plan.bin", "--json"]);
+    run(&mut outputs, &["show", "plan.bin", "--format", "markdown"]);
+    run(&mut outputs, &["apply", "plan.bin", "--json"]);
+    run(&mut outputs, &["plan", "-f", &file, "--json"]);
+    run(&mut outputs, &["state", "list"]);
+    let addresses = String::from_utf8(outputs.last().unwrap().1.clone()).unwrap();
+    for address in addresses.lines() {
+        run(&mut outputs, &["state", "show", address]);
+        run(&mut outputs, &["state", "show", address, "--json"]);
+    }
+    // The join tokens and certificate key the cluster handed out.
+    let tokens = d.bed.ssh_ok(
+        0,
+        "cat /var/lib/fake-kube/tokens/* /var/lib/fake-kube/certificate-key 2>/dev/null || true",
+    );
+    let mut secrets: Vec<String> = vec![
+        ssh_password.into(),
+        key_passphrase.into(),
+        registry_password.into(),
+    ];
+    // Bootstrap tokens (`abcdef.0123456789abcdef`) and 64-hex certificate keys.
+    let is_token = |w: &str| {
+        let hex = |x: &str| {
+            x.chars()
+                .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase())
+        };
+        matches!(w.split_once('.'), Some((a, b)) if a.len() == 6 && b.len() == 16 && hex(a) && hex(b))
+            || (w.len() == 64 && w.chars().all(|c| c.is_ascii_hexdigit()))
+    };
+    secrets.extend(
+        tokens
+            .split_whitespace()
+            .filter(|w| is_token(w))
+            .map(str::to_string),
+    );
+    assert!(
+        secrets.len() > 3,
+        "the cluster handed out join credentials: {tokens:?}"
+    );
+
+    let mut files = Vec::new();
+    all_files(&d.sb.home(), &mut files);
+    files.push((
+        d.sb.path("plan.bin"),
+        std::fs::read(d.sb.path("plan.bin")).unwrap(),
+    ));
+    for secret in &secrets {
+        for (what, bytes) in &outputs {
+            for l in String::from_utf8_lossy(bytes)
+                .lines()
+                .filter(|l| l.contains(secret.as_str()))
+            {
+                eprintln!("LEAK: {}", l.replace(secret.as_str(), "<SECRET>"));
+            }
+            assert!(
+                !contains(bytes, secret),
+                "a secret appears in the output of {what}"
+            );
+        }
+        for (path, bytes) in &files {
+            assert!(
+                !contains(bytes, secret),
+                "a secret appears in {}",
+                path.display()
+            );
+        }
+    }
+    use std::os::unix::fs::PermissionsExt;
+    for name in ["state.db", "state.db-wal"] {
+        let path = d.sb.home().join(name);
+        if let Ok(meta) = std::fs::metadata(&path) {
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{name}");
+        }
+    }
+    let plan_mode = std::fs::metadata(d.sb.path("plan.bin"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(plan_mode & 0o777, 0o600);
+}
