@@ -182,51 +182,70 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Apply(args) => {
             let settings = settings.with_state_path(args.exec.state.clone());
             let rt = runtime()?;
-            let prepared = match (&args.plan_file, &args.file) {
+            let lock = lock_timeout(&args.exec);
+            let (session, prepared) = match (&args.plan_file, &args.file) {
                 (Some(plan_file), _) => {
-                    rt.block_on(ops::prepare_saved(&settings, plan_file, pull(&settings)))?
+                    let cluster = sealer::plan::saved::SavedPlan::read(plan_file)?
+                        .plan
+                        .cluster;
+                    let session = ops::Session::begin(&settings, &cluster, "apply", lock)?;
+                    let prepared =
+                        rt.block_on(ops::prepare_saved(&settings, plan_file, pull(&settings)))?;
+                    (session, prepared)
                 }
                 (None, file) => {
                     let file = file.clone().unwrap_or_else(|| "Clusterfile".into());
+                    let session =
+                        ops::Session::begin(&settings, &ops::cluster_of(&file)?, "apply", lock)?;
                     let options = sealer::plan::PlanOptions {
                         targets: args.targets.clone(),
                         replace: args.replace.clone(),
                         destroy: false,
                     };
-                    rt.block_on(ops::prepare_apply(
+                    let prepared = rt.block_on(ops::prepare_apply(
                         &settings,
                         &file,
                         &options,
                         pull(&settings),
-                    ))?
+                    ))?;
+                    (session, prepared)
                 }
             };
             let confirm = args.plan_file.is_none() && !args.exec.auto_approve;
-            execute(&rt, &settings, prepared, &args.exec, confirm)
+            execute(&rt, &settings, session, prepared, &args.exec, confirm)
         }
         Command::Run(args) => {
             let settings = settings.with_state_path(args.exec.state.clone());
             let rt = runtime()?;
+            let cluster = ops::cluster_name(&settings, args.cluster.as_deref())?;
+            let session =
+                ops::Session::begin(&settings, &cluster, "run", lock_timeout(&args.exec))?;
             let prepared = rt.block_on(ops::prepare_run(
                 &settings,
                 &args.image,
-                args.cluster.as_deref(),
+                Some(&cluster),
                 pull(&settings),
             ))?;
             let confirm = !args.exec.auto_approve;
-            execute(&rt, &settings, prepared, &args.exec, confirm)
+            execute(&rt, &settings, session, prepared, &args.exec, confirm)
         }
         Command::Destroy(args) => {
             let settings = settings.with_state_path(args.exec.state.clone());
             let rt = runtime()?;
+            let cluster = match (&args.file, &args.cluster) {
+                (Some(file), _) => ops::cluster_of(file)?,
+                (None, cluster) => ops::cluster_name(&settings, cluster.as_deref())?,
+            };
+            let session =
+                ops::Session::begin(&settings, &cluster, "destroy", lock_timeout(&args.exec))?;
             let prepared = rt.block_on(ops::prepare_destroy(
                 &settings,
                 args.file.as_deref(),
-                args.cluster.as_deref(),
+                Some(&cluster),
                 pull(&settings),
             ))?;
             let confirm = !args.exec.auto_approve;
-            execute(&rt, &settings, prepared, &args.exec, confirm)
+            execute(&rt, &settings, session, prepared, &args.exec, confirm)
         }
         Command::Show(args) => {
             let saved = ops::show_plan(&args.file)?;
@@ -267,9 +286,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 /// Shows the plan, asks for confirmation, runs it, and reports how it ended.
+fn lock_timeout(args: &args::ExecArgs) -> std::time::Duration {
+    std::time::Duration::from_secs(args.lock_timeout)
+}
+
 fn execute(
     rt: &tokio::runtime::Runtime,
     settings: &Settings,
+    session: ops::Session,
     prepared: ops::Prepared,
     args: &args::ExecArgs,
     confirm: bool,
@@ -337,7 +361,7 @@ fn execute(
                 }
             }
         });
-        let report = ops::execute(settings, prepared, &exec, sink, rx).await;
+        let report = ops::execute(settings, session, prepared, &exec, sink, rx).await;
         interrupts.abort();
         report
     })?;

@@ -155,19 +155,56 @@ where
 }
 
 /// Runs a prepared plan under the cluster's state lock.
+/// The state of one cluster, locked for the whole operation: taken before the plan is made,
+/// so a second apply waits for the first instead of planning against a state that is
+/// about to change.
+pub struct Session {
+    store: StateStore,
+    cluster: String,
+    _lock: crate::state::StateLock,
+}
+
+impl Session {
+    pub fn begin(
+        settings: &Settings,
+        cluster: &str,
+        operation: &str,
+        timeout: Duration,
+    ) -> Result<Session> {
+        let store = StateStore::open_or_create(&settings.state_path)?;
+        let lock = store.lock(cluster, &LockHolder::this_process(operation), timeout)?;
+        Ok(Session {
+            store,
+            cluster: cluster.to_string(),
+            _lock: lock,
+        })
+    }
+}
+
+/// The name of the cluster a Clusterfile declares (to lock its state before planning).
+pub fn cluster_of(path: &Path) -> Result<String> {
+    Ok(crate::clusterfile::load(path)?.name().to_string())
+}
+
+/// Runs a prepared plan in a session holding the cluster's state lock.
 pub async fn execute(
     settings: &Settings,
+    session: Session,
     prepared: Prepared,
     exec: &ExecSettings,
     sink: Arc<dyn EventSink>,
     cancel: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Report> {
     let plan = &prepared.plan;
-    let store = StateStore::open_or_create(&settings.state_path)?;
-    let holder = LockHolder::this_process(if plan.destroy { "destroy" } else { "apply" });
-    let _lock = store.lock(&plan.cluster, &holder, exec.lock_timeout)?;
+    if session.cluster != plan.cluster {
+        return Err(Error::msg(format!(
+            "the plan is for cluster \"{}\", but the lock is for \"{}\"",
+            plan.cluster, session.cluster
+        )));
+    }
+    let store = &session.store;
     let state = store.cluster(&plan.cluster)?;
-    // The plan was made before the lock: refuse it if the state moved since.
+    // A saved plan was made before the lock: refuse it if the state moved since.
     let freshness = SavedPlan {
         plan: plan.clone(),
         clusterfile: None,
@@ -192,7 +229,7 @@ pub async fn execute(
         secrets: Arc::new(std::sync::Mutex::new(known_secrets(&prepared))),
     });
     let recorder = StateRecorder {
-        store: &store,
+        store,
         cluster: plan.cluster.clone(),
     };
     let report = schedule::run(

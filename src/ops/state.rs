@@ -47,6 +47,20 @@ fn choose(store: &StateStore, cluster: Option<&str>) -> Result<Option<ClusterSta
     }
 }
 
+/// The cluster an operation on the state means: the one named, else the only one.
+pub fn cluster_name(settings: &Settings, cluster: Option<&str>) -> Result<String> {
+    let store = StateStore::open_existing(&settings.state_path)?.ok_or_else(|| {
+        Error::msg(format!(
+            "there is no state at {}",
+            settings.state_path.display()
+        ))
+    })?;
+    match choose(&store, cluster)? {
+        Some(state) => Ok(state.name),
+        None => Err(Error::msg("the state holds no cluster")),
+    }
+}
+
 pub fn list_state(settings: &Settings, cluster: Option<&str>) -> Result<StateListing> {
     let Some(store) = StateStore::open_existing(&settings.state_path)? else {
         return Ok(StateListing::Empty);

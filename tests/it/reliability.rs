@@ -430,3 +430,100 @@ fn secrets_appear_nowhere() {
         .mode();
     assert_eq!(plan_mode & 0o777, 0o600);
 }
+
+/// Two applies on one state: the second is refused naming the holder, or waits for it.
+#[test]
+fn a_second_apply_waits_for_or_is_refused_by_the_lock() {
+    let d = Deploy::new(TestBed::start(2));
+    let plugin = "---\napiVersion: sealer.io/v1\nkind: Plugin\nmetadata: {name: slow}\nspec:\n  type: SHELL\n  action: pre-init-host\n  scope: master\n  data: |\n    touch /tmp/slow-started; sleep 3\n";
+    let file = d.clusterfile(&[0], &[1], plugin);
+    let file = file.to_str().unwrap().to_string();
+    let binary = assert_cmd::cargo::cargo_bin("sealer");
+    let mut first = d.bed.command(&binary);
+    first
+        .args(["apply", "-f", &file, "--auto-approve"])
+        .env("SEALER_HOME", d.sb.home())
+        .env("HOME", d.sb.path(""))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut first = first.spawn().unwrap();
+    let start = Instant::now();
+    while d.bed.ssh(0, "test -f /tmp/slow-started").status.code() != Some(0) {
+        assert!(start.elapsed() < Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let refused = d.sealer(&["apply", "-f", &file, "--auto-approve"]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("is locked by pid {}", first.id())),
+        "{err}"
+    );
+    assert!(err.contains(" since 20"), "names when: {err}");
+    assert!(err.contains("--lock-timeout"), "{err}");
+    let waited = d.sealer(&[
+        "apply",
+        "-f",
+        &file,
+        "--auto-approve",
+        "--lock-timeout",
+        "60",
+    ]);
+    assert!(first.wait().unwrap().success());
+    assert!(
+        waited.status.success(),
+        "{}",
+        String::from_utf8_lossy(&waited.stderr)
+    );
+}
+
+/// A changed host key is refused naming both fingerprints; the pinned key is kept.
+#[test]
+fn a_changed_host_key_is_refused_and_the_pin_survives() {
+    let d = Deploy::new(TestBed::start(1));
+    std::fs::remove_file(d.sb.path(".ssh/known_hosts")).unwrap();
+    let file = d.clusterfile(&[0], &[], "");
+    let file = file.to_str().unwrap().to_string();
+    d.sealer_ok(&[
+        "apply",
+        "-f",
+        &file,
+        "--auto-approve",
+        "--accept-new-host-keys",
+    ]);
+    let pinned = d.bed.host(0).host_key_fingerprint().to_string();
+    // Later runs need no flag: the key is pinned in the state.
+    d.sealer_ok(&[
+        "apply",
+        "-f",
+        &file,
+        "--auto-approve",
+        "--replace",
+        &format!("node_meta.{}", d.bed.host(0).ip()),
+    ]);
+    // The host gets a new key (a reinstall, or someone in the middle).
+    d.bed
+        .ssh_ok(0, "rm -f /etc/ssh/ssh_host_*; ssh-keygen -q -A");
+    d.bed.kill(0);
+    d.bed.restart(0);
+    let out = d.sealer(&[
+        "apply",
+        "-f",
+        &file,
+        "--auto-approve",
+        "--accept-new-host-keys",
+        "--replace",
+        &format!("node_meta.{}", d.bed.host(0).ip()),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("host key changed"), "{err}");
+    // Both fingerprints: the pinned one and the one the host offers now.
+    let got = err
+        .split("got ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| c.is_whitespace() || c == ',').next())
+        .unwrap_or_default();
+    assert!(err.contains(&format!("expected {pinned}")), "{err}");
+    assert!(got.starts_with("SHA256:") && got != pinned, "{err}");
+}
