@@ -1,4 +1,6 @@
 //! Reliability on the real test bed: the engine killed at random points, hosts that die,
+
+#![allow(clippy::print_stderr)] // The crash test prints its seed and kill points, to be repeatable.
 //! hang or drop off the network, two applies racing for one state.
 
 use crate::apply::Deploy;
