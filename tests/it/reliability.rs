@@ -1,7 +1,8 @@
 //! Reliability on the real test bed: the engine killed at random points, hosts that die,
-
-#![allow(clippy::print_stderr)] // The crash test prints its seed and kill points, to be repeatable.
 //! hang or drop off the network, two applies racing for one state.
+
+// The crash test prints its seed and kill points, so a failure can be repeated.
+#![allow(clippy::print_stderr)]
 
 use crate::apply::Deploy;
 use crate::support::testbed::TestBed;
