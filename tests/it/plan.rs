@@ -496,3 +496,27 @@ fn image_plugins_are_planned_at_their_phase() {
         "{err}"
     );
 }
+
+/// A saved plan made against another state of the cluster (another lineage) is refused
+/// before anything runs.
+#[test]
+fn a_saved_plan_from_another_state_is_refused() {
+    let sb = with_image();
+    apply_state(&sb, &Spec::three_by_three());
+    let mut spec = Spec::three_by_three();
+    spec.workers.push("10.0.0.8".into());
+    let file = write(&sb, &spec);
+    let saved = sb.path("scale.bin");
+    plan(&sb, &file, &["--out", saved.to_str().unwrap()]);
+    // The state is recreated (a restored backup of another cluster, a fresh state file...).
+    std::fs::remove_file(sb.home().join("state.db")).unwrap();
+    let _ = std::fs::remove_file(sb.home().join("state.db-wal"));
+    let _ = std::fs::remove_file(sb.home().join("state.db-shm"));
+    apply_state(&sb, &Spec::three_by_three());
+    write(&sb, &spec);
+    let err = failure_of(sb.sealer().arg("apply").arg(&saved));
+    assert!(
+        err.contains("saved plan is for another state: its lineage is "),
+        "{err}"
+    );
+}

@@ -530,3 +530,57 @@ fn a_changed_host_key_is_refused_and_the_pin_survives() {
     assert!(err.contains(&format!("expected {pinned}")), "{err}");
     assert!(got.starts_with("SHA256:") && got != pinned, "{err}");
 }
+
+/// Values with `;`, `$(...)`, backticks, quotes and newlines reach hosts as data and never
+/// run: env values arrive intact in scripts' environment, Config data in files.
+#[test]
+fn hostile_values_never_execute_on_hosts() {
+    let d = Deploy::new(TestBed::start(2));
+    let values = [
+        ("SEMI", "a; touch /tmp/pwned-semi"),
+        ("SUBST", "$(touch /tmp/pwned-subst)"),
+        ("TICKS", "`touch /tmp/pwned-ticks`"),
+        ("QUOTES", "it's \"quoted\" ' && touch /tmp/pwned-quote && '"),
+        ("NEWLINE", "line1\ntouch /tmp/pwned-newline"),
+    ];
+    let mut env = String::from("  env:\n");
+    for (k, v) in &values {
+        env.push_str(&format!(
+            "    - {}\n",
+            serde_json::to_string(&format!("{k}={v}")).unwrap()
+        ));
+    }
+    let mut dump = String::new();
+    for (k, _) in &values {
+        // `;` makes a list (spec): print every element.
+        dump.push_str(&format!(
+            "    printf '%s|' \"${{{k}[@]}}\" > /tmp/seen-{k}\n"
+        ));
+    }
+    let docs = format!(
+        "---\napiVersion: sealer.io/v1\nkind: Plugin\nmetadata: {{name: dump}}\nspec:\n  type: SHELL\n  action: pre-init-host\n  data: |\n{dump}---\napiVersion: sealer.io/v1\nkind: Config\nmetadata: {{name: hostile}}\nspec:\n  path: etc/hostile.conf\n  data: {}\n",
+        serde_json::to_string("x=$(touch /tmp/pwned-config); `id`\n").unwrap()
+    );
+    let file = d.clusterfile(&[0], &[1], &docs);
+    // The env block belongs to the Cluster's spec.
+    let text =
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .replacen("spec:\n", &format!("spec:\n{env}"), 1);
+    std::fs::write(&file, text).unwrap();
+    let file = file.to_str().unwrap().to_string();
+    d.sealer_ok(&["apply", "-f", &file, "--auto-approve"]);
+    for i in 0..2 {
+        let pwned = d.bed.ssh_ok(i, "ls /tmp | grep pwned || true");
+        assert_eq!(pwned.trim(), "", "host {i} ran injected commands");
+        for (k, v) in &values {
+            let seen = d.bed.ssh_ok(i, &format!("cat /tmp/seen-{k}"));
+            let want: String = v.split(';').map(|item| format!("{item}|")).collect();
+            assert_eq!(seen, want, "host {i}: {k} arrived changed");
+        }
+        let conf = d
+            .bed
+            .ssh_ok(i, "cat /var/lib/sealer/data/bed/rootfs/etc/hostile.conf");
+        assert_eq!(conf, "x=$(touch /tmp/pwned-config); `id`\n");
+    }
+}
