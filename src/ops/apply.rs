@@ -322,7 +322,19 @@ fn access(
     state: &ClusterState,
     exec: &ExecSettings,
 ) -> HashMap<String, Access> {
+    // Replacing a host (`--replace host.IP`) drops its pin: with --accept-new-host-keys the
+    // key it offers now is accepted and pinned, the way to take a reinstalled host back.
+    let replaced: std::collections::BTreeSet<String> = prepared
+        .plan
+        .changes
+        .iter()
+        .filter(|c| c.resource_type == ResourceType::Host && c.action == Action::Replace)
+        .filter_map(|c| c.host.clone())
+        .collect();
     let pinned = |ip: &str| -> Option<String> {
+        if replaced.contains(ip) {
+            return None;
+        }
         state
             .resources
             .get(&format!("host.{ip}"))

@@ -505,6 +505,15 @@ fn a_changed_host_key_is_refused_and_the_pin_survives() {
         &format!("node_meta.{}", d.bed.host(0).ip()),
     ]);
     // The host gets a new key (a reinstall, or someone in the middle).
+    let host = format!("host.{}", d.bed.host(0).ip());
+    let key_of = |shown: &str| -> String {
+        let v: serde_json::Value = serde_json::from_str(shown).unwrap();
+        v["attributes"]["host_key"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let old = key_of(&d.sealer_ok(&["state", "show", &host, "--json"]));
     d.bed
         .ssh_ok(0, "rm -f /etc/ssh/ssh_host_*; ssh-keygen -q -A");
     d.bed.kill(0);
@@ -583,4 +592,50 @@ fn hostile_values_never_execute_on_hosts() {
             .ssh_ok(i, "cat /var/lib/sealer/data/bed/rootfs/etc/hostile.conf");
         assert_eq!(conf, "x=$(touch /tmp/pwned-config); `id`\n");
     }
+}
+
+/// A reinstalled host is taken back on purpose: replacing its host resource with
+/// --accept-new-host-keys pins the new key.
+#[test]
+fn a_replaced_host_takes_its_new_key() {
+    let d = Deploy::new(TestBed::start(1));
+    std::fs::remove_file(d.sb.path(".ssh/known_hosts")).unwrap();
+    let file = d.clusterfile(&[0], &[], "");
+    let file = file.to_str().unwrap().to_string();
+    d.sealer_ok(&[
+        "apply",
+        "-f",
+        &file,
+        "--auto-approve",
+        "--accept-new-host-keys",
+    ]);
+    let host = format!("host.{}", d.bed.host(0).ip());
+    let key_of = |shown: &str| -> String {
+        let v: serde_json::Value = serde_json::from_str(shown).unwrap();
+        v["attributes"]["host_key"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let old = key_of(&d.sealer_ok(&["state", "show", &host, "--json"]));
+    d.bed
+        .ssh_ok(0, "rm -f /etc/ssh/ssh_host_*; ssh-keygen -q -A");
+    d.bed.kill(0);
+    d.bed.restart(0);
+    d.sealer_ok(&[
+        "apply",
+        "-f",
+        &file,
+        "--auto-approve",
+        "--accept-new-host-keys",
+        "--replace",
+        &host,
+    ]);
+    let new = key_of(&d.sealer_ok(&["state", "show", &host, "--json"]));
+    assert!(
+        new.starts_with("SHA256:") && old.starts_with("SHA256:") && new != old,
+        "{old} {new}"
+    );
+    let out = d.sealer(&["plan", "-f", &file, "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0));
 }
