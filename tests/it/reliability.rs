@@ -504,7 +504,6 @@ fn a_changed_host_key_is_refused_and_the_pin_survives() {
         "--replace",
         &format!("node_meta.{}", d.bed.host(0).ip()),
     ]);
-    // The host gets a new key (a reinstall, or someone in the middle).
     let host = format!("host.{}", d.bed.host(0).ip());
     let key_of = |shown: &str| -> String {
         let v: serde_json::Value = serde_json::from_str(shown).unwrap();
@@ -513,7 +512,12 @@ fn a_changed_host_key_is_refused_and_the_pin_survives() {
             .unwrap_or_default()
             .to_string()
     };
-    let old = key_of(&d.sealer_ok(&["state", "show", &host, "--json"]));
+    // The pin survived the second run unchanged.
+    assert_eq!(
+        key_of(&d.sealer_ok(&["state", "show", &host, "--json"])),
+        pinned
+    );
+    // The host gets a new key (a reinstall, or someone in the middle).
     d.bed
         .ssh_ok(0, "rm -f /etc/ssh/ssh_host_*; ssh-keygen -q -A");
     d.bed.kill(0);
@@ -617,7 +621,12 @@ fn a_replaced_host_takes_its_new_key() {
             .unwrap_or_default()
             .to_string()
     };
-    let old = key_of(&d.sealer_ok(&["state", "show", &host, "--json"]));
+    // The pin survived the second run unchanged.
+    assert_eq!(
+        key_of(&d.sealer_ok(&["state", "show", &host, "--json"])),
+        pinned
+    );
+    // The host gets a new key (a reinstall, or someone in the middle).
     d.bed
         .ssh_ok(0, "rm -f /etc/ssh/ssh_host_*; ssh-keygen -q -A");
     d.bed.kill(0);
