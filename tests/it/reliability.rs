@@ -621,12 +621,7 @@ fn a_replaced_host_takes_its_new_key() {
             .unwrap_or_default()
             .to_string()
     };
-    // The pin survived the second run unchanged.
-    assert_eq!(
-        key_of(&d.sealer_ok(&["state", "show", &host, "--json"])),
-        pinned
-    );
-    // The host gets a new key (a reinstall, or someone in the middle).
+    let old = key_of(&d.sealer_ok(&["state", "show", &host, "--json"]));
     d.bed
         .ssh_ok(0, "rm -f /etc/ssh/ssh_host_*; ssh-keygen -q -A");
     d.bed.kill(0);
