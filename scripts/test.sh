@@ -23,3 +23,5 @@ cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
 cargo test --locked --workspace --all-targets
 cargo test --locked --workspace --doc
+# The fuzz targets, for a bounded time each (long runs: ./scripts/fuzz.sh 600).
+./scripts/fuzz.sh 20

@@ -5,6 +5,7 @@ mod support;
 
 mod apply;
 mod build;
+mod fuzz;
 mod interop;
 mod plan;
 mod registry;

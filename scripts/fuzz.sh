@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# fuzz.sh SECONDS [TARGET...]: runs the libFuzzer targets of fuzz/ for SECONDS each (all
+# targets by default), growing fuzz/corpus/TARGET. Crashes land in fuzz/artifacts/TARGET/:
+# add them to fuzz/regressions/TARGET/ so the test suite replays them forever.
+# cargo-fuzz needs nightly features; RUSTC_BOOTSTRAP lets the stable toolchain provide them.
+set -euo pipefail
+cd "$(dirname "$0")/../fuzz"
+seconds=${1:?usage: fuzz.sh SECONDS [TARGET...]}
+shift
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(kubefile clusterfile kubeversion)
+command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz
+for t in "${targets[@]}"; do
+  mkdir -p "corpus/$t"
+  RUSTC_BOOTSTRAP=1 cargo fuzz run "$t" "corpus/$t" -- -max_total_time="$seconds" -max_len=8192 -print_final_stats=1 2>&1 \
+    | grep -E '^(Done|stat::number_of_executed_units|==|SUMMARY)' || true
+  # The run above stops with a non-zero status on a crash; say so plainly.
+  if ls "artifacts/$t"/crash-* >/dev/null 2>&1; then
+    echo "fuzz target $t found a crash: see fuzz/artifacts/$t/" >&2
+    exit 1
+  fi
+done
