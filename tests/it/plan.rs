@@ -520,3 +520,36 @@ fn a_saved_plan_from_another_state_is_refused() {
         "{err}"
     );
 }
+
+/// A state file that cannot be read is an error for plan and apply, never "no state", and it
+/// is left exactly as it was.
+#[test]
+fn a_corrupt_state_file_is_an_error_and_is_not_touched() {
+    let sb = with_image();
+    let file = write(&sb, &Spec::three_by_three());
+    let state = sb.home().join("state.db");
+    let garbage = b"SQLite format 3\0this is not a database any more".repeat(40);
+    std::fs::write(&state, &garbage).unwrap();
+    for args in [
+        vec!["plan", "-f"],
+        vec!["apply", "--auto-approve", "-f"],
+        vec!["state", "list", "--state"],
+    ] {
+        let target = if args[0] == "state" {
+            state.clone()
+        } else {
+            file.clone()
+        };
+        let err = failure_of(sb.sealer().args(&args).arg(&target));
+        assert!(
+            err.contains(&state.display().to_string()),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("has no state yet"), "{args:?}: {err}");
+        assert_eq!(
+            std::fs::read(&state).unwrap(),
+            garbage,
+            "{args:?} changed the file"
+        );
+    }
+}
