@@ -20,7 +20,7 @@ impl Deploy {
         stdout_of(
             sb.sealer()
                 .args(["build", "-t", IMAGE])
-                .arg(repo_root().join("tests/fixtures/cluster-image")),
+                .arg(repo_root().join("examples/images/demo-cluster")),
         );
         let ssh_dir = sb.path(".ssh");
         std::fs::create_dir_all(&ssh_dir).unwrap();

@@ -5,6 +5,8 @@ mod support;
 
 mod apply;
 mod build;
+mod cli_docs;
+mod examples;
 mod fuzz;
 mod interop;
 mod plan;

@@ -19,7 +19,7 @@ fn with_image() -> Sandbox {
     stdout_of(
         sb.sealer()
             .args(["build", "--platform", "linux/amd64", "-t", IMAGE])
-            .arg(repo_root().join("tests/fixtures/cluster-image")),
+            .arg(repo_root().join("examples/images/demo-cluster")),
     );
     sb
 }

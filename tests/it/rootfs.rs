@@ -178,7 +178,7 @@ fn the_rendered_rootfs_is_synced_content_addressed_over_ssh() {
     stdout_of(
         sb.sealer()
             .args(["build", "--platform", "linux/amd64", "-t", IMAGE])
-            .arg(repo_root().join("tests/fixtures/cluster-image")),
+            .arg(repo_root().join("examples/images/demo-cluster")),
     );
     let store = Store::open(&sb.home()).expect("store");
     let (_, image) = store.get(IMAGE).expect("the built image");

@@ -1,7 +1,7 @@
 //! The SSH test bed itself (`support/testbed.rs`): isolation, limits, faults, cleanup.
 
 use crate::support::testbed::{TestBed, shell_quote};
-use crate::support::{Sandbox, fixture, stdout_of};
+use crate::support::{Sandbox, repo_root, stdout_of};
 use serde_json::Value;
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -482,7 +482,7 @@ fn beds_of_6_and_32_hosts_start_quickly() {
     }
 }
 
-// ---- the test cluster image (tests/fixtures/cluster-image) ----
+// ---- the test cluster image (examples/images/demo-cluster) ----
 
 const CLUSTER_IMAGE: &str = "sealer-test/kubernetes:v1.22.15";
 const ROOTFS: &str = "/var/lib/sealer/data/test/rootfs";
@@ -491,7 +491,7 @@ fn build_cluster_image(sb: &Sandbox) -> Value {
     stdout_of(
         sb.sealer()
             .args(["build", "-t", CLUSTER_IMAGE])
-            .arg(fixture("cluster-image")),
+            .arg(repo_root().join("examples/images/demo-cluster")),
     );
     serde_json::from_str(&stdout_of(sb.sealer().args(["inspect", CLUSTER_IMAGE]))).unwrap()
 }
