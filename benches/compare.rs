@@ -27,7 +27,11 @@ fn sealer_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("bench path");
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
     let bin = dir.join("sealer");
-    assert!(bin.is_file(), "build the binary first: cargo build --release ({})", bin.display());
+    assert!(
+        bin.is_file(),
+        "build the binary first: cargo build --release ({})",
+        bin.display()
+    );
     bin
 }
 
@@ -45,7 +49,10 @@ struct Scratch {
 impl Scratch {
     fn new() -> Scratch {
         Scratch {
-            dir: tempfile::Builder::new().prefix("sealer-bench-").tempdir().unwrap(),
+            dir: tempfile::Builder::new()
+                .prefix("sealer-bench-")
+                .tempdir()
+                .unwrap(),
         }
     }
 
@@ -101,7 +108,12 @@ impl Scratch {
             let mut kf = std::fs::read_to_string(ctx.join("Kubefile")).unwrap();
             kf.push_str("COPY payload/ payload/\n");
             std::fs::write(ctx.join("Kubefile"), kf).unwrap();
-            let status = Command::new("cp").arg("-a").arg(extra).arg(ctx.join("payload")).status().unwrap();
+            let status = Command::new("cp")
+                .arg("-a")
+                .arg(extra)
+                .arg(ctx.join("payload"))
+                .status()
+                .unwrap();
             assert!(status.success());
         }
         let out = Command::new(sealer_binary())
@@ -110,7 +122,11 @@ impl Scratch {
             .env("SEALER_HOME", self.path("home"))
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let ssh = self.path(".ssh");
         std::fs::create_dir_all(&ssh).unwrap();
     }
@@ -138,7 +154,9 @@ impl Scratch {
 
 /// The 10 small commands every method runs on every host.
 fn commands(round: usize) -> Vec<String> {
-    (0..10).map(|i| format!("echo {round}-{i} > /tmp/bench-{i}")).collect()
+    (0..10)
+        .map(|i| format!("echo {round}-{i} > /tmp/bench-{i}"))
+        .collect()
 }
 
 /// (b) bash + OpenSSH, one ControlMaster per host, hosts in parallel.
@@ -154,20 +172,36 @@ fn controlmaster_loop(bed: &TestBed, hosts: &[usize], cmds: &[String], dir: &Pat
         );
         let _ = write!(script, "( ");
         for c in cmds {
-            let _ = write!(script, "ssh {opts} root@{ip} {} >/dev/null; ", shell_quote(c));
+            let _ = write!(
+                script,
+                "ssh {opts} root@{ip} {} >/dev/null; ",
+                shell_quote(c)
+            );
         }
-        let _ = writeln!(script, "ssh {opts} -O exit root@{ip} 2>/dev/null || true ) &");
+        let _ = writeln!(
+            script,
+            "ssh {opts} -O exit root@{ip} 2>/dev/null || true ) &"
+        );
     }
     script.push_str("wait\n");
     let start = Instant::now();
     let out = bed.command("bash").arg("-c").arg(&script).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     start.elapsed()
 }
 
 /// (c) ansible-playbook with forks = N and pipelining.
 fn ansible(bed: &TestBed, hosts: &[usize], cmds: &[String], dir: &Path) -> Option<Duration> {
-    if Command::new("ansible-playbook").arg("--version").stdout(Stdio::null()).status().is_err() {
+    if Command::new("ansible-playbook")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_err()
+    {
         return None;
     }
     let mut inventory = String::from("[bench]\n");
@@ -177,7 +211,11 @@ fn ansible(bed: &TestBed, hosts: &[usize], cmds: &[String], dir: &Path) -> Optio
     std::fs::write(dir.join("inventory"), inventory).unwrap();
     let mut play = String::from("- hosts: bench\n  gather_facts: false\n  tasks:\n");
     for (n, c) in cmds.iter().enumerate() {
-        let _ = writeln!(play, "    - name: step {n}\n      shell: {}", serde_json::to_string(c).unwrap());
+        let _ = writeln!(
+            play,
+            "    - name: step {n}\n      shell: {}",
+            serde_json::to_string(c).unwrap()
+        );
     }
     std::fs::write(dir.join("play.yml"), play).unwrap();
     std::fs::write(
@@ -220,9 +258,22 @@ fn fan_out(n: usize) -> (Duration, Duration, Option<Duration>) {
         let s = Scratch::new();
         s.build_bench_image(None);
         let file = s.clusterfile(&bed, n + 1, &cmds);
-        let (_, took) = s.sealer(Some(&bed), &["apply", "-f", file.to_str().unwrap(), "--auto-approve", "--parallelism", &n.max(10).to_string()]);
+        let (_, took) = s.sealer(
+            Some(&bed),
+            &[
+                "apply",
+                "-f",
+                file.to_str().unwrap(),
+                "--auto-approve",
+                "--parallelism",
+                &n.max(10).to_string(),
+            ],
+        );
         sealer_times.push(took);
-        s.sealer(Some(&bed), &["destroy", "-f", file.to_str().unwrap(), "--auto-approve"]);
+        s.sealer(
+            Some(&bed),
+            &["destroy", "-f", file.to_str().unwrap(), "--auto-approve"],
+        );
         loop_times.push(controlmaster_loop(&bed, &workers, &cmds, s.dir.path()));
         if let Some(t) = ansible(&bed, &workers, &cmds, s.dir.path()) {
             ansible_times.push(t);
@@ -236,7 +287,11 @@ fn fan_out(n: usize) -> (Duration, Duration, Option<Duration>) {
 fn make_payload(dir: &Path) {
     std::fs::create_dir_all(dir.join("small")).unwrap();
     for i in 0..5_000 {
-        std::fs::write(dir.join(format!("small/f{i:05}.txt")), format!("{i}\n").repeat(200)).unwrap();
+        std::fs::write(
+            dir.join(format!("small/f{i:05}.txt")),
+            format!("{i}\n").repeat(200),
+        )
+        .unwrap();
     }
     for i in 0..3 {
         let status = Command::new("head")
@@ -255,7 +310,13 @@ fn bytes_sent(stdout: &[u8]) -> u64 {
         .filter(|v| v["type"] == "step_output")
         .filter_map(|v| {
             let line = v["line"].as_str()?.to_string();
-            let bytes = line.split(" files, ").nth(1)?.split(' ').next()?.parse::<u64>().ok()?;
+            let bytes = line
+                .split(" files, ")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse::<u64>()
+                .ok()?;
             Some(bytes)
         })
         .sum()
@@ -270,7 +331,18 @@ fn rootfs_distribution() -> Vec<String> {
     s.build_bench_image(Some(&payload));
     let file = s.clusterfile(&bed, hosts + 1, &[]);
     let f = file.to_str().unwrap();
-    let (out, first) = s.sealer(Some(&bed), &["apply", "-f", f, "--auto-approve", "--json", "--parallelism", "17"]);
+    let (out, first) = s.sealer(
+        Some(&bed),
+        &[
+            "apply",
+            "-f",
+            f,
+            "--auto-approve",
+            "--json",
+            "--parallelism",
+            "17",
+        ],
+    );
     let sent_first = bytes_sent(&out.stdout);
     // scp -r of the same tree to the same hosts, in parallel.
     let mut script = String::from("set -e\n");
@@ -287,7 +359,11 @@ fn rootfs_distribution() -> Vec<String> {
     script.push_str("wait\n");
     let start = Instant::now();
     let scp = bed.command("bash").arg("-c").arg(&script).output().unwrap();
-    assert!(scp.status.success(), "{}", String::from_utf8_lossy(&scp.stderr));
+    assert!(
+        scp.status.success(),
+        "{}",
+        String::from_utf8_lossy(&scp.stderr)
+    );
     let scp_time = start.elapsed();
     // Nothing changed: the rootfs steps do not even run.
     let (out, unchanged) = s.sealer(Some(&bed), &["apply", "-f", f, "--auto-approve", "--json"]);
@@ -297,12 +373,36 @@ fn rootfs_distribution() -> Vec<String> {
     std::fs::remove_dir_all(s.path("image/payload")).unwrap();
     std::fs::remove_file(s.path("image/Kubefile")).unwrap();
     s.build_bench_image(Some(&payload));
-    let (out, changed) = s.sealer(Some(&bed), &["apply", "-f", f, "--auto-approve", "--json", "--parallelism", "17"]);
+    let (out, changed) = s.sealer(
+        Some(&bed),
+        &[
+            "apply",
+            "-f",
+            f,
+            "--auto-approve",
+            "--json",
+            "--parallelism",
+            "17",
+        ],
+    );
     let sent_changed = bytes_sent(&out.stdout);
     vec![
-        format!("| rootfs ~200 MB to 16 hosts, first apply | {:.2} s | scp -r in parallel {:.2} s | ratio sealer/scp {:.2} | sent {} MB |", first.as_secs_f64(), scp_time.as_secs_f64(), first.as_secs_f64() / scp_time.as_secs_f64(), sent_first / 1_000_000),
-        format!("| re-apply, nothing changed | {:.2} s | | | sent {sent_unchanged} bytes |", unchanged.as_secs_f64()),
-        format!("| re-apply, one 4 kB file changed | {:.2} s | | | sent {sent_changed} bytes ({} per host) |", changed.as_secs_f64(), sent_changed / hosts as u64),
+        format!(
+            "| rootfs ~200 MB to 16 hosts, first apply | {:.2} s | scp -r in parallel {:.2} s | ratio sealer/scp {:.2} | sent {} MB |",
+            first.as_secs_f64(),
+            scp_time.as_secs_f64(),
+            first.as_secs_f64() / scp_time.as_secs_f64(),
+            sent_first / 1_000_000
+        ),
+        format!(
+            "| re-apply, nothing changed | {:.2} s | | | sent {sent_unchanged} bytes |",
+            unchanged.as_secs_f64()
+        ),
+        format!(
+            "| re-apply, one 4 kB file changed | {:.2} s | | | sent {sent_changed} bytes ({} per host) |",
+            changed.as_secs_f64(),
+            sent_changed / hosts as u64
+        ),
     ]
 }
 
@@ -311,7 +411,9 @@ fn no_op(hosts: usize) -> String {
     // exist: a no-op must not need them).
     let s = Scratch::new();
     s.build_bench_image(None);
-    let ips: Vec<String> = (0..hosts).map(|i| format!("10.{}.{}.{}", 1 + i / 62_500, (i / 250) % 250, i % 250 + 1)).collect();
+    let ips: Vec<String> = (0..hosts)
+        .map(|i| format!("10.{}.{}.{}", 1 + i / 62_500, (i / 250) % 250, i % 250 + 1))
+        .collect();
     let text = format!(
         "apiVersion: sealer.io/v2\nkind: Cluster\nmetadata:\n  name: big\nspec:\n  image: bench:v1\n  containerRuntime: {{type: bench}}\n  ssh: {{passwd: x}}\n  registry:\n    externalRegistry: {{domain: registry.invalid}}\n  hosts:\n    - ips: [{}]\n      roles: [master]\n    - ips: [{}]\n      roles: [node]\n",
         ips[0],
@@ -325,8 +427,14 @@ fn no_op(hosts: usize) -> String {
     store.create_cluster("big").unwrap();
     for c in &saved.plan.changes {
         let d = c.desired.as_ref().unwrap();
-        let computed = d.computed.iter().map(|k| (k.clone(), serde_json::json!("x"))).collect();
-        store.commit("big", &sealer::resource::Recorded::applied(d, computed)).unwrap();
+        let computed = d
+            .computed
+            .iter()
+            .map(|k| (k.clone(), serde_json::json!("x")))
+            .collect();
+        store
+            .commit("big", &sealer::resource::Recorded::applied(d, computed))
+            .unwrap();
     }
     drop(store);
     let (out, plan) = s.sealer(None, &["plan", "-f", f]);
@@ -349,7 +457,11 @@ fn main() {
     for n in [8, 32] {
         let (sealer, limit, ansible) = fan_out(n);
         let ansible_text = ansible.map_or("(ansible not installed)".to_string(), |a| {
-            format!("ansible {:.2} s, ansible/sealer {:.1}", a.as_secs_f64(), a.as_secs_f64() / sealer.as_secs_f64())
+            format!(
+                "ansible {:.2} s, ansible/sealer {:.1}",
+                a.as_secs_f64(),
+                a.as_secs_f64() / sealer.as_secs_f64()
+            )
         });
         rows.push(format!(
             "| fan-out, {n} hosts × 10 commands | {:.2} s | ControlMaster loop {:.2} s | sealer/limit {:.2} | {ansible_text} |",

@@ -18,6 +18,7 @@ fn input(hosts: usize, apps: usize) -> ClusterInput {
             ssh_user: "root".into(),
             ssh_port: 22,
             local: false,
+            sandbox: None,
             password_digest: None,
             key_file: Some("/root/.ssh/id_ed25519".into()),
             key_passphrase_digest: None,

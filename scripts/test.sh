@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite. Installs what the tests need (Debian packages) when missing, then
-# runs formatting, lints, unit, integration and doc tests. CI runs exactly this (.ci/run).
+# runs formatting, lints, unit, integration and doc tests, bounded fuzzing, and the README's
+# quick start from a fresh clone. CI runs exactly this (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,9 @@ command -v skopeo >/dev/null 2>&1 || packages+=(skopeo)
 [ -x /usr/sbin/sshd ] || packages+=(openssh-server)
 [ -x /usr/bin/ssh ] && [ -x /usr/bin/ssh-keygen ] || packages+=(openssh-client)
 [ -x /usr/bin/sudo ] || packages+=(sudo)
+# The quickstart (run from a fresh clone below): its cluster's registry certificate.
+command -v openssl >/dev/null 2>&1 || packages+=(openssl)
+command -v git >/dev/null 2>&1 || packages+=(git)
 if [ ${#packages[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -25,3 +29,5 @@ cargo test --locked --workspace --all-targets
 cargo test --locked --workspace --doc
 # The fuzz targets, for a bounded time each (long runs: ./scripts/fuzz.sh 600).
 ./scripts/fuzz.sh 20
+# The README's quick start, from a fresh clone of HEAD.
+./scripts/fresh-clone.sh

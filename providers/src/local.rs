@@ -1,21 +1,133 @@
 //! The `local` transport: commands run on the operator machine itself, as the current user
 //! (no SSH, no sudo). For single-node clusters on this machine, the quickstart and tests.
+//!
+//! A **sandboxed** local host runs each command in a private mount namespace whose system
+//! directories are overlays: reads see the machine, writes land in the sandbox directory.
+//! It needs root (mounting), and runs one command at a time, because overlays sharing an
+//! upper directory must not be mounted twice at once.
 
 use crate::transport::{
     Exec, ExecOutput, ExitStatus, OutputChunk, OutputSink, Stdin, Transport, TransportError,
     TransportErrorKind,
 };
+use std::path::PathBuf;
 use std::process::Stdio;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
 pub struct LocalTransport {
     host: String,
+    sandbox: Option<Sandbox>,
 }
+
+struct Sandbox {
+    dir: PathBuf,
+    one_at_a_time: tokio::sync::Mutex<()>,
+}
+
+/// The directories a sandbox overlays; `/tmp` gets a fresh tmpfs per command instead.
+const OVERLAID: &str = "etc usr var opt root home srv";
+
+/// Runs `$2` in the sandbox `$1` (already in a private mount namespace), in the environment
+/// of a root login over SSH rather than sealer's own. The overlay options
+/// name the upper directories relative to the sandbox, reached through the working
+/// directory: once `/root` (say) is overlaid, a sandbox under `/root` is only reachable
+/// that way as itself, not as the overlay's view of it.
+const SANDBOX_WRAPPER: &str = r#"set -e
+cd -- "$1"
+for d in OVERLAID; do
+  [ -d "/$d" ] || continue
+  mkdir -p "upper/$d" "work/$d"
+done
+for d in OVERLAID; do
+  [ -d "/$d" ] || continue
+  mount -t overlay sealer-sandbox -o "lowerdir=/$d,upperdir=upper/$d,workdir=work/$d" "/$d"
+done
+mount -t tmpfs sealer-sandbox-tmp /tmp
+cd /
+exec env -i HOME=/root USER=root LOGNAME=root SHELL=/bin/bash LANG=C.UTF-8 \
+  PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin bash -c "$2"
+"#;
 
 impl LocalTransport {
     pub fn new(host: impl Into<String>) -> LocalTransport {
-        LocalTransport { host: host.into() }
+        LocalTransport {
+            host: host.into(),
+            sandbox: None,
+        }
+    }
+
+    /// A local host confined to `dir` (created when missing). Fails when this machine
+    /// cannot make the mount namespace (not root, no `unshare`), rather than at the first
+    /// step, and never falls back to running unconfined.
+    pub async fn sandboxed(
+        host: impl Into<String>,
+        dir: impl Into<PathBuf>,
+    ) -> Result<LocalTransport, TransportError> {
+        let mut t = LocalTransport::new(host);
+        let dir = dir.into();
+        let text = dir.to_string_lossy();
+        if !dir.is_absolute() || text.contains([',', ':', '\n']) {
+            return Err(t.error(
+                TransportErrorKind::Connect,
+                format!(
+                    "sandbox {text}: must be an absolute path without `,`, `:` or newlines (overlay mount options)"
+                ),
+            ));
+        }
+        tokio::fs::create_dir_all(&dir).await.map_err(|e| {
+            t.error(
+                TransportErrorKind::Connect,
+                format!("cannot create sandbox {text}: {e}"),
+            )
+        })?;
+        let probe = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "--", "true"])
+            .stdin(Stdio::null())
+            .output()
+            .await;
+        match probe {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => {
+                return Err(t.error(
+                    TransportErrorKind::Connect,
+                    format!(
+                        "sandbox {text} needs a private mount namespace, and `unshare --mount` failed: {} (run sealer as root)",
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    ),
+                ));
+            }
+            Err(e) => {
+                return Err(t.error(
+                    TransportErrorKind::Connect,
+                    format!("sandbox {text} needs `unshare` (util-linux): {e}"),
+                ));
+            }
+        }
+        t.sandbox = Some(Sandbox {
+            dir,
+            one_at_a_time: tokio::sync::Mutex::new(()),
+        });
+        Ok(t)
+    }
+
+    fn command(&self, script: &str) -> Command {
+        match &self.sandbox {
+            None => {
+                let mut cmd = Command::new("bash");
+                cmd.arg("-c").arg(script);
+                cmd
+            }
+            Some(sandbox) => {
+                let mut cmd = Command::new("unshare");
+                cmd.args(["--mount", "--propagation", "private", "--", "bash", "-c"])
+                    .arg(SANDBOX_WRAPPER.replace("OVERLAID", OVERLAID))
+                    .arg("sealer-sandbox")
+                    .arg(&sandbox.dir)
+                    .arg(script);
+                cmd
+            }
+        }
     }
 
     fn error(&self, kind: TransportErrorKind, message: String) -> TransportError {
@@ -59,9 +171,12 @@ impl Transport for LocalTransport {
         exec: &Exec,
         sink: Option<&OutputSink>,
     ) -> Result<ExecOutput, TransportError> {
-        let mut child = Command::new("bash")
-            .arg("-c")
-            .arg(&exec.script)
+        let _turn = match &self.sandbox {
+            Some(sandbox) => Some(sandbox.one_at_a_time.lock().await),
+            None => None,
+        };
+        let mut child = self
+            .command(&exec.script)
             .stdin(match exec.stdin {
                 Stdin::Null => Stdio::null(),
                 _ => Stdio::piped(),

@@ -22,6 +22,8 @@ pub struct SshSettings {
     /// The private key path as written (`~` not expanded): see [`SshSettings::pk_path`].
     pub pk: Option<String>,
     pub pk_passwd: Option<Secret>,
+    /// `transport: local` only: where the host's system writes go (as written).
+    pub sandbox: Option<String>,
 }
 
 impl SshSettings {
@@ -31,6 +33,19 @@ impl SshSettings {
         self.pk
             .as_deref()
             .map(|pk| expand_home(pk, home.as_deref()))
+    }
+
+    /// The sandbox directory, absolute (`~` expanded, relative to the current directory),
+    /// so that the state records one path whatever directory `destroy` runs from.
+    pub fn sandbox_path(&self) -> Option<PathBuf> {
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let path = expand_home(self.sandbox.as_deref()?, home.as_deref());
+        if path.is_absolute() {
+            return Some(path);
+        }
+        let base = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+        // Joining keeps `./`; collecting the components drops it.
+        Some(base.join(path).components().collect())
     }
 
     /// Commands of a non-root user run through `sudo -n`.
@@ -104,6 +119,7 @@ fn merge_ssh(cluster: &Ssh, group: &Ssh) -> (SshSettings, Transport) {
         password: pick(&group.passwd, &cluster.passwd),
         pk: pick(&group.pk, &cluster.pk),
         pk_passwd: pick(&group.pk_passwd, &cluster.pk_passwd),
+        sandbox: pick(&group.sandbox, &cluster.sandbox),
     };
     let transport = pick(&group.transport, &cluster.transport).unwrap_or(Transport::Ssh);
     (settings, transport)

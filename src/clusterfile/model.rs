@@ -94,6 +94,9 @@ pub struct Ssh {
     pub pk_passwd: Option<Spanned<Secret>>,
     pub port: Option<Spanned<u16>>,
     pub transport: Option<Spanned<Transport>>,
+    /// For `transport: local`: a directory that receives every write the host's commands
+    /// make to the system (our extension; see docs/clusterfile.md).
+    pub sandbox: Option<Spanned<String>>,
 }
 
 /// One element of `spec.hosts`.

@@ -4,13 +4,17 @@
 use sealer_providers::local::LocalTransport;
 use sealer_providers::{Exec, ExecOutput, OutputSink, Transport, TransportError};
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::Mutex;
 
 /// How to reach one host.
 #[derive(Clone)]
 pub enum Access {
-    Local,
+    /// This machine; with a sandbox, every system write of the host's commands lands in it.
+    Local {
+        sandbox: Option<PathBuf>,
+    },
     Ssh(Box<sealer_providers::ssh::SshConfig>),
 }
 
@@ -80,7 +84,10 @@ impl Pool {
                 message: "no connection settings for this host".to_string(),
             })?;
         let transport = match access {
-            Access::Local => HostTransport::Local(LocalTransport::new(host)),
+            Access::Local { sandbox: None } => HostTransport::Local(LocalTransport::new(host)),
+            Access::Local { sandbox: Some(dir) } => {
+                HostTransport::Local(LocalTransport::sandboxed(host, dir).await?)
+            }
             Access::Ssh(config) => {
                 HostTransport::Ssh(sealer_providers::ssh::SshTransport::connect(*config).await?)
             }

@@ -172,6 +172,7 @@ pub fn compile(input: &ClusterInput) -> Vec<Desired> {
                 "ssh_user": host.ssh_user,
                 "ssh_port": host.ssh_port,
                 "transport": if host.local { "local" } else { "ssh" },
+                "sandbox": host.sandbox,
                 "password": host.password_digest,
                 "key_file": host.key_file,
                 "key_passphrase": host.key_passphrase_digest,
@@ -179,7 +180,9 @@ pub fn compile(input: &ClusterInput) -> Vec<Desired> {
             }),
         )
         .computed(&["arch", "hostname", "host_key"])
-        .sensitive(&["password", "key_passphrase"]);
+        .sensitive(&["password", "key_passphrase"])
+        // Another sandbox is another machine, as far as the cluster can tell.
+        .replace_on(&["sandbox"]);
 
         let content = crate::image::layout::sha256_digest(
             format!(

@@ -43,6 +43,8 @@ pub struct HostInput {
     pub ssh_user: String,
     pub ssh_port: u16,
     pub local: bool,
+    /// The sandbox directory of a local host, absolute.
+    pub sandbox: Option<String>,
     /// Digests of the secrets that reach this host's transport (never the secrets).
     pub password_digest: Option<String>,
     pub key_file: Option<String>,

@@ -11,6 +11,7 @@ pub fn host(ip: &str, roles: &[&str]) -> HostInput {
         ssh_user: "root".into(),
         ssh_port: 22,
         local: false,
+        sandbox: None,
         password_digest: None,
         key_file: Some("~/.ssh/id_ed25519".into()),
         key_passphrase_digest: None,

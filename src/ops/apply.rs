@@ -353,7 +353,9 @@ fn access(
         for host in cf.hosts() {
             let ip = host.ip.to_string();
             let access = if host.transport == crate::clusterfile::Transport::Local {
-                Access::Local
+                Access::Local {
+                    sandbox: host.ssh.sandbox_path(),
+                }
             } else {
                 let mut config = SshConfig::new(ip.clone(), host.ssh.user.clone());
                 config.port = host.ssh.port;
@@ -391,7 +393,9 @@ fn recorded_access(r: &Recorded, ip: &str, policy: &HostKeyPolicy) -> Access {
             .map(str::to_string)
     };
     if attr("transport").as_deref() == Some("local") {
-        return Access::Local;
+        return Access::Local {
+            sandbox: attr("sandbox").map(std::path::PathBuf::from),
+        };
     }
     let mut config = SshConfig::new(
         ip.to_string(),

@@ -10,6 +10,8 @@ mod examples;
 mod fuzz;
 mod interop;
 mod plan;
+mod quickstart;
+mod readme;
 mod registry;
 mod reliability;
 mod rootfs;

@@ -22,7 +22,15 @@ const SPEC: &[&str] = &[
     "registry",
     "dataRoot",
 ];
-const SSH: &[&str] = &["user", "passwd", "pk", "pkPasswd", "port", "transport"];
+const SSH: &[&str] = &[
+    "user",
+    "passwd",
+    "pk",
+    "pkPasswd",
+    "port",
+    "transport",
+    "sandbox",
+];
 
 pub(super) fn decode(ctx: &mut Ctx<'_>, h: Header<'_>) -> Option<Cluster> {
     let name = h.name.filter(|name| {
@@ -139,6 +147,9 @@ pub(super) fn ssh(ctx: &mut Ctx<'_>, node: &Node, at: Span, path: &str) -> Ssh {
         pk_passwd: ctx.secret(&fields, "pkPasswd"),
         port: ctx.port(&fields, "port"),
         transport,
+        sandbox: ctx
+            .opt_string(&fields, "sandbox")
+            .filter(|p| !p.value.is_empty()),
     }
 }
 

@@ -207,6 +207,12 @@ pub(super) fn check_hosts(
             .or(cluster_ssh.transport.as_ref());
         if let Some(t) = transport.filter(|t| t.value == Transport::Local) {
             local.extend(group.ips.iter().map(|ip| (ip.value, t.span)));
+        } else if let Some(sandbox) = group.ssh.sandbox.as_ref().or(cluster_ssh.sandbox.as_ref()) {
+            ctx.error_hint(
+                sandbox.span,
+                "sandbox needs transport: local",
+                "a sandbox confines the commands sealer runs on this machine; SSH hosts are machines of their own",
+            );
         }
     }
     if let [(a, _), (b, span), ..] = local.as_slice() {
