@@ -1,4 +1,5 @@
-//! Flag definitions. Each command's help ends with an example.
+//! Flag definitions. Each command's help ends with an example. `docs/cli.md` and the
+//! completion scripts are generated from them; `tests/it/cli_docs.rs` compiles this file too.
 
 use clap::{Args, Parser, Subcommand};
 use sealer::image::build::BuildOptions;
@@ -83,8 +84,29 @@ pub enum Command {
     )]
     Run(RunArgs),
     /// Inspect the recorded state
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  sealer state list\n  sealer state show kubernetes.init --cluster my-cluster"
+    )]
     State(StateCommand),
+    /// Print a shell completion script
+    #[command(after_help = "Example:\n  sealer completions bash > /etc/bash_completion.d/sealer")]
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+/// The shells `sealer completions` writes scripts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Debug, Args)]

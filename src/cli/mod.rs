@@ -1,4 +1,6 @@
 //! The CLI layer: flag definitions, dispatch to `sealer::ops`, and all terminal output.
+//! `reference.rs` renders `docs/cli.md` from the flag definitions; only the test suite
+//! (`tests/it/cli_docs.rs`) compiles it.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod args;
@@ -37,8 +39,14 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    let command = match cli.command {
+        // Completion scripts need no SEALER_HOME: shells load them anywhere, at start-up.
+        Command::Completions(args) => return out(&completions(args.shell)),
+        command => command,
+    };
     let settings = Settings::from_env()?;
-    match cli.command {
+    match command {
+        Command::Completions(args) => out(&completions(args.shell)),
         Command::Build(args) => {
             let options = args.into_options()?;
             let outcome =
@@ -285,11 +293,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// Shows the plan, asks for confirmation, runs it, and reports how it ended.
+/// The completion script of `shell`, generated from the clap definitions.
+fn completions(shell: args::Shell) -> String {
+    use clap::CommandFactory;
+    let shell = match shell {
+        args::Shell::Bash => clap_complete::Shell::Bash,
+        args::Shell::Zsh => clap_complete::Shell::Zsh,
+        args::Shell::Fish => clap_complete::Shell::Fish,
+    };
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "sealer", &mut script);
+    String::from_utf8_lossy(&script).into_owned()
+}
+
+/// How long to wait for the state lock (`--lock-timeout`).
 fn lock_timeout(args: &args::ExecArgs) -> std::time::Duration {
     std::time::Duration::from_secs(args.lock_timeout)
 }
 
+/// Shows the plan, asks for confirmation, runs it, and reports how it ended.
 fn execute(
     rt: &tokio::runtime::Runtime,
     settings: &Settings,
