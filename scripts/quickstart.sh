@@ -25,11 +25,12 @@ as_root=()
 step() { printf '\n== %s\n' "$*"; }
 
 step "build the images (Kubefile -> OCI image in $SEALER_HOME)"
+# The names the examples' Kubefiles and Clusterfiles use (examples/README.md).
 "$sealer" build -t example/demo-cluster:v1.22.15 examples/images/demo-cluster
-"$sealer" build -t example/cluster-image:v1.22.15 examples/images/cluster-image
-for app in kube-app helm-app shell-app; do
-  "$sealer" build --type app-installer -t "example/$app:v1" "examples/images/$app"
-done
+"$sealer" build -t my-kubernetes:v1.22.15 examples/images/cluster-image
+"$sealer" build --type app-installer -t nginx-app:v1 examples/images/kube-app
+"$sealer" build --type app-installer -t redis-app:v1 examples/images/helm-app
+"$sealer" build --type app-installer -t backup-app:v1 examples/images/shell-app
 "$sealer" images
 
 step "plan the example cluster (examples/quickstart/Clusterfile)"

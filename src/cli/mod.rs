@@ -182,7 +182,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 );
             }
             render_plan(outcome.plan(), &args.render)?;
-            if args.detailed_exitcode && outcome.plan().has_changes() {
+            let changes = outcome.plan().has_changes();
+            // The process ends here: freeing a 5,000-host plan object by object costs a
+            // quarter of the command's time, and the OS reclaims it at once.
+            std::mem::forget(outcome);
+            if args.detailed_exitcode && changes {
                 return Ok(ExitCode::from(2));
             }
             Ok(ExitCode::SUCCESS)

@@ -254,7 +254,7 @@ impl Runner {
         let ctx = &self.ctx;
         let a = change.address.as_str();
         let host = change.host.clone().unwrap_or_else(|| ctx.master0.clone());
-        let after = change.after.as_ref();
+        let after = change.after();
         let exports = self.exports(&host).to_string();
         let mut computed = Attributes::new();
         match change.resource_type {

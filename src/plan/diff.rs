@@ -203,7 +203,6 @@ fn change(
         action,
         reason,
         before: have.map(|h| h.attributes.clone()),
-        after: Some(want.attributes.clone()),
         sensitive,
         computed: want.computed.clone(),
         forcing,
@@ -308,7 +307,6 @@ fn deletions(
                 reason: reason.to_string(),
                 disruptive: r.resource_type.disruptive(),
                 before: Some(r.attributes.clone()),
-                after: None,
                 sensitive: r.sensitive.clone(),
                 computed: BTreeSet::new(),
                 forcing: BTreeSet::new(),
@@ -344,8 +342,7 @@ fn drop_plugins_whose_phase_does_not_occur(
         .any(|c| c.action == Action::Delete && c.resource_type == ResourceType::KubernetesInit);
     let occurs = |c: &Change| -> bool {
         let phase = c
-            .after
-            .as_ref()
+            .after()
             .and_then(|a| a.get("phase"))
             .and_then(|p| p.as_str())
             .unwrap_or("");

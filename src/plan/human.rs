@@ -85,8 +85,9 @@ pub fn render_change(out: &mut String, change: &Change, style: Style) {
         return;
     }
     let _ = writeln!(out, "{lead}{colored} {} {{", change.address);
-    let after = change.after.clone().unwrap_or_default();
-    let before = change.before.clone().unwrap_or_default();
+    let none = crate::resource::Attributes::new();
+    let after = change.after().unwrap_or(&none);
+    let before = change.before.as_ref().unwrap_or(&none);
     let keys: BTreeSet<&String> = after
         .keys()
         .chain(before.keys())

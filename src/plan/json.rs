@@ -52,7 +52,7 @@ fn change_json(change: &Change) -> Value {
         "reason": change.reason,
         "disruptive": change.disruptive,
         "before": change.before.as_ref().map(|a| redact(a, &change.sensitive)),
-        "after": change.after.as_ref().map(|a| redact(a, &change.sensitive)),
+        "after": change.after().map(|a| redact(a, &change.sensitive)),
         "after_unknown": change.computed.iter().collect::<Vec<_>>(),
         "changed_attributes": change.changed_attributes(),
         "forces_replacement": change.forcing.iter().collect::<Vec<_>>(),

@@ -70,8 +70,6 @@ pub struct Change {
     pub disruptive: bool,
     /// Recorded attributes (None for a create).
     pub before: Option<Attributes>,
-    /// Desired attributes (None for a delete).
-    pub after: Option<Attributes>,
     /// Attributes whose values must never be shown.
     pub sensitive: BTreeSet<String>,
     /// Attributes known only after apply.
@@ -84,9 +82,15 @@ pub struct Change {
 }
 
 impl Change {
+    /// Desired attributes (None for a delete): those of [`Change::desired`], kept once
+    /// (a 5,000-host plan holds 30,000 of them).
+    pub fn after(&self) -> Option<&Attributes> {
+        self.desired.as_ref().map(|d| &d.attributes)
+    }
+
     /// Attribute names whose values differ between before and after (computed ones aside).
     pub fn changed_attributes(&self) -> Vec<String> {
-        let (Some(before), Some(after)) = (&self.before, &self.after) else {
+        let (Some(before), Some(after)) = (&self.before, self.after()) else {
             return Vec::new();
         };
         let keys: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
