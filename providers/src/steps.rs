@@ -133,14 +133,44 @@ pub fn registry_client_destroy(cluster: &str, endpoint: &str) -> String {
     script
 }
 
-/// Removes the registry's certificate and key made by [`registry_cert`].
+/// Removes the registry's certificate, key and htpasswd made by [`registry_cert`] and the
+/// deployer.
 pub fn registry_cert_destroy(domain: &str) -> String {
     let dir = "/etc/sealer/registry";
     format!(
-        "set -e\nrm -f {} {}\nrmdir {dir} 2>/dev/null || true\nrmdir /etc/sealer 2>/dev/null || true\n",
+        "set -e\nrm -f {} {} {}\nrmdir {dir} 2>/dev/null || true\nrmdir /etc/sealer 2>/dev/null || true\n",
         quote(&format!("{dir}/{domain}.crt")),
         quote(&format!("{dir}/{domain}.key")),
+        quote(&registry_htpasswd_path(domain)),
     )
+}
+
+/// Where a registry host keeps the htpasswd file of the registry's basic auth.
+pub fn registry_htpasswd_path(domain: &str) -> String {
+    format!("/etc/sealer/registry/{domain}.htpasswd")
+}
+
+/// kubelet's pull credentials (`/var/lib/kubelet/config.json`, docker config format) from
+/// stdin. A file sealer did not write is set aside and restored by
+/// [`registry_credentials_destroy`].
+pub fn registry_credentials() -> String {
+    concat!(
+        "set -e\nf=/var/lib/kubelet/config.json\nmkdir -p /var/lib/kubelet\n",
+        "if [ -f \"$f\" ] && [ ! -f \"$f.sealer-owned\" ]; then mv -f \"$f\" \"$f.sealer-saved\"; fi\n",
+        "tmp=$(mktemp \"$f.XXXXXX\")\ncat > \"$tmp\"\nchmod 600 \"$tmp\"\n",
+        "touch \"$f.sealer-owned\"\nmv -f \"$tmp\" \"$f\"\n",
+    )
+    .to_string()
+}
+
+/// Removes the credentials [`registry_credentials`] wrote, restoring a file it set aside.
+pub fn registry_credentials_destroy() -> String {
+    concat!(
+        "set -e\nf=/var/lib/kubelet/config.json\n",
+        "if [ -f \"$f.sealer-owned\" ]; then\n  rm -f \"$f\" \"$f.sealer-owned\"\n",
+        "  if [ -f \"$f.sealer-saved\" ]; then mv -f \"$f.sealer-saved\" \"$f\"; fi\nfi\n",
+    )
+    .to_string()
 }
 
 /// `kubeadm init` on master0 with the config read from stdin, then the admin kubeconfig

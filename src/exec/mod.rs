@@ -111,21 +111,18 @@ impl Recorder for StateRecorder<'_> {
     }
 
     fn taint(&self, change: &Change) -> crate::Result<()> {
-        let recorded = self
-            .store
-            .cluster(&self.cluster)?
-            .and_then(|s| s.resources.get(&change.address).cloned());
-        match (recorded, &change.desired) {
-            (Some(_), _) => {
-                self.store.taint(&self.cluster, &change.address)?;
-            }
-            // A create that failed midway: record it tainted so the next plan replaces it.
-            (None, Some(desired)) => {
+        match (&change.action, &change.desired) {
+            // A resource being made: recorded tainted with what it is becoming, in one
+            // write (no read of the whole state per step), so the next plan replaces it.
+            (Action::Create | Action::Replace, Some(desired)) => {
                 let mut r = Recorded::applied(desired, Attributes::new());
                 r.status = Status::Tainted;
                 self.store.commit(&self.cluster, &r)?;
             }
-            (None, None) => {}
+            // An update or a destroy that failed: the recorded resource is marked.
+            _ => {
+                self.store.taint(&self.cluster, &change.address)?;
+            }
         }
         Ok(())
     }

@@ -36,6 +36,9 @@ pub struct DeployContext {
     /// Hosts that run a registry (first is where its certificate is made).
     pub registry_hosts: Vec<String>,
     pub registry_sans: Vec<String>,
+    /// The registry's basic-auth credentials (username, password), when set: the local
+    /// registry serves them from an htpasswd file, and every host's kubelet pulls with them.
+    pub registry_auth: Option<(String, String)>,
     /// `export K=V` lines per host (merged env), and for hosts that left the Clusterfile.
     pub exports: HashMap<String, String>,
     pub default_exports: String,
@@ -370,6 +373,23 @@ impl Runner {
                         .await?;
                     }
                 }
+                let mut exports = exports;
+                if let Some((user, password)) = &ctx.registry_auth {
+                    let path = steps::registry_htpasswd_path(&ctx.registry_domain);
+                    let line = htpasswd_line(user, password).map_err(StepFailure::message)?;
+                    self.run(
+                        a,
+                        &host,
+                        steps::write_stdin_to(&path, "600"),
+                        Stdin::Bytes(line.into_bytes()),
+                    )
+                    .await?;
+                    // The image's init-registry.sh turns basic auth on when this is set.
+                    exports.push_str(&format!(
+                        "export RegistryHtpasswd={}\n",
+                        sealer_providers::quote::quote(&path)
+                    ));
+                }
                 let data = format!("{}/registry", ctx.rootfs);
                 self.run(
                     a,
@@ -409,6 +429,28 @@ impl Runner {
                         Stdin::Bytes(ca),
                     )
                     .await?;
+                }
+                match &ctx.registry_auth {
+                    Some((user, password)) => {
+                        let config = pull_credentials(&ctx.registry_endpoint, user, password);
+                        self.run(
+                            a,
+                            &host,
+                            steps::registry_credentials(),
+                            Stdin::Bytes(config.into_bytes()),
+                        )
+                        .await?;
+                    }
+                    // Auth turned off: the credentials written before go.
+                    None if change
+                        .before
+                        .as_ref()
+                        .is_some_and(|b| b.get("username").is_some_and(|u| !u.is_null())) =>
+                    {
+                        self.run(a, &host, steps::registry_credentials_destroy(), Stdin::Null)
+                            .await?;
+                    }
+                    None => {}
                 }
             }
             ResourceType::KubernetesInit => {
@@ -658,6 +700,8 @@ impl Runner {
                     Stdin::Null,
                 )
                 .await?;
+                self.run(a, &host, steps::registry_credentials_destroy(), Stdin::Null)
+                    .await?;
             }
             ResourceType::KubernetesInit => {
                 self.run(
@@ -794,4 +838,19 @@ fn data_parents(data_dir: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// The htpasswd line of the registry's basic auth (bcrypt: the only scheme docker-registry
+/// accepts). Made here and sent on stdin: the password never reaches a command line.
+fn htpasswd_line(user: &str, password: &str) -> Result<String, String> {
+    let hash = bcrypt::hash(password, bcrypt::DEFAULT_COST)
+        .map_err(|e| format!("cannot hash the registry password: {e}"))?;
+    Ok(format!("{user}:{hash}\n"))
+}
+
+/// kubelet's pull credentials for the cluster registry, in the docker config format.
+fn pull_credentials(endpoint: &str, user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    serde_json::json!({"auths": {endpoint: {"auth": auth}}}).to_string()
 }

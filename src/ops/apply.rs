@@ -459,6 +459,7 @@ fn context(
             registry_domain: domain,
             registry_hosts: Vec::new(),
             registry_sans: Vec::new(),
+            registry_auth: None,
             exports: HashMap::new(),
             default_exports: String::new(),
             kubeadm_config: String::new(),
@@ -578,6 +579,13 @@ fn context(
         registry_domain,
         registry_hosts,
         registry_sans,
+        registry_auth: {
+            let registry = cf.registry();
+            registry
+                .username
+                .clone()
+                .zip(registry.password.as_ref().map(|p| p.expose().to_string()))
+        },
         exports,
         default_exports,
         kubeadm_config,

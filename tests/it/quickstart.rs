@@ -146,3 +146,79 @@ fn a_sandbox_on_a_host_reached_over_ssh_is_refused_at_its_line() {
         "{err}"
     );
 }
+
+#[test]
+fn registry_basic_auth_reaches_the_registry_and_every_kubelet() {
+    let sb = Sandbox::new();
+    stdout_of(
+        sb.sealer()
+            .args(["build", "-t", IMAGE])
+            .arg(repo_root().join("examples/images/demo-cluster")),
+    );
+    let password = "s3cret-registry-pass";
+    let clusterfile = sb.write_tree(
+        "cf",
+        &[(
+            "Clusterfile",
+            &format!(
+                "apiVersion: sealer.io/v2\nkind: Cluster\nmetadata: {{name: auth}}\nspec:\n  image: {IMAGE}\n  ssh: {{transport: local, sandbox: sandbox}}\n  registry:\n    localRegistry: {{username: puller, password: {password}}}\n  hosts:\n    - ips: [127.0.0.1]\n      roles: [master]\n"
+            ),
+        )],
+    );
+    let file = clusterfile.join("Clusterfile");
+    let run = |args: &[&str]| {
+        let mut cmd = sb.sealer();
+        cmd.current_dir(sb.dir.path()).args(args);
+        cmd
+    };
+    let out = stdout_of(&mut run(&[
+        "apply",
+        "-f",
+        file.to_str().unwrap(),
+        "--auto-approve",
+    ]));
+    assert!(!out.contains(password));
+
+    let upper = sb.path("sandbox/upper");
+    let htpasswd =
+        std::fs::read_to_string(upper.join("etc/sealer/registry/sea.hub.htpasswd")).unwrap();
+    let (user, hash) = htpasswd.trim().split_once(':').unwrap();
+    assert_eq!(user, "puller");
+    assert!(bcrypt::verify(password, hash).unwrap(), "{htpasswd}");
+    let registry =
+        std::fs::read_to_string(upper.join("var/lib/fake-registry/sealer-registry")).unwrap();
+    assert!(
+        registry.contains("auth=htpasswd:/etc/sealer/registry/sea.hub.htpasswd"),
+        "{registry}"
+    );
+    let kubelet = upper.join("var/lib/kubelet/config.json");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&kubelet).unwrap()).unwrap();
+    use base64::Engine as _;
+    let auth = config["auths"]["sea.hub:5000"]["auth"].as_str().unwrap();
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(auth)
+        .unwrap();
+    assert_eq!(decoded, format!("puller:{password}").as_bytes());
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&kubelet).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    for file in ["state.db", "state.db-wal"] {
+        let bytes = std::fs::read(sb.home().join(file)).unwrap_or_default();
+        assert!(
+            !bytes
+                .windows(password.len())
+                .any(|w| w == password.as_bytes()),
+            "{file}"
+        );
+    }
+
+    stdout_of(&mut run(&[
+        "destroy",
+        "-f",
+        file.to_str().unwrap(),
+        "--auto-approve",
+    ]));
+    assert!(!kubelet.exists());
+    assert!(!upper.join("etc/sealer/registry/sea.hub.htpasswd").exists());
+}
