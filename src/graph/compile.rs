@@ -128,9 +128,11 @@ impl Desired {
 /// Compiles the cluster into its resources, in a fixed order (hosts in file order, then
 /// cluster-wide resources); the plan sorts them topologically.
 pub fn compile(input: &ClusterInput) -> Vec<Desired> {
+    // About six resources per host, plus the apps and plugins: sized once, not rehashed.
+    let estimate = input.hosts.len() * 7 + 64;
     let mut b = Builder {
-        resources: Vec::new(),
-        index: std::collections::HashMap::new(),
+        resources: Vec::with_capacity(estimate),
+        index: std::collections::HashMap::with_capacity(estimate),
     };
     let Some(master0) = input.hosts.iter().find(|h| h.is_master()) else {
         return Vec::new();

@@ -106,7 +106,7 @@ where
     F: Fn(Reference, Platform) -> Fut,
     Fut: Future<Output = Result<Image>>,
 {
-    let mut compiled = compile(settings, path, pull).await?;
+    let compiled = compile(settings, path, pull).await?;
     let name = compiled.clusterfile.name().to_string();
     // Plans read the state and never write it; no state file means a new cluster.
     let state = match StateStore::open_existing(&settings.state_path)? {
@@ -119,9 +119,6 @@ where
         resources: &s.resources,
     });
     let plan = diff(&name, &compiled.resources, current, options)?;
-    // Every change carries its desired resource: the compiled copy is no longer needed, and
-    // at 5,000 hosts it is a third of the plan's memory.
-    compiled.resources = Vec::new();
     let bytes = std::fs::read(path).unwrap_or_default();
     Ok(PlanOutcome {
         saved: SavedPlan {

@@ -4,7 +4,7 @@ use super::order::{Node, topological};
 use super::{Action, Change, Plan};
 use crate::diag::{Diagnostic, Error, Result};
 use crate::resource::{Desired, Recorded, ResourceType, Status};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// The recorded state of the cluster a plan is made against.
 #[derive(Debug, Clone, Copy)]
@@ -50,7 +50,7 @@ pub fn diff(
     let desired: &[Desired] = if options.destroy { &[] } else { desired };
     let mut errors: Vec<Diagnostic> = Vec::new();
 
-    let desired_by_address: BTreeMap<&str, &Desired> =
+    let desired_by_address: HashMap<&str, &Desired> =
         desired.iter().map(|d| (d.address.as_str(), d)).collect();
     for address in &options.replace {
         if !recorded.contains_key(address) {
@@ -81,7 +81,7 @@ pub fn diff(
     let order = topological(&nodes).map_err(cycle_error)?;
 
     let replace_requested: BTreeSet<&str> = options.replace.iter().map(String::as_str).collect();
-    let mut replaced: BTreeSet<&str> = BTreeSet::new();
+    let mut replaced: HashSet<&str> = HashSet::new();
     let mut forward: Vec<Change> = Vec::new();
     let mut unchanged = 0;
     for &i in &order {
@@ -265,7 +265,7 @@ fn show(value: Option<&serde_json::Value>) -> String {
 /// Recorded resources the configuration no longer has, dependents first.
 fn deletions(
     recorded: &BTreeMap<String, Recorded>,
-    desired: &BTreeMap<&str, &Desired>,
+    desired: &HashMap<&str, &Desired>,
     destroy: bool,
 ) -> Vec<Change> {
     let gone: Vec<&Recorded> = recorded
