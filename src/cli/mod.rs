@@ -135,12 +135,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let compiled =
                 runtime()?.block_on(ops::compile(&settings, &args.file, pull(&settings)))?;
             let cf = &compiled.clusterfile;
+            let plural = |n: usize, one: &str, many: &str| {
+                format!("{n} {}", if n == 1 { one } else { many })
+            };
             eprintln!(
-                "{} is valid: cluster \"{}\", {} hosts, {} resources",
+                "{} is valid: cluster \"{}\", {}, {}",
                 args.file.display(),
                 cf.name(),
-                compiled.input.hosts.len(),
-                compiled.resources.len()
+                plural(compiled.input.hosts.len(), "host", "hosts"),
+                plural(compiled.resources.len(), "resource", "resources")
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -397,7 +400,8 @@ fn execute(
     }
     if report.success() {
         if !args.json {
-            eprintln!("\nApply complete: {} steps done.", report.done.len());
+            let what = if plan.destroy { "Destroy" } else { "Apply" };
+            eprintln!("\n{what} complete: {} steps done.", report.done.len());
         }
         return Ok(ExitCode::SUCCESS);
     }
