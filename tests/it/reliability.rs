@@ -40,6 +40,22 @@ fn json_events(text: &str) -> Vec<(String, String)> {
 /// Runs `sealer ARGS --json`, SIGKILLs it once `kill_after` steps are done; returns its
 /// events (those printed before the kill).
 fn run_killed(d: &Deploy, args: &[&str], kill_after: usize) -> Vec<(String, String)> {
+    let mut done = 0;
+    run_killed_when(d, args, |line| {
+        if line.contains("\"type\":\"step_done\"") {
+            done += 1;
+        }
+        done == kill_after
+    })
+}
+
+/// Runs `sealer ARGS --json` and SIGKILLs it at the first event line `kill_at` accepts;
+/// returns its events (those printed before the kill).
+fn run_killed_when(
+    d: &Deploy,
+    args: &[&str],
+    mut kill_at: impl FnMut(&str) -> bool,
+) -> Vec<(String, String)> {
     let binary = assert_cmd::cargo::cargo_bin("sealer");
     let mut cmd = d.bed.command(&binary);
     cmd.args(args)
@@ -51,16 +67,12 @@ fn run_killed(d: &Deploy, args: &[&str], kill_after: usize) -> Vec<(String, Stri
     let mut child = cmd.spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let mut events = Vec::new();
-    let mut done = 0;
     for line in BufReader::new(stdout).lines() {
         let Ok(line) = line else { break };
         events.extend(json_events(&line));
-        if line.contains("\"type\":\"step_done\"") {
-            done += 1;
-            if done == kill_after {
-                let _ = child.kill();
-                break;
-            }
+        if kill_at(&line) {
+            let _ = child.kill();
+            break;
         }
     }
     let _ = child.wait();
@@ -174,6 +186,55 @@ fn killed_at_twenty_random_points_apply_converges() {
             );
         }
     }
+}
+
+/// The narrowest window: a join has finished on its host (kubeadm said so), and sealer dies
+/// before recording it. The step was recorded tainted before it started, so the next plan
+/// replaces it (reset, then join) instead of joining a joined node, and the apply converges.
+#[test]
+fn killed_between_a_finished_join_and_its_record_the_plan_replaces_it() {
+    let d = Deploy::new(TestBed::start(2));
+    let file = d.clusterfile(&[0], &[1], "");
+    let file = file.to_str().unwrap().to_string();
+    let worker = format!("kubernetes.worker.{}", d.bed.host(1).ip());
+    let killed = run_killed_when(&d, &["apply", "-f", &file, "--auto-approve"], |line| {
+        line.contains("\"type\":\"step_output\"")
+            && line.contains(&format!("\"address\":\"{worker}\""))
+            && line.contains("This node has joined the cluster")
+    });
+    assert!(
+        !killed.iter().any(|(t, a)| t == "step_done" && *a == worker),
+        "killed too late: {killed:?}"
+    );
+    // The join did happen on the host.
+    d.bed
+        .ssh_ok(1, "test -f /var/lib/kubelet/joined-with-ca-hash");
+    let out = d.sealer(&["apply", "-f", &file, "--auto-approve"]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    let id = err
+        .split("sealer state unlock ")
+        .nth(1)
+        .and_then(|rest| rest.split('`').next())
+        .unwrap_or_else(|| panic!("no stale lock reported: {err}"))
+        .to_string();
+    d.sealer_ok(&["state", "unlock", &id]);
+
+    let plan = d.sealer_ok(&["plan", "-f", &file]);
+    assert!(
+        plan.contains(&format!(
+            "# {worker} must be replaced (tainted by a failed apply)"
+        )),
+        "{plan}"
+    );
+    d.sealer_ok(&["apply", "-f", &file, "--auto-approve"]);
+    integrity_check(&d);
+    let out = d.sealer(&["plan", "-f", &file, "--detailed-exitcode"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 /// A host that hangs a command, one whose link is cut and one whose sshd dies: each fails
