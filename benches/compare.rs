@@ -11,8 +11,11 @@
 //! Run as root: `cargo bench --bench compare` (needs openssh-client, ansible-core).
 #![allow(clippy::print_stdout, clippy::print_stderr, dead_code)]
 
+mod common;
 #[path = "../tests/it/support/testbed.rs"]
 mod testbed;
+
+use common::sealer_binary;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -21,19 +24,6 @@ use std::time::{Duration, Instant};
 use testbed::TestBed;
 
 const ROUNDS: usize = 3;
-
-fn sealer_binary() -> PathBuf {
-    // `cargo bench` builds the binary next to the bench executable's directory.
-    let exe = std::env::current_exe().expect("bench path");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let bin = dir.join("sealer");
-    assert!(
-        bin.is_file(),
-        "build the binary first: cargo build --release ({})",
-        bin.display()
-    );
-    bin
-}
 
 fn median(mut xs: Vec<Duration>) -> Duration {
     xs.sort();
@@ -422,21 +412,7 @@ fn no_op(hosts: usize) -> String {
     let file = s.write("Clusterfile", &text);
     let f = file.to_str().unwrap();
     s.sealer(None, &["plan", "-f", f, "--out", "seed.bin"]);
-    let saved = sealer::plan::saved::SavedPlan::read(&s.path("seed.bin")).unwrap();
-    let store = sealer::state::StateStore::open_or_create(&s.path("home/state.db")).unwrap();
-    store.create_cluster("big").unwrap();
-    for c in &saved.plan.changes {
-        let d = c.desired.as_ref().unwrap();
-        let computed = d
-            .computed
-            .iter()
-            .map(|k| (k.clone(), serde_json::json!("x")))
-            .collect();
-        store
-            .commit("big", &sealer::resource::Recorded::applied(d, computed))
-            .unwrap();
-    }
-    drop(store);
+    common::seed_applied_state(&s.path("home/state.db"), "big", &s.path("seed.bin"));
     let (out, plan) = s.sealer(None, &["plan", "-f", f]);
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("No changes."));
     let (_, apply) = s.sealer(None, &["apply", "-f", f, "--auto-approve"]);

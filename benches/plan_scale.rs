@@ -10,13 +10,17 @@
 //! (target ≤ 200 MB). Run: `cargo build --release && cargo bench --bench plan_scale`.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod common;
+
+use common::sealer_binary;
+
 use sealer::graph::input::{AppInput, ClusterInput, HostInput, Launch, RegistryInput};
 use sealer::plan::human::{Style, render};
 use sealer::plan::{Current, PlanOptions, diff};
 use sealer::resource::{Attributes, Recorded};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -82,22 +86,6 @@ fn input(hosts: usize, apps: usize) -> ClusterInput {
 fn median(mut xs: Vec<Duration>) -> Duration {
     xs.sort();
     xs[xs.len() / 2]
-}
-
-fn sealer_binary() -> PathBuf {
-    // `cargo bench` runs from target/release/deps; the binary is one level up.
-    let exe = std::env::current_exe().expect("bench path");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .join("sealer");
-    assert!(
-        bin.is_file(),
-        "build the binary first: cargo build --release ({})",
-        bin.display()
-    );
-    bin
 }
 
 /// Runs `cmd` to completion: (wall time, peak RSS in bytes, stdout). The bench re-runs
@@ -190,24 +178,6 @@ fn clusterfile(hosts: usize) -> String {
     )
 }
 
-/// Records every resource of `plan_file` as applied, through the state API (no hosts exist).
-fn seed_applied_state(home: &Path, plan_file: &Path) {
-    let saved = sealer::plan::saved::SavedPlan::read(plan_file).unwrap();
-    let store = sealer::state::StateStore::open_or_create(&home.join("state.db")).unwrap();
-    store.create_cluster("scale").unwrap();
-    for c in &saved.plan.changes {
-        let d = c.desired.as_ref().unwrap();
-        let computed = d
-            .computed
-            .iter()
-            .map(|k| (k.clone(), serde_json::json!("x")))
-            .collect();
-        store
-            .commit("scale", &Recorded::applied(d, computed))
-            .unwrap();
-    }
-}
-
 struct BinaryRow {
     empty: (Duration, u64),
     applied: (Duration, u64),
@@ -248,7 +218,7 @@ fn binary_plans() -> BTreeMap<usize, BinaryRow> {
         }
         let saved = scratch.path().join(format!("plan-{hosts}.bin"));
         plan(&["--out", saved.to_str().unwrap()]);
-        seed_applied_state(&home, &saved);
+        common::seed_applied_state(&home.join("state.db"), "scale", &saved);
         let mut applied = Vec::new();
         for _ in 0..3 {
             let (t, rss, out) = plan(&[]);

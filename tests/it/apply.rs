@@ -15,6 +15,17 @@ pub struct Deploy {
 }
 
 impl Deploy {
+    /// The plan of `file` has nothing to do (`--detailed-exitcode` is 0).
+    pub fn assert_no_changes(&self, file: &str) {
+        let out = self.sealer(&["plan", "-f", file, "--detailed-exitcode"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+
     pub fn new(bed: TestBed) -> Deploy {
         let sb = Sandbox::new();
         stdout_of(
@@ -143,13 +154,7 @@ fn one_master_one_worker_apply_then_no_changes_then_destroy() {
         d.commands(1)
     );
 
-    let out = d.sealer(&["plan", "-f", file, "--detailed-exitcode"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    d.assert_no_changes(file);
 
     d.sealer_ok(&["destroy", "-f", file, "--auto-approve"]);
     for (i, trees) in before.iter().enumerate() {
@@ -270,13 +275,7 @@ fn three_masters_three_workers_cni_and_two_apps() {
 
     // A second plan finds nothing to do and connects to no host.
     let logins: Vec<usize> = (0..6).map(|i| d.bed.client_logins(i)).collect();
-    let out = d.sealer(&["plan", "-f", file, "--detailed-exitcode"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    d.assert_no_changes(file);
     let after: Vec<usize> = (0..6).map(|i| d.bed.client_logins(i)).collect();
     assert_eq!(logins, after, "plan opened a connection");
 }
@@ -387,13 +386,7 @@ fn scale_up_scale_down_and_app_change() {
     let done = addresses(&ev, "step_done");
     let apps: Vec<&String> = done.iter().filter(|a| a.starts_with("app.")).collect();
     assert_eq!(apps, [&"app.dashboard".to_string()], "{done:?}");
-    let out = d.sealer(&["plan", "-f", &file, "--detailed-exitcode"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    d.assert_no_changes(&file);
 }
 
 /// A host killed mid-apply fails within the step timeout naming it; the other branches
@@ -473,13 +466,7 @@ fn a_host_killed_mid_apply_fails_fast_and_apply_resumes() {
             .iter()
             .any(|(_, _, c)| c.starts_with("kubeadm join"))
     );
-    let out = d.sealer(&["plan", "-f", &file, "--detailed-exitcode"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    d.assert_no_changes(&file);
 }
 
 /// `sealer apply PLANFILE` applies exactly the saved plan, and refuses it once stale.
