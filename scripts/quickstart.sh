@@ -4,7 +4,8 @@
 # and shows what the state recorded. Everything it writes stays under ./.quickstart: the image
 # store and state (SEALER_HOME) and the cluster's sandbox, which receives every file the
 # cluster's steps write to the system (an overlay in a private mount namespace, which needs
-# root: the apply runs through sudo when you are not root). Delete ./.quickstart to start over.
+# root: when you are not root, every sealer command runs through sudo, so that all of
+# ./.quickstart belongs to one user). Delete ./.quickstart to start over.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,12 +27,12 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "build the images (Kubefile -> OCI image in $SEALER_HOME)"
 # The names the examples' Kubefiles and Clusterfiles use (examples/README.md).
-"$sealer" build -t example/demo-cluster:v1.22.15 examples/images/demo-cluster
-"$sealer" build -t my-kubernetes:v1.22.15 examples/images/cluster-image
-"$sealer" build --type app-installer -t nginx-app:v1 examples/images/kube-app
-"$sealer" build --type app-installer -t redis-app:v1 examples/images/helm-app
-"$sealer" build --type app-installer -t backup-app:v1 examples/images/shell-app
-"$sealer" images
+"${as_root[@]}" "$sealer" build -t example/demo-cluster:v1.22.15 examples/images/demo-cluster
+"${as_root[@]}" "$sealer" build -t my-kubernetes:v1.22.15 examples/images/cluster-image
+"${as_root[@]}" "$sealer" build --type app-installer -t nginx-app:v1 examples/images/kube-app
+"${as_root[@]}" "$sealer" build --type app-installer -t redis-app:v1 examples/images/helm-app
+"${as_root[@]}" "$sealer" build --type app-installer -t backup-app:v1 examples/images/shell-app
+"${as_root[@]}" "$sealer" images
 
 step "plan the example cluster (examples/quickstart/Clusterfile)"
 "${as_root[@]}" "$sealer" plan -f examples/quickstart/Clusterfile --out .quickstart/plan.bin
@@ -44,7 +45,7 @@ step "what the state recorded"
 
 cat <<'EOF'
 
-Done. Try next (with SEALER_HOME=./.quickstart/home):
+Done. Try next (with SEALER_HOME=./.quickstart/home; through sudo -E unless you are root):
   sealer plan -f examples/quickstart/Clusterfile        # no changes: the state matches
   sealer state show kubernetes.init --cluster quickstart
   find .quickstart/sandbox/upper -type f                 # every file the cluster wrote
