@@ -21,7 +21,8 @@ quickstart=$(printf '%s\n' "$commands" | head -n 1)
 
 scratch=$(mktemp -d /tmp/sealer-fresh-clone.XXXXXX)
 trap 'rm -rf "$scratch"' EXIT
-git clone --quiet --no-hardlinks "$PWD" "$scratch/sealer"
+# The checkout may belong to another user than the one running CI (git's ownership check).
+git -c safe.directory='*' clone --quiet --no-hardlinks "$PWD" "$scratch/sealer"
 cd "$scratch/sealer"
 echo "fresh-clone: running \`$quickstart\` in a fresh clone ($scratch/sealer)" >&2
 bash -c "$quickstart"
