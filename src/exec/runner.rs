@@ -3,6 +3,7 @@
 
 use super::hosts::{HostTransport, Pool};
 use super::{Event, EventSink, StepFailure, StepRunner};
+use crate::plan::teardown::{self, Teardown};
 use crate::plan::{Action, Change};
 use crate::resource::{Attributes, ResourceType};
 use sealer_providers::steps;
@@ -50,6 +51,8 @@ pub struct DeployContext {
     pub run_trees: HashMap<String, RootfsSource>,
     pub step_timeout: Duration,
     pub drain_timeout: Duration,
+    /// What the plan tears down: which teardown plugins run when deleted.
+    pub teardown: Teardown,
 }
 
 pub struct Runner {
@@ -550,7 +553,8 @@ impl Runner {
                 )
                 .await?;
             }
-            ResourceType::Plugin => {
+            // A teardown plugin is only armed here: recorded, it runs when deleted.
+            ResourceType::Plugin if teardown::phase_of(change).is_none() => {
                 let data = string(after, "data");
                 self.run(
                     a,
@@ -560,6 +564,7 @@ impl Runner {
                 )
                 .await?;
             }
+            ResourceType::Plugin => {}
             ResourceType::App => {
                 let cmds = strings(after.and_then(|a| a.get("cmds")));
                 // Apps of `sealer run` images live in their own root next to the rootfs.
@@ -735,6 +740,16 @@ impl Runner {
                     self.run(a, &ctx.master0, steps::delete_node(&node), Stdin::Null)
                         .await?;
                 }
+            }
+            ResourceType::Plugin if ctx.teardown.runs(change) => {
+                let data = string(before, "data");
+                self.run(
+                    a,
+                    &host,
+                    steps::in_rootfs(&ctx.rootfs, &exports, &[data]),
+                    Stdin::Null,
+                )
+                .await?;
             }
             ResourceType::NodeMeta | ResourceType::Plugin => {}
             ResourceType::App => {

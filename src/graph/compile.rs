@@ -6,18 +6,6 @@ use crate::resource::{Attributes, Desired, ResourceType};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Phases of plugins that run on master0 (their address has no IP).
-pub const CLUSTER_PHASES: &[&str] = &["pre-install", "post-install", "pre-scaleup", "post-scaleup"];
-/// Phases of plugins that run on each host in scope (their address ends with the IP).
-pub const HOST_PHASES: &[&str] = &["pre-init-host", "post-init-host"];
-/// Phases of teardown: they run during destroys, which are planned from the state.
-pub const TEARDOWN_PHASES: &[&str] = &[
-    "pre-uninstall",
-    "post-uninstall",
-    "pre-clean-host",
-    "post-clean-host",
-];
-
 /// The address of a host's join: `kubernetes.init` for master0.
 pub fn join_address(input: &ClusterInput, host: &HostInput) -> Option<String> {
     let master0 = input.hosts.iter().find(|h| h.is_master())?;
@@ -430,9 +418,7 @@ pub fn compile(input: &ClusterInput) -> Vec<Desired> {
                         .deps(all_joins.iter().cloned());
                 }
                 "pre-init-host" | "post-init-host" => {
-                    for host in input.hosts.iter().filter(|h| {
-                        plugin.scope.is_empty() || plugin.scope.iter().any(|r| h.has_role(r))
-                    }) {
+                    for host in input.hosts.iter().filter(|h| plugin.applies_to(h)) {
                         let ip = host.ip.as_str();
                         let address = format!("plugin.{}.{phase}.{ip}", plugin.name);
                         if phase == "pre-init-host" {
@@ -454,7 +440,21 @@ pub fn compile(input: &ClusterInput) -> Vec<Desired> {
                         }
                     }
                 }
-                // Teardown phases run during destroys, which are planned from the state.
+                // Teardown phases are recorded (armed) with the rootfs they run in, and run
+                // when the plan destroys the cluster or their host (`plan::teardown`).
+                "pre-uninstall" | "post-uninstall" => {
+                    let address = format!("plugin.{}.{phase}", plugin.name);
+                    b.add(address, ResourceType::Plugin, Some(&master0.ip), attrs)
+                        .deps([format!("rootfs.{}", master0.ip)]);
+                }
+                "pre-clean-host" | "post-clean-host" => {
+                    for host in input.hosts.iter().filter(|h| plugin.applies_to(h)) {
+                        let ip = host.ip.as_str();
+                        let address = format!("plugin.{}.{phase}.{ip}", plugin.name);
+                        b.add(address, ResourceType::Plugin, Some(ip), attrs.clone())
+                            .deps([format!("rootfs.{ip}")]);
+                    }
+                }
                 _ => {}
             }
         }

@@ -120,6 +120,13 @@ pub struct PluginInput {
     pub data: String,
 }
 
+impl PluginInput {
+    /// Whether a per-host phase of this plugin runs on `host`.
+    pub fn applies_to(&self, host: &HostInput) -> bool {
+        self.scope.is_empty() || self.scope.iter().any(|r| host.has_role(r))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImagePolicyInput {
     /// The app that installs Kyverno: the policy follows it.

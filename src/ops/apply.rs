@@ -12,6 +12,7 @@ use crate::exec::{EventSink, Report, StateRecorder, schedule};
 use crate::graph::input::RegistryInput;
 use crate::image::{Image, Platform, Reference};
 use crate::plan::saved::SavedPlan;
+use crate::plan::teardown::Teardown;
 use crate::plan::{Action, Plan, PlanOptions, diff};
 use crate::resource::{Recorded, ResourceType};
 use crate::state::{ClusterState, LockHolder, StateStore};
@@ -468,6 +469,7 @@ fn context(
             run_trees: prepared.run_trees.clone(),
             step_timeout: exec.step_timeout,
             drain_timeout: Duration::from_secs(120),
+            teardown: Teardown::of(&plan.changes),
         });
     };
     let cf = &compiled.clusterfile;
@@ -594,6 +596,7 @@ fn context(
         run_trees: HashMap::new(),
         step_timeout: exec.step_timeout,
         drain_timeout: Duration::from_secs(120),
+        teardown: Teardown::of(&plan.changes),
     })
 }
 

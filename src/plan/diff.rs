@@ -158,6 +158,7 @@ pub fn diff(
     } else {
         keep_targets(changes, &options.targets, desired, recorded)
     };
+    let changes = super::teardown::arrange(changes);
 
     if !errors.is_empty() {
         return Err(Error::many(errors));
@@ -337,9 +338,6 @@ fn drop_plugins_whose_phase_does_not_occur(
             ResourceType::KubernetesMaster | ResourceType::KubernetesWorker
         )
     });
-    let init_deleted = changes
-        .iter()
-        .any(|c| c.action == Action::Delete && c.resource_type == ResourceType::KubernetesInit);
     let occurs = |c: &Change| -> bool {
         let phase = c
             .after()
@@ -362,16 +360,12 @@ fn drop_plugins_whose_phase_does_not_occur(
         match phase {
             "pre-install" | "post-install" => init_created,
             "pre-scaleup" | "post-scaleup" => join_created && !init_created,
-            "pre-uninstall" | "post-uninstall" => init_deleted,
             "pre-init-host" => host_changed(
                 &[ResourceType::ContainerRuntime],
                 &[Action::Create, Action::Replace],
             ),
             "post-init-host" => host_changed(&joins, &[Action::Create, Action::Replace]),
-            "pre-clean-host" | "post-clean-host" => host_changed(
-                &[ResourceType::ContainerRuntime],
-                &[Action::Delete, Action::Replace],
-            ),
+            // Armed whenever applied; they run only when deleted (`teardown`).
             _ => true,
         }
     };

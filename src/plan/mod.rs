@@ -10,6 +10,7 @@ pub mod json;
 pub mod markdown;
 pub mod order;
 pub mod saved;
+pub mod teardown;
 
 pub use diff::{Current, PlanOptions, diff};
 

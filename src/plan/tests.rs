@@ -1,6 +1,7 @@
 use super::human::{Style, render};
 use super::markdown::render_markdown;
 use super::saved::SavedPlan;
+use super::teardown::Teardown;
 use super::*;
 use crate::resource::{Recorded, Status};
 use serde_json::json;
@@ -362,6 +363,215 @@ fn plugins_wait_for_their_phase() {
             .iter()
             .any(|c| c.address == "plugin.p.post-install")
     );
+}
+
+/// Master 10.0.0.1, worker 10.0.0.2 and the four teardown plugins.
+fn cluster_with_teardown_plugins() -> Vec<Desired> {
+    let on = |mut d: Desired, host: &str| {
+        d.host = Some(host.to_string());
+        d
+    };
+    let plugin = |phase: &str, host: &str| {
+        let address = if phase.ends_with("uninstall") {
+            format!("plugin.p.{phase}")
+        } else {
+            format!("plugin.p.{phase}.{host}")
+        };
+        let rootfs = format!("rootfs.{host}");
+        on(
+            desired(
+                &address,
+                ResourceType::Plugin,
+                json!({"phase": phase, "data": format!("echo {phase}")}),
+                &[&rootfs],
+            ),
+            host,
+        )
+    };
+    let mut ds = Vec::new();
+    for host in ["10.0.0.1", "10.0.0.2"] {
+        let h = format!("host.{host}");
+        let r = format!("rootfs.{host}");
+        let c = format!("container_runtime.{host}");
+        ds.push(on(desired(&h, ResourceType::Host, json!({}), &[]), host));
+        ds.push(on(
+            desired(&r, ResourceType::Rootfs, json!({}), &[&h]),
+            host,
+        ));
+        ds.push(on(
+            desired(&c, ResourceType::ContainerRuntime, json!({}), &[&r]),
+            host,
+        ));
+    }
+    ds.push(desired(
+        "kubernetes.init",
+        ResourceType::KubernetesInit,
+        json!({}),
+        &["container_runtime.10.0.0.1"],
+    ));
+    ds.push(on(
+        desired(
+            "kubernetes.worker.10.0.0.2",
+            ResourceType::KubernetesWorker,
+            json!({}),
+            &["kubernetes.init", "container_runtime.10.0.0.2"],
+        ),
+        "10.0.0.2",
+    ));
+    ds.push(desired(
+        "app.nginx",
+        ResourceType::App,
+        json!({}),
+        &["kubernetes.init", "kubernetes.worker.10.0.0.2"],
+    ));
+    ds.push(plugin("pre-uninstall", "10.0.0.1"));
+    ds.push(plugin("post-uninstall", "10.0.0.1"));
+    ds.push(plugin("pre-clean-host", "10.0.0.2"));
+    ds.push(plugin("post-clean-host", "10.0.0.2"));
+    ds
+}
+
+fn position(plan: &Plan, address: &str) -> usize {
+    plan.changes
+        .iter()
+        .position(|c| c.address == address)
+        .unwrap_or_else(|| panic!("{address} not in {:?}", actions(plan)))
+}
+
+#[test]
+fn teardown_plugins_are_armed_when_applied() {
+    let plan = diff(
+        "c1",
+        &cluster_with_teardown_plugins(),
+        None,
+        &PlanOptions::default(),
+    )
+    .unwrap();
+    let reason = |a: &str| plan.changes[position(&plan, a)].reason.clone();
+    assert_eq!(
+        reason("plugin.p.pre-uninstall"),
+        "new in configuration; runs only when the cluster is destroyed"
+    );
+    assert_eq!(
+        reason("plugin.p.post-clean-host.10.0.0.2"),
+        "new in configuration; runs only when its host leaves the cluster"
+    );
+    assert!(Teardown::of(&plan.changes) == Teardown::default());
+    assert!(plan.changes.iter().all(|c| !Teardown::default().runs(c)));
+}
+
+#[test]
+fn a_destroy_runs_teardown_plugins_around_what_they_tear_down() {
+    let ds = cluster_with_teardown_plugins();
+    let state = state_of(&ds);
+    let plan = diff(
+        "c1",
+        &[],
+        Some(current(&state)),
+        &PlanOptions {
+            destroy: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let teardown = Teardown::of(&plan.changes);
+    assert!(teardown.cluster);
+    let at = |a: &str| position(&plan, a);
+    let pre_uninstall = at("plugin.p.pre-uninstall");
+    assert_eq!(pre_uninstall, 0, "{:?}", actions(&plan));
+    assert!(teardown.runs(&plan.changes[pre_uninstall]));
+    assert_eq!(
+        plan.changes[pre_uninstall].reason,
+        "the cluster is destroyed; runs now, at pre-uninstall"
+    );
+    let pre_clean = at("plugin.p.pre-clean-host.10.0.0.2");
+    let post_clean = at("plugin.p.post-clean-host.10.0.0.2");
+    let post_uninstall = at("plugin.p.post-uninstall");
+    assert!(pre_clean < at("kubernetes.worker.10.0.0.2"));
+    assert!(post_clean > at("container_runtime.10.0.0.2"));
+    assert!(post_clean < at("rootfs.10.0.0.2"));
+    assert!(post_uninstall > at("kubernetes.init"));
+    assert!(post_uninstall > post_clean);
+    assert!(post_uninstall < at("rootfs.10.0.0.1"));
+    // The executor waits on the same dependencies the order came from.
+    let change = |i: usize| &plan.changes[i];
+    assert!(
+        change(at("kubernetes.init"))
+            .depends_on
+            .contains(&"plugin.p.post-uninstall".to_string())
+    );
+    assert!(
+        change(pre_clean)
+            .depends_on
+            .contains(&"kubernetes.worker.10.0.0.2".to_string())
+    );
+    let saved = SavedPlan {
+        plan: plan.clone(),
+        clusterfile: None,
+        clusterfile_digest: None,
+        images: BTreeMap::new(),
+    };
+    let back = SavedPlan::from_bytes(&saved.to_bytes(), std::path::Path::new("p")).unwrap();
+    assert_eq!(back.plan.changes, plan.changes);
+}
+
+#[test]
+fn scale_down_runs_only_the_leaving_hosts_clean_host_plugins() {
+    let ds = cluster_with_teardown_plugins();
+    let state = state_of(&ds);
+    let stays: Vec<Desired> = ds
+        .iter()
+        .filter(|d| d.host.as_deref() != Some("10.0.0.2"))
+        .cloned()
+        .map(|mut d| {
+            d.depends_on.retain(|a| !a.ends_with("10.0.0.2"));
+            d
+        })
+        .collect();
+    let plan = diff("c1", &stays, Some(current(&state)), &PlanOptions::default()).unwrap();
+    let teardown = Teardown::of(&plan.changes);
+    assert!(!teardown.cluster);
+    let at = |a: &str| position(&plan, a);
+    assert!(at("plugin.p.pre-clean-host.10.0.0.2") < at("kubernetes.worker.10.0.0.2"));
+    assert!(at("plugin.p.post-clean-host.10.0.0.2") > at("container_runtime.10.0.0.2"));
+    assert!(at("plugin.p.post-clean-host.10.0.0.2") < at("rootfs.10.0.0.2"));
+    assert!(
+        plan.changes
+            .iter()
+            .all(|c| !c.address.contains("uninstall"))
+    );
+    assert_eq!(
+        plan.changes[at("plugin.p.pre-clean-host.10.0.0.2")].reason,
+        "removed from configuration; runs now, at pre-clean-host"
+    );
+}
+
+#[test]
+fn a_teardown_plugin_removed_from_the_configuration_is_forgotten() {
+    let ds = cluster_with_teardown_plugins();
+    let state = state_of(&ds);
+    let without: Vec<Desired> = ds
+        .iter()
+        .filter(|d| d.resource_type != ResourceType::Plugin)
+        .cloned()
+        .collect();
+    let plan = diff(
+        "c1",
+        &without,
+        Some(current(&state)),
+        &PlanOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(plan.changes.len(), 4, "{:?}", actions(&plan));
+    let teardown = Teardown::of(&plan.changes);
+    for c in &plan.changes {
+        assert!(!teardown.runs(c), "{}", c.address);
+        assert!(
+            c.reason.contains("forgotten without running"),
+            "{}",
+            c.reason
+        );
+    }
 }
 
 #[test]

@@ -133,10 +133,15 @@ fn one_master_one_worker_apply_then_no_changes_then_destroy() {
             .collect()
     };
     let before: Vec<_> = (0..2).map(snapshot).collect();
-    let file = d.clusterfile(&[0], &[1], "");
+    let file = d.clusterfile(&[0], &[1], &teardown_plugins());
     let file = file.to_str().unwrap();
     d.sealer_ok(&["apply", "-f", file, "--auto-approve"]);
     let master = d.commands(0);
+    assert!(
+        !master.iter().any(|(_, _, c)| c.starts_with("plugin")),
+        "teardown plugins are only armed by apply: {master:?}"
+    );
+    let applied = [master.len(), d.commands(1).len()];
     let tools: Vec<&str> = master
         .iter()
         .map(|(_, _, c)| c.split(' ').next().unwrap_or(""))
@@ -156,7 +161,49 @@ fn one_master_one_worker_apply_then_no_changes_then_destroy() {
 
     d.assert_no_changes(file);
 
-    d.sealer_ok(&["destroy", "-f", file, "--auto-approve"]);
+    // Destroy from the state alone: the recorded plugins run around what they tear down.
+    d.sealer_ok(&["destroy", "--cluster", "bed", "--auto-approve"]);
+    let teardown: Vec<Vec<String>> = (0..2)
+        .map(|i| {
+            d.commands(i)
+                .split_off(applied[i])
+                .into_iter()
+                .map(|(_, _, c)| c)
+                .collect()
+        })
+        .collect();
+    let at = |i: usize, prefix: &str| {
+        teardown[i]
+            .iter()
+            .position(|c| c.starts_with(prefix))
+            .unwrap_or_else(|| panic!("host {i}: no {prefix}: {:?}", teardown[i]))
+    };
+    assert_eq!(at(0, "plugin pre-uninstall"), 0, "{:?}", teardown[0]);
+    assert_eq!(
+        at(0, "plugin post-uninstall"),
+        teardown[0].len() - 1,
+        "{:?}",
+        teardown[0]
+    );
+    for (i, log) in teardown.iter().enumerate() {
+        let reset = at(i, "kubeadm reset");
+        assert!(at(i, "plugin pre-clean-host") < reset, "{log:?}");
+        assert!(at(i, "plugin post-clean-host") > reset, "{log:?}");
+    }
+    let worker_reset = d
+        .commands(1)
+        .into_iter()
+        .find(|(_, _, c)| c.starts_with("kubeadm reset"))
+        .unwrap();
+    let pre_uninstall = d
+        .commands(0)
+        .into_iter()
+        .find(|(_, _, c)| c.starts_with("plugin pre-uninstall"))
+        .unwrap();
+    assert!(
+        pre_uninstall.1 <= worker_reset.0,
+        "{pre_uninstall:?} {worker_reset:?}"
+    );
     for (i, trees) in before.iter().enumerate() {
         for (tree, now) in trees.iter().zip(snapshot(i)) {
             let diff = tree_diff(tree, &now);
@@ -167,6 +214,19 @@ fn one_master_one_worker_apply_then_no_changes_then_destroy() {
             );
         }
     }
+}
+
+/// Plugins at the four teardown phases, each logging its phase where the stand-ins log
+/// their commands.
+fn teardown_plugins() -> String {
+    ["pre-uninstall", "pre-clean-host", "post-clean-host", "post-uninstall"]
+        .iter()
+        .map(|phase| {
+            format!(
+                "---\napiVersion: sealer.io/v1\nkind: Plugin\nmetadata: {{name: log-{phase}}}\nspec:\n  type: SHELL\n  action: {phase}\n  data: |\n    mkdir -p /var/log/sealer-test\n    t=$(date +%s.%N)\n    echo \"$t $t 0 plugin {phase}\" >>/var/log/sealer-test/commands.log\n"
+            )
+        })
+        .collect()
 }
 
 /// The paths whose presence, mode or content differ between two trees.
@@ -296,8 +356,9 @@ fn scale_up_scale_down_and_app_change() {
     let ip = |i: usize| d.bed.host(i).ip().to_string();
     // Host 5 is reached as `deploy` with passwordless sudo.
     let sudo_group = format!(
-        "    - ips: [{}]\n      roles: [node]\n      ssh: {{user: deploy}}\n",
-        ip(5)
+        "    - ips: [{}]\n      roles: [node]\n      ssh: {{user: deploy}}\n{}",
+        ip(5),
+        teardown_plugins()
     );
     let file = d.clusterfile(&[0, 1, 2], &[3, 4], &sudo_group);
     let file = file.to_str().unwrap().to_string();
@@ -366,6 +427,25 @@ fn scale_up_scale_down_and_app_change() {
             .iter()
             .any(|(_, _, c)| c.starts_with("kubeadm reset -f"))
     );
+    // The leaving hosts' clean-host plugins ran around their reset; nothing else did.
+    for i in [2, 4] {
+        let log: Vec<String> = d.commands(i).into_iter().map(|(_, _, c)| c).collect();
+        let at = |prefix: &str| {
+            log.iter()
+                .position(|c| c.starts_with(prefix))
+                .unwrap_or_else(|| panic!("host {i}: no {prefix}: {log:?}"))
+        };
+        let reset = at("kubeadm reset");
+        assert!(at("plugin pre-clean-host") < reset, "host {i}: {log:?}");
+        assert!(at("plugin post-clean-host") > reset, "host {i}: {log:?}");
+    }
+    for i in [0, 1, 3, 6, 7] {
+        let log = d.commands(i);
+        assert!(
+            !log.iter().any(|(_, _, c)| c.starts_with("plugin")),
+            "host {i}: {log:?}"
+        );
+    }
     let rule = d
         .commands(3)
         .into_iter()

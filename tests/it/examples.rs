@@ -282,12 +282,16 @@ fn expected(file: &str) -> Option<Expected> {
             plugins: &["plugin.untaint-master.post-install"],
         },
         "ha-3x3.yaml" => Expected {
-            add: 45,
+            add: 49,
             apps: &["app.calico"],
             plugins: &[
+                "plugin.backup-before-destroy.pre-uninstall",
                 "plugin.mount-data-disk.pre-init-host.192.0.2.21",
                 "plugin.mount-data-disk.pre-init-host.192.0.2.22",
                 "plugin.mount-data-disk.pre-init-host.192.0.2.23",
+                "plugin.unmount-data-disk.post-clean-host.192.0.2.21",
+                "plugin.unmount-data-disk.post-clean-host.192.0.2.22",
+                "plugin.unmount-data-disk.post-clean-host.192.0.2.23",
                 "plugin.untaint-master.post-install",
                 "plugin.wait-for-dns.post-install",
             ],
@@ -425,14 +429,25 @@ fn check_clusterfile(sb: &Sandbox, name: &str, path: &Path) {
     }
 
     // Plugins of the Clusterfile at the phases of a create: once, or once per host in scope.
-    // Destroy and scale-up phases have no place in the plan of a new cluster.
+    // Teardown phases are armed (recorded to run at destroy); scale-up phases have no place
+    // in the plan of a new cluster.
     let plugins: BTreeSet<&str> = addresses(changes, "plugin.").into_iter().collect();
+    let reason_of = |address: &str| {
+        changes
+            .iter()
+            .find(|c| c["address"] == address)
+            .map(|c| c["reason"].as_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
     for plugin in &cf.plugins {
         let pname = &plugin.name.value;
         for phase in &plugin.actions {
             let prefix = format!("plugin.{pname}.{}", phase.value.as_str());
             match phase.value {
-                Phase::PreInitHost | Phase::PostInitHost => {
+                Phase::PreInitHost
+                | Phase::PostInitHost
+                | Phase::PreCleanHost
+                | Phase::PostCleanHost => {
                     for (ip, roles) in &hosts {
                         let in_scope = plugin.scope.is_empty()
                             || plugin.scope.iter().any(|s| roles.contains(&s.value));
@@ -442,11 +457,26 @@ fn check_clusterfile(sb: &Sandbox, name: &str, path: &Path) {
                             in_scope,
                             "{name}: {address} (planned: {plugins:?})"
                         );
+                        if in_scope
+                            && sealer::plan::teardown::is_teardown_phase(phase.value.as_str())
+                        {
+                            assert!(
+                                reason_of(&address)
+                                    .ends_with("runs only when its host leaves the cluster"),
+                                "{name}: {address}: {}",
+                                reason_of(&address)
+                            );
+                        }
                     }
                 }
                 Phase::PreInstall | Phase::PostInstall => assert!(
                     plugins.contains(prefix.as_str()),
                     "{name}: {prefix} missing from {plugins:?}"
+                ),
+                Phase::PreUninstall | Phase::PostUninstall => assert!(
+                    reason_of(&prefix).ends_with("runs only when the cluster is destroyed"),
+                    "{name}: {prefix}: {}",
+                    reason_of(&prefix)
                 ),
                 _ => assert!(
                     !plugins
