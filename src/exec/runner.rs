@@ -152,6 +152,12 @@ impl Runner {
         self.run_with(address, host, script, stdin, false).await
     }
 
+    /// A plugin's script, run in the rootfs with the host's env.
+    async fn run_plugin(&self, address: &str, host: &str, data: String) -> Result<(), StepFailure> {
+        let script = steps::in_rootfs(&self.ctx.rootfs, self.exports(host), &[data]);
+        self.run(address, host, script, Stdin::Null).await.map(drop)
+    }
+
     /// Like [`Runner::run`] for commands whose output is a secret (join tokens, certificate
     /// keys, the registry's key): their output is never streamed, logged or shown.
     async fn run_secret(
@@ -555,14 +561,7 @@ impl Runner {
             }
             // A teardown plugin is only armed here: recorded, it runs when deleted.
             ResourceType::Plugin if teardown::phase_of(change).is_none() => {
-                let data = string(after, "data");
-                self.run(
-                    a,
-                    &host,
-                    steps::in_rootfs(&ctx.rootfs, &exports, &[data]),
-                    Stdin::Null,
-                )
-                .await?;
+                self.run_plugin(a, &host, string(after, "data")).await?;
             }
             ResourceType::Plugin => {}
             ResourceType::App => {
@@ -742,14 +741,7 @@ impl Runner {
                 }
             }
             ResourceType::Plugin if ctx.teardown.runs(change) => {
-                let data = string(before, "data");
-                self.run(
-                    a,
-                    &host,
-                    steps::in_rootfs(&ctx.rootfs, &exports, &[data]),
-                    Stdin::Null,
-                )
-                .await?;
+                self.run_plugin(a, &host, string(before, "data")).await?;
             }
             ResourceType::NodeMeta | ResourceType::Plugin => {}
             ResourceType::App => {

@@ -81,6 +81,15 @@ fn cluster() -> Vec<Desired> {
     vec![app, init, runtime, host]
 }
 
+/// The plan of `sealer destroy` for what `state` recorded.
+fn destroy(state: &BTreeMap<String, Recorded>) -> Plan {
+    let options = PlanOptions {
+        destroy: true,
+        ..Default::default()
+    };
+    diff("c1", &[], Some(current(state)), &options).unwrap()
+}
+
 fn actions(plan: &Plan) -> Vec<(String, &'static str, String)> {
     plan.changes
         .iter()
@@ -249,16 +258,7 @@ fn tainted_and_requested_replacements() {
 fn removed_resources_are_destroyed_dependents_first() {
     let ds = cluster();
     let state = state_of(&ds);
-    let plan = diff(
-        "c1",
-        &[],
-        Some(current(&state)),
-        &PlanOptions {
-            destroy: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let plan = destroy(&state);
     let order: Vec<&str> = plan.changes.iter().map(|c| c.address.as_str()).collect();
     assert_eq!(
         order,
@@ -464,16 +464,7 @@ fn teardown_plugins_are_armed_when_applied() {
 fn a_destroy_runs_teardown_plugins_around_what_they_tear_down() {
     let ds = cluster_with_teardown_plugins();
     let state = state_of(&ds);
-    let plan = diff(
-        "c1",
-        &[],
-        Some(current(&state)),
-        &PlanOptions {
-            destroy: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let plan = destroy(&state);
     let teardown = Teardown::of(&plan.changes);
     assert!(teardown.cluster);
     let at = |a: &str| position(&plan, a);
