@@ -28,6 +28,6 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 cargo test --locked --workspace --all-targets
 cargo test --locked --workspace --doc
 # The fuzz targets, for a bounded time each (long runs: ./scripts/fuzz.sh 600).
-./scripts/fuzz.sh 20
+./scripts/fuzz.sh --smoke 20
 # The README's quick start, from a fresh clone of HEAD.
 ./scripts/fresh-clone.sh
