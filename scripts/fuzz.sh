@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # fuzz.sh [--smoke] SECONDS [TARGET...]: runs the libFuzzer targets of fuzz/ for SECONDS each
-# (all targets by default), growing fuzz/corpus/TARGET. Crashes land in fuzz/artifacts/TARGET/:
+# (all targets by default), growing fuzz/corpus/TARGET (not with --smoke). Crashes land in fuzz/artifacts/TARGET/:
 # add them to fuzz/regressions/TARGET/ so the test suite replays them forever.
 # Long runs build optimized with AddressSanitizer. --smoke (the test suite's bounded run)
 # builds unoptimized without a sanitizer: it compiles in 3 minutes instead of 10, and in 20 s
@@ -9,8 +9,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 build=()
+# Where new inputs go: the committed corpus, except in a smoke run, which reads it and
+# writes what it finds to a scratch directory, leaving the checkout as it was.
+scratch=""
 if [ "${1:-}" = "--smoke" ]; then
   build=(--dev --sanitizer none)
+  scratch=$(mktemp -d /tmp/sealer-fuzz.XXXXXX)
+  trap 'rm -rf "$scratch"' EXIT
   shift
 fi
 seconds=${1:?usage: fuzz.sh [--smoke] SECONDS [TARGET...]}
@@ -20,7 +25,9 @@ targets=("$@")
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"
-  RUSTC_BOOTSTRAP=1 cargo fuzz run "${build[@]}" "$t" "corpus/$t" -- -max_total_time="$seconds" -max_len=8192 -print_final_stats=1 2>&1 \
+  dirs=("corpus/$t")
+  [ -z "$scratch" ] || { mkdir -p "$scratch/$t"; dirs=("$scratch/$t" "corpus/$t"); }
+  RUSTC_BOOTSTRAP=1 cargo fuzz run "${build[@]}" "$t" "${dirs[@]}" -- -max_total_time="$seconds" -max_len=8192 -print_final_stats=1 2>&1 \
     | grep -E '^(Done|stat::number_of_executed_units|==|SUMMARY)' || true
   # The run above stops with a non-zero status on a crash; say so plainly.
   if ls "artifacts/$t"/crash-* >/dev/null 2>&1; then
