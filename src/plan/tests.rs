@@ -81,6 +81,11 @@ fn cluster() -> Vec<Desired> {
     vec![app, init, runtime, host]
 }
 
+/// The plan of `desired` against what `state` recorded.
+fn plan_against(desired: &[Desired], state: &BTreeMap<String, Recorded>) -> Plan {
+    diff("c1", desired, Some(current(state)), &PlanOptions::default()).unwrap()
+}
+
 /// The plan of `sealer destroy` for what `state` recorded.
 fn destroy(state: &BTreeMap<String, Recorded>) -> Plan {
     let options = PlanOptions {
@@ -139,7 +144,7 @@ fn a_new_cluster_creates_everything_in_dependency_order() {
 fn an_applied_cluster_has_no_changes() {
     let ds = cluster();
     let state = state_of(&ds);
-    let plan = diff("c1", &ds, Some(current(&state)), &PlanOptions::default()).unwrap();
+    let plan = plan_against(&ds, &state);
     assert!(!plan.has_changes());
     assert_eq!(plan.unchanged, 4);
     assert_eq!(
@@ -156,7 +161,7 @@ fn a_changed_app_file_updates_only_that_app_and_names_the_file() {
         "files".into(),
         json!({"a.yaml": "sha256:1", "b.yaml": "sha256:3"}),
     );
-    let plan = diff("c1", &ds, Some(current(&state)), &PlanOptions::default()).unwrap();
+    let plan = plan_against(&ds, &state);
     assert_eq!(
         actions(&plan),
         vec![("app.nginx".into(), "update", "files changed: b.yaml".into())]
@@ -175,7 +180,7 @@ fn a_forcing_change_replaces_and_dependents_that_live_in_it_follow() {
     let mut ds = cluster();
     let state = state_of(&ds);
     ds[2].attributes.insert("type".into(), json!("docker"));
-    let plan = diff("c1", &ds, Some(current(&state)), &PlanOptions::default()).unwrap();
+    let plan = plan_against(&ds, &state);
     assert_eq!(
         actions(&plan),
         vec![
@@ -207,7 +212,7 @@ fn multi_line_text_changes_show_as_a_diff() {
     ds[1]
         .attributes
         .insert("kubeadm_config".into(), json!("a: 1\nb: 3\n"));
-    let plan = diff("c1", &ds, Some(current(&state)), &PlanOptions::default()).unwrap();
+    let plan = plan_against(&ds, &state);
     assert_eq!(plan.changes[0].reason, "attribute kubeadm_config changed");
     let text = render(&plan, Style::default());
     assert!(text.contains("<<-EOT # forces replacement\n            a: 1\n          - b: 2\n          + b: 3\n        EOT\n"), "{text}");
@@ -352,7 +357,7 @@ fn plugins_wait_for_their_phase() {
     ds.push(plugin);
     let state = state_of(&ds);
     ds[4].attributes.insert("data".into(), json!("echo 2"));
-    let plan = diff("c1", &ds, Some(current(&state)), &PlanOptions::default()).unwrap();
+    let plan = plan_against(&ds, &state);
     assert!(
         !plan.has_changes(),
         "post-install does not occur in this plan"
@@ -519,7 +524,7 @@ fn scale_down_runs_only_the_leaving_hosts_clean_host_plugins() {
             d
         })
         .collect();
-    let plan = diff("c1", &stays, Some(current(&state)), &PlanOptions::default()).unwrap();
+    let plan = plan_against(&stays, &state);
     let teardown = Teardown::of(&plan.changes);
     assert!(!teardown.cluster);
     let at = |a: &str| position(&plan, a);
@@ -546,13 +551,7 @@ fn a_teardown_plugin_removed_from_the_configuration_is_forgotten() {
         .filter(|d| d.resource_type != ResourceType::Plugin)
         .cloned()
         .collect();
-    let plan = diff(
-        "c1",
-        &without,
-        Some(current(&state)),
-        &PlanOptions::default(),
-    )
-    .unwrap();
+    let plan = plan_against(&without, &state);
     assert_eq!(plan.changes.len(), 4, "{:?}", actions(&plan));
     let teardown = Teardown::of(&plan.changes);
     for c in &plan.changes {
@@ -588,13 +587,7 @@ fn json_matches_the_schema_and_redacts_secrets() {
     changed[2].attributes.insert("type".into(), json!("docker"));
     for plan in [
         diff("c1", &ds, None, &PlanOptions::default()).unwrap(),
-        diff(
-            "c1",
-            &changed,
-            Some(current(&state)),
-            &PlanOptions::default(),
-        )
-        .unwrap(),
+        plan_against(&changed, &state),
         diff(
             "c1",
             &[],
@@ -624,13 +617,7 @@ fn saved_plans_round_trip_and_refuse_stale_state() {
     let state = state_of(&ds);
     let mut changed = ds.clone();
     changed[0].attributes.insert("cmds".into(), json!(["x"]));
-    let plan = diff(
-        "c1",
-        &changed,
-        Some(current(&state)),
-        &PlanOptions::default(),
-    )
-    .unwrap();
+    let plan = plan_against(&changed, &state);
     let saved = SavedPlan {
         plan,
         clusterfile: Some("Clusterfile".into()),
