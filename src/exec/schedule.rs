@@ -40,24 +40,34 @@ fn dependencies(changes: &[Change]) -> Vec<Vec<usize>> {
         .map(|(i, _)| i)
         .collect();
     let mut deps: Vec<Vec<usize>> = vec![Vec::new(); changes.len()];
+    // A resource goes after everything being destroyed that depends on it (one pass over
+    // the dependency lists: a destroy of thousands of hosts has tens of thousands).
+    for &j in &deletes {
+        for d in &changes[j].depends_on {
+            if let Some(&i) = index.get(d.as_str())
+                && i != j
+                && changes[i].action == Action::Delete
+            {
+                deps[i].push(j);
+            }
+        }
+    }
+    for &i in &deletes {
+        deps[i].sort_unstable();
+        deps[i].dedup();
+    }
     for (i, change) in changes.iter().enumerate() {
         if change.action == Action::Delete {
-            // A resource goes after everything being destroyed that depends on it.
-            for &j in &deletes {
-                if changes[j].depends_on.contains(&change.address) && j != i {
-                    deps[i].push(j);
-                }
-            }
-        } else {
-            // Destroys come first; then dependencies that are part of this plan.
-            deps[i].extend(deletes.iter().copied());
-            for d in &change.depends_on {
-                if let Some(&j) = index.get(d.as_str())
-                    && changes[j].action != Action::Delete
-                    && j != i
-                {
-                    deps[i].push(j);
-                }
+            continue;
+        }
+        // Destroys come first; then dependencies that are part of this plan.
+        deps[i].extend(deletes.iter().copied());
+        for d in &change.depends_on {
+            if let Some(&j) = index.get(d.as_str())
+                && changes[j].action != Action::Delete
+                && j != i
+            {
+                deps[i].push(j);
             }
         }
     }
