@@ -98,11 +98,9 @@ pub struct Desired {
     pub computed: BTreeSet<String>,
     /// Attributes that cannot change in place: a change replaces the resource.
     pub replace_on: BTreeSet<String>,
-    /// Addresses this resource depends on (they are created first, destroyed last).
+    /// Addresses this resource depends on (they are created first, destroyed last). What a
+    /// replacement takes with it is the plan's `cascade`, not a dependency.
     pub depends_on: Vec<String>,
-    /// The subset of `depends_on` whose replacement replaces this resource too, because
-    /// it lives inside it (a join lives in its host's container runtime).
-    pub lives_in: Vec<String>,
 }
 
 /// The status of a recorded resource.

@@ -204,8 +204,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         .plan
                         .cluster;
                     let session = ops::Session::begin(&settings, &cluster, "apply", lock)?;
-                    let prepared =
-                        rt.block_on(ops::prepare_saved(&settings, plan_file, pull(&settings)))?;
+                    let prepared = rt.block_on(ops::prepare_saved(
+                        &settings,
+                        &session,
+                        plan_file,
+                        pull(&settings),
+                    ))?;
                     (session, prepared)
                 }
                 (None, file) => {

@@ -39,6 +39,11 @@ use std::path::Path;
 /// Reads and validates a Clusterfile; every problem of the file is in the error.
 pub fn load(path: &Path) -> Result<Clusterfile> {
     let bytes = std::fs::read(path).with_path("read", path)?;
+    from_bytes(path, bytes)
+}
+
+/// Validates a Clusterfile read from `path` (UTF-8 checked here).
+fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Clusterfile> {
     let text = match String::from_utf8(bytes) {
         Ok(text) => text,
         Err(e) => return Err(not_utf8(path, e.as_bytes(), e.utf8_error().valid_up_to()).into()),
@@ -51,18 +56,21 @@ pub fn parse(path: &Path, text: &str) -> Result<Clusterfile> {
     decode::decode(path, text)
 }
 
-/// [`load`], then [`check_local_files`]: what `sealer validate` can check without images.
 /// Parses an image's `plugins/*.yaml` file: Plugin documents only. `path` names it in
 /// errors (e.g. `IMAGE:plugins/taint.yaml`).
 pub fn parse_plugins(path: &Path, text: &str) -> Result<Vec<Plugin>> {
     decode::decode_plugins(path, text)
 }
 
-pub fn validate_file(path: &Path) -> Result<Clusterfile> {
-    let file = load(path)?;
+/// [`load`], then [`check_local_files`]: what `sealer validate` can check without images.
+/// Returns the digest of the bytes it read too: a saved plan is bound to exactly them.
+pub fn validate_file(path: &Path) -> Result<(Clusterfile, String)> {
+    let bytes = std::fs::read(path).with_path("read", path)?;
+    let digest = crate::image::layout::sha256_digest(&bytes);
+    let file = from_bytes(path, bytes)?;
     let problems = check_local_files(&file);
     if problems.is_empty() {
-        Ok(file)
+        Ok((file, digest))
     } else {
         Err(Error::many(problems))
     }

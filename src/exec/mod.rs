@@ -4,7 +4,6 @@
 //! Nothing here prints: progress goes out as [`Event`]s.
 
 pub mod hosts;
-pub mod kubeadm;
 pub mod runner;
 pub mod schedule;
 

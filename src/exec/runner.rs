@@ -4,7 +4,7 @@
 use super::hosts::{HostTransport, Pool};
 use super::{Event, EventSink, StepFailure, StepRunner};
 use crate::plan::teardown::{self, Teardown};
-use crate::plan::{Action, Change};
+use crate::plan::{Action, Change, ReasonCode};
 use crate::resource::{Attributes, ResourceType};
 use sealer_providers::steps;
 use sealer_providers::{Exec, OutputChunk, Stdin, Transport};
@@ -43,7 +43,6 @@ pub struct DeployContext {
     /// `export K=V` lines per host (merged env), and for hosts that left the Clusterfile.
     pub exports: HashMap<String, String>,
     pub default_exports: String,
-    pub kubeadm_config: String,
     pub policy_yaml: Option<String>,
     pub rootfs_source: Option<RootfsSource>,
     /// Trees of images installed by `sealer run`, by their root on master0: synced there
@@ -463,13 +462,14 @@ impl Runner {
                 }
             }
             ResourceType::KubernetesInit => {
-                // kubeadm init prints join commands with a token and certificate key: its
-                // output is a secret.
+                // The configuration the plan showed, byte for byte. kubeadm init prints
+                // join commands with a token and certificate key: its output is a secret.
+                let config = string(after, "kubeadm_config");
                 self.run_with(
                     a,
                     &host,
                     steps::kube_init(&ctx.cluster, &ctx.rootfs, &exports, &ctx.master0),
-                    Stdin::Bytes(ctx.kubeadm_config.clone().into_bytes()),
+                    Stdin::Bytes(config.into_bytes()),
                     true,
                 )
                 .await?;
@@ -808,7 +808,7 @@ impl StepRunner for Runner {
                 if change.before.is_some()
                     && let Err(e) = self.destroy(change).await
                 {
-                    if !change.reason.starts_with("tainted") {
+                    if change.reason_code != ReasonCode::ReplaceBecauseTainted {
                         return Err(e);
                     }
                     self.sink.event(Event::Warning {

@@ -19,7 +19,6 @@ fn desired(address: &str, host: &str, deps: &[&str]) -> Desired {
         computed: BTreeSet::new(),
         replace_on: BTreeSet::new(),
         depends_on: deps.iter().map(|s| s.to_string()).collect(),
-        lives_in: Vec::new(),
     }
 }
 

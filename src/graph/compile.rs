@@ -46,7 +46,6 @@ impl Builder {
             computed: BTreeSet::new(),
             replace_on: BTreeSet::new(),
             depends_on: Vec::new(),
-            lives_in: Vec::new(),
         });
         let last = self.resources.len() - 1;
         self.index
@@ -65,8 +64,6 @@ impl Builder {
         for r in &mut self.resources {
             let mut seen = std::collections::HashSet::new();
             r.depends_on.retain(|d| seen.insert(d.clone()));
-            let mut seen = std::collections::HashSet::new();
-            r.lives_in.retain(|d| seen.insert(d.clone()));
         }
         self.resources
     }
@@ -75,14 +72,6 @@ impl Builder {
 impl Desired {
     fn deps(&mut self, deps: impl IntoIterator<Item = String>) -> &mut Self {
         self.depends_on.extend(deps);
-        self
-    }
-
-    fn lives_in(&mut self, deps: impl IntoIterator<Item = String>) -> &mut Self {
-        for d in deps {
-            self.depends_on.push(d.clone());
-            self.lives_in.push(d);
-        }
         self
     }
 
@@ -228,7 +217,7 @@ pub fn compile(input: &ClusterInput) -> Vec<Desired> {
                 "cert_sans": sans,
             }),
         )
-        .lives_in([format!("container_runtime.{ip}")])
+        .deps([format!("container_runtime.{ip}")])
         // HA registries serve the first one's certificate: it must exist first.
         .deps(
             registry_hosts
@@ -271,7 +260,7 @@ pub fn compile(input: &ClusterInput) -> Vec<Desired> {
                 "password": password,
             }),
         )
-        .lives_in([format!("container_runtime.{ip}")])
+        .deps([format!("container_runtime.{ip}")])
         .deps(registry_addresses.clone())
         .sensitive(&["password"]);
     }
@@ -297,7 +286,7 @@ pub fn compile(input: &ClusterInput) -> Vec<Desired> {
             "api_server": "apiserver.cluster.local:6443",
         }),
     )
-    .lives_in([format!("container_runtime.{}", master0.ip)])
+    .deps([format!("container_runtime.{}", master0.ip)])
     .deps([format!("registry_client.{}", master0.ip)])
     .replace_on(&["kubeadm_config", "cert_sans", "svc_cidr", "pod_cidr"]);
 
@@ -316,7 +305,7 @@ pub fn compile(input: &ClusterInput) -> Vec<Desired> {
             json!({"kube_version": input.kube_version, "kubeadm_config_digest": kubeadm_digest, "master0": master0.ip}),
         )
         .replace_on_all()
-        .lives_in(["kubernetes.init".to_string(), format!("container_runtime.{ip}")])
+        .deps(["kubernetes.init".to_string(), format!("container_runtime.{ip}")])
         .deps([previous.clone(), format!("registry_client.{ip}")]);
         master_joins.push(address.clone());
         previous = address;
@@ -341,7 +330,7 @@ pub fn compile(input: &ClusterInput) -> Vec<Desired> {
             }),
         )
         .replace_on(&["kube_version", "kubeadm_config_digest"])
-        .lives_in([
+        .deps([
             "kubernetes.init".to_string(),
             format!("container_runtime.{ip}"),
         ])
@@ -364,7 +353,7 @@ pub fn compile(input: &ClusterInput) -> Vec<Desired> {
             Some(&host.ip),
             json!({"role": role, "labels": host.labels, "taints": host.taints}),
         )
-        .lives_in([join]);
+        .deps([join]);
     }
 
     // Plugins at their phases.

@@ -21,7 +21,8 @@ pub struct ClusterInput {
     pub registry: RegistryInput,
     /// `/etc/hosts` lines every host gets (hostAliases), `IP NAME...`.
     pub host_aliases: Vec<String>,
-    /// The Clusterfile's kubeadm documents, canonical YAML (merged over the image's at apply).
+    /// The kubeadm configuration master0 is initialised with, exactly as applied: the
+    /// image's `etc/kubeadm.yml` < the Clusterfile's kubeadm documents < forced values.
     pub kubeadm_config: String,
     pub cert_sans: Vec<String>,
     pub svc_cidr: String,

@@ -3,6 +3,7 @@
 
 pub mod compile;
 pub mod input;
+pub mod kubeadm;
 pub mod launch;
 pub mod policy;
 pub mod resolve;
@@ -11,4 +12,4 @@ pub use compile::{compile, to_dot};
 pub use input::ClusterInput;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -215,25 +215,6 @@ pub fn resolve(cf: &Clusterfile, images: &Images) -> Result<ClusterInput> {
         })
         .collect();
 
-    // kubeadm: the image's defaults (by digest) and the Clusterfile's documents as text.
-    let mut kubeadm = String::new();
-    if let Some(text) = &meta.kubeadm_config {
-        kubeadm.push_str(&format!(
-            "# image etc/kubeadm.yml {}\n",
-            sha256_digest(text.as_bytes())
-        ));
-    }
-    for doc in &cf.kubeadm {
-        kubeadm.push_str("---\n");
-        // YAML as people wrote it (key order kept), so a change reads as a line diff.
-        let text = serde_saphyr::to_string(&doc.value)
-            .unwrap_or_else(|_| serde_json::to_string_pretty(&doc.value).unwrap_or_default());
-        kubeadm.push_str(&text);
-        if !text.ends_with('\n') {
-            kubeadm.push('\n');
-        }
-    }
-
     // Everything written into the rootfs before it is copied: Config documents and
     // Application files.
     let mut rootfs_inputs = String::new();
@@ -397,7 +378,7 @@ pub fn resolve(cf: &Clusterfile, images: &Images) -> Result<ClusterInput> {
     if !errors.is_empty() {
         return Err(Error::many(errors));
     }
-    let cert_sans = first_env
+    let cert_sans: Vec<String> = first_env
         .get("CertSANs")
         .map(|v| {
             v.items()
@@ -408,6 +389,30 @@ pub fn resolve(cf: &Clusterfile, images: &Images) -> Result<ClusterInput> {
                 .collect()
         })
         .unwrap_or_default();
+    let svc_cidr = scalar("SvcCIDR", crate::clusterfile::env::DEFAULT_SVC_CIDR);
+    let pod_cidr = scalar("PodCIDR", crate::clusterfile::env::DEFAULT_POD_CIDR);
+    let vip = scalar("IPvsVIPv4", DEFAULT_VIP);
+    let master0 = host_inputs
+        .iter()
+        .find(|h| h.is_master())
+        .map(|h| h.ip.clone())
+        .unwrap_or_default();
+    let documents: Vec<serde_json::Value> = cf
+        .kubeadm
+        .iter()
+        .map(|d| serde_json::Value::Object(d.value.clone()))
+        .collect();
+    let forced = super::kubeadm::Forced {
+        kube_version: kube_version.clone(),
+        master0,
+        vip: vip.clone(),
+        pod_cidr: pod_cidr.clone(),
+        svc_cidr: svc_cidr.clone(),
+        cert_sans: cert_sans.clone(),
+    };
+    let kubeadm_config =
+        super::kubeadm::config(meta.kubeadm_config.as_deref(), &documents, &forced)
+            .map_err(|e| e.context(format!("{cluster_ref}")))?;
     Ok(ClusterInput {
         name: cf.name().to_string(),
         rootfs_path: format!(
@@ -423,11 +428,11 @@ pub fn resolve(cf: &Clusterfile, images: &Images) -> Result<ClusterInput> {
         runtime_version,
         registry: registry_input,
         host_aliases,
-        kubeadm_config: kubeadm,
+        kubeadm_config,
         cert_sans,
-        svc_cidr: scalar("SvcCIDR", crate::clusterfile::env::DEFAULT_SVC_CIDR),
-        pod_cidr: scalar("PodCIDR", crate::clusterfile::env::DEFAULT_POD_CIDR),
-        vip: scalar("IPvsVIPv4", DEFAULT_VIP),
+        svc_cidr,
+        pod_cidr,
+        vip,
         rootfs_inputs_digest: sha256_digest(rootfs_inputs.as_bytes()),
         launch: launch.unwrap_or(super::input::Launch::Raw(Vec::new())),
         plugins,

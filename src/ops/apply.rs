@@ -62,43 +62,60 @@ where
     })
 }
 
-/// `sealer apply PLANFILE`: exactly the saved plan, made from the same Clusterfile and images.
-pub async fn prepare_saved<F, Fut>(settings: &Settings, path: &Path, pull: F) -> Result<Prepared>
+/// `sealer apply PLANFILE`: the saved plan, made again from the inputs it names (the same
+/// Clusterfile bytes, images by digest, the state at its serial) and applied only if the
+/// result is the file, byte for byte. Runs under the session's lock, so the state read here
+/// is the one the plan runs against.
+pub async fn prepare_saved<F, Fut>(
+    settings: &Settings,
+    session: &Session,
+    path: &Path,
+    pull: F,
+) -> Result<Prepared>
 where
     F: Fn(Reference, Platform) -> Fut,
     Fut: Future<Output = Result<Image>>,
 {
-    let saved = SavedPlan::read(path)?;
-    let compiled = match &saved.clusterfile {
-        Some(cf_path) => {
-            let bytes = std::fs::read(cf_path).map_err(|e| {
-                Error::msg(format!(
-                    "the plan was made from {}, which cannot be read now: {}",
-                    cf_path.display(),
-                    crate::diag::io_reason(&e)
-                ))
-            })?;
-            if Some(crate::image::layout::sha256_digest(&bytes)) != saved.clusterfile_digest {
-                return Err(Error::msg(format!(
-                    "saved plan is stale: {} changed since the plan was made",
-                    cf_path.display()
-                ))
-                .hint("make a new plan"));
-            }
-            let compiled = compile(settings, cf_path, pull).await?;
-            if compiled.images.digests() != saved.images {
-                return Err(Error::msg(
-                    "saved plan is stale: its images changed since the plan was made",
-                )
-                .hint("make a new plan"));
-            }
-            Some(compiled)
-        }
-        None => None,
+    let file = std::fs::read(path).map_err(|e| crate::diag::io_error("cannot read", path, e))?;
+    let saved = SavedPlan::from_bytes(&file, path)?;
+    let state = session.store.cluster(&saved.plan.cluster)?;
+    // Stale first, each with its own words: the state moved on, the Clusterfile changed,
+    // the images changed. Only then is a difference the file's own.
+    saved.check_fresh(
+        state.as_ref().map(|s| s.lineage.as_str()),
+        state.as_ref().map_or(0, |s| s.serial),
+    )?;
+    let Some(cf_path) = &saved.clusterfile else {
+        return Err(Error::msg(format!(
+            "{} names no Clusterfile, so it cannot be verified",
+            path.display()
+        ))
+        .hint("make the plan with `sealer plan -f CLUSTERFILE --out FILE`"));
     };
+    let compiled = compile(settings, cf_path, pull).await.map_err(|e| {
+        e.context(format!(
+            "the plan was made from {}, which does not compile now",
+            cf_path.display()
+        ))
+    })?;
+    if Some(&compiled.clusterfile_digest) != saved.clusterfile_digest.as_ref() {
+        return Err(Error::msg(format!(
+            "saved plan is stale: {} changed since the plan was made",
+            cf_path.display()
+        ))
+        .hint("make a new plan"));
+    }
+    if compiled.images.digests() != saved.images {
+        return Err(
+            Error::msg("saved plan is stale: its images changed since the plan was made")
+                .hint("make a new plan"),
+        );
+    }
+    let derived = super::plan::derive(&compiled, cf_path, state.as_ref(), &saved.options())?;
+    SavedPlan::verify(&file, &derived, path)?;
     Ok(Prepared {
-        plan: saved.plan,
-        compiled,
+        plan: derived.plan,
+        compiled: Some(compiled),
         run_trees: HashMap::new(),
         run_image: None,
     })
@@ -205,12 +222,14 @@ pub async fn execute(
     }
     let store = &session.store;
     let state = store.cluster(&plan.cluster)?;
-    // A saved plan was made before the lock: refuse it if the state moved since.
+    // Every plan is made under this lock; a state that moved since is a bug, refused anyway.
     let freshness = SavedPlan {
         plan: plan.clone(),
         clusterfile: None,
         clusterfile_digest: None,
         images: BTreeMap::new(),
+        targets: Vec::new(),
+        replace: Vec::new(),
     };
     freshness.check_fresh(
         state.as_ref().map(|s| s.lineage.as_str()),
@@ -463,7 +482,6 @@ fn context(
             registry_auth: None,
             exports: HashMap::new(),
             default_exports: String::new(),
-            kubeadm_config: String::new(),
             policy_yaml: None,
             rootfs_source: None,
             run_trees: prepared.run_trees.clone(),
@@ -529,26 +547,6 @@ fn context(
     cluster_env.merge(&derived);
     let default_exports = crate::exec::runner::exports_of(&env_items(&cluster_env));
 
-    let documents: Vec<serde_json::Value> = cf
-        .kubeadm
-        .iter()
-        .map(|d| serde_json::Value::Object(d.value.clone()))
-        .collect();
-    let forced = crate::exec::kubeadm::Forced {
-        kube_version: input.kube_version.clone(),
-        master0: master0.clone(),
-        masters: masters.clone(),
-        vip: input.vip.clone(),
-        pod_cidr: input.pod_cidr.clone(),
-        svc_cidr: input.svc_cidr.clone(),
-        cert_sans: input.cert_sans.clone(),
-    };
-    let kubeadm_config = crate::exec::kubeadm::config(
-        meta.and_then(|m| m.kubeadm_config.as_deref()),
-        &documents,
-        &forced,
-    )?;
-
     // The rendered rootfs, only when a host receives it in this plan.
     let needs_rootfs = plan
         .changes
@@ -590,7 +588,6 @@ fn context(
         },
         exports,
         default_exports,
-        kubeadm_config,
         policy_yaml: input.image_policy.as_ref().map(|p| p.policy_yaml.clone()),
         rootfs_source,
         run_trees: HashMap::new(),
@@ -704,7 +701,6 @@ where
             computed: Default::default(),
             replace_on: Default::default(),
             depends_on: r.depends_on.clone(),
-            lives_in: Vec::new(),
         })
         .collect();
     let mut previous: Vec<String> = state
@@ -762,7 +758,6 @@ where
             computed: Default::default(),
             replace_on: Default::default(),
             depends_on: previous.clone(),
-            lives_in: Vec::new(),
         });
         previous = vec![address];
     }

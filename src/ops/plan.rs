@@ -9,7 +9,7 @@ use crate::image::{Image, Platform, Reference};
 use crate::plan::saved::SavedPlan;
 use crate::plan::{Current, Plan, PlanOptions, diff};
 use crate::resource::Desired;
-use crate::state::StateStore;
+use crate::state::{ClusterState, StateStore};
 use std::future::Future;
 use std::path::Path;
 
@@ -17,6 +17,8 @@ use std::path::Path;
 #[derive(Debug)]
 pub struct Compiled {
     pub clusterfile: Clusterfile,
+    /// The digest of the Clusterfile's bytes, as read once for this compilation.
+    pub clusterfile_digest: String,
     pub images: Images,
     pub input: ClusterInput,
     pub resources: Vec<Desired>,
@@ -29,7 +31,7 @@ where
     F: Fn(Reference, Platform) -> Fut,
     Fut: Future<Output = Result<Image>>,
 {
-    let cf = clusterfile::validate_file(path)?;
+    let (cf, clusterfile_digest) = clusterfile::validate_file(path)?;
     let store = settings.store()?;
     let fetch = async |reference: &Reference, span| -> Result<(Reference, Image)> {
         if let Some(found) = store.find(&reference.to_string())? {
@@ -76,6 +78,7 @@ where
     }
     Ok(Compiled {
         clusterfile: cf,
+        clusterfile_digest,
         images,
         input,
         resources,
@@ -113,21 +116,32 @@ where
         Some(store) => store.cluster(&name)?,
         None => None,
     };
-    let current = state.as_ref().map(|s| Current {
+    let saved = derive(&compiled, path, state.as_ref(), options)?;
+    Ok(PlanOutcome { saved, compiled })
+}
+
+/// The plan of a compiled Clusterfile against a cluster's state, with what it was made
+/// from. Pure: `plan` and the re-derivation of a saved plan at apply both come here.
+pub fn derive(
+    compiled: &Compiled,
+    path: &Path,
+    state: Option<&ClusterState>,
+    options: &PlanOptions,
+) -> Result<SavedPlan> {
+    let name = compiled.clusterfile.name();
+    let current = state.map(|s| Current {
         lineage: &s.lineage,
         serial: s.serial,
         resources: &s.resources,
     });
-    let plan = diff(&name, &compiled.resources, current, options)?;
-    let bytes = std::fs::read(path).unwrap_or_default();
-    Ok(PlanOutcome {
-        saved: SavedPlan {
-            plan,
-            clusterfile: Some(path.to_path_buf()),
-            clusterfile_digest: Some(crate::image::layout::sha256_digest(&bytes)),
-            images: compiled.images.digests(),
-        },
-        compiled,
+    let plan = diff(name, &compiled.resources, current, options)?;
+    Ok(SavedPlan {
+        plan,
+        clusterfile: Some(path.to_path_buf()),
+        clusterfile_digest: Some(compiled.clusterfile_digest.clone()),
+        images: compiled.images.digests(),
+        targets: options.targets.clone(),
+        replace: options.replace.clone(),
     })
 }
 

@@ -1,7 +1,7 @@
 //! Desired resources × recorded state → ordered changes with reasons.
 
 use super::order::{Node, topological};
-use super::{Action, Change, Plan};
+use super::{Action, Change, Plan, ReasonCode, cascade};
 use crate::diag::{Diagnostic, Error, Result};
 use crate::resource::{Desired, Recorded, ResourceType, Status};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -81,6 +81,7 @@ pub fn diff(
     let order = topological(&nodes).map_err(cycle_error)?;
 
     let replace_requested: BTreeSet<&str> = options.replace.iter().map(String::as_str).collect();
+    // Replaced so far, in plan order: what lives on them is taken with them (`cascade`).
     let mut replaced: HashSet<&str> = HashSet::new();
     let mut forward: Vec<Change> = Vec::new();
     let mut unchanged = 0;
@@ -112,38 +113,60 @@ pub fn diff(
             .filter(|a| want.replace_on.contains(*a))
             .cloned()
             .collect();
-        let replaced_dependency = want.lives_in.iter().find(|d| replaced.contains(d.as_str()));
-        let (action, reason) = if have.status == Status::Tainted {
+        let (action, code, reason, caused_by) = if have.status == Status::Tainted {
             (
                 Some(Action::Replace),
+                ReasonCode::ReplaceBecauseTainted,
                 "tainted by a failed apply".to_string(),
+                None,
             )
         } else if replace_requested.contains(want.address.as_str()) {
             (
                 Some(Action::Replace),
+                ReasonCode::ReplaceByRequest,
                 format!("replace requested (--replace {})", want.address),
+                None,
             )
         } else if !forcing.is_empty() {
-            (Some(Action::Replace), changed_reason(want, have, &forcing))
-        } else if let Some(dep) = replaced_dependency {
             (
                 Some(Action::Replace),
-                format!("dependency {dep} is replaced"),
+                ReasonCode::ReplaceBecauseCannotUpdate,
+                changed_reason(want, have, &forcing),
+                None,
+            )
+        } else if let Some(taken) = cascade::taken_with(want, &replaced) {
+            (
+                Some(Action::Replace),
+                ReasonCode::ReplaceBecauseDependencyReplaced,
+                cascade::reason(&taken),
+                Some(taken.cause),
             )
         } else if !changed.is_empty() {
             (
                 Some(Action::Update),
+                ReasonCode::UpdateAttributesChanged,
                 changed_reason(want, have, &changed.iter().cloned().collect()),
+                None,
             )
         } else {
-            (None, String::new())
+            (
+                None,
+                ReasonCode::UpdateAttributesChanged,
+                String::new(),
+                None,
+            )
         };
         match action {
             Some(action) => {
                 if action == Action::Replace {
                     replaced.insert(&want.address);
                 }
-                forward.push(change(want, Some(have), action, reason, forcing));
+                let mut c = change(want, Some(have), action, reason, forcing);
+                c.reason_code = code;
+                // Taken with a replacement: its workloads go, whatever its kind.
+                c.disruptive |= caused_by.is_some();
+                c.caused_by = caused_by;
+                forward.push(c);
             }
             None => unchanged += 1,
         }
@@ -203,6 +226,8 @@ fn change(
         disruptive: action == Action::Replace && want.resource_type.disruptive(),
         action,
         reason,
+        reason_code: ReasonCode::NewInConfiguration,
+        caused_by: None,
         before: have.map(|h| h.attributes.clone()),
         sensitive,
         computed: want.computed.clone(),
@@ -306,6 +331,12 @@ fn deletions(
                 host: r.host.clone(),
                 action: Action::Delete,
                 reason: reason.to_string(),
+                reason_code: if destroy {
+                    ReasonCode::DeleteBecauseDestroy
+                } else {
+                    ReasonCode::DeleteBecauseNoResourceConfig
+                },
+                caused_by: None,
                 disruptive: r.resource_type.disruptive(),
                 before: Some(r.attributes.clone()),
                 sensitive: r.sensitive.clone(),

@@ -59,8 +59,38 @@ pub fn render(plan: &Plan, style: Style) -> String {
         render_change(&mut out, change, style);
         out.push('\n');
     }
+    render_warnings(&mut out, plan, style);
     let _ = writeln!(out, "{}", plan.summary().line());
     out
+}
+
+/// Every disruptive change once more, after the details and before the summary: what a
+/// reviewer must not miss, including what replacements take with them.
+fn render_warnings(out: &mut String, plan: &Plan, style: Style) {
+    let disruptive: Vec<&Change> = plan.changes.iter().filter(|c| c.disruptive).collect();
+    if disruptive.is_empty() {
+        return;
+    }
+    let taken = disruptive.iter().filter(|c| c.caused_by.is_some()).count();
+    let mut title = format!(
+        "Warning: {} disruptive change{}",
+        disruptive.len(),
+        if disruptive.len() == 1 { "" } else { "s" }
+    );
+    if taken > 0 {
+        title.push_str(&format!(", {taken} of them taken with a replacement"));
+    }
+    let _ = writeln!(out, "{}", paint(style, "1;33", &title));
+    for c in disruptive {
+        let _ = writeln!(
+            out,
+            "  - {} {} ({})",
+            c.address,
+            c.action.phrase(),
+            c.reason
+        );
+    }
+    out.push('\n');
 }
 
 /// One change: the comment line, the block with its attributes.

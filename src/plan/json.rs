@@ -50,6 +50,8 @@ fn change_json(change: &Change) -> Value {
         "host": change.host,
         "action": change.action.as_str(),
         "reason": change.reason,
+        "reason_code": change.reason_code.as_str(),
+        "caused_by": change.caused_by,
         "disruptive": change.disruptive,
         "before": change.before.as_ref().map(|a| redact(a, &change.sensitive)),
         "after": change.after().map(|a| redact(a, &change.sensitive)),

@@ -4,6 +4,7 @@
 //!
 //! Everything here is pure: same inputs, byte-identical outputs.
 
+pub mod cascade;
 mod diff;
 pub mod human;
 pub mod json;
@@ -59,6 +60,58 @@ impl Action {
     }
 }
 
+/// Why a change is in the plan, for machines and for the executor (which never reads the
+/// reason's words). Modelled on Terraform's `action_reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ReasonCode {
+    /// Not in the state yet.
+    NewInConfiguration,
+    /// Attributes that can change in place changed.
+    UpdateAttributesChanged,
+    /// An attribute that cannot change in place changed.
+    ReplaceBecauseCannotUpdate,
+    /// A step failed midway (or was interrupted): what is there is unknown.
+    ReplaceBecauseTainted,
+    /// `--replace ADDR`.
+    ReplaceByRequest,
+    /// Something it lives on is replaced ([`Change::caused_by`] names it).
+    ReplaceBecauseDependencyReplaced,
+    /// It left the configuration.
+    DeleteBecauseNoResourceConfig,
+    /// `sealer destroy`.
+    DeleteBecauseDestroy,
+}
+
+impl ReasonCode {
+    pub const ALL: [ReasonCode; 8] = [
+        ReasonCode::NewInConfiguration,
+        ReasonCode::UpdateAttributesChanged,
+        ReasonCode::ReplaceBecauseCannotUpdate,
+        ReasonCode::ReplaceBecauseTainted,
+        ReasonCode::ReplaceByRequest,
+        ReasonCode::ReplaceBecauseDependencyReplaced,
+        ReasonCode::DeleteBecauseNoResourceConfig,
+        ReasonCode::DeleteBecauseDestroy,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasonCode::NewInConfiguration => "new_in_configuration",
+            ReasonCode::UpdateAttributesChanged => "update_attributes_changed",
+            ReasonCode::ReplaceBecauseCannotUpdate => "replace_because_cannot_update",
+            ReasonCode::ReplaceBecauseTainted => "replace_because_tainted",
+            ReasonCode::ReplaceByRequest => "replace_by_request",
+            ReasonCode::ReplaceBecauseDependencyReplaced => "replace_because_dependency_replaced",
+            ReasonCode::DeleteBecauseNoResourceConfig => "delete_because_no_resource_config",
+            ReasonCode::DeleteBecauseDestroy => "delete_because_destroy",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ReasonCode> {
+        ReasonCode::ALL.into_iter().find(|c| c.as_str() == text)
+    }
+}
+
 /// One change of a plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
@@ -68,6 +121,10 @@ pub struct Change {
     pub action: Action,
     /// Why, in words: `new in configuration`, `attribute version changed`, ...
     pub reason: String,
+    /// Why, as a code: what tools and the executor go by.
+    pub reason_code: ReasonCode,
+    /// The replacement that takes this resource with it (`kubernetes.init`), if any.
+    pub caused_by: Option<String>,
     pub disruptive: bool,
     /// Recorded attributes (None for a create).
     pub before: Option<Attributes>,

@@ -1,12 +1,16 @@
 //! Saved plans (`sealer plan --out FILE`): the whole plan, bound to the state it was made
-//! against (lineage + serial) and to its inputs (Clusterfile and image digests), so that
-//! `sealer apply FILE` applies exactly it or refuses it as stale.
+//! against (lineage + serial) and to its inputs (Clusterfile bytes, images by digest, the
+//! options it was made with), so that `sealer apply FILE` applies exactly it or refuses it.
+//!
+//! A plan file is not trusted: plans are deterministic and need no host, so apply makes the
+//! plan again from the inputs the file names and refuses unless the result serializes to the
+//! very bytes of the file ([`SavedPlan::verify`]). An edited plan never runs.
 //!
 //! The file is JSON with its own wire types (a versioned boundary, apart from the internal
 //! types). It holds no secret: sensitive attributes are digests, and credentials are read
 //! from the Clusterfile again at apply time.
 
-use super::{Action, Change, FORMAT_VERSION, Plan};
+use super::{Action, Change, Plan, PlanOptions, ReasonCode};
 use crate::diag::{Error, IoContext, Result};
 use crate::resource::{Attributes, Desired, ResourceType};
 use serde::{Deserialize, Serialize};
@@ -17,6 +21,14 @@ use std::path::{Path, PathBuf};
 
 const MAGIC: &str = "sealer-saved-plan";
 
+/// The version of the saved-plan file format (apart from the plan JSON's): 2 added the
+/// options and the sealer version that re-derivation needs.
+pub const SAVED_FORMAT_VERSION: &str = "2";
+
+/// The sealer that writes plans: a plan made by another version may plan differently, so it
+/// is refused rather than re-derived.
+pub const SEALER_VERSION: &str = env!("CARGO_PKG_VERSION");
+
 /// A plan with what it was made from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SavedPlan {
@@ -25,12 +37,16 @@ pub struct SavedPlan {
     pub clusterfile_digest: Option<String>,
     /// Image name → manifest digest, for every image the plan used.
     pub images: BTreeMap<String, String>,
+    /// `--target` and `--replace` of the plan (`--destroy` is [`Plan::destroy`]).
+    pub targets: Vec<String>,
+    pub replace: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize)]
 struct Wire {
     kind: String,
     format_version: String,
+    sealer_version: String,
     cluster: String,
     lineage: Option<String>,
     serial: u64,
@@ -39,6 +55,8 @@ struct Wire {
     clusterfile: Option<PathBuf>,
     clusterfile_digest: Option<String>,
     images: BTreeMap<String, String>,
+    targets: Vec<String>,
+    replace: Vec<String>,
     changes: Vec<ChangeWire>,
 }
 
@@ -50,6 +68,8 @@ struct ChangeWire {
     host: Option<String>,
     action: String,
     reason: String,
+    reason_code: String,
+    caused_by: Option<String>,
     disruptive: bool,
     before: Option<Attributes>,
     after: Option<Attributes>,
@@ -67,7 +87,6 @@ struct DesiredWire {
     computed: BTreeSet<String>,
     replace_on: BTreeSet<String>,
     depends_on: Vec<String>,
-    lives_in: Vec<String>,
 }
 
 fn action_from(text: &str) -> Option<Action> {
@@ -86,7 +105,8 @@ impl SavedPlan {
         let plan = &self.plan;
         let wire = Wire {
             kind: MAGIC.to_string(),
-            format_version: FORMAT_VERSION.to_string(),
+            format_version: SAVED_FORMAT_VERSION.to_string(),
+            sealer_version: SEALER_VERSION.to_string(),
             cluster: plan.cluster.clone(),
             lineage: plan.lineage.clone(),
             serial: plan.serial,
@@ -95,6 +115,8 @@ impl SavedPlan {
             clusterfile: self.clusterfile.clone(),
             clusterfile_digest: self.clusterfile_digest.clone(),
             images: self.images.clone(),
+            targets: self.targets.clone(),
+            replace: self.replace.clone(),
             changes: plan.changes.iter().map(change_to_wire).collect(),
         };
         // Plain data: serialization cannot fail.
@@ -114,12 +136,23 @@ impl SavedPlan {
             .get("format_version")
             .and_then(|v| v.as_str())
             .unwrap_or("");
-        if version != FORMAT_VERSION {
+        if version != SAVED_FORMAT_VERSION {
             return Err(Error::msg(format!(
-                "{}: saved plan format {version} is not supported by this sealer ({FORMAT_VERSION})",
+                "{}: saved plan format {version} is not supported by this sealer ({SAVED_FORMAT_VERSION})",
                 path.display()
             ))
             .hint("make the plan again with this sealer"));
+        }
+        let made_by = value
+            .get("sealer_version")
+            .and_then(|v| v.as_str())
+            .unwrap_or("");
+        if made_by != SEALER_VERSION {
+            return Err(Error::msg(format!(
+                "{}: the plan was made by sealer {made_by}, this is sealer {SEALER_VERSION}",
+                path.display()
+            ))
+            .hint("plans are re-derived at apply: make the plan again with this sealer"));
         }
         let wire: Wire = serde_json::from_value(value)
             .map_err(|e| Error::msg(format!("{}: damaged saved plan: {e}", path.display())))?;
@@ -128,7 +161,14 @@ impl SavedPlan {
             let action = action_from(&c.action).ok_or_else(|| {
                 Error::msg(format!("{}: unknown action {:?}", path.display(), c.action))
             })?;
-            changes.push(change_from_wire(c, action));
+            let code = ReasonCode::parse(&c.reason_code).ok_or_else(|| {
+                Error::msg(format!(
+                    "{}: unknown reason code {:?}",
+                    path.display(),
+                    c.reason_code
+                ))
+            })?;
+            changes.push(change_from_wire(c, action, code));
         }
         Ok(SavedPlan {
             plan: Plan {
@@ -142,6 +182,8 @@ impl SavedPlan {
             clusterfile: wire.clusterfile,
             clusterfile_digest: wire.clusterfile_digest,
             images: wire.images,
+            targets: wire.targets,
+            replace: wire.replace,
         })
     }
 
@@ -178,8 +220,36 @@ impl SavedPlan {
     }
 
     pub fn read(path: &Path) -> Result<SavedPlan> {
-        let bytes = std::fs::read(path).with_path("cannot read", path)?;
-        SavedPlan::from_bytes(&bytes, path)
+        SavedPlan::from_bytes(&read_bounded(path)?, path)
+    }
+
+    /// The options the plan was made with, to make it again.
+    pub fn options(&self) -> PlanOptions {
+        PlanOptions {
+            targets: self.targets.clone(),
+            replace: self.replace.clone(),
+            destroy: self.plan.destroy,
+        }
+    }
+
+    /// Refuses `file` (the bytes of the plan file at `path`) unless it is exactly what
+    /// `derived`, the plan made again from the same inputs, writes. Staleness (another
+    /// Clusterfile, images or state) is checked before this, with its own message: a
+    /// mismatch here means the file itself was changed.
+    pub fn verify(file: &[u8], derived: &SavedPlan, path: &Path) -> Result<()> {
+        if derived.to_bytes() == file {
+            return Ok(());
+        }
+        let detail = SavedPlan::from_bytes(file, path)
+            .ok()
+            .and_then(|saved| first_difference(&saved, derived))
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default();
+        Err(Error::msg(format!(
+            "{} does not match the plan its inputs produce{detail}: the file was edited or damaged; nothing was applied",
+            path.display()
+        ))
+        .hint("make the plan again with `sealer plan -f CLUSTERFILE --out FILE` and review it"))
     }
 
     /// Refuses a plan made against another state than `lineage`/`serial`.
@@ -213,6 +283,52 @@ impl SavedPlan {
     }
 }
 
+/// Plan files are read whole: one of 5,000 hosts is about 30 MB; far more is not a plan.
+const MAX_PLAN_FILE: u64 = 512 * 1024 * 1024;
+
+fn read_bounded(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).with_path("cannot read", path)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_PLAN_FILE + 1)
+        .read_to_end(&mut bytes)
+        .with_path("cannot read", path)?;
+    if bytes.len() as u64 > MAX_PLAN_FILE {
+        return Err(Error::msg(format!(
+            "{}: a saved plan is at most {} MiB; this file is larger",
+            path.display(),
+            MAX_PLAN_FILE / (1024 * 1024)
+        ))
+        .hint("make the plan again with `sealer plan --out FILE`"));
+    }
+    Ok(bytes)
+}
+
+/// What differs between a plan file and the plan made again, in words (the first thing).
+fn first_difference(saved: &SavedPlan, derived: &SavedPlan) -> Option<String> {
+    let (a, b) = (&saved.plan, &derived.plan);
+    for (x, y) in a.changes.iter().zip(&b.changes) {
+        if x != y {
+            return Some(if x.address == y.address {
+                format!("change {} differs", x.address)
+            } else {
+                format!(
+                    "the file has {} where the plan has {}",
+                    x.address, y.address
+                )
+            });
+        }
+    }
+    if a.changes.len() != b.changes.len() {
+        return Some(format!(
+            "the file has {} changes, the plan {}",
+            a.changes.len(),
+            b.changes.len()
+        ));
+    }
+    (a != b || saved != derived).then(|| "its summary or inputs differ".to_string())
+}
+
 fn change_to_wire(c: &Change) -> ChangeWire {
     ChangeWire {
         address: c.address.clone(),
@@ -220,6 +336,8 @@ fn change_to_wire(c: &Change) -> ChangeWire {
         host: c.host.clone(),
         action: c.action.as_str().to_string(),
         reason: c.reason.clone(),
+        reason_code: c.reason_code.as_str().to_string(),
+        caused_by: c.caused_by.clone(),
         disruptive: c.disruptive,
         before: c.before.clone(),
         after: c.after().cloned(),
@@ -233,12 +351,11 @@ fn change_to_wire(c: &Change) -> ChangeWire {
             computed: d.computed.clone(),
             replace_on: d.replace_on.clone(),
             depends_on: d.depends_on.clone(),
-            lives_in: d.lives_in.clone(),
         }),
     }
 }
 
-fn change_from_wire(c: ChangeWire, action: Action) -> Change {
+fn change_from_wire(c: ChangeWire, action: Action, reason_code: ReasonCode) -> Change {
     let desired = c.desired.map(|d| Desired {
         address: c.address.clone(),
         resource_type: c.resource_type,
@@ -248,7 +365,6 @@ fn change_from_wire(c: ChangeWire, action: Action) -> Change {
         computed: d.computed,
         replace_on: d.replace_on,
         depends_on: d.depends_on,
-        lives_in: d.lives_in,
     });
     Change {
         address: c.address,
@@ -256,6 +372,8 @@ fn change_from_wire(c: ChangeWire, action: Action) -> Change {
         host: c.host,
         action,
         reason: c.reason,
+        reason_code,
+        caused_by: c.caused_by,
         disruptive: c.disruptive,
         before: c.before,
         sensitive: c.sensitive,

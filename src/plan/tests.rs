@@ -26,7 +26,6 @@ fn desired(address: &str, t: ResourceType, attrs: serde_json::Value, deps: &[&st
         computed: Default::default(),
         replace_on: Default::default(),
         depends_on: deps.iter().map(|s| s.to_string()).collect(),
-        lives_in: Vec::new(),
     }
 }
 
@@ -71,7 +70,8 @@ fn cluster() -> Vec<Desired> {
         &["container_runtime.10.0.0.1"],
     );
     init.replace_on.insert("kubeadm_config".into());
-    init.lives_in.push("container_runtime.10.0.0.1".into());
+    // master0: it lives in the host's container runtime.
+    init.host = Some("10.0.0.1".into());
     let app = desired(
         "app.nginx",
         ResourceType::App,
@@ -192,14 +192,19 @@ fn a_forcing_change_replaces_and_dependents_that_live_in_it_follow() {
             (
                 "kubernetes.init".into(),
                 "replace",
-                "dependency container_runtime.10.0.0.1 is replaced".into()
+                "replaced with container_runtime.10.0.0.1: uninstalling the container runtime removes its containers".into()
+            ),
+            (
+                "app.nginx".into(),
+                "replace",
+                "replaced with kubernetes.init: kubeadm reset wipes etcd".into()
             ),
         ]
     );
     assert!(plan.changes.iter().all(|c| c.disruptive));
     assert_eq!(
         plan.summary().line(),
-        "Plan: 2 to add, 0 to change, 2 to destroy."
+        "Plan: 3 to add, 0 to change, 3 to destroy."
     );
     let text = render(&plan, Style::default());
     assert!(text.contains("-/+ container_runtime.10.0.0.1 {\n      ~ type    = \"containerd\" -> \"docker\" # forces replacement\n"), "{text}");
@@ -235,6 +240,16 @@ fn tainted_and_requested_replacements() {
                 "host.10.0.0.1".into(),
                 "replace",
                 "replace requested (--replace host.10.0.0.1)".into()
+            ),
+            (
+                "container_runtime.10.0.0.1".into(),
+                "replace",
+                "replaced with host.10.0.0.1: a replaced host keeps nothing that ran on it".into()
+            ),
+            (
+                "kubernetes.init".into(),
+                "replace",
+                "replaced with host.10.0.0.1: a replaced host keeps nothing that ran on it".into()
             ),
             (
                 "app.nginx".into(),
@@ -506,6 +521,8 @@ fn a_destroy_runs_teardown_plugins_around_what_they_tear_down() {
         clusterfile: None,
         clusterfile_digest: None,
         images: BTreeMap::new(),
+        targets: Vec::new(),
+        replace: Vec::new(),
     };
     let back = SavedPlan::from_bytes(&saved.to_bytes(), std::path::Path::new("p")).unwrap();
     assert_eq!(back.plan.changes, plan.changes);
@@ -623,6 +640,8 @@ fn saved_plans_round_trip_and_refuse_stale_state() {
         clusterfile: Some("Clusterfile".into()),
         clusterfile_digest: Some("sha256:cf".into()),
         images: BTreeMap::from([("k8s:v1".to_string(), "sha256:img".to_string())]),
+        targets: vec!["app.nginx".into()],
+        replace: Vec::new(),
     };
     let path = std::path::Path::new("plan.bin");
     let back = SavedPlan::from_bytes(&saved.to_bytes(), path).unwrap();
@@ -686,4 +705,173 @@ fn markdown_fits_the_limit_keeping_summary_warnings_and_table() {
         render_markdown(&plan, markdown::DEFAULT_LIMIT),
         "deterministic"
     );
+}
+
+/// The resources of the 3×3 test cluster (graph fixture), applied.
+fn applied_three_by_three() -> (Vec<Desired>, BTreeMap<String, Recorded>) {
+    let ds = crate::graph::compile(&crate::graph::tests::three_by_three());
+    let state = state_of(&ds);
+    (ds, state)
+}
+
+fn change_of<'a>(plan: &'a Plan, address: &str) -> Option<&'a Change> {
+    plan.changes.iter().find(|c| c.address == address)
+}
+
+#[test]
+fn replacing_kubernetes_init_takes_every_join_node_app_and_cluster_plugin_with_it() {
+    let (ds, state) = applied_three_by_three();
+    let mut changed = ds.clone();
+    let init = changed
+        .iter_mut()
+        .find(|d| d.address == "kubernetes.init")
+        .unwrap();
+    init.attributes.insert(
+        "kubeadm_config".into(),
+        json!("---\nkind: KubeletConfiguration\nmaxPods: 250\n"),
+    );
+    let plan = plan_against(&changed, &state);
+    let init = change_of(&plan, "kubernetes.init").unwrap();
+    assert_eq!(init.action, Action::Replace);
+    assert_eq!(init.reason_code, ReasonCode::ReplaceBecauseCannotUpdate);
+    let taken: Vec<&str> = plan
+        .changes
+        .iter()
+        .filter(|c| c.caused_by.as_deref() == Some("kubernetes.init"))
+        .map(|c| c.address.as_str())
+        .collect();
+    for expected in [
+        "kubernetes.master.10.0.0.3",
+        "kubernetes.master.10.0.0.4",
+        "kubernetes.worker.10.0.0.5",
+        "node_meta.10.0.0.2",
+        "node_meta.10.0.0.7",
+        "plugin.label.post-install",
+        "app.calico",
+        "app.nginx",
+    ] {
+        assert!(taken.contains(&expected), "{expected} not in {taken:?}");
+    }
+    for c in plan.changes.iter().filter(|c| c.caused_by.is_some()) {
+        assert_eq!(c.action, Action::Replace, "{}", c.address);
+        assert_eq!(c.reason_code, ReasonCode::ReplaceBecauseDependencyReplaced);
+        assert_eq!(
+            c.reason, "replaced with kubernetes.init: kubeadm reset wipes etcd",
+            "{}",
+            c.address
+        );
+        assert!(c.disruptive, "{}", c.address);
+    }
+    // What does not live in the cluster's API stays.
+    for untouched in [
+        "registry.10.0.0.2",
+        "container_runtime.10.0.0.5",
+        "host.10.0.0.5",
+    ] {
+        assert!(change_of(&plan, untouched).is_none(), "{untouched}");
+    }
+    let text = render(&plan, Style::default());
+    let warnings = text.split("Warning: ").nth(1).expect("a warning block");
+    assert!(
+        warnings.starts_with(&format!(
+            "{} disruptive changes, {} of them taken with a replacement\n",
+            taken.len() + 1,
+            taken.len()
+        )),
+        "{warnings}"
+    );
+    assert!(
+        warnings.contains(
+            "  - app.nginx must be replaced (replaced with kubernetes.init: kubeadm reset wipes etcd)\n"
+        ),
+        "{warnings}"
+    );
+    let md = render_markdown(&plan, markdown::DEFAULT_LIMIT);
+    assert!(md.contains("> - `app.nginx` must be replaced (replaced with kubernetes.init"));
+    let json = json::to_json(&plan).to_string();
+    assert!(json.contains(r#""caused_by":"kubernetes.init""#), "{json}");
+}
+
+#[test]
+fn replace_requested_for_kubernetes_init_shows_the_same_blast_radius() {
+    let (ds, state) = applied_three_by_three();
+    let options = PlanOptions {
+        replace: vec!["kubernetes.init".into()],
+        ..Default::default()
+    };
+    let plan = diff("c1", &ds, Some(current(&state)), &options).unwrap();
+    assert_eq!(
+        change_of(&plan, "kubernetes.init").unwrap().reason_code,
+        ReasonCode::ReplaceByRequest
+    );
+    assert_eq!(
+        change_of(&plan, "app.nginx").unwrap().caused_by.as_deref(),
+        Some("kubernetes.init")
+    );
+}
+
+#[test]
+fn replacing_a_container_runtime_takes_only_that_hosts_containers() {
+    let (ds, state) = applied_three_by_three();
+    let mut changed = ds.clone();
+    changed
+        .iter_mut()
+        .find(|d| d.address == "container_runtime.10.0.0.5")
+        .unwrap()
+        .attributes
+        .insert("version".into(), json!("1.7.0"));
+    let plan = plan_against(&changed, &state);
+    let replaced: BTreeMap<&str, Option<&str>> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Replace)
+        .map(|c| (c.address.as_str(), c.caused_by.as_deref()))
+        .collect();
+    assert_eq!(
+        replaced,
+        BTreeMap::from([
+            ("container_runtime.10.0.0.5", None),
+            (
+                "registry_client.10.0.0.5",
+                Some("container_runtime.10.0.0.5")
+            ),
+            (
+                "kubernetes.worker.10.0.0.5",
+                Some("container_runtime.10.0.0.5")
+            ),
+            ("node_meta.10.0.0.5", Some("container_runtime.10.0.0.5")),
+        ])
+    );
+    assert_eq!(
+        change_of(&plan, "node_meta.10.0.0.5").unwrap().reason,
+        "replaced with container_runtime.10.0.0.5: uninstalling the container runtime removes its containers"
+    );
+}
+
+#[test]
+fn replacing_a_host_takes_everything_on_it_and_a_worker_join_takes_its_node_meta() {
+    let (ds, state) = applied_three_by_three();
+    let options = PlanOptions {
+        replace: vec!["host.10.0.0.6".into(), "kubernetes.worker.10.0.0.7".into()],
+        ..Default::default()
+    };
+    let plan = diff("c1", &ds, Some(current(&state)), &options).unwrap();
+    for address in [
+        "rootfs.10.0.0.6",
+        "container_runtime.10.0.0.6",
+        "registry_client.10.0.0.6",
+        "kubernetes.worker.10.0.0.6",
+        "node_meta.10.0.0.6",
+    ] {
+        assert_eq!(
+            change_of(&plan, address).map(|c| c.caused_by.as_deref()),
+            Some(Some("host.10.0.0.6")),
+            "{address}"
+        );
+    }
+    assert_eq!(
+        change_of(&plan, "node_meta.10.0.0.7").unwrap().reason,
+        "replaced with kubernetes.worker.10.0.0.7: kubeadm reset removes the node"
+    );
+    assert!(change_of(&plan, "app.nginx").is_none(), "apps stay");
 }

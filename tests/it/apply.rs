@@ -557,6 +557,29 @@ fn saved_plans_apply_exactly_and_go_stale() {
     let file = file.to_str().unwrap().to_string();
     d.sealer_ok(&["plan", "-f", &file, "--out", "plan.bin"]);
     d.sealer_ok(&["plan", "-f", &file, "--out", "stale.bin"]);
+
+    // An edited plan file never runs: apply makes the plan again and compares.
+    let edited = d.sb.path("edited.bin");
+    std::fs::copy(d.sb.path("plan.bin"), &edited).unwrap();
+    let text = std::fs::read_to_string(&edited).unwrap();
+    assert!(text.contains("bash application/apps/calico/calico.sh"));
+    std::fs::write(
+        &edited,
+        text.replace(
+            "bash application/apps/calico/calico.sh",
+            "touch /root/x; bash application/apps/calico/calico.sh",
+        ),
+    )
+    .unwrap();
+    let out = d.sealer(&["apply", "edited.bin"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("edited.bin does not match the plan its inputs produce"),
+        "{err}"
+    );
+    assert!(d.commands(0).is_empty(), "nothing ran on master0");
+
     let out = d.sealer_ok(&["apply", "plan.bin", "--json"]);
     let ev = events(&out);
     let summary = ev.iter().find(|e| e["type"] == "plan_summary").unwrap();
@@ -571,6 +594,26 @@ fn saved_plans_apply_exactly_and_go_stale() {
         err.contains("saved plan is stale: it was made for a new cluster"),
         "{err}"
     );
+
+    // A plan with no changes goes stale like any other.
+    d.sealer_ok(&["plan", "-f", &file, "--out", "noop.bin"]);
+    let worker_meta = format!("node_meta.{}", d.bed.host(1).ip());
+    d.sealer_ok(&[
+        "apply",
+        "-f",
+        &file,
+        "--replace",
+        &worker_meta,
+        "--auto-approve",
+    ]);
+    let out = d.sealer(&["apply", "noop.bin"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("saved plan is stale: state serial is"),
+        "{err}"
+    );
+
     // A plan file of a changed Clusterfile is stale too.
     d.sealer_ok(&["plan", "-f", &file, "--out", "noop.bin"]);
     std::fs::write(
@@ -581,6 +624,36 @@ fn saved_plans_apply_exactly_and_go_stale() {
     let out = d.sealer(&["apply", "noop.bin"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("changed since the plan was made"), "{err}");
+
+    // A kubelet setting replaces kubernetes.init; kubeadm reset wipes etcd, so the plan
+    // replaces the worker's join, the nodes' labels and every app too, and they come back.
+    let file = d.clusterfile(
+        &[0],
+        &[1],
+        "---\napiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nmaxPods: 250\n",
+    );
+    let file = file.to_str().unwrap().to_string();
+    let plan = d.sealer_ok(&["plan", "-f", &file]);
+    let worker_join = format!("kubernetes.worker.{}", d.bed.host(1).ip());
+    for taken in [worker_join.as_str(), worker_meta.as_str(), "app.dashboard"] {
+        assert!(
+            plan.contains(&format!(
+                "# {taken} must be replaced (replaced with kubernetes.init: kubeadm reset wipes etcd)"
+            )),
+            "{taken}:\n{plan}"
+        );
+    }
+    d.sealer_ok(&["apply", "-f", &file, "--auto-approve"]);
+    let objects = d
+        .bed
+        .ssh_ok(0, "find /var/lib/fake-kube/objects -name '*.yaml' | sort");
+    assert!(
+        objects.contains("/deployment/dashboard/dashboard.yaml"),
+        "{objects}"
+    );
+    let nodes = d.bed.ssh_ok(0, "kubectl get nodes");
+    assert_eq!(nodes.lines().count(), 3, "both nodes are back:\n{nodes}");
+    d.assert_no_changes(&file);
 }
 
 /// Without the bed's keys in known_hosts, hosts are refused until the operator accepts them;

@@ -10,6 +10,7 @@ mod examples;
 mod fuzz;
 mod interop;
 mod plan;
+mod plan_is_what_runs;
 mod quickstart;
 mod readme;
 mod registry;

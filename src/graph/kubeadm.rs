@@ -1,6 +1,9 @@
 //! The kubeadm configuration master0 is initialised with: the image's `etc/kubeadm.yml`,
 //! overlaid by the Clusterfile's kubeadm documents (deep merge, by kind), then the values
 //! sealer must control (`deploy.md`: API endpoint, version, networks, certificate SANs).
+//!
+//! Made once, at plan time: the text is `kubernetes.init`'s `kubeadm_config` attribute, so
+//! the configuration a reviewer reads is byte for byte the one kubeadm is given.
 
 use crate::diag::{Error, Result};
 use serde_json::{Map, Value, json};
@@ -10,7 +13,6 @@ use serde_json::{Map, Value, json};
 pub struct Forced {
     pub kube_version: String,
     pub master0: String,
-    pub masters: Vec<String>,
     pub vip: String,
     pub pod_cidr: String,
     pub svc_cidr: String,
@@ -93,12 +95,15 @@ pub fn config(image: Option<&str>, documents: &[Value], forced: &Forced) -> Resu
                 let networking = object(doc, "networking");
                 networking.insert("podSubnet".into(), json!(forced.pod_cidr));
                 networking.insert("serviceSubnet".into(), json!(forced.svc_cidr));
+                // Other masters are not listed: kubeadm puts each joining master's address in
+                // its own certificate, and listing them would change this text (and so
+                // replace the cluster) whenever a master is added.
                 let mut sans = vec![
                     "127.0.0.1".to_string(),
                     "apiserver.cluster.local".to_string(),
                     forced.vip.clone(),
+                    forced.master0.clone(),
                 ];
-                sans.extend(forced.masters.iter().cloned());
                 sans.extend(forced.cert_sans.iter().cloned());
                 let api_server = object(doc, "apiServer");
                 let mut all: Vec<Value> = api_server
@@ -142,7 +147,6 @@ mod tests {
         let forced = Forced {
             kube_version: "v1.22.15".into(),
             master0: "10.0.0.2".into(),
-            masters: vec!["10.0.0.2".into(), "10.0.0.3".into()],
             vip: "10.103.97.2".into(),
             pod_cidr: "100.64.0.0/10".into(),
             svc_cidr: "10.96.0.0/22".into(),
@@ -164,7 +168,8 @@ mod tests {
         let sans = cluster["apiServer"]["certSANs"].as_array().unwrap();
         assert!(
             sans.contains(&json!("a.example.com"))
-                && sans.contains(&json!("10.0.0.3"))
+                && sans.contains(&json!("10.0.0.2"))
+                && !sans.contains(&json!("10.0.0.3"))
                 && sans.contains(&json!("api.example.com"))
         );
         let init = parsed

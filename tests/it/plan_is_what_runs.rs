@@ -1,0 +1,204 @@
+//! The plan is what runs, on the quickstart's cluster (one sandboxed local host): an edited
+//! plan file never runs, a stale plan with no changes is refused like any other, and a
+//! replacement of `kubernetes.init` shows (and applies) everything it takes with it.
+
+use crate::support::{Sandbox, repo_root, stdout_of};
+use std::path::{Path, PathBuf};
+
+const IMAGE: &str = "example/demo-cluster:v1.22.15";
+
+struct Quickstart {
+    sb: Sandbox,
+    clusterfile: PathBuf,
+}
+
+impl Quickstart {
+    /// The quickstart's Clusterfile with its sandbox in this test's directory, and `extra`
+    /// documents after it.
+    fn new() -> Quickstart {
+        let sb = Sandbox::new();
+        stdout_of(
+            sb.sealer()
+                .args(["build", "-t", IMAGE])
+                .arg(repo_root().join("examples/images/demo-cluster")),
+        );
+        let clusterfile = sb.path("Clusterfile");
+        let q = Quickstart { sb, clusterfile };
+        q.write("");
+        q
+    }
+
+    fn write(&self, extra: &str) {
+        let text = format!(
+            "apiVersion: sealer.io/v2\nkind: Cluster\nmetadata:\n  name: quickstart\nspec:\n  image: {IMAGE}\n  ssh:\n    transport: local\n    sandbox: {}\n  hosts:\n    - ips: [127.0.0.1]\n      roles: [master]\n{extra}",
+            self.sb.path("sandbox").display()
+        );
+        std::fs::write(&self.clusterfile, text).unwrap();
+    }
+
+    fn sealer(&self, args: &[&str]) -> std::process::Output {
+        let mut cmd = self.sb.sealer();
+        cmd.current_dir(self.sb.path(""))
+            .env("NO_COLOR", "1")
+            .args(args);
+        cmd.output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.sealer(args);
+        assert!(
+            out.status.success(),
+            "sealer {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// stderr of a run that must fail with exit code 1.
+    fn refused(&self, args: &[&str]) -> String {
+        let out = self.sealer(args);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "sealer {args:?} should fail:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    fn file(&self) -> &str {
+        self.clusterfile.to_str().unwrap()
+    }
+
+    /// A file the cluster's steps wrote to `/...` on the host.
+    fn on_host(&self, path: &str) -> PathBuf {
+        self.sb
+            .path("sandbox/upper")
+            .join(path.trim_start_matches('/'))
+    }
+}
+
+/// Prefixes the first launch command of `address` in a saved plan file with `prefix`.
+fn edit_launch_command(plan: &Path, address: &str, prefix: &str) {
+    let mut value: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(plan).unwrap()).unwrap();
+    let change = value["changes"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|c| c["address"] == address)
+        .unwrap_or_else(|| panic!("no {address} in the plan"));
+    for pointer in ["/desired/attributes/cmds/0", "/after/cmds/0"] {
+        let cmd = change.pointer_mut(pointer).unwrap();
+        *cmd = serde_json::json!(format!("{prefix}{}", cmd.as_str().unwrap()));
+    }
+    std::fs::write(plan, serde_json::to_vec(&value).unwrap()).unwrap();
+}
+
+#[test]
+fn an_edited_plan_file_never_runs_and_the_plan_as_made_applies() {
+    let q = Quickstart::new();
+    q.ok(&["plan", "-f", q.file(), "--out", "plan.bin"]);
+    std::fs::copy(q.sb.path("plan.bin"), q.sb.path("edited.bin")).unwrap();
+    edit_launch_command(&q.sb.path("edited.bin"), "app.calico", "touch /root/x; ");
+
+    let err = q.refused(&["apply", "edited.bin"]);
+    assert!(
+        err.contains(
+            "edited.bin does not match the plan its inputs produce (change app.calico differs)"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("stale"), "an edit is not staleness: {err}");
+    assert!(
+        !q.on_host("/var/log/sealer-test/commands.log").exists(),
+        "nothing may run"
+    );
+    let err = q.refused(&["state", "list", "--cluster", "quickstart"]);
+    assert!(
+        err.contains("no cluster \"quickstart\" in the state"),
+        "{err}"
+    );
+
+    // The file as `plan` wrote it is re-derived byte for byte, and applies.
+    q.ok(&["apply", "plan.bin"]);
+    assert!(!q.on_host("/root/x").exists());
+    assert!(q.on_host("/etc/kubernetes/admin.conf").is_file());
+}
+
+#[test]
+fn a_saved_plan_with_no_changes_is_stale_once_the_state_moves_on() {
+    let q = Quickstart::new();
+    q.ok(&["apply", "-f", q.file(), "--auto-approve"]);
+    let plan = q.ok(&["plan", "-f", q.file(), "--out", "noop.bin"]);
+    assert!(plan.contains("No changes."), "{plan}");
+    q.ok(&[
+        "apply",
+        "-f",
+        q.file(),
+        "--replace",
+        "node_meta.127.0.0.1",
+        "--auto-approve",
+    ]);
+    let err = q.refused(&["apply", "noop.bin"]);
+    assert!(
+        err.contains("saved plan is stale: state serial is"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_kubelet_change_shows_and_applies_everything_kubeadm_reset_takes() {
+    let q = Quickstart::new();
+    q.ok(&["apply", "-f", q.file(), "--auto-approve"]);
+    let deployment = "/var/lib/fake-kube/objects/deployment/dashboard/dashboard.yaml";
+    assert!(q.on_host(deployment).is_file());
+
+    q.write(
+        "---\napiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nmaxPods: 250\n",
+    );
+    let plan = q.ok(&["plan", "-f", q.file(), "--out", "kubelet.bin"]);
+    for app in ["app.calico", "app.dashboard", "app.metrics"] {
+        assert!(
+            plan.contains(&format!(
+                "# {app} must be replaced (replaced with kubernetes.init: kubeadm reset wipes etcd) [disruptive]"
+            )),
+            "{app}:\n{plan}"
+        );
+    }
+    assert!(
+        plan.contains("node_meta.127.0.0.1 must be replaced (replaced with kubernetes.init"),
+        "{plan}"
+    );
+    let warnings = plan.split("Warning: ").nth(1).expect("a warning block");
+    assert!(
+        warnings.contains("  - app.dashboard must be replaced"),
+        "{plan}"
+    );
+
+    // The configuration kubeadm gets is the one the plan shows, byte for byte.
+    let json: serde_json::Value =
+        serde_json::from_str(&q.ok(&["show", "kubelet.bin", "--json"])).unwrap();
+    let shown = json["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["address"] == "kubernetes.init")
+        .unwrap()["after"]["kubeadm_config"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(shown.contains("maxPods: 250"), "{shown}");
+
+    q.ok(&["apply", "kubelet.bin"]);
+    let applied = std::fs::read_to_string(q.on_host("/etc/kubernetes/kubeadm.yaml")).unwrap();
+    assert_eq!(applied, shown);
+    assert!(
+        q.on_host(deployment).is_file(),
+        "the apps' objects are back after the reset"
+    );
+    let plan = q.ok(&["plan", "-f", q.file(), "--detailed-exitcode"]);
+    assert!(plan.contains("No changes."), "{plan}");
+}
