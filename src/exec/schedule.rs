@@ -3,9 +3,9 @@
 //! dependents start. A failure (a panic of the step included) skips the failed step's
 //! dependents and lets the rest finish.
 //!
-//! The bookkeeping lives in [`StepQueue`], in the manner of cargo's `DependencyQueue`: it
+//! The bookkeeping lives in `StepQueue`, in the manner of cargo's `DependencyQueue`: it
 //! knows which steps wait, which may start and which run, and nothing about tasks, the
-//! state or events. [`Tasks`] runs steps and always says which step a result belongs to,
+//! state or events. `Tasks` runs steps and always says which step a result belongs to,
 //! even when the step panicked or its task was cancelled. [`run`] is the loop between them.
 
 use super::{Event, EventSink, Recorder, StepFailure, StepRunner};
