@@ -1,14 +1,22 @@
 //! The scheduler: runs a plan's changes in dependency order, in parallel where the graph
 //! allows, one step at a time per host, committing each finished step before its
-//! dependents start. A failure skips the failed step's dependents and lets the rest finish.
+//! dependents start. A failure (a panic of the step included) skips the failed step's
+//! dependents and lets the rest finish.
+//!
+//! The bookkeeping lives in `StepQueue`, in the manner of cargo's `DependencyQueue`: it
+//! knows which steps wait, which may start and which run, and nothing about tasks, the
+//! state or events. `Tasks` runs steps and always says which step a result belongs to,
+//! even when the step panicked or its task was cancelled. [`run`] is the loop between them.
 
 use super::{Event, EventSink, Recorder, StepFailure, StepRunner};
 use crate::plan::{Action, Change, Plan};
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use crate::resource::Attributes;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, Id, JoinError, JoinSet};
 
 /// What happened to each step.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -27,51 +35,335 @@ impl Report {
 }
 
 /// For each change, the indices of the changes it waits for.
-fn dependencies(changes: &[Change]) -> Vec<Vec<usize>> {
+///
+/// A dependency `depends_on` between two changes orders them; which way depends on whether
+/// the one that declares it is destroyed:
+/// - a change that is not a delete goes after what it depends on (a delete included: what
+///   it needs gone must be gone first);
+/// - a delete goes before what it depended on, delete or not: dependents are destroyed
+///   first, and what a destroyed resource used is changed or replaced only once it is gone.
+///
+/// Deletes therefore never wait for other changes, and a change waits for a delete only
+/// when one of them names the other: an unrelated create need not wait for a slow destroy.
+pub(super) fn dependencies(changes: &[Change]) -> Vec<Vec<usize>> {
     let index: BTreeMap<&str, usize> = changes
         .iter()
         .enumerate()
         .map(|(i, c)| (c.address.as_str(), i))
         .collect();
-    let deletes: Vec<usize> = changes
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| c.action == Action::Delete)
-        .map(|(i, _)| i)
-        .collect();
     let mut deps: Vec<Vec<usize>> = vec![Vec::new(); changes.len()];
-    // A resource goes after everything being destroyed that depends on it (one pass over
-    // the dependency lists: a destroy of thousands of hosts has tens of thousands).
-    for &j in &deletes {
-        for d in &changes[j].depends_on {
-            if let Some(&i) = index.get(d.as_str())
-                && i != j
-                && changes[i].action == Action::Delete
-            {
-                deps[i].push(j);
-            }
-        }
-    }
-    for &i in &deletes {
-        deps[i].sort_unstable();
-        deps[i].dedup();
-    }
-    for (i, change) in changes.iter().enumerate() {
-        if change.action == Action::Delete {
-            continue;
-        }
-        // Destroys come first; then dependencies that are part of this plan.
-        deps[i].extend(deletes.iter().copied());
+    // One pass over the dependency lists: a destroy of thousands of hosts has tens of
+    // thousands of them.
+    for (j, change) in changes.iter().enumerate() {
         for d in &change.depends_on {
-            if let Some(&j) = index.get(d.as_str())
-                && changes[j].action != Action::Delete
-                && j != i
-            {
+            let Some(&i) = index.get(d.as_str()) else {
+                continue;
+            };
+            if i == j {
+                continue;
+            }
+            if change.action == Action::Delete {
                 deps[i].push(j);
+            } else {
+                deps[j].push(i);
             }
         }
+    }
+    for ds in &mut deps {
+        ds.sort_unstable();
+        ds.dedup();
     }
     deps
+}
+
+/// Where a step is in its life. Done, Failed and Skipped are final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Waiting,
+    Ready,
+    Running,
+    Done,
+    Failed,
+    Skipped,
+}
+
+/// Which steps wait, may start, run and are finished, and which hosts are busy.
+///
+/// Every step moves forward only (waiting, ready, running, then one final stage), so each
+/// is reported once; a step that never left waiting or ready is "not started".
+pub(super) struct StepQueue<'a> {
+    changes: &'a [Change],
+    dependents: Vec<Vec<usize>>,
+    /// How many dependencies of each step are not done yet.
+    waiting: Vec<usize>,
+    stage: Vec<Stage>,
+    /// Ordered by index: ready steps start in plan order.
+    ready: BTreeSet<usize>,
+    busy_hosts: HashSet<&'a str>,
+    running: usize,
+}
+
+impl<'a> StepQueue<'a> {
+    pub(super) fn new(changes: &'a [Change]) -> StepQueue<'a> {
+        let deps = dependencies(changes);
+        let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); changes.len()];
+        for (i, ds) in deps.iter().enumerate() {
+            for &d in ds {
+                dependents[d].push(i);
+            }
+        }
+        let waiting: Vec<usize> = deps.iter().map(Vec::len).collect();
+        let ready: BTreeSet<usize> = (0..changes.len()).filter(|&i| waiting[i] == 0).collect();
+        let stage = (0..changes.len())
+            .map(|i| {
+                if waiting[i] == 0 {
+                    Stage::Ready
+                } else {
+                    Stage::Waiting
+                }
+            })
+            .collect();
+        StepQueue {
+            changes,
+            dependents,
+            waiting,
+            stage,
+            ready,
+            busy_hosts: HashSet::new(),
+            running: 0,
+        }
+    }
+
+    /// The first ready step, in plan order, whose host is free, if fewer than
+    /// `parallelism` steps run; it is running (its host busy) from now on.
+    pub(super) fn next_startable(&mut self, parallelism: usize) -> Option<usize> {
+        if self.running >= parallelism.max(1) {
+            return None;
+        }
+        let changes = self.changes;
+        let i = self.ready.iter().copied().find(|&i| {
+            changes[i]
+                .host
+                .as_deref()
+                .is_none_or(|h| !self.busy_hosts.contains(h))
+        })?;
+        self.ready.remove(&i);
+        self.stage[i] = Stage::Running;
+        self.running += 1;
+        if let Some(h) = changes[i].host.as_deref() {
+            self.busy_hosts.insert(h);
+        }
+        Some(i)
+    }
+
+    /// A running step finished (`ok`: done and recorded); frees its host. Returns the
+    /// steps that became ready (none for a failure: see [`StepQueue::skip_dependents`]).
+    pub(super) fn finish(&mut self, i: usize, ok: bool) -> Vec<usize> {
+        if self.stage[i] != Stage::Running {
+            debug_assert!(false, "step {i} finished while {:?}", self.stage[i]);
+            return Vec::new();
+        }
+        self.running -= 1;
+        if let Some(h) = self.changes[i].host.as_deref() {
+            self.busy_hosts.remove(h);
+        }
+        if !ok {
+            self.stage[i] = Stage::Failed;
+            return Vec::new();
+        }
+        self.stage[i] = Stage::Done;
+        let mut ready = Vec::new();
+        for &d in &self.dependents[i] {
+            self.waiting[d] -= 1;
+            if self.waiting[d] == 0 && self.stage[d] == Stage::Waiting {
+                self.stage[d] = Stage::Ready;
+                self.ready.insert(d);
+                ready.push(d);
+            }
+        }
+        ready
+    }
+
+    /// Skips everything that waits for step `i`, transitively; returns the skipped steps
+    /// in plan order, each once (also across calls).
+    pub(super) fn skip_dependents(&mut self, i: usize) -> Vec<usize> {
+        let mut skipped = Vec::new();
+        let mut stack: Vec<usize> = self.dependents[i].clone();
+        while let Some(d) = stack.pop() {
+            if !matches!(self.stage[d], Stage::Waiting | Stage::Ready) {
+                continue;
+            }
+            self.stage[d] = Stage::Skipped;
+            self.ready.remove(&d);
+            skipped.push(d);
+            stack.extend(self.dependents[d].iter().copied());
+        }
+        skipped.sort_unstable();
+        skipped
+    }
+
+    /// Steps that never started and were not skipped, in plan order.
+    pub(super) fn not_started(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.stage.len()).filter(|&i| matches!(self.stage[i], Stage::Waiting | Stage::Ready))
+    }
+}
+
+/// How a step's task ended: its attributes and how long it took, or why it failed.
+pub(super) type Outcome = Result<(Attributes, Duration), StepFailure>;
+
+/// The running steps' tasks, each known by its step index, whatever way its task ends.
+#[derive(Default)]
+pub(super) struct Tasks {
+    set: JoinSet<Outcome>,
+    /// A panicked or cancelled task comes back as a [`JoinError`] that only has the task's
+    /// id: this maps it back to the step, so that step frees its host and is reported.
+    steps: HashMap<Id, usize>,
+}
+
+impl Tasks {
+    pub(super) fn spawn<F>(&mut self, i: usize, step: F) -> AbortHandle
+    where
+        F: Future<Output = Result<Attributes, StepFailure>> + Send + 'static,
+    {
+        let handle = self.set.spawn(async move {
+            let started = Instant::now();
+            step.await.map(|computed| (computed, started.elapsed()))
+        });
+        self.steps.insert(handle.id(), i);
+        handle
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+
+    /// The next step to end and how, or None when none runs.
+    pub(super) async fn join_next(&mut self) -> Option<(usize, Outcome)> {
+        loop {
+            let (id, outcome) = match self.set.join_next_with_id().await? {
+                Ok((id, outcome)) => (id, outcome),
+                Err(e) => (e.id(), Err(lost(e))),
+            };
+            // Every task is registered as it is spawned, before it can be joined; an
+            // unknown id has no step to report.
+            if let Some(i) = self.steps.remove(&id) {
+                return Some((i, outcome));
+            }
+        }
+    }
+}
+
+/// The failure of a step whose task did not return: it panicked or was cancelled.
+fn lost(e: JoinError) -> StepFailure {
+    if e.is_cancelled() {
+        return StepFailure::message("the step was cancelled before it finished");
+    }
+    let text = match e.try_into_panic() {
+        Ok(payload) => payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned()),
+        Err(_) => None,
+    };
+    StepFailure::message(match text {
+        Some(text) => format!("the step panicked (a bug in sealer): {text}"),
+        None => "the step panicked (a bug in sealer)".to_string(),
+    })
+}
+
+/// What a run does around the queue: the state writes, the events and the report.
+struct Books<'a> {
+    queue: StepQueue<'a>,
+    recorder: &'a dyn Recorder,
+    sink: &'a dyn EventSink,
+    report: Report,
+}
+
+impl Books<'_> {
+    /// Prepares a step the queue let start; false when it failed before it could run.
+    fn start(&mut self, i: usize) -> bool {
+        let changes = self.queue.changes;
+        let change = &changes[i];
+        // A step that creates something is recorded as tainted before it starts: if
+        // sealer dies midway, the next plan replaces it (its teardown tolerates a
+        // half-made resource) instead of creating it a second time.
+        if matches!(change.action, Action::Create | Action::Replace)
+            && let Err(e) = self.recorder.taint(change)
+        {
+            let failure =
+                StepFailure::message(format!("the state could not record the step's start: {e}"));
+            self.fail(i, failure);
+            return false;
+        }
+        self.sink.event(Event::StepStart {
+            address: change.address.clone(),
+            host: change.host.clone(),
+            action: change.action,
+        });
+        true
+    }
+
+    /// Records a step that ended, before anything that waits for it may start.
+    fn end(&mut self, i: usize, outcome: Outcome) {
+        let changes = self.queue.changes;
+        let change = &changes[i];
+        let (computed, took) = match outcome {
+            Ok(v) => v,
+            Err(failure) => return self.fail(i, failure),
+        };
+        if let Err(e) = self.recorder.record(change, computed) {
+            let failure = StepFailure::message(format!(
+                "the step finished but the state could not record it: {e}"
+            ));
+            return self.fail(i, failure);
+        }
+        self.sink.event(Event::StepDone {
+            address: change.address.clone(),
+            host: change.host.clone(),
+            action: change.action,
+            seconds: took.as_secs_f64(),
+        });
+        self.report.done.push(change.address.clone());
+        self.queue.finish(i, true);
+    }
+
+    fn fail(&mut self, i: usize, failure: StepFailure) {
+        self.queue.finish(i, false);
+        let changes = self.queue.changes;
+        let change = &changes[i];
+        // Tainted: the next plan replaces it. A failed destroy keeps the resource recorded.
+        if let Err(e) = self.recorder.taint(change) {
+            self.sink.event(Event::Warning {
+                message: format!(
+                    "{}: could not mark it tainted in the state: {e}",
+                    change.address
+                ),
+            });
+        }
+        self.sink.event(Event::StepFailed {
+            address: change.address.clone(),
+            host: change.host.clone(),
+            failure: failure.clone(),
+        });
+        self.report.failed.push((change.address.clone(), failure));
+        for d in self.queue.skip_dependents(i) {
+            let address = changes[d].address.clone();
+            self.sink.event(Event::StepSkipped {
+                address: address.clone(),
+                because: change.address.clone(),
+            });
+            self.report.skipped.push(address);
+        }
+    }
+
+    fn into_report(self) -> Report {
+        let mut report = self.report;
+        let changes = self.queue.changes;
+        report
+            .not_started
+            .extend(self.queue.not_started().map(|i| changes[i].address.clone()));
+        report
+    }
 }
 
 pub async fn run<R: StepRunner>(
@@ -82,213 +374,39 @@ pub async fn run<R: StepRunner>(
     sink: &dyn EventSink,
     mut cancel: watch::Receiver<bool>,
 ) -> Report {
-    let changes = &plan.changes;
-    let deps = dependencies(changes);
-    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); changes.len()];
-    for (i, ds) in deps.iter().enumerate() {
-        for &d in ds {
-            dependents[d].push(i);
-        }
-    }
-    let mut waiting: Vec<usize> = deps.iter().map(Vec::len).collect();
-    let mut ready: BTreeSet<usize> = (0..changes.len()).filter(|&i| waiting[i] == 0).collect();
-    let mut busy_hosts: HashSet<String> = HashSet::new();
-    let mut finished: Vec<bool> = vec![false; changes.len()];
-    let mut report = Report::default();
-    let mut running: JoinSet<(
-        usize,
-        Result<crate::resource::Attributes, StepFailure>,
-        Instant,
-    )> = JoinSet::new();
-    let parallelism = parallelism.max(1);
-
+    let mut books = Books {
+        queue: StepQueue::new(&plan.changes),
+        recorder,
+        sink,
+        report: Report::default(),
+    };
+    let mut tasks = Tasks::default();
+    // With every sender gone no interrupt can come: waiting for one would spin.
+    let mut cancel_open = true;
     loop {
         let interrupted = *cancel.borrow();
         if !interrupted {
-            // Start what may start, in plan order.
-            let startable: Vec<usize> = ready
-                .iter()
-                .copied()
-                .filter(|&i| {
-                    changes[i]
-                        .host
-                        .as_ref()
-                        .is_none_or(|h| !busy_hosts.contains(h))
-                })
-                .collect();
-            let mut hosts_taken: HashSet<String> = HashSet::new();
-            for i in startable {
-                if running.len() >= parallelism {
-                    break;
+            while let Some(i) = books.queue.next_startable(parallelism) {
+                if books.start(i) {
+                    let runner = Arc::clone(&runner);
+                    let change = plan.changes[i].clone();
+                    tasks.spawn(i, async move { runner.run(&change).await });
                 }
-                let change = &changes[i];
-                if let Some(h) = &change.host {
-                    if hosts_taken.contains(h) {
-                        continue;
-                    }
-                    hosts_taken.insert(h.clone());
-                    busy_hosts.insert(h.clone());
-                }
-                ready.remove(&i);
-                // A step that creates something is recorded as tainted before it starts: if
-                // sealer dies midway, the next plan replaces it (its teardown tolerates a
-                // half-made resource) instead of creating it a second time.
-                if matches!(change.action, Action::Create | Action::Replace)
-                    && let Err(e) = recorder.taint(change)
-                {
-                    if let Some(h) = &change.host {
-                        busy_hosts.remove(h);
-                    }
-                    let failure = StepFailure::message(format!(
-                        "the state could not record the step's start: {e}"
-                    ));
-                    fail(
-                        i,
-                        failure,
-                        changes,
-                        &dependents,
-                        &mut finished,
-                        &mut ready,
-                        &mut report,
-                        recorder,
-                        sink,
-                    );
-                    continue;
-                }
-                sink.event(Event::StepStart {
-                    address: change.address.clone(),
-                    host: change.host.clone(),
-                    action: change.action,
-                });
-                let runner = Arc::clone(&runner);
-                let change = change.clone();
-                running.spawn(async move {
-                    let started = Instant::now();
-                    let result = runner.run(&change).await;
-                    (i, result, started)
-                });
             }
         }
-        if running.is_empty() {
+        if tasks.is_empty() {
             break;
         }
-        let finished_task = tokio::select! {
-            joined = running.join_next() => joined,
-            _ = cancel.changed(), if !interrupted => continue,
-        };
-        let Some(joined) = finished_task else { break };
-        let (i, result, started) = match joined {
-            Ok(v) => v,
-            // A panicking step is a bug; the scheduler keeps its own invariants anyway.
-            Err(e) => {
-                report.failed.push((
-                    format!("(step panicked: {e})"),
-                    StepFailure::message(e.to_string()),
-                ));
-                continue;
+        tokio::select! {
+            ended = tasks.join_next() => {
+                if let Some((i, outcome)) = ended {
+                    books.end(i, outcome);
+                }
             }
-        };
-        let change = &changes[i];
-        if let Some(h) = &change.host {
-            busy_hosts.remove(h);
-        }
-        finished[i] = true;
-        match result {
-            Ok(computed) => match recorder.record(change, computed) {
-                Ok(()) => {
-                    sink.event(Event::StepDone {
-                        address: change.address.clone(),
-                        host: change.host.clone(),
-                        action: change.action,
-                        seconds: started.elapsed().as_secs_f64(),
-                    });
-                    report.done.push(change.address.clone());
-                    for &d in &dependents[i] {
-                        waiting[d] -= 1;
-                        if waiting[d] == 0 && !finished[d] {
-                            ready.insert(d);
-                        }
-                    }
-                }
-                Err(e) => {
-                    let failure = StepFailure::message(format!(
-                        "the step finished but the state could not record it: {e}"
-                    ));
-                    fail(
-                        i,
-                        failure,
-                        changes,
-                        &dependents,
-                        &mut finished,
-                        &mut ready,
-                        &mut report,
-                        recorder,
-                        sink,
-                    );
-                }
-            },
-            Err(failure) => fail(
-                i,
-                failure,
-                changes,
-                &dependents,
-                &mut finished,
-                &mut ready,
-                &mut report,
-                recorder,
-                sink,
-            ),
+            changed = cancel.changed(), if !interrupted && cancel_open => {
+                cancel_open = changed.is_ok();
+            }
         }
     }
-    for (i, change) in changes.iter().enumerate() {
-        if !finished[i] {
-            report.not_started.push(change.address.clone());
-        }
-    }
-    report
-}
-
-#[allow(clippy::too_many_arguments)]
-fn fail(
-    i: usize,
-    failure: StepFailure,
-    changes: &[Change],
-    dependents: &[Vec<usize>],
-    finished: &mut [bool],
-    ready: &mut BTreeSet<usize>,
-    report: &mut Report,
-    recorder: &dyn Recorder,
-    sink: &dyn EventSink,
-) {
-    let change = &changes[i];
-    // Tainted: the next plan replaces it. A failed destroy keeps the resource recorded.
-    if let Err(e) = recorder.taint(change) {
-        sink.event(Event::Warning {
-            message: format!(
-                "{}: could not mark it tainted in the state: {e}",
-                change.address
-            ),
-        });
-    }
-    sink.event(Event::StepFailed {
-        address: change.address.clone(),
-        host: change.host.clone(),
-        failure: failure.clone(),
-    });
-    report.failed.push((change.address.clone(), failure));
-    // Everything that waits for it, transitively, is skipped.
-    let mut stack: Vec<usize> = dependents[i].clone();
-    while let Some(d) = stack.pop() {
-        if finished[d] {
-            continue;
-        }
-        finished[d] = true;
-        ready.remove(&d);
-        sink.event(Event::StepSkipped {
-            address: changes[d].address.clone(),
-            because: change.address.clone(),
-        });
-        report.skipped.push(changes[d].address.clone());
-        stack.extend(dependents[d].iter().copied());
-    }
+    books.into_report()
 }
