@@ -38,20 +38,22 @@ pub fn taken_with(want: &Desired, replaced: &HashSet<&str>) -> Option<TakenWith>
     };
     let t = want.resource_type;
     let on_host = want.host.is_some();
-    if on_host && t != ResourceType::Host {
-        if let Some(found) = hit(format!("host.{host}"), NEW_MACHINE) {
-            return Some(found);
-        }
+    if on_host
+        && t != ResourceType::Host
+        && let Some(found) = hit(format!("host.{host}"), NEW_MACHINE)
+    {
+        return Some(found);
     }
-    if on_host && lives_in_runtime(t) {
-        if let Some(found) = hit(format!("container_runtime.{host}"), RUNTIME_UNINSTALL) {
-            return Some(found);
-        }
+    if on_host
+        && lives_in_runtime(t)
+        && let Some(found) = hit(format!("container_runtime.{host}"), RUNTIME_UNINSTALL)
+    {
+        return Some(found);
     }
-    if lives_in_etcd(want) {
-        if let Some(found) = hit("kubernetes.init".to_string(), RESET_WIPES_ETCD) {
-            return Some(found);
-        }
+    if lives_in_etcd(want)
+        && let Some(found) = hit("kubernetes.init".to_string(), RESET_WIPES_ETCD)
+    {
+        return Some(found);
     }
     if on_host && lives_on_node(want) {
         for join in ["kubernetes.master", "kubernetes.worker"] {
