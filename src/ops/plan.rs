@@ -29,7 +29,7 @@ where
     F: Fn(Reference, Platform) -> Fut,
     Fut: Future<Output = Result<Image>>,
 {
-    let cf = clusterfile::validate_file(path)?;
+    let cf = clusterfile::validate_file(path, settings.user_home.as_deref())?;
     let store = settings.store()?;
     let fetch = async |reference: &Reference, span| -> Result<(Reference, Image)> {
         if let Some(found) = store.find(&reference.to_string())? {
@@ -120,10 +120,12 @@ where
     });
     let plan = diff(&name, &compiled.resources, current, options)?;
     let bytes = std::fs::read(path).unwrap_or_default();
+    // Absolute, so that the saved plan applies from any directory.
+    let clusterfile = compiled.clusterfile.origin.clone();
     Ok(PlanOutcome {
         saved: SavedPlan {
             plan,
-            clusterfile: Some(path.to_path_buf()),
+            clusterfile: clusterfile.or_else(|| Some(path.to_path_buf())),
             clusterfile_digest: Some(crate::image::layout::sha256_digest(&bytes)),
             images: compiled.images.digests(),
         },
