@@ -14,38 +14,32 @@ pub const DEFAULT_SSH_USER: &str = "root";
 pub const DEFAULT_SSH_PORT: u16 = 22;
 
 /// How to log in to a host. Without a key and a password, the SSH agent is used.
+///
+/// `pk` and `sandbox` are paths of the operator machine as the plan records them: anchored
+/// at the Clusterfile's directory when relative ([`anchor`]), `~` kept as written so that the
+/// plan does not depend on `$HOME`; [`SshSettings::pk_path`] and
+/// [`SshSettings::sandbox_path`] expand `~` where the path is used, at apply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SshSettings {
     pub user: String,
     pub port: u16,
     pub password: Option<Secret>,
-    /// The private key path as written (`~` not expanded): see [`SshSettings::pk_path`].
+    /// The private key path, anchored (`~` not expanded).
     pub pk: Option<String>,
     pub pk_passwd: Option<Secret>,
-    /// `transport: local` only: where the host's system writes go (as written).
+    /// `transport: local` only: where the host's system writes go, anchored (`~` not expanded).
     pub sandbox: Option<String>,
 }
 
 impl SshSettings {
-    /// The private key path with `~` expanded from `$HOME`.
-    pub fn pk_path(&self) -> Option<PathBuf> {
-        let home = std::env::var_os("HOME").map(PathBuf::from);
-        self.pk
-            .as_deref()
-            .map(|pk| expand_home(pk, home.as_deref()))
+    /// The private key path with `~` expanded to `home`.
+    pub fn pk_path(&self, home: Option<&Path>) -> Option<PathBuf> {
+        Some(expand_home(self.pk.as_deref()?, home))
     }
 
-    /// The sandbox directory, absolute (`~` expanded, relative to the current directory),
-    /// so that the state records one path whatever directory `destroy` runs from.
-    pub fn sandbox_path(&self) -> Option<PathBuf> {
-        let home = std::env::var_os("HOME").map(PathBuf::from);
-        let path = expand_home(self.sandbox.as_deref()?, home.as_deref());
-        if path.is_absolute() {
-            return Some(path);
-        }
-        let base = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-        // Joining keeps `./`; collecting the components drops it.
-        Some(base.join(path).components().collect())
+    /// The sandbox directory with `~` expanded to `home`.
+    pub fn sandbox_path(&self, home: Option<&Path>) -> Option<PathBuf> {
+        Some(expand_home(self.sandbox.as_deref()?, home))
     }
 
     /// Commands of a non-root user run through `sudo -n`.
@@ -61,6 +55,38 @@ pub fn expand_home(path: &str, home: Option<&Path>) -> PathBuf {
         (p, Some(home)) if p.starts_with("~/") => home.join(&p[2..]),
         (p, _) => PathBuf::from(p),
     }
+}
+
+/// A path of the Clusterfile as the plan records it: a relative one joined to `dir` (the
+/// Clusterfile's absolute directory, like Terraform's `path.module`) and normalized
+/// lexically, so that the plan is the same from any working directory. Absolute and `~`
+/// paths, and every path when there is no `dir` (text parsed without a file), stay as written.
+pub fn anchor(path: &str, dir: Option<&Path>) -> String {
+    let relative = !(path == "~" || path.starts_with("~/") || Path::new(path).is_absolute());
+    match dir {
+        Some(dir) if relative => normalize(&dir.join(path)).to_string_lossy().into_owned(),
+        _ => path.to_string(),
+    }
+}
+
+/// Drops `.` and applies `..` to the component before it, on the text alone: symlinks are
+/// not followed, so the result reads the way the Clusterfile's author wrote it.
+pub(crate) fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            // `pop` leaves a root in place: `/..` is `/`. A leading `..` of a relative path
+            // (no base to apply it to) is kept.
+            Component::ParentDir if out.file_name().is_some() => {
+                out.pop();
+            }
+            Component::ParentDir if out.has_root() => {}
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
 }
 
 /// One host of the cluster.
@@ -111,15 +137,19 @@ fn pick<T: Clone>(group: &Option<Spanned<T>>, cluster: &Option<Spanned<T>>) -> O
     group.as_ref().or(cluster.as_ref()).map(|s| s.value.clone())
 }
 
-fn merge_ssh(cluster: &Ssh, group: &Ssh) -> (SshSettings, Transport) {
+/// The group's SSH settings over the cluster's; paths anchored at `dir` (see [`anchor`]).
+fn merge_ssh(cluster: &Ssh, group: &Ssh, dir: Option<&Path>) -> (SshSettings, Transport) {
     let user = pick(&group.user, &cluster.user);
+    let path = |group: &Option<Spanned<String>>, cluster: &Option<Spanned<String>>| {
+        pick(group, cluster).map(|p| anchor(&p, dir))
+    };
     let settings = SshSettings {
         user: user.unwrap_or_else(|| DEFAULT_SSH_USER.to_string()),
         port: pick(&group.port, &cluster.port).unwrap_or(DEFAULT_SSH_PORT),
         password: pick(&group.passwd, &cluster.passwd),
-        pk: pick(&group.pk, &cluster.pk),
+        pk: path(&group.pk, &cluster.pk),
         pk_passwd: pick(&group.pk_passwd, &cluster.pk_passwd),
-        sandbox: pick(&group.sandbox, &cluster.sandbox),
+        sandbox: path(&group.sandbox, &cluster.sandbox),
     };
     let transport = pick(&group.transport, &cluster.transport).unwrap_or(Transport::Ssh);
     (settings, transport)
@@ -129,9 +159,10 @@ impl Clusterfile {
     /// Every host, group by group in file order.
     pub fn hosts(&self) -> Vec<Host> {
         let cluster_env = self.env();
+        let dir = self.dir();
         let mut out = Vec::new();
         for group in &self.cluster.hosts {
-            let (ssh, transport) = merge_ssh(&self.cluster.ssh, &group.ssh);
+            let (ssh, transport) = merge_ssh(&self.cluster.ssh, &group.ssh, dir);
             let mut env = cluster_env.clone();
             env.merge(&env_of(&group.env));
             let labels: BTreeMap<String, String> = group

@@ -1,19 +1,15 @@
 //! Checks against the operator machine: the files a Clusterfile names there.
 
-use super::hosts::expand_home;
+use super::hosts::{anchor, expand_home};
 use super::model::Clusterfile;
 use super::span::Spanned;
 use crate::diag::{Diagnostic, io_reason};
 use std::fs::File;
 use std::path::Path;
 
-/// Every `pk` (private key) must be a readable file here; errors point at the `pk` value.
-pub fn check_local_files(file: &Clusterfile) -> Vec<Diagnostic> {
-    let home = std::env::var_os("HOME");
-    check_keys(file, home.as_deref().map(Path::new))
-}
-
-pub(crate) fn check_keys(file: &Clusterfile, home: Option<&Path>) -> Vec<Diagnostic> {
+/// Every `pk` (private key) must be a readable file here, `~` being `home` and a relative
+/// path being anchored like the plan's; errors point at the `pk` value.
+pub fn check_local_files(file: &Clusterfile, home: Option<&Path>) -> Vec<Diagnostic> {
     let cluster = &file.cluster;
     let keys: Vec<&Spanned<String>> = cluster
         .ssh
@@ -23,7 +19,7 @@ pub(crate) fn check_keys(file: &Clusterfile, home: Option<&Path>) -> Vec<Diagnos
         .collect();
     let mut out = Vec::new();
     for pk in keys {
-        let path = expand_home(&pk.value, home);
+        let path = expand_home(&anchor(&pk.value, file.dir()), home);
         let shown = if path.as_os_str() == pk.value.as_str() {
             format!("`{}`", pk.value)
         } else {

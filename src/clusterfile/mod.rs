@@ -8,6 +8,10 @@
 //! [`Clusterfile::location`]. The resolved view (`hosts()`, `registry()`, the env helpers)
 //! applies the defaults of the spec. Nothing here prints; only [`check_local_files`] looks at
 //! the operator machine.
+//!
+//! The result is the same whatever the working directory and `$HOME`: [`load`] anchors
+//! relative `sandbox` and `pk` paths at the Clusterfile's directory and keeps `~` as written
+//! (expanded at apply, with the home the caller passes).
 
 mod decode;
 pub mod env;
@@ -24,7 +28,7 @@ pub mod taint;
 pub(crate) mod yaml;
 
 pub use env::{DERIVED_KEYS, Env, EnvValue, IpNet};
-pub use hosts::{Host, SshSettings, expand_home};
+pub use hosts::{Host, SshSettings, anchor, expand_home};
 pub use local_files::check_local_files;
 pub use model::*;
 pub use registry::{RegistryEndpoint, RegistryKind};
@@ -34,9 +38,10 @@ pub use span::{Span, Spanned};
 pub use taint::{Taint, TaintEffect, TaintError};
 
 use crate::diag::{Diagnostic, Error, IoContext, Location, Result};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// Reads and validates a Clusterfile; every problem of the file is in the error.
+/// Reads and validates a Clusterfile; every problem of the file is in the error. Its
+/// relative `sandbox` and `pk` paths are anchored at its directory.
 pub fn load(path: &Path) -> Result<Clusterfile> {
     let bytes = std::fs::read(path).with_path("read", path)?;
     from_bytes(path, bytes)
@@ -48,7 +53,16 @@ fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Clusterfile> {
         Ok(text) => text,
         Err(e) => return Err(not_utf8(path, e.as_bytes(), e.utf8_error().valid_up_to()).into()),
     };
-    parse(path, &text)
+    let mut file = parse(path, &text)?;
+    file.origin = Some(absolute(path)?);
+    Ok(file)
+}
+
+/// `path` made absolute from the working directory, once, lexically (see
+/// [`hosts::normalize`]): the only place the working directory counts.
+fn absolute(path: &Path) -> Result<PathBuf> {
+    let path = std::path::absolute(path).with_path("cannot resolve", path)?;
+    Ok(hosts::normalize(&path))
 }
 
 /// Validates the text of a Clusterfile; `path` is used in messages only.
@@ -62,13 +76,14 @@ pub fn parse_plugins(path: &Path, text: &str) -> Result<Vec<Plugin>> {
     decode::decode_plugins(path, text)
 }
 
-/// [`load`], then [`check_local_files`]: what `sealer validate` can check without images.
-/// Returns the digest of the bytes it read too: a saved plan is bound to exactly them.
-pub fn validate_file(path: &Path) -> Result<(Clusterfile, String)> {
+/// [`load`], then [`check_local_files`] (`~` being `home`): what `sealer validate` can
+/// check without images. Returns the digest of the bytes it read too: a saved plan is bound
+/// to exactly them.
+pub fn validate_file(path: &Path, home: Option<&Path>) -> Result<(Clusterfile, String)> {
     let bytes = std::fs::read(path).with_path("read", path)?;
     let digest = crate::image::layout::sha256_digest(&bytes);
     let file = from_bytes(path, bytes)?;
-    let problems = check_local_files(&file);
+    let problems = check_local_files(&file, home);
     if problems.is_empty() {
         Ok((file, digest))
     } else {

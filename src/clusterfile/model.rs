@@ -10,12 +10,16 @@ use crate::diag::Location;
 use crate::image::reference::Reference;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// A loaded and validated Clusterfile.
 #[derive(Debug, Clone)]
 pub struct Clusterfile {
+    /// The path as given, for messages.
     pub path: PathBuf,
+    /// The file's absolute path when it was [`load`](super::load)ed (`None` for text parsed
+    /// without a file): relative `sandbox` and `pk` values are anchored at its directory.
+    pub origin: Option<PathBuf>,
     pub cluster: Cluster,
     pub application: Option<Application>,
     pub configs: Vec<Config>,
@@ -29,6 +33,11 @@ impl Clusterfile {
     /// Where `span` is in this file, quoting its line: for located errors of other modules.
     pub fn location(&self, span: Span) -> Location {
         self.source.location(span)
+    }
+
+    /// The absolute directory of the file it was loaded from: see [`Clusterfile::origin`].
+    pub fn dir(&self) -> Option<&Path> {
+        self.origin.as_deref().and_then(Path::parent)
     }
 }
 

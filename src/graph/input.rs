@@ -44,10 +44,12 @@ pub struct HostInput {
     pub ssh_user: String,
     pub ssh_port: u16,
     pub local: bool,
-    /// The sandbox directory of a local host, absolute.
+    /// The sandbox directory of a local host: absolute or `~/...` (expanded at apply) for a
+    /// loaded Clusterfile; see [`crate::clusterfile::anchor`].
     pub sandbox: Option<String>,
     /// Digests of the secrets that reach this host's transport (never the secrets).
     pub password_digest: Option<String>,
+    /// The private key path, anchored like `sandbox` (`~` unexpanded).
     pub key_file: Option<String>,
     pub key_passphrase_digest: Option<String>,
     /// The merged env for this host (image < cluster < host, plus derived keys), digested.

@@ -153,10 +153,8 @@ pub fn resolve(cf: &Clusterfile, images: &Images) -> Result<ClusterInput> {
             ssh_user: host.ssh.user.clone(),
             ssh_port: host.ssh.port,
             local: host.transport == crate::clusterfile::Transport::Local,
-            sandbox: host
-                .ssh
-                .sandbox_path()
-                .map(|p| p.to_string_lossy().into_owned()),
+            // As anchored at load, `~` unexpanded: the plan is the same under any HOME.
+            sandbox: host.ssh.sandbox.clone(),
             password_digest: host.ssh.password.as_ref().map(|s| s.digest()),
             key_file: host.ssh.pk.clone(),
             key_passphrase_digest: host.ssh.pk_passwd.as_ref().map(|s| s.digest()),

@@ -330,8 +330,9 @@ fn env_items(env: &Env) -> BTreeMap<String, EnvItem> {
         .collect()
 }
 
+/// What `~` in the plan's paths stands for, expanded here where the transports use them.
 fn home_dir() -> Option<PathBuf> {
-    std::env::var_os("HOME").map(PathBuf::from)
+    super::user_home()
 }
 
 /// How to reach every host of the plan: the Clusterfile's settings, else (for hosts that
@@ -367,6 +368,7 @@ fn access(
         pinned: pinned(ip),
         accept_new: exec.accept_new_host_keys,
     };
+    let home = home_dir();
     let mut out = HashMap::new();
     if let Some(compiled) = &prepared.compiled {
         let cf: &Clusterfile = &compiled.clusterfile;
@@ -374,13 +376,13 @@ fn access(
             let ip = host.ip.to_string();
             let access = if host.transport == crate::clusterfile::Transport::Local {
                 Access::Local {
-                    sandbox: host.ssh.sandbox_path(),
+                    sandbox: host.ssh.sandbox_path(home.as_deref()),
                 }
             } else {
                 let mut config = SshConfig::new(ip.clone(), host.ssh.user.clone());
                 config.port = host.ssh.port;
                 config.auth = SshAuth {
-                    key_file: host.ssh.pk_path(),
+                    key_file: host.ssh.pk_path(home.as_deref()),
                     key_passphrase: host.ssh.pk_passwd.as_ref().map(|s| s.expose().to_string()),
                     password: host.ssh.password.as_ref().map(|s| s.expose().to_string()),
                 };
@@ -414,7 +416,8 @@ fn recorded_access(r: &Recorded, ip: &str, policy: &HostKeyPolicy) -> Access {
     };
     if attr("transport").as_deref() == Some("local") {
         return Access::Local {
-            sandbox: attr("sandbox").map(std::path::PathBuf::from),
+            sandbox: attr("sandbox")
+                .map(|s| crate::clusterfile::expand_home(&s, home_dir().as_deref())),
         };
     }
     let mut config = SshConfig::new(

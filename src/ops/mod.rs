@@ -22,16 +22,20 @@ pub struct Settings {
     pub home: PathBuf,
     /// The state database: `--state PATH`, else `$SEALER_HOME/state.db`.
     pub state_path: PathBuf,
+    /// The operator's `$HOME`: what `~` in the Clusterfile's `pk` and `sandbox` stands for
+    /// where those files are used (validation, apply). Plans keep `~` as written.
+    pub user_home: Option<PathBuf>,
 }
 
 impl Settings {
-    /// Reads `SEALER_HOME` (else `$HOME/.sealer`).
+    /// Reads `SEALER_HOME` (else `$HOME/.sealer`) and `HOME`.
     pub fn from_env() -> crate::Result<Settings> {
+        let user_home = user_home();
         let home =
             match std::env::var_os("SEALER_HOME").filter(|h| !h.is_empty()) {
                 Some(home) => PathBuf::from(home),
-                None => match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
-                    Some(home) => PathBuf::from(home).join(".sealer"),
+                None => match &user_home {
+                    Some(home) => home.join(".sealer"),
                     None => {
                         return Err(crate::Error::msg("neither SEALER_HOME nor HOME is set").hint(
                         "set SEALER_HOME to the directory sealer keeps its images and state in",
@@ -42,6 +46,7 @@ impl Settings {
         Ok(Settings {
             state_path: home.join(crate::state::STATE_FILE_NAME),
             home,
+            user_home,
         })
     }
 
@@ -56,4 +61,12 @@ impl Settings {
     pub fn store(&self) -> crate::Result<crate::image::Store> {
         crate::image::Store::open(&self.home)
     }
+}
+
+/// `$HOME` (unset or empty: none). The one place sealer reads it: settings resolution, and
+/// apply's access to the hosts, which has no settings at hand.
+pub(crate) fn user_home() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
 }

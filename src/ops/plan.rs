@@ -31,7 +31,7 @@ where
     F: Fn(Reference, Platform) -> Fut,
     Fut: Future<Output = Result<Image>>,
 {
-    let (cf, clusterfile_digest) = clusterfile::validate_file(path)?;
+    let (cf, clusterfile_digest) = clusterfile::validate_file(path, settings.user_home.as_deref())?;
     let store = settings.store()?;
     let fetch = async |reference: &Reference, span| -> Result<(Reference, Image)> {
         if let Some(found) = store.find(&reference.to_string())? {
@@ -137,7 +137,12 @@ pub fn derive(
     let plan = diff(name, &compiled.resources, current, options)?;
     Ok(SavedPlan {
         plan,
-        clusterfile: Some(path.to_path_buf()),
+        // Absolute, so that the saved plan applies from any directory.
+        clusterfile: compiled
+            .clusterfile
+            .origin
+            .clone()
+            .or_else(|| Some(path.to_path_buf())),
         clusterfile_digest: Some(compiled.clusterfile_digest.clone()),
         images: compiled.images.digests(),
         targets: options.targets.clone(),

@@ -553,3 +553,96 @@ fn a_corrupt_state_file_is_an_error_and_is_not_touched() {
         );
     }
 }
+
+/// Everything a reviewer or a machine reads of one plan, run from `cwd` with `home` as HOME.
+fn plan_outputs(sb: &Sandbox, cwd: &Path, home: &Path, file: &Path) -> Vec<(String, Vec<u8>)> {
+    let run = |args: &[&str]| {
+        let out = sb
+            .sealer()
+            .current_dir(cwd)
+            .env("HOME", home)
+            .env("NO_COLOR", "1")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?} from {}: {}",
+            cwd.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let file = file.to_str().unwrap();
+    let saved = home.join("plan.bin");
+    let saved = saved.to_str().unwrap();
+    vec![
+        ("plan".into(), run(&["plan", "-f", file])),
+        ("plan --json".into(), run(&["plan", "--json", "-f", file])),
+        (
+            "plan --out".into(),
+            run(&["plan", "-f", file, "--out", saved]),
+        ),
+        ("saved plan".into(), std::fs::read(saved).unwrap()),
+        ("show --json".into(), run(&["show", "--json", saved])),
+        ("graph".into(), run(&["graph", "-f", file])),
+    ]
+}
+
+/// A plan depends on the Clusterfile, the images and the state only: not on the directory
+/// sealer runs in nor on HOME. Relative `sandbox` and `pk` are anchored at the Clusterfile's
+/// directory; `~` stays as written until apply.
+#[test]
+fn a_plan_is_the_same_from_any_directory_and_home() {
+    let sb = with_image();
+    let cf_dir = sb.write_tree(
+        "project",
+        &[
+            (
+                "Clusterfile",
+                &format!(
+                    "apiVersion: sealer.io/v2\nkind: Cluster\nmetadata:\n  name: pure\nspec:\n  image: {IMAGE}\n  hosts:\n    - ips: [10.0.0.2]\n      roles: [master]\n      ssh: {{transport: local, sandbox: ./state/../sandbox}}\n    - ips: [10.0.0.3]\n      roles: [node]\n      ssh: {{pk: keys/id_ed25519}}\n    - ips: [10.0.0.4]\n      roles: [node]\n      ssh: {{pk: ~/.ssh/id_ed25519}}\n"
+                ),
+            ),
+            ("keys/id_ed25519", "key\n"),
+        ],
+    );
+    // Two operators' homes, each with the `~` key validation looks for.
+    let home_a = sb.write_tree("home-a", &[(".ssh/id_ed25519", "key a\n")]);
+    let home_b = sb.write_tree("home-b", &[(".ssh/id_ed25519", "key b\n")]);
+    let elsewhere = sb.write_tree("elsewhere/deeper", &[]);
+
+    // From the Clusterfile's directory by its relative name, and from elsewhere by its
+    // absolute path.
+    let a = plan_outputs(&sb, &cf_dir, &home_a, Path::new("Clusterfile"));
+    let b = plan_outputs(&sb, &elsewhere, &home_b, &cf_dir.join("Clusterfile"));
+    for ((what, a), (_, b)) in a.iter().zip(&b) {
+        assert_eq!(
+            String::from_utf8_lossy(a),
+            String::from_utf8_lossy(b),
+            "{what} differs"
+        );
+    }
+    let json = String::from_utf8_lossy(&a[1].1);
+    let sandbox = cf_dir.join("sandbox");
+    let key = cf_dir.join("keys/id_ed25519");
+    for anchored in [sandbox.to_str().unwrap(), key.to_str().unwrap()] {
+        assert!(
+            json.contains(&format!("\"{anchored}\"")),
+            "{anchored}: {json}"
+        );
+    }
+    assert!(json.contains("\"~/.ssh/id_ed25519\""), "{json}");
+    assert!(
+        !json.contains("home-a") && !json.contains("elsewhere"),
+        "{json}"
+    );
+
+    // Applied from one place, the cluster matches from the other.
+    record_as_applied(&sb, &home_a.join("plan.bin"));
+    let after = plan_outputs(&sb, &elsewhere, &home_b, &cf_dir.join("Clusterfile"));
+    assert_eq!(
+        String::from_utf8_lossy(&after[0].1),
+        "No changes. Cluster \"pure\" matches the configuration.\n"
+    );
+}

@@ -52,8 +52,13 @@ fn the_quickstart_cluster_applies_inside_its_sandbox_and_nowhere_else() {
             .args(["build", "-t", IMAGE])
             .arg(repo_root().join("examples/images/demo-cluster")),
     );
-    let clusterfile = repo_root().join("examples/quickstart/Clusterfile");
-    // The Clusterfile's sandbox is relative to the directory sealer runs in.
+    // The Clusterfile's sandbox is relative to its directory: a copy at the same place in
+    // the test's directory keeps the sandbox there, out of the checkout.
+    let text =
+        std::fs::read_to_string(repo_root().join("examples/quickstart/Clusterfile")).unwrap();
+    let clusterfile = sb
+        .write_tree("examples/quickstart", &[("Clusterfile", &text)])
+        .join("Clusterfile");
     let run = |args: &[&str]| {
         let mut cmd = sb.sealer();
         cmd.current_dir(sb.dir.path()).args(args);
@@ -179,7 +184,8 @@ fn registry_basic_auth_reaches_the_registry_and_every_kubelet() {
     ]));
     assert!(!out.contains(password));
 
-    let upper = sb.path("sandbox/upper");
+    // Relative to the Clusterfile's directory.
+    let upper = clusterfile.join("sandbox/upper");
     let htpasswd =
         std::fs::read_to_string(upper.join("etc/sealer/registry/sea.hub.htpasswd")).unwrap();
     let (user, hash) = htpasswd.trim().split_once(':').unwrap();

@@ -51,6 +51,7 @@ pub(crate) fn decode(path: &Path, text: &str) -> Result<Clusterfile> {
     match found.clusters.into_iter().next() {
         Some((_, Some(cluster))) if errors.is_empty() => Ok(Clusterfile {
             path: path.to_path_buf(),
+            origin: None,
             cluster,
             application: found.applications.into_iter().next().and_then(|(_, a)| a),
             configs: found.configs,

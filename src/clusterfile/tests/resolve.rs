@@ -308,7 +308,7 @@ fn private_keys_must_exist_on_the_operator_machine() {
     let file = load_ok(&format!(
         "{CLUSTER}      ssh: {{pk: ~/.ssh/id_missing}}\n  ssh: {{pk: ~/.ssh/id_ok}}\n    \n"
     ));
-    let problems = local_files::check_keys(&file, Some(dir.path()));
+    let problems = local_files::check_local_files(&file, Some(dir.path()));
     let missing = dir.path().join(".ssh/id_missing");
     assert_eq!(
         problems.iter().map(|d| d.headline()).collect::<Vec<_>>(),
@@ -324,5 +324,59 @@ fn private_keys_must_exist_on_the_operator_machine() {
     assert_eq!(
         expand_home("/abs/key", Some(std::path::Path::new("/home/u"))),
         std::path::PathBuf::from("/abs/key")
+    );
+}
+
+#[test]
+fn relative_paths_are_anchored_at_the_clusterfiles_directory_lexically() {
+    let dir = Some(std::path::Path::new("/srv/project"));
+    for (written, anchored) in [
+        ("keys/id", "/srv/project/keys/id"),
+        ("./sandbox", "/srv/project/sandbox"),
+        ("../../.quickstart/sandbox", "/.quickstart/sandbox"),
+        ("a/./b/../c", "/srv/project/a/c"),
+        ("../../../../x", "/x"),
+        // Absolute and `~` paths are kept as written: `~` is expanded at apply.
+        ("/abs/./key", "/abs/./key"),
+        ("~/.ssh/id", "~/.ssh/id"),
+        ("~", "~"),
+    ] {
+        assert_eq!(anchor(written, dir), anchored, "{written}");
+    }
+    // Text parsed without a file: as written.
+    assert_eq!(anchor("./keys/id", None), "./keys/id");
+}
+
+#[test]
+fn a_loaded_clusterfile_anchors_sandbox_and_pk_at_its_directory_not_the_working_one() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("project/keys")).unwrap();
+    std::fs::write(dir.path().join("project/keys/id"), "key").unwrap();
+    let text = format!(
+        "{CLUSTER}      ssh: {{transport: local, sandbox: ./sb}}\n    - ips: [10.0.0.3]\n      roles: [node]\n      ssh: {{pk: keys/id}}\n    - ips: [10.0.0.4]\n      roles: [node]\n      ssh: {{pk: ~/id}}\n"
+    );
+    let path = dir.path().join("project/./Clusterfile");
+    std::fs::write(&path, text).unwrap();
+    let file = load(&path).unwrap_or_else(|e| panic!("{}", e.render()));
+    let project = dir.path().join("project");
+    assert_eq!(file.dir(), Some(project.as_path()));
+    let hosts = file.hosts();
+    let sandbox = project.join("sb");
+    let key = project.join("keys/id");
+    assert_eq!(hosts[0].ssh.sandbox.as_deref(), sandbox.to_str());
+    assert_eq!(hosts[1].ssh.pk.as_deref(), key.to_str());
+    assert_eq!(hosts[2].ssh.pk.as_deref(), Some("~/id"));
+    // `~` is expanded only with the home the caller passes.
+    let home = std::path::Path::new("/home/u");
+    assert_eq!(hosts[2].ssh.pk_path(Some(home)), Some(home.join("id")));
+    assert_eq!(hosts[1].ssh.pk_path(Some(home)), Some(key));
+    // Validation finds the relative key next to the Clusterfile; `~/id` is missing.
+    let problems: Vec<String> = check_local_files(&file, Some(home))
+        .iter()
+        .map(|d| d.message.clone())
+        .collect();
+    assert_eq!(
+        problems,
+        ["private key `~/id` (/home/u/id): No such file or directory"]
     );
 }
