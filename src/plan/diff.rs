@@ -127,19 +127,21 @@ pub fn diff(
                 format!("replace requested (--replace {})", want.address),
                 None,
             )
+        } else if let Some(taken) = cascade::taken_with(want, &replaced) {
+            // Before the resource's own forcing changes: those often derive from the cause
+            // (a join's kubeadm_config_digest), and the cause is what the reviewer needs.
+            (
+                Some(Action::Replace),
+                ReasonCode::ReplaceBecauseDependencyReplaced,
+                cascade::reason(&taken),
+                Some(taken.cause),
+            )
         } else if !forcing.is_empty() {
             (
                 Some(Action::Replace),
                 ReasonCode::ReplaceBecauseCannotUpdate,
                 changed_reason(want, have, &forcing),
                 None,
-            )
-        } else if let Some(taken) = cascade::taken_with(want, &replaced) {
-            (
-                Some(Action::Replace),
-                ReasonCode::ReplaceBecauseDependencyReplaced,
-                cascade::reason(&taken),
-                Some(taken.cause),
             )
         } else if !changed.is_empty() {
             (
