@@ -9,6 +9,7 @@
 //! - [`image`]: Sealer Images: references, metadata, OCI layouts, the local store
 //!   (`$SEALER_HOME/images`), builds, registries and credentials (`$SEALER_HOME/auth.json`).
 //! - [`resource`]: resources, the unit of graphs, plans and state.
+//! - [`kinds`]: one module per resource kind: typed attributes, compilation, steps.
 //! - [`rootfs`]: images unpacked (`$SEALER_HOME/cache/rootfs/`) and each cluster's rendered
 //!   rootfs (`$SEALER_HOME/cache/rendered/<cluster>/`): Configs, app files, templates.
 //! - [`state`]: the state store (`$SEALER_HOME/state.db`, SQLite; schema in `state-schema/`).
@@ -20,6 +21,7 @@ pub mod diag;
 pub mod exec;
 pub mod graph;
 pub mod image;
+pub mod kinds;
 pub mod kubefile;
 pub mod kubeversion;
 pub mod ops;

@@ -123,7 +123,8 @@ fn string(attrs: Option<&Attributes>, key: &str) -> String {
 }
 
 impl Runner {
-    fn exports(&self, host: &str) -> &str {
+    /// The `export` lines of `host`'s env.
+    pub(crate) fn exports(&self, host: &str) -> &str {
         self.ctx
             .exports
             .get(host)
@@ -141,7 +142,7 @@ impl Runner {
     /// Runs a script on `host`, streaming its output as events; fails on a non-zero exit.
     /// `shown` is what errors show as the command (scripts fed secrets on stdin show no
     /// secret anyway).
-    async fn run(
+    pub(crate) async fn run(
         &self,
         address: &str,
         host: &str,
@@ -149,6 +150,35 @@ impl Runner {
         stdin: Stdin,
     ) -> Result<Vec<u8>, StepFailure> {
         self.run_with(address, host, script, stdin, false).await
+    }
+
+    /// Copies a tree (a rendered rootfs, a `sealer run` image) to `dest` on `host`: changed
+    /// files only, the registry data left out.
+    pub(crate) async fn sync_tree(
+        &self,
+        address: &str,
+        host: &str,
+        source: &RootfsSource,
+        dest: &str,
+    ) -> Result<(), StepFailure> {
+        let transport = self.transport(host).await?;
+        let options = sealer_providers::sync::SyncOptions {
+            exclude: vec!["registry/".to_string()],
+            timeout: self.ctx.step_timeout,
+            temp_dir: None,
+        };
+        sealer_providers::sync::sync(
+            transport.as_ref(),
+            &source.root,
+            &source.entries,
+            dest,
+            &options,
+        )
+        .await
+        .map_err(|e| {
+            StepFailure::message(format!("{address}: on host {host}: copying to {dest}: {e}"))
+        })?;
+        Ok(())
     }
 
     /// A plugin's script, run in the rootfs with the host's env.
@@ -564,45 +594,7 @@ impl Runner {
                 self.run_plugin(a, &host, string(after, "data")).await?;
             }
             ResourceType::Plugin => {}
-            ResourceType::App => {
-                let cmds = strings(after.and_then(|a| a.get("cmds")));
-                // Apps of `sealer run` images live in their own root next to the rootfs.
-                let root = match after.and_then(|a| a.get("root")).and_then(Value::as_str) {
-                    Some(root) => {
-                        if let Some(source) = ctx.run_trees.get(root) {
-                            let transport = self.transport(&ctx.master0).await?;
-                            let options = sealer_providers::sync::SyncOptions {
-                                exclude: vec!["registry/".to_string()],
-                                timeout: ctx.step_timeout,
-                                temp_dir: None,
-                            };
-                            sealer_providers::sync::sync(
-                                transport.as_ref(),
-                                &source.root,
-                                &source.entries,
-                                root,
-                                &options,
-                            )
-                            .await
-                            .map_err(|e| {
-                                StepFailure::message(format!(
-                                    "on host {}: copying the app image to {root}: {e}",
-                                    ctx.master0
-                                ))
-                            })?;
-                        }
-                        root.to_string()
-                    }
-                    None => ctx.rootfs.clone(),
-                };
-                self.run(
-                    a,
-                    &ctx.master0,
-                    steps::in_rootfs(&root, self.exports(&ctx.master0), &cmds),
-                    Stdin::Null,
-                )
-                .await?;
-            }
+            ResourceType::App => return crate::kinds::app::create(self, change).await,
             ResourceType::ImagePolicy => {
                 let yaml = ctx.policy_yaml.clone().unwrap_or_default();
                 self.run(
@@ -744,22 +736,7 @@ impl Runner {
                 self.run_plugin(a, &host, string(before, "data")).await?;
             }
             ResourceType::NodeMeta | ResourceType::Plugin => {}
-            ResourceType::App => {
-                let kind = string(before, "kind");
-                let name = a.strip_prefix("app.").unwrap_or(a);
-                let files: Vec<String> = before
-                    .and_then(|b| b.get("files"))
-                    .and_then(Value::as_object)
-                    .map(|m| m.keys().cloned().collect())
-                    .unwrap_or_default();
-                let root = before
-                    .and_then(|b| b.get("root"))
-                    .and_then(Value::as_str)
-                    .unwrap_or(&ctx.rootfs);
-                if let Some(script) = steps::app_destroy(root, &kind, name, &files) {
-                    self.run(a, &ctx.master0, script, Stdin::Null).await?;
-                }
-            }
+            ResourceType::App => return crate::kinds::app::destroy(self, change).await,
             ResourceType::ImagePolicy => {
                 self.run(
                     a,

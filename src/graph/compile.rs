@@ -2,6 +2,7 @@
 //! what depends on what. Pure: the same input gives the same resources in the same order.
 
 use super::input::{ClusterInput, HostInput, Launch, RegistryInput};
+use crate::kinds::app;
 use crate::resource::{Attributes, Desired, ResourceType};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -47,6 +48,15 @@ impl Builder {
             replace_on: BTreeSet::new(),
             depends_on: Vec::new(),
         });
+        let last = self.resources.len() - 1;
+        self.index
+            .insert(self.resources[last].address.clone(), last);
+        &mut self.resources[last]
+    }
+
+    /// Adds a resource a kind module built.
+    fn push(&mut self, desired: Desired) -> &mut Desired {
+        self.resources.push(desired);
         let last = self.resources.len() - 1;
         self.index
             .insert(self.resources[last].address.clone(), last);
@@ -455,13 +465,12 @@ pub fn compile(input: &ClusterInput) -> Vec<Desired> {
     entry_deps.extend(post_install.iter().cloned());
     match &input.launch {
         Launch::Raw(cmds) if !cmds.is_empty() => {
-            b.add(
-                "app.launch-cmds".to_string(),
-                ResourceType::App,
-                Some(&master0.ip),
-                json!({"kind": "raw", "cmds": cmds}),
-            )
-            .deps(entry_deps.clone());
+            b.push(app::desired(
+                app::RAW_LAUNCH,
+                &app::AppAttrs::raw(cmds),
+                &master0.ip,
+                entry_deps.clone(),
+            ));
         }
         Launch::Raw(_) => {}
         Launch::Apps(apps) => {
@@ -472,19 +481,12 @@ pub fn compile(input: &ClusterInput) -> Vec<Desired> {
                     Some(p) => vec![p.clone()],
                     None => entry_deps.clone(),
                 };
-                b.add(
-                    address.clone(),
-                    ResourceType::App,
-                    Some(&master0.ip),
-                    json!({
-                        "image": app.image,
-                        "kind": app.kind,
-                        "cmds": app.cmds,
-                        "files": app.files,
-                        "env_digest": app.env_digest,
-                    }),
-                )
-                .deps(deps)
+                b.push(app::desired(
+                    &app.name,
+                    &app::AppAttrs::from_input(app),
+                    &master0.ip,
+                    deps,
+                ))
                 .deps(policy_applied.clone());
                 previous = Some(address.clone());
                 if let Some(policy) = &input.image_policy

@@ -11,6 +11,7 @@ use crate::exec::runner::{DeployContext, RootfsSource, Runner};
 use crate::exec::{EventSink, Report, StateRecorder, schedule};
 use crate::graph::input::RegistryInput;
 use crate::image::{Image, Platform, Reference};
+use crate::kinds::app;
 use crate::plan::saved::SavedPlan;
 use crate::plan::teardown::Teardown;
 use crate::plan::{Action, Plan, PlanOptions, diff};
@@ -732,36 +733,19 @@ where
     }
     for app in apps {
         let address = format!("app.{}", app.name);
-        if state.resources.get(&address).is_some_and(|r| {
-            r.attributes.get("installed_by").and_then(|v| v.as_str()) != Some("run")
-        }) {
+        if state
+            .resources
+            .get(&address)
+            .is_some_and(|r| !app::installed_by_run(&r.attributes))
+        {
             return Err(Error::msg(format!(
                 "app {} is already installed on cluster \"{}\" by its Clusterfile",
                 app.name, state.name
             )));
         }
         desired.retain(|d| d.address != address);
-        let attributes: crate::resource::Attributes = serde_json::json!({
-            "image": app.image,
-            "kind": app.kind,
-            "cmds": app.cmds,
-            "files": app.files,
-            "root": root,
-            "installed_by": "run",
-        })
-        .as_object()
-        .map(|m| m.clone().into_iter().collect())
-        .unwrap_or_default();
-        desired.push(crate::resource::Desired {
-            address: address.clone(),
-            resource_type: ResourceType::App,
-            host: Some(master0.clone()),
-            attributes,
-            sensitive: Default::default(),
-            computed: Default::default(),
-            replace_on: Default::default(),
-            depends_on: previous.clone(),
-        });
+        let attrs = app::AppAttrs::installed_by_run(&app, &root);
+        desired.push(app::desired(&app.name, &attrs, &master0, previous.clone()));
         previous = vec![address];
     }
     let current = crate::plan::Current {

@@ -253,27 +253,15 @@ fn changed_attributes(want: &Desired, have: &Recorded) -> Vec<String> {
         .collect()
 }
 
-/// `attribute X changed`, or for app files the names of the files that changed.
+/// `attribute X changed`, or what the kind says of its change (`files changed: ...`).
 fn changed_reason(want: &Desired, have: &Recorded, attributes: &BTreeSet<String>) -> String {
-    if attributes.len() == 1 && attributes.contains("files") {
-        let empty = serde_json::Map::new();
-        let new = want
-            .attributes
-            .get("files")
-            .and_then(|v| v.as_object())
-            .unwrap_or(&empty);
-        let old = have
-            .attributes
-            .get("files")
-            .and_then(|v| v.as_object())
-            .unwrap_or(&empty);
-        let names: BTreeSet<&String> = new
-            .keys()
-            .chain(old.keys())
-            .filter(|k| new.get(*k) != old.get(*k))
-            .collect();
-        let names: Vec<&str> = names.into_iter().map(String::as_str).collect();
-        return format!("files changed: {}", names.join(", "));
+    if let Some(words) = crate::kinds::describe_update(
+        want.resource_type,
+        &have.attributes,
+        &want.attributes,
+        attributes,
+    ) {
+        return words;
     }
     let names: Vec<&str> = attributes.iter().map(String::as_str).collect();
     match names.as_slice() {
@@ -320,8 +308,8 @@ fn deletions(
         .into_iter()
         .map(|i| {
             let r = gone[i];
-            let installed_by_run =
-                r.attributes.get("installed_by").and_then(|v| v.as_str()) == Some("run");
+            let installed_by_run = r.resource_type == ResourceType::App
+                && crate::kinds::app::installed_by_run(&r.attributes);
             let reason = if installed_by_run && !destroy {
                 "installed by `sealer run`; list its image in Application spec.images to keep it"
             } else {

@@ -1,0 +1,168 @@
+//! `app.<name>`: an application launched on master0 (`deploy.md`): its launch commands run
+//! in the rootfs with the env; a change of files, commands or env re-runs them (an update);
+//! its uninstall depends on its kind (kube apps delete their files, helm apps their release,
+//! others are forgotten). Apps of the Clusterfile and of `sealer run` are the same kind,
+//! built by [`desired`].
+
+use super::Schema;
+use crate::exec::StepFailure;
+use crate::exec::runner::Runner;
+use crate::graph::input::AppInput;
+use crate::plan::Change;
+use crate::resource::{Attributes, Desired, ResourceType};
+use sealer_providers::Stdin;
+use sealer_providers::steps;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+pub const SCHEMA: Schema = Schema {
+    resource_type: ResourceType::App,
+    replace_on: &[],
+    sensitive: &[],
+    computed: &[],
+};
+
+/// The address of the Cluster `cmd` / Application `cmds` / image CMDS that run instead of apps.
+pub const RAW_LAUNCH: &str = "launch-cmds";
+
+/// What an app is. Field order is the attribute order people read in plans.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppAttrs {
+    /// The image the app comes from, `NAME@sha256:...` (none for raw launch commands).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// `helm`, `kube`, `shell`, `custom` or `raw`: decides how it is uninstalled.
+    pub kind: String,
+    /// The resolved launch commands, run in order.
+    pub cmds: Vec<String>,
+    /// File path (relative to the app's directory) → content digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env_digest: Option<String>,
+    /// Apps of `sealer run` images live in their own tree next to the rootfs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
+    /// `run` for apps installed by `sealer run`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installed_by: Option<String>,
+}
+
+impl AppAttrs {
+    /// An app of the cluster's launch list.
+    pub fn from_input(app: &AppInput) -> AppAttrs {
+        AppAttrs {
+            image: Some(app.image.clone()),
+            kind: app.kind.clone(),
+            cmds: app.cmds.clone(),
+            files: Some(app.files.clone()),
+            env_digest: Some(app.env_digest.clone()),
+            root: None,
+            installed_by: None,
+        }
+    }
+
+    /// Raw launch commands, in place of apps.
+    pub fn raw(cmds: &[String]) -> AppAttrs {
+        AppAttrs {
+            image: None,
+            kind: "raw".to_string(),
+            cmds: cmds.to_vec(),
+            files: None,
+            env_digest: None,
+            root: None,
+            installed_by: None,
+        }
+    }
+
+    /// An app of a `sealer run` image, unpacked at `root` on master0.
+    pub fn installed_by_run(app: &AppInput, root: &str) -> AppAttrs {
+        AppAttrs {
+            env_digest: None,
+            root: Some(root.to_string()),
+            installed_by: Some("run".to_string()),
+            ..AppAttrs::from_input(app)
+        }
+    }
+}
+
+/// `app.<name>` on master0.
+pub fn desired(name: &str, attrs: &AppAttrs, master0: &str, depends_on: Vec<String>) -> Desired {
+    SCHEMA.desired(format!("app.{name}"), Some(master0), attrs, depends_on)
+}
+
+/// Whether a recorded app came from `sealer run` (a Clusterfile apply would forget it).
+pub fn installed_by_run(attributes: &Attributes) -> bool {
+    attributes.get("installed_by").and_then(|v| v.as_str()) == Some("run")
+}
+
+/// "files changed: a.yaml, b.yaml" when only files changed.
+pub fn describe_update(
+    before: &Attributes,
+    after: &Attributes,
+    changed: &BTreeSet<String>,
+) -> Option<String> {
+    if changed.len() != 1 || !changed.contains("files") {
+        return None;
+    }
+    let files = |a: &Attributes| -> BTreeMap<String, String> {
+        a.get("files")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default()
+    };
+    let (old, new) = (files(before), files(after));
+    let names: BTreeSet<&String> = new
+        .keys()
+        .chain(old.keys())
+        .filter(|k| new.get(*k) != old.get(*k))
+        .collect();
+    let names: Vec<&str> = names.into_iter().map(String::as_str).collect();
+    Some(format!("files changed: {}", names.join(", ")))
+}
+
+fn attrs_of(change: &Change, attributes: Option<&Attributes>) -> Result<AppAttrs, StepFailure> {
+    let attributes = attributes.ok_or_else(|| {
+        StepFailure::message(format!(
+            "{}: the plan has no attributes for it",
+            change.address
+        ))
+    })?;
+    super::from_attributes(&change.address, attributes).map_err(StepFailure::message)
+}
+
+/// Runs the launch commands (after syncing a `sealer run` image's tree to its root).
+pub async fn create(r: &Runner, change: &Change) -> Result<Attributes, StepFailure> {
+    let app = attrs_of(change, change.after())?;
+    let ctx = &r.ctx;
+    let root = match &app.root {
+        Some(root) => {
+            if let Some(source) = ctx.run_trees.get(root) {
+                r.sync_tree(&change.address, &ctx.master0, source, root)
+                    .await?;
+            }
+            root.clone()
+        }
+        None => ctx.rootfs.clone(),
+    };
+    let script = steps::in_rootfs(&root, r.exports(&ctx.master0), &app.cmds);
+    r.run(&change.address, &ctx.master0, script, Stdin::Null)
+        .await?;
+    Ok(Attributes::new())
+}
+
+/// Uninstalls the app as its kind says; kinds without an uninstall are forgotten.
+pub async fn destroy(r: &Runner, change: &Change) -> Result<(), StepFailure> {
+    let app = attrs_of(change, change.before.as_ref())?;
+    let ctx = &r.ctx;
+    let name = change
+        .address
+        .strip_prefix("app.")
+        .unwrap_or(&change.address);
+    let files: Vec<String> = app.files.unwrap_or_default().into_keys().collect();
+    let root = app.root.as_deref().unwrap_or(&ctx.rootfs);
+    if let Some(script) = steps::app_destroy(root, &app.kind, name, &files) {
+        r.run(&change.address, &ctx.master0, script, Stdin::Null)
+            .await?;
+    }
+    Ok(())
+}

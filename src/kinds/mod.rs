@@ -1,0 +1,95 @@
+//! Resource kinds, one module per type of `state-schema/plan.schema.json`, the way a
+//! Terraform provider declares its resources: a kind's typed attributes (a serde struct),
+//! how it is compiled from the cluster input, which attribute changes force replacement,
+//! and its create / update / delete steps against the transport. Graph compilation, the
+//! plan, `run` and the executor all go through these definitions; attributes travel as the
+//! plan's attribute maps and are read back into the kind's struct where they are used.
+//!
+//! Kinds not yet moved here are still compiled in `graph::compile` and run in
+//! `exec::runner` (docs/ARCHITECTURE.md says which).
+
+pub mod app;
+
+use crate::resource::{Attributes, Desired, ResourceType};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::BTreeSet;
+
+/// What a kind declares about its attributes.
+#[derive(Debug, Clone, Copy)]
+pub struct Schema {
+    pub resource_type: ResourceType,
+    /// Attributes that cannot change in place: a change replaces the resource.
+    pub replace_on: &'static [&'static str],
+    /// Attributes whose values are digests of secrets: never shown.
+    pub sensitive: &'static [&'static str],
+    /// Attributes known only after apply: never compared.
+    pub computed: &'static [&'static str],
+}
+
+impl Schema {
+    /// A desired resource of this kind with `attributes` (a kind's typed struct).
+    pub fn desired<T: Serialize>(
+        &self,
+        address: String,
+        host: Option<&str>,
+        attributes: &T,
+        depends_on: Vec<String>,
+    ) -> Desired {
+        let attributes = to_attributes(attributes);
+        let names = |list: &[&str]| list.iter().map(|n| n.to_string()).collect::<BTreeSet<_>>();
+        Desired {
+            sensitive: names(self.sensitive)
+                .into_iter()
+                .filter(|n| attributes.contains_key(n))
+                .collect(),
+            computed: names(self.computed),
+            replace_on: names(self.replace_on),
+            address,
+            resource_type: self.resource_type,
+            host: host.map(str::to_string),
+            attributes,
+            depends_on,
+        }
+    }
+}
+
+/// A kind's typed attributes as a plan's attribute map. An absent value is not an
+/// attribute (`null`s are dropped), so adding an optional field to a kind changes no plan.
+pub fn to_attributes<T: Serialize>(attributes: &T) -> Attributes {
+    match serde_json::to_value(attributes) {
+        Ok(serde_json::Value::Object(map)) => {
+            map.into_iter().filter(|(_, v)| !v.is_null()).collect()
+        }
+        _ => Attributes::new(),
+    }
+}
+
+/// The typed attributes of `address`, read back from a plan or the state. A map that does
+/// not fit its kind (a state written by another sealer, a damaged record) is an error that
+/// names the resource, never a guess.
+pub fn from_attributes<T: DeserializeOwned>(
+    address: &str,
+    attributes: &Attributes,
+) -> Result<T, String> {
+    let map: serde_json::Map<String, serde_json::Value> = attributes
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    serde_json::from_value(serde_json::Value::Object(map))
+        .map_err(|e| format!("{address}: its recorded attributes do not fit its kind: {e}"))
+}
+
+/// Why an update of this kind happens, in words, when the kind can say more than the names
+/// of the changed attributes.
+pub fn describe_update(
+    resource_type: ResourceType,
+    before: &Attributes,
+    after: &Attributes,
+    changed: &BTreeSet<String>,
+) -> Option<String> {
+    match resource_type {
+        ResourceType::App => app::describe_update(before, after, changed),
+        _ => None,
+    }
+}
