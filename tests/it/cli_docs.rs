@@ -585,3 +585,48 @@ fn lex(script: &str) -> Vec<Token> {
     flush(&mut word, &mut in_word, &mut tokens);
     tokens
 }
+
+/// Every test docs/ARCHITECTURE.md names as the guard of an invariant exists, so an
+/// invariant cannot silently lose its test.
+#[test]
+fn every_invariant_names_a_test_that_exists() {
+    let doc = std::fs::read_to_string(repo_root().join("docs/ARCHITECTURE.md")).unwrap();
+    let invariants = doc
+        .split("## Invariants")
+        .nth(1)
+        .expect("an Invariants section");
+    let mut sources = String::new();
+    for dir in ["src", "tests/it"] {
+        collect_rust(&repo_root().join(dir), &mut sources);
+    }
+    let mut named = 0;
+    for quoted in invariants.split('`').skip(1).step_by(2) {
+        // `module::test_name` (a test), not code like `sealer_providers::quote`.
+        let Some(name) = quoted.rsplit("::").next() else {
+            continue;
+        };
+        if !quoted.contains("::") || !name.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+            continue;
+        }
+        if name.matches('_').count() < 3 {
+            continue;
+        }
+        named += 1;
+        assert!(
+            sources.contains(&format!("fn {name}(")),
+            "docs/ARCHITECTURE.md names test `{quoted}`, which does not exist"
+        );
+    }
+    assert!(named >= 10, "only {named} tests named");
+}
+
+fn collect_rust(dir: &Path, out: &mut String) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            collect_rust(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push_str(&std::fs::read_to_string(&path).unwrap());
+        }
+    }
+}
