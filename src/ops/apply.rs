@@ -451,27 +451,28 @@ fn context(
         .and_then(|r| r.host.clone())
         .unwrap_or_default();
     let Some(compiled) = &prepared.compiled else {
-        // Destroy from the state alone: what the state recorded.
-        let data_dir = state
-            .resources
-            .values()
-            .find(|r| r.resource_type == ResourceType::Rootfs)
-            .and_then(|r| r.attributes.get("path"))
-            .and_then(|v| v.as_str())
-            .map(|p| p.trim_end_matches("/rootfs").to_string())
-            .unwrap_or_else(|| format!("/var/lib/sealer/data/{}", plan.cluster));
-        let registry = state
-            .resources
-            .values()
-            .find(|r| r.resource_type == ResourceType::RegistryClient);
-        let domain = registry
-            .and_then(|r| r.attributes.get("domain"))
-            .and_then(|v| v.as_str())
-            .unwrap_or("sea.hub")
-            .to_string();
-        let port = registry
-            .and_then(|r| r.attributes.get("port"))
-            .and_then(|v| v.as_u64());
+        // Destroy from the state alone: what the plan's destroys recorded, nothing guessed.
+        // A value no change records is one no step of this plan uses.
+        let recorded = |t: ResourceType, key: &str| {
+            plan.changes
+                .iter()
+                .filter(|c| c.resource_type == t)
+                .find_map(|c| c.before.as_ref()?.get(key).cloned())
+        };
+        let data_dir = recorded(ResourceType::Rootfs, "path")
+            .and_then(|v| {
+                v.as_str()
+                    .map(|p| p.trim_end_matches("/rootfs").to_string())
+            })
+            .unwrap_or_default();
+        let registry = |key: &str| {
+            recorded(ResourceType::RegistryClient, key)
+                .or_else(|| recorded(ResourceType::Registry, key))
+        };
+        let domain = registry("domain")
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let port = registry("port").and_then(|v| v.as_u64());
         return Ok(DeployContext {
             cluster: plan.cluster.clone(),
             rootfs: format!("{data_dir}/rootfs"),
@@ -688,7 +689,13 @@ where
         .and_then(|r| r.attributes.get("path"))
         .and_then(|v| v.as_str())
         .map(|p| p.trim_end_matches("/rootfs").to_string())
-        .unwrap_or_else(|| format!("/var/lib/sealer/data/{}", state.name));
+        .ok_or_else(|| {
+            Error::msg(format!(
+                "cluster \"{}\" records no rootfs on master0 ({master0}): its apply did not finish",
+                state.name
+            ))
+            .hint("apply the cluster's Clusterfile first")
+        })?;
     let hex = image.digest().trim_start_matches("sha256:");
     let root = format!("{data_dir}/run/{}", &hex[..hex.len().min(12)]);
 
