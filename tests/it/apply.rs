@@ -77,14 +77,12 @@ impl Deploy {
     }
 
     pub fn sealer_ok(&self, args: &[&str]) -> String {
-        let out = self.sealer(args);
-        assert!(
-            out.status.success(),
-            "sealer {args:?} failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        crate::support::succeeded(&self.sealer(args), args)
+    }
+
+    /// stderr of `sealer ARGS`, which must fail with exit code 1.
+    pub fn sealer_refused(&self, args: &[&str]) -> String {
+        crate::support::refused(&self.sealer(args), args)
     }
 
     /// The command log of host `i`, sorted by start time: `(start, tool and args)`.
@@ -571,9 +569,7 @@ fn saved_plans_apply_exactly_and_go_stale() {
         ),
     )
     .unwrap();
-    let out = d.sealer(&["apply", "edited.bin"]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = d.sealer_refused(&["apply", "edited.bin"]);
     assert!(
         err.contains("edited.bin does not match the plan its inputs produce"),
         "{err}"
@@ -587,9 +583,7 @@ fn saved_plans_apply_exactly_and_go_stale() {
         summary["add"],
         ev.iter().filter(|e| e["type"] == "step_done").count()
     );
-    let out = d.sealer(&["apply", "stale.bin"]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = d.sealer_refused(&["apply", "stale.bin"]);
     assert!(
         err.contains("saved plan is stale: it was made for a new cluster"),
         "{err}"
@@ -621,8 +615,7 @@ fn saved_plans_apply_exactly_and_go_stale() {
         std::fs::read_to_string(&file).unwrap() + "\n# edited\n",
     )
     .unwrap();
-    let out = d.sealer(&["apply", "noop.bin"]);
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = d.sealer_refused(&["apply", "noop.bin"]);
     assert!(err.contains("changed since the plan was made"), "{err}");
 
     // A kubelet setting replaces kubernetes.init; kubeadm reset wipes etcd, so the plan

@@ -2,7 +2,7 @@
 //! plan file never runs, a stale plan with no changes is refused like any other, and a
 //! replacement of `kubernetes.init` shows (and applies) everything it takes with it.
 
-use crate::support::{Sandbox, repo_root, stdout_of};
+use crate::support::{Sandbox, refused, repo_root, stdout_of, succeeded};
 use std::path::{Path, PathBuf};
 
 const IMAGE: &str = "example/demo-cluster:v1.22.15";
@@ -45,27 +45,12 @@ impl Quickstart {
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.sealer(args);
-        assert!(
-            out.status.success(),
-            "sealer {args:?} failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        succeeded(&self.sealer(args), args)
     }
 
     /// stderr of a run that must fail with exit code 1.
     fn refused(&self, args: &[&str]) -> String {
-        let out = self.sealer(args);
-        assert_eq!(
-            out.status.code(),
-            Some(1),
-            "sealer {args:?} should fail:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stderr).into_owned()
+        refused(&self.sealer(args), args)
     }
 
     fn file(&self) -> &str {

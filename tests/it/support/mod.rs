@@ -75,3 +75,26 @@ pub fn failure_of(cmd: &mut Command) -> String {
     let out = cmd.assert().code(1).get_output().stderr.clone();
     String::from_utf8(out).expect("utf-8 stderr")
 }
+
+/// stdout of a finished `sealer ARGS` that must have succeeded (the panic shows both streams).
+pub fn succeeded(out: &std::process::Output, args: &[&str]) -> String {
+    assert!(
+        out.status.success(),
+        "sealer {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// stderr of a finished `sealer ARGS` that must have failed with exit code 1.
+pub fn refused(out: &std::process::Output, args: &[&str]) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "sealer {args:?} should fail:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
