@@ -4,20 +4,18 @@
 use super::Settings;
 use super::plan::{Compiled, compile, plan as make_plan};
 use crate::clusterfile::Clusterfile;
-use crate::clusterfile::env::{Env, EnvValue};
 use crate::diag::{Error, Result};
 use crate::exec::hosts::{Access, Pool};
 use crate::exec::runner::{DeployContext, RootfsSource, Runner};
 use crate::exec::{EventSink, Report, StateRecorder, schedule};
-use crate::graph::input::RegistryInput;
 use crate::image::{Image, Platform, Reference};
 use crate::kinds::app;
+use crate::plan::context::Context;
 use crate::plan::saved::SavedPlan;
 use crate::plan::teardown::Teardown;
 use crate::plan::{Action, Plan, PlanOptions, diff};
 use crate::resource::{Recorded, ResourceType};
 use crate::state::{ClusterState, LockHolder, StateStore};
-use sealer_providers::quote::EnvItem;
 use sealer_providers::ssh::{HostKeyPolicy, SshAuth, SshConfig};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -156,7 +154,7 @@ where
         serial: state.serial,
         resources: &state.resources,
     };
-    let plan = diff(
+    let mut plan = diff(
         &name,
         &[],
         Some(current),
@@ -165,6 +163,10 @@ where
             ..PlanOptions::default()
         },
     )?;
+    plan.context = match &compiled {
+        Some(c) => Context::of_input(&c.input, &c.exports, &c.default_exports),
+        None => Context::of_state(&state.resources),
+    };
     Ok(Prepared {
         plan,
         compiled,
@@ -240,7 +242,7 @@ pub async fn execute(
         Some(s) => s,
         None => store.create_cluster(&plan.cluster)?,
     };
-    let ctx = context(settings, &prepared, &state, exec)?;
+    let ctx = context(settings, &prepared, exec)?;
     let access = access(&prepared, &state, exec);
     let runner = Arc::new(Runner {
         ctx,
@@ -315,18 +317,6 @@ fn node_names(state: &ClusterState) -> HashMap<String, String> {
         .filter_map(|r| {
             let name = r.attributes.get("hostname")?.as_str()?.to_string();
             Some((r.host.clone()?, name))
-        })
-        .collect()
-}
-
-fn env_items(env: &Env) -> BTreeMap<String, EnvItem> {
-    env.iter()
-        .map(|(k, v)| {
-            let item = match v {
-                EnvValue::Scalar(s) => EnvItem::Scalar(s.clone()),
-                EnvValue::List(l) => EnvItem::List(l.clone()),
-            };
-            (k.clone(), item)
         })
         .collect()
 }
@@ -438,168 +428,81 @@ fn recorded_access(r: &Recorded, ip: &str, policy: &HostKeyPolicy) -> Access {
     Access::Ssh(Box::new(config))
 }
 
-/// Everything the steps need from the Clusterfile, the images and the state.
-fn context(
-    settings: &Settings,
-    prepared: &Prepared,
-    state: &ClusterState,
-    exec: &ExecSettings,
-) -> Result<DeployContext> {
+/// Everything the steps need: the plan's context (decided when the plan was made), and
+/// what the plan holds only by reference, resolved now: each host's env and the registry
+/// password from the Clusterfile the plan pins (checked against the plan's digests), the
+/// rendered rootfs from its images.
+fn context(settings: &Settings, prepared: &Prepared, exec: &ExecSettings) -> Result<DeployContext> {
     let plan = &prepared.plan;
-    let recorded_init = state.resources.get("kubernetes.init");
-    let recorded_master0 = recorded_init
-        .and_then(|r| r.host.clone())
-        .unwrap_or_default();
+    let c = &plan.context;
+    let mut ctx = DeployContext {
+        cluster: plan.cluster.clone(),
+        data_dir: c.data_dir.clone(),
+        rootfs: c.rootfs.clone(),
+        master0: c.master0.clone(),
+        masters: c.masters.clone(),
+        vip: c.vip.clone(),
+        registry_endpoint: c.registry.endpoint.clone(),
+        registry_domain: c.registry.domain.clone(),
+        registry_hosts: c.registry.hosts.clone(),
+        registry_sans: c.registry.sans.clone(),
+        registry_auth: None,
+        exports: HashMap::new(),
+        default_exports: String::new(),
+        policy_yaml: policy_of(plan),
+        rootfs_source: None,
+        run_trees: prepared.run_trees.clone(),
+        step_timeout: exec.step_timeout,
+        drain_timeout: Duration::from_secs(120),
+        teardown: Teardown::of(&plan.changes),
+    };
     let Some(compiled) = &prepared.compiled else {
-        // Destroy from the state alone: what the plan's destroys recorded, nothing guessed.
-        // A value no change records is one no step of this plan uses.
-        let recorded = |t: ResourceType, key: &str| {
-            plan.changes
-                .iter()
-                .filter(|c| c.resource_type == t)
-                .find_map(|c| c.before.as_ref()?.get(key).cloned())
-        };
-        let data_dir = recorded(ResourceType::Rootfs, "path")
-            .and_then(|v| {
-                v.as_str()
-                    .map(|p| p.trim_end_matches("/rootfs").to_string())
-            })
-            .unwrap_or_default();
-        let registry = |key: &str| {
-            recorded(ResourceType::RegistryClient, key)
-                .or_else(|| recorded(ResourceType::Registry, key))
-        };
-        let domain = registry("domain")
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
-        let port = registry("port").and_then(|v| v.as_u64());
-        return Ok(DeployContext {
-            cluster: plan.cluster.clone(),
-            rootfs: format!("{data_dir}/rootfs"),
-            data_dir,
-            master0: recorded_master0,
-            masters: Vec::new(),
-            vip: String::new(),
-            registry_endpoint: port.map_or(domain.clone(), |p| format!("{domain}:{p}")),
-            registry_domain: domain,
-            registry_hosts: Vec::new(),
-            registry_sans: Vec::new(),
-            registry_auth: None,
-            exports: HashMap::new(),
-            default_exports: String::new(),
-            policy_yaml: None,
-            rootfs_source: None,
-            run_trees: prepared.run_trees.clone(),
-            step_timeout: exec.step_timeout,
-            drain_timeout: Duration::from_secs(120),
-            teardown: Teardown::of(&plan.changes),
-        });
+        return Ok(ctx);
     };
-    let cf = &compiled.clusterfile;
-    let input = &compiled.input;
-    let masters: Vec<String> = input
-        .hosts
-        .iter()
-        .filter(|h| h.is_master())
-        .map(|h| h.ip.clone())
-        .collect();
-    let master0 = masters.first().cloned().unwrap_or(recorded_master0);
-    let (registry_domain, registry_endpoint, registry_hosts, registry_sans) = match &input.registry
-    {
-        RegistryInput::Local {
-            domain,
-            port,
-            ha,
-            sans,
-            ..
-        } => (
-            domain.clone(),
-            format!("{domain}:{port}"),
-            if *ha {
-                masters.clone()
-            } else {
-                vec![master0.clone()]
-            },
-            sans.clone(),
-        ),
-        RegistryInput::External { domain, port, .. } => (
-            domain.clone(),
-            port.map_or(domain.clone(), |p| format!("{domain}:{p}")),
-            Vec::new(),
-            Vec::new(),
-        ),
-    };
-    let meta = compiled.images.cluster.1.metadata.as_ref();
-    let image_env = {
-        let mut env = Env::new();
-        for (k, v) in meta.map(|m| m.env.clone()).unwrap_or_default() {
-            env.insert(k, EnvValue::parse(&v));
+    for (host, exports) in &compiled.exports {
+        if c.env.get(host) != Some(&crate::plan::context::env_digest(exports)) {
+            return Err(Error::msg(format!(
+                "the env of host {host} is not the one the plan was made with"
+            ))
+            .hint("make a new plan"));
         }
-        env
-    };
-    let runtime = Some(input.runtime_type.as_str());
-    let mut exports = HashMap::new();
-    for host in cf.hosts() {
-        let env = cf.host_env(&host, &image_env, runtime)?;
-        exports.insert(
-            host.ip.to_string(),
-            crate::exec::runner::exports_of(&env_items(&env)),
-        );
     }
-    let mut cluster_env = image_env.clone();
-    cluster_env.merge(&cf.env());
-    let derived = cf.derived_env(&cluster_env, runtime)?;
-    cluster_env.merge(&derived);
-    let default_exports = crate::exec::runner::exports_of(&env_items(&cluster_env));
-
+    ctx.exports = compiled.exports.clone().into_iter().collect();
+    ctx.default_exports = compiled.default_exports.clone();
+    let cf = &compiled.clusterfile;
+    ctx.registry_auth = c.registry.username.clone().zip(
+        cf.registry()
+            .password
+            .as_ref()
+            .map(|p| p.expose().to_string()),
+    );
     // The rendered rootfs, only when a host receives it in this plan.
     let needs_rootfs = plan
         .changes
         .iter()
         .any(|c| c.resource_type == ResourceType::Rootfs && c.action != Action::Delete);
-    let rootfs_source = if needs_rootfs {
+    if needs_rootfs {
         let store = settings.store()?;
         let mut trees = vec![crate::rootfs::extract(&store, &compiled.images.cluster.1)?];
         for (_, image) in &compiled.images.apps {
             trees.push(crate::rootfs::extract(&store, image)?);
         }
-        let input = crate::rootfs::RenderInput::from_clusterfile(cf, &trees, &cluster_env);
+        let input = crate::rootfs::RenderInput::from_clusterfile(cf, &trees, &compiled.cluster_env);
         let rendered = crate::rootfs::render(&settings.home, &input)?;
-        Some(RootfsSource {
+        ctx.rootfs_source = Some(RootfsSource {
             root: rendered.root.clone(),
             entries: rendered.manifest.sync_entries(),
-        })
-    } else {
-        None
-    };
-    let data_dir = format!("{}/{}", cf.data_root().trim_end_matches('/'), cf.name());
-    Ok(DeployContext {
-        cluster: plan.cluster.clone(),
-        rootfs: input.rootfs_path.clone(),
-        data_dir,
-        master0,
-        masters,
-        vip: input.vip.clone(),
-        registry_endpoint,
-        registry_domain,
-        registry_hosts,
-        registry_sans,
-        registry_auth: {
-            let registry = cf.registry();
-            registry
-                .username
-                .clone()
-                .zip(registry.password.as_ref().map(|p| p.expose().to_string()))
-        },
-        exports,
-        default_exports,
-        policy_yaml: input.image_policy.as_ref().map(|p| p.policy_yaml.clone()),
-        rootfs_source,
-        run_trees: HashMap::new(),
-        step_timeout: exec.step_timeout,
-        drain_timeout: Duration::from_secs(120),
-        teardown: Teardown::of(&plan.changes),
-    })
+        });
+    }
+    Ok(ctx)
+}
+
+/// The image policy the plan applies (the `policy` attribute of its `image_policy`).
+fn policy_of(plan: &Plan) -> Option<String> {
+    plan.changes
+        .iter()
+        .filter(|c| c.resource_type == ResourceType::ImagePolicy)
+        .find_map(|c| c.after()?.get("policy")?.as_str().map(str::to_string))
 }
 
 /// `sealer run APP_IMAGE`: install an app image's apps on a cluster the state knows.
@@ -683,19 +586,15 @@ where
                 .collect(),
         )
     })?;
-    let data_dir = state
-        .resources
-        .get(&format!("rootfs.{master0}"))
-        .and_then(|r| r.attributes.get("path"))
-        .and_then(|v| v.as_str())
-        .map(|p| p.trim_end_matches("/rootfs").to_string())
-        .ok_or_else(|| {
-            Error::msg(format!(
-                "cluster \"{}\" records no rootfs on master0 ({master0}): its apply did not finish",
-                state.name
-            ))
-            .hint("apply the cluster's Clusterfile first")
-        })?;
+    let context = Context::of_state(&state.resources);
+    if context.data_dir.is_empty() {
+        return Err(Error::msg(format!(
+            "cluster \"{}\" records no rootfs: its apply did not finish",
+            state.name
+        ))
+        .hint("apply the cluster's Clusterfile first"));
+    }
+    let data_dir = context.data_dir.clone();
     let hex = image.digest().trim_start_matches("sha256:");
     let root = format!("{data_dir}/run/{}", &hex[..hex.len().min(12)]);
 
@@ -760,12 +659,13 @@ where
         serial: state.serial,
         resources: &state.resources,
     };
-    let plan = diff(
+    let mut plan = diff(
         &state.name,
         &desired,
         Some(current),
         &PlanOptions::default(),
     )?;
+    plan.context = context;
     let tree = crate::rootfs::extract(&store, &image)?;
     let manifest = crate::rootfs::Manifest::scan(&tree)?;
     let mut run_trees = HashMap::new();

@@ -195,6 +195,7 @@ pub fn diff(
         changes,
         unchanged,
         destroy: options.destroy,
+        context: Default::default(),
     })
 }
 

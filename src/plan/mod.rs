@@ -5,6 +5,7 @@
 //! Everything here is pure: same inputs, byte-identical outputs.
 
 pub mod cascade;
+pub mod context;
 mod diff;
 pub mod human;
 pub mod json;
@@ -191,6 +192,8 @@ pub struct Plan {
     pub unchanged: usize,
     /// Whether this plan destroys the whole cluster (`sealer destroy`).
     pub destroy: bool,
+    /// What every step shares, decided with the plan (`context`).
+    pub context: context::Context,
 }
 
 impl Plan {

@@ -57,6 +57,7 @@ struct Wire {
     images: BTreeMap<String, String>,
     targets: Vec<String>,
     replace: Vec<String>,
+    context: super::context::Context,
     changes: Vec<ChangeWire>,
 }
 
@@ -117,6 +118,7 @@ impl SavedPlan {
             images: self.images.clone(),
             targets: self.targets.clone(),
             replace: self.replace.clone(),
+            context: plan.context.clone(),
             changes: plan.changes.iter().map(change_to_wire).collect(),
         };
         // Plain data: serialization cannot fail.
@@ -178,6 +180,7 @@ impl SavedPlan {
                 changes,
                 unchanged: wire.unchanged,
                 destroy: wire.destroy,
+                context: wire.context,
             },
             clusterfile: wire.clusterfile,
             clusterfile_digest: wire.clusterfile_digest,

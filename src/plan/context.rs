@@ -1,0 +1,152 @@
+//! What every step of a plan shares, decided when the plan is made: where the rootfs lives,
+//! which host is master0, the masters and the virtual IP workers reach them through, the
+//! registry's endpoint and hosts. It is part of the plan (saved with it, re-derived and
+//! compared with it at apply), so the executor reads these decisions instead of making them
+//! again from the Clusterfile or guessing them from the state.
+//!
+//! Secrets are not here: a host's env is a digest (its `export` lines are resolved at apply
+//! from the Clusterfile the plan pins, and checked against the digest), and the registry
+//! password is the digest its resources carry.
+
+use crate::graph::input::{ClusterInput, RegistryInput};
+use crate::resource::{Recorded, ResourceType};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Context {
+    /// `<dataRoot>/<cluster>` on every host, and its `rootfs`.
+    pub data_dir: String,
+    pub rootfs: String,
+    pub master0: String,
+    pub masters: Vec<String>,
+    /// The address workers reach several masters through.
+    pub vip: String,
+    pub registry: RegistryContext,
+    /// Host → digest of its env's `export` lines; `default_env` for hosts that left.
+    pub env: BTreeMap<String, String>,
+    pub default_env: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryContext {
+    pub domain: String,
+    /// `domain:port` (or the domain alone for an external registry without a port).
+    pub endpoint: String,
+    /// Hosts that run a registry; the first makes the certificate.
+    pub hosts: Vec<String>,
+    pub sans: Vec<String>,
+    pub username: Option<String>,
+}
+
+impl Context {
+    /// The context of a compiled cluster; `env` is each host's `export` lines.
+    pub fn of_input(
+        input: &ClusterInput,
+        env: &BTreeMap<String, String>,
+        default_env: &str,
+    ) -> Context {
+        let masters: Vec<String> = input
+            .hosts
+            .iter()
+            .filter(|h| h.is_master())
+            .map(|h| h.ip.clone())
+            .collect();
+        let master0 = masters.first().cloned().unwrap_or_default();
+        let registry = match &input.registry {
+            RegistryInput::Local {
+                domain,
+                port,
+                ha,
+                sans,
+                username,
+                ..
+            } => RegistryContext {
+                domain: domain.clone(),
+                endpoint: format!("{domain}:{port}"),
+                hosts: if *ha {
+                    masters.clone()
+                } else {
+                    vec![master0.clone()]
+                },
+                sans: sans.clone(),
+                username: username.clone(),
+            },
+            RegistryInput::External {
+                domain,
+                port,
+                username,
+                ..
+            } => RegistryContext {
+                domain: domain.clone(),
+                endpoint: port.map_or(domain.clone(), |p| format!("{domain}:{p}")),
+                hosts: Vec::new(),
+                sans: Vec::new(),
+                username: username.clone(),
+            },
+        };
+        Context {
+            data_dir: input.rootfs_path.trim_end_matches("/rootfs").to_string(),
+            rootfs: input.rootfs_path.clone(),
+            master0,
+            masters,
+            vip: input.vip.clone(),
+            registry,
+            env: env
+                .iter()
+                .map(|(host, exports)| (host.clone(), env_digest(exports)))
+                .collect(),
+            default_env: env_digest(default_env),
+        }
+    }
+
+    /// The context of a cluster known only from its state (`destroy --cluster`, `run`):
+    /// what its resources recorded. A value nothing recorded is one no step needs.
+    pub fn of_state(resources: &BTreeMap<String, Recorded>) -> Context {
+        let of_type = |t: ResourceType| resources.values().filter(move |r| r.resource_type == t);
+        let text = |r: &Recorded, key: &str| {
+            r.attributes
+                .get(key)
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        };
+        let rootfs = of_type(ResourceType::Rootfs)
+            .find_map(|r| text(r, "path"))
+            .unwrap_or_default();
+        let master0 = resources
+            .get("kubernetes.init")
+            .and_then(|r| r.host.clone())
+            .unwrap_or_default();
+        let mut masters: Vec<String> = vec![master0.clone()];
+        masters.extend(of_type(ResourceType::KubernetesMaster).filter_map(|r| r.host.clone()));
+        masters.retain(|m| !m.is_empty());
+        let client = of_type(ResourceType::RegistryClient)
+            .chain(of_type(ResourceType::Registry))
+            .next();
+        let domain = client.and_then(|r| text(r, "domain")).unwrap_or_default();
+        let port = client.and_then(|r| r.attributes.get("port")?.as_u64());
+        Context {
+            data_dir: rootfs.trim_end_matches("/rootfs").to_string(),
+            rootfs,
+            master0,
+            masters,
+            vip: String::new(),
+            registry: RegistryContext {
+                endpoint: port.map_or(domain.clone(), |p| format!("{domain}:{p}")),
+                domain,
+                hosts: of_type(ResourceType::Registry)
+                    .filter_map(|r| r.host.clone())
+                    .collect(),
+                sans: Vec::new(),
+                username: client.and_then(|r| text(r, "username")),
+            },
+            env: BTreeMap::new(),
+            default_env: String::new(),
+        }
+    }
+}
+
+/// The digest a plan keeps of a host's env.
+pub fn env_digest(exports: &str) -> String {
+    crate::image::layout::sha256_digest(exports.as_bytes())
+}
