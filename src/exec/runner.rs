@@ -8,7 +8,7 @@ use crate::plan::{Action, Change, ReasonCode};
 use crate::resource::{Attributes, ResourceType};
 use sealer_providers::steps;
 use sealer_providers::{Exec, OutputChunk, Stdin, Transport};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -131,7 +131,7 @@ impl Runner {
             .map_or(self.ctx.default_exports.as_str(), String::as_str)
     }
 
-    async fn transport(&self, host: &str) -> Result<Arc<HostTransport>, StepFailure> {
+    pub(crate) async fn transport(&self, host: &str) -> Result<Arc<HostTransport>, StepFailure> {
         self.pool.get(host).await.map_err(|e| StepFailure {
             command: None,
             message: format!("cannot reach host {host}: {}", e.message),
@@ -297,85 +297,12 @@ impl Runner {
         let host = change.host.clone().unwrap_or_else(|| ctx.master0.clone());
         let after = change.after();
         let exports = self.exports(&host).to_string();
-        let mut computed = Attributes::new();
+        let computed = Attributes::new();
         match change.resource_type {
-            ResourceType::Host => {
-                let entries = strings(after.and_then(|a| a.get("hosts_entries")));
-                let out = self
-                    .run(
-                        a,
-                        &host,
-                        steps::host_create(&ctx.cluster, &entries),
-                        Stdin::Null,
-                    )
-                    .await?;
-                let text = String::from_utf8_lossy(&out);
-                for line in text.lines() {
-                    if let Some((k, v)) = line.split_once('=') {
-                        computed.insert(k.to_string(), json!(v));
-                    }
-                }
-                if let Some(name) = computed.get("hostname").and_then(Value::as_str)
-                    && let Ok(mut m) = self.node_names.lock()
-                {
-                    m.insert(host.clone(), name.to_string());
-                }
-                if let Some(key) = self.transport(&host).await?.host_key() {
-                    computed.insert("host_key".into(), json!(key));
-                }
-            }
-            ResourceType::Rootfs => {
-                let Some(source) = &ctx.rootfs_source else {
-                    return Err(StepFailure::message("no rendered rootfs to copy"));
-                };
-                let with_registry = after
-                    .and_then(|a| a.get("registry_data"))
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false);
-                let transport = self.transport(&host).await?;
-                let exclude: Vec<String> = if with_registry {
-                    Vec::new()
-                } else {
-                    vec!["registry/".to_string()]
-                };
-                let options = sealer_providers::sync::SyncOptions {
-                    exclude,
-                    timeout: ctx.step_timeout,
-                    temp_dir: None,
-                };
-                let report = sealer_providers::sync::sync(
-                    transport.as_ref(),
-                    &source.root,
-                    &source.entries,
-                    &ctx.rootfs,
-                    &options,
-                )
-                .await
-                .map_err(|e| {
-                    StepFailure::message(format!(
-                        "on host {host}: copying the rootfs to {}: {e}",
-                        ctx.rootfs
-                    ))
-                })?;
-                self.sink.event(Event::StepOutput {
-                    address: a.to_string(),
-                    host: Some(host.clone()),
-                    stderr: false,
-                    line: format!(
-                        "{} files, {} bytes sent",
-                        report.files_sent, report.bytes_sent
-                    ),
-                });
-            }
+            ResourceType::Host => return crate::kinds::host::create(self, change).await,
+            ResourceType::Rootfs => return crate::kinds::rootfs::create(self, change).await,
             ResourceType::ContainerRuntime => {
-                let kind = string(after, "type");
-                self.run(
-                    a,
-                    &host,
-                    steps::image_script(&ctx.rootfs, &exports, &format!("{kind}.sh"), &[]),
-                    Stdin::Null,
-                )
-                .await?;
+                return crate::kinds::container_runtime::create(self, change).await;
             }
             ResourceType::Registry => {
                 let port = after
@@ -644,33 +571,10 @@ impl Runner {
         let before = change.before.as_ref();
         let exports = self.exports(&host).to_string();
         match change.resource_type {
-            ResourceType::Host => {
-                self.run(a, &host, steps::host_destroy(&ctx.cluster), Stdin::Null)
-                    .await?;
-            }
-            ResourceType::Rootfs => {
-                self.run(
-                    a,
-                    &host,
-                    steps::remove_data_dir(&ctx.data_dir, &data_parents(&ctx.data_dir)),
-                    Stdin::Null,
-                )
-                .await?;
-            }
+            ResourceType::Host => return crate::kinds::host::destroy(self, change).await,
+            ResourceType::Rootfs => return crate::kinds::rootfs::destroy(self, change).await,
             ResourceType::ContainerRuntime => {
-                let kind = string(before, "type");
-                self.run(
-                    a,
-                    &host,
-                    steps::image_script(
-                        &ctx.rootfs,
-                        &exports,
-                        &format!("uninstall-{kind}.sh"),
-                        &[],
-                    ),
-                    Stdin::Null,
-                )
-                .await?;
+                return crate::kinds::container_runtime::destroy(self, change).await;
             }
             ResourceType::Registry => {
                 self.run(
@@ -807,21 +711,6 @@ pub fn exports_of(env: &BTreeMap<String, sealer_providers::quote::EnvItem>) -> S
     let items: Vec<(String, sealer_providers::quote::EnvItem)> =
         env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     sealer_providers::quote::exports(&items)
-}
-
-/// The directories above the data dir that sealer may have made: the data root, and for the
-/// default root `/var/lib/sealer/data` also `/var/lib/sealer`.
-fn data_parents(data_dir: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Some((root, _)) = data_dir.rsplit_once('/')
-        && !root.is_empty()
-    {
-        out.push(root.to_string());
-        if root == "/var/lib/sealer/data" {
-            out.push("/var/lib/sealer".to_string());
-        }
-    }
-    out
 }
 
 /// The htpasswd line of the registry's basic auth (bcrypt: the only scheme docker-registry

@@ -2,7 +2,7 @@
 //! what depends on what. Pure: the same input gives the same resources in the same order.
 
 use super::input::{ClusterInput, HostInput, Launch, RegistryInput};
-use crate::kinds::app;
+use crate::kinds::{app, container_runtime, host, rootfs};
 use crate::resource::{Attributes, Desired, ResourceType};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -94,11 +94,6 @@ impl Desired {
         self
     }
 
-    fn computed(&mut self, names: &[&str]) -> &mut Self {
-        self.computed.extend(names.iter().map(|n| n.to_string()));
-        self
-    }
-
     fn replace_on(&mut self, names: &[&str]) -> &mut Self {
         self.replace_on.extend(names.iter().map(|n| n.to_string()));
         self
@@ -152,55 +147,10 @@ pub fn compile(input: &ClusterInput) -> Vec<Desired> {
         let ip = host.ip.as_str();
         let mut entries = input.host_aliases.clone();
         entries.extend(registry_line(host));
-        b.add(
-            format!("host.{ip}"),
-            ResourceType::Host,
-            Some(ip),
-            json!({
-                "arch": null,
-                "ssh_user": host.ssh_user,
-                "ssh_port": host.ssh_port,
-                "transport": if host.local { "local" } else { "ssh" },
-                "sandbox": host.sandbox,
-                "password": host.password_digest,
-                "key_file": host.key_file,
-                "key_passphrase": host.key_passphrase_digest,
-                "hosts_entries": entries,
-            }),
-        )
-        .computed(&["arch", "hostname", "host_key"])
-        .sensitive(&["password", "key_passphrase"])
-        // Another sandbox is another machine, as far as the cluster can tell.
-        .replace_on(&["sandbox"]);
-
-        let content = crate::image::layout::sha256_digest(
-            format!(
-                "{}\n{}\n{}",
-                input.image_digest, input.rootfs_inputs_digest, host.env_digest
-            )
-            .as_bytes(),
-        );
-        b.add(
-            format!("rootfs.{ip}"),
-            ResourceType::Rootfs,
-            Some(ip),
-            json!({
-                "image": format!("{}@{}", input.image, input.image_digest),
-                "path": input.rootfs_path,
-                "content_digest": content,
-                "registry_data": registry_hosts.iter().any(|r| r.ip == host.ip),
-            }),
-        )
-        .deps([format!("host.{ip}")]);
-
-        b.add(
-            format!("container_runtime.{ip}"),
-            ResourceType::ContainerRuntime,
-            Some(ip),
-            json!({"type": input.runtime_type, "version": input.runtime_version}),
-        )
-        .deps([format!("rootfs.{ip}")])
-        .replace_on(&["type", "version"]);
+        b.push(host::desired(host, entries));
+        let registry_data = registry_hosts.iter().any(|r| r.ip == host.ip);
+        b.push(rootfs::desired(input, host, registry_data));
+        b.push(container_runtime::desired(input, ip));
     }
 
     for host in &registry_hosts {

@@ -9,7 +9,12 @@
 //! `exec::runner` (docs/ARCHITECTURE.md says which).
 
 pub mod app;
+pub mod container_runtime;
+pub mod host;
+pub mod rootfs;
 
+use crate::exec::StepFailure;
+use crate::plan::Change;
 use crate::resource::{Attributes, Desired, ResourceType};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -78,6 +83,22 @@ pub fn from_attributes<T: DeserializeOwned>(
         .collect();
     serde_json::from_value(serde_json::Value::Object(map))
         .map_err(|e| format!("{address}: its recorded attributes do not fit its kind: {e}"))
+}
+
+/// The typed attributes a step works from: `attributes` is the change's `after()` for a
+/// create or update, its `before` for a destroy. A change without them is a plan that does
+/// not fit its action, reported as the step's failure rather than run with guessed values.
+pub(crate) fn step_attributes<T: DeserializeOwned>(
+    change: &Change,
+    attributes: Option<&Attributes>,
+) -> Result<T, StepFailure> {
+    let attributes = attributes.ok_or_else(|| {
+        StepFailure::message(format!(
+            "{}: the plan has no attributes for it",
+            change.address
+        ))
+    })?;
+    from_attributes(&change.address, attributes).map_err(StepFailure::message)
 }
 
 /// Why an update of this kind happens, in words, when the kind can say more than the names

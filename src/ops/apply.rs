@@ -10,6 +10,7 @@ use crate::exec::runner::{DeployContext, RootfsSource, Runner};
 use crate::exec::{EventSink, Report, StateRecorder, schedule};
 use crate::image::{Image, Platform, Reference};
 use crate::kinds::app;
+use crate::kinds::host::HostAttrs;
 use crate::plan::context::Context;
 use crate::plan::saved::SavedPlan;
 use crate::plan::teardown::Teardown;
@@ -350,9 +351,8 @@ fn access(
         state
             .resources
             .get(&format!("host.{ip}"))
-            .and_then(|r| r.attributes.get("host_key"))
-            .and_then(|v| v.as_str())
-            .map(str::to_string)
+            .and_then(HostAttrs::recorded)
+            .and_then(|h| h.host_key)
     };
     let policy = |ip: &str| HostKeyPolicy {
         known_hosts: None,
@@ -399,28 +399,31 @@ fn access(
 }
 
 fn recorded_access(r: &Recorded, ip: &str, policy: &HostKeyPolicy) -> Access {
-    let attr = |k: &str| {
-        r.attributes
-            .get(k)
-            .and_then(|v| v.as_str())
-            .map(str::to_string)
-    };
-    if attr("transport").as_deref() == Some("local") {
+    // A record that does not fit its kind (a damaged state) is reached as an empty one
+    // would be: SSH as root on the default port.
+    let recorded = HostAttrs::recorded(r);
+    if let Some(h) = &recorded
+        && h.transport == crate::kinds::host::Transport::Local
+    {
         return Access::Local {
-            sandbox: attr("sandbox")
-                .map(|s| crate::clusterfile::expand_home(&s, home_dir().as_deref())),
+            sandbox: h
+                .sandbox
+                .as_ref()
+                .map(|s| crate::clusterfile::expand_home(s, home_dir().as_deref())),
         };
     }
-    let mut config = SshConfig::new(
-        ip.to_string(),
-        attr("ssh_user").unwrap_or_else(|| "root".into()),
-    );
-    if let Some(port) = r.attributes.get("ssh_port").and_then(|v| v.as_u64()) {
-        config.port = u16::try_from(port).unwrap_or(22);
+    let user = recorded
+        .as_ref()
+        .map_or_else(|| "root".to_string(), |h| h.ssh_user.clone());
+    let mut config = SshConfig::new(ip.to_string(), user);
+    if let Some(h) = &recorded {
+        config.port = h.ssh_port;
     }
     config.auth = SshAuth {
-        key_file: attr("key_file")
-            .map(|k| crate::clusterfile::expand_home(&k, home_dir().as_deref())),
+        key_file: recorded
+            .as_ref()
+            .and_then(|h| h.key_file.as_ref())
+            .map(|k| crate::clusterfile::expand_home(k, home_dir().as_deref())),
         key_passphrase: None,
         password: None,
     };

@@ -1,0 +1,187 @@
+//! `rootfs.<ip>`: the cluster image's rendered rootfs on a host, at `<dataRoot>/<cluster>/rootfs`
+//! (`deploy.md`). Create and update sync the rendered tree there, changed files only, the
+//! `registry/` data only to hosts that run a registry; its content digest (image, rendered
+//! inputs, the host's env) is what makes a change. Destroy removes `<dataRoot>/<cluster>`
+//! (and the data root sealer made, when empty).
+
+use super::Schema;
+use crate::exec::runner::Runner;
+use crate::exec::{Event, StepFailure};
+use crate::graph::input::{ClusterInput, HostInput};
+use crate::plan::Change;
+use crate::resource::{Attributes, Desired, ResourceType};
+use sealer_providers::Stdin;
+use sealer_providers::steps;
+use serde::{Deserialize, Serialize};
+
+pub const SCHEMA: Schema = Schema {
+    resource_type: ResourceType::Rootfs,
+    replace_on: &[],
+    sensitive: &[],
+    computed: &[],
+};
+
+/// What a host's rootfs is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootfsAttrs {
+    /// The cluster image, `NAME@sha256:...`.
+    pub image: String,
+    /// Where it lives on the host.
+    pub path: String,
+    /// Digest of the image, the rendered inputs and the host's env: what the host gets.
+    pub content_digest: String,
+    /// Whether the registry's data is copied too (the host runs a registry).
+    pub registry_data: bool,
+}
+
+impl RootfsAttrs {
+    pub fn from_input(input: &ClusterInput, host: &HostInput, registry_data: bool) -> RootfsAttrs {
+        let content = crate::image::layout::sha256_digest(
+            format!(
+                "{}\n{}\n{}",
+                input.image_digest, input.rootfs_inputs_digest, host.env_digest
+            )
+            .as_bytes(),
+        );
+        RootfsAttrs {
+            image: format!("{}@{}", input.image, input.image_digest),
+            path: input.rootfs_path.clone(),
+            content_digest: content,
+            registry_data,
+        }
+    }
+}
+
+/// `rootfs.<ip>`, after its host.
+pub fn desired(input: &ClusterInput, host: &HostInput, registry_data: bool) -> Desired {
+    let attrs = RootfsAttrs::from_input(input, host, registry_data);
+    let ip = host.ip.as_str();
+    SCHEMA.desired(
+        format!("rootfs.{ip}"),
+        Some(ip),
+        &attrs,
+        vec![format!("host.{ip}")],
+    )
+}
+
+/// Syncs the rendered rootfs to the host (update is the same: only changed files go).
+pub async fn create(r: &Runner, change: &Change) -> Result<Attributes, StepFailure> {
+    let ctx = &r.ctx;
+    let host = change.host.clone().unwrap_or_else(|| ctx.master0.clone());
+    let Some(source) = &ctx.rootfs_source else {
+        return Err(StepFailure::message("no rendered rootfs to copy"));
+    };
+    let attrs: RootfsAttrs = super::step_attributes(change, change.after())?;
+    let transport = r.transport(&host).await?;
+    // The registry's data is large and only registries serve it.
+    let exclude: Vec<String> = if attrs.registry_data {
+        Vec::new()
+    } else {
+        vec!["registry/".to_string()]
+    };
+    let options = sealer_providers::sync::SyncOptions {
+        exclude,
+        timeout: ctx.step_timeout,
+        temp_dir: None,
+    };
+    let report = sealer_providers::sync::sync(
+        transport.as_ref(),
+        &source.root,
+        &source.entries,
+        &ctx.rootfs,
+        &options,
+    )
+    .await
+    .map_err(|e| {
+        StepFailure::message(format!(
+            "on host {host}: copying the rootfs to {}: {e}",
+            ctx.rootfs
+        ))
+    })?;
+    r.sink.event(Event::StepOutput {
+        address: change.address.clone(),
+        host: Some(host.clone()),
+        stderr: false,
+        line: format!(
+            "{} files, {} bytes sent",
+            report.files_sent, report.bytes_sent
+        ),
+    });
+    Ok(Attributes::new())
+}
+
+/// Removes the cluster's data directory (and the parents sealer made, when left empty).
+pub async fn destroy(r: &Runner, change: &Change) -> Result<(), StepFailure> {
+    let ctx = &r.ctx;
+    let host = change.host.clone().unwrap_or_else(|| ctx.master0.clone());
+    r.run(
+        &change.address,
+        &host,
+        steps::remove_data_dir(&ctx.data_dir, &data_parents(&ctx.data_dir)),
+        Stdin::Null,
+    )
+    .await?;
+    Ok(())
+}
+
+/// The directories above the data dir that sealer may have made: the data root, and for the
+/// default root `/var/lib/sealer/data` also `/var/lib/sealer`.
+fn data_parents(data_dir: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some((root, _)) = data_dir.rsplit_once('/')
+        && !root.is_empty()
+    {
+        out.push(root.to_string());
+        if root == "/var/lib/sealer/data" {
+            out.push("/var/lib/sealer".to_string());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kinds::{from_attributes, to_attributes};
+    use serde_json::json;
+
+    fn attrs() -> RootfsAttrs {
+        RootfsAttrs {
+            image: "kubernetes:v1.22@sha256:aa".to_string(),
+            path: "/var/lib/sealer/data/c/rootfs".to_string(),
+            content_digest: "sha256:bb".to_string(),
+            registry_data: true,
+        }
+    }
+
+    #[test]
+    fn attributes_round_trip() {
+        let map = to_attributes(&attrs());
+        let back: RootfsAttrs = from_attributes("rootfs.10.0.0.2", &map).unwrap();
+        assert_eq!(back, attrs());
+    }
+
+    #[test]
+    fn a_recorded_rootfs_reads_back() {
+        let recorded: Attributes = serde_json::from_value(json!({
+            "content_digest": "sha256:bb",
+            "image": "kubernetes:v1.22@sha256:aa",
+            "path": "/var/lib/sealer/data/c/rootfs",
+            "registry_data": true,
+        }))
+        .unwrap();
+        let back: RootfsAttrs = from_attributes("rootfs.10.0.0.2", &recorded).unwrap();
+        assert_eq!(back, attrs());
+        assert_eq!(to_attributes(&back), recorded);
+    }
+
+    #[test]
+    fn data_parents_of_the_default_root_include_var_lib_sealer() {
+        assert_eq!(
+            data_parents("/var/lib/sealer/data/c"),
+            ["/var/lib/sealer/data", "/var/lib/sealer"]
+        );
+        assert_eq!(data_parents("/data/c"), ["/data"]);
+        assert!(data_parents("/c").is_empty());
+    }
+}
