@@ -2,7 +2,7 @@
 //! what depends on what. Pure: the same input gives the same resources in the same order.
 
 use super::input::{ClusterInput, HostInput, Launch, RegistryInput};
-use crate::kinds::app;
+use crate::kinds::{app, registry, registry_client};
 use crate::resource::{Attributes, Desired, ResourceType};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -130,10 +130,7 @@ pub fn compile(input: &ClusterInput) -> Vec<Desired> {
         RegistryInput::Local { ha: false, .. } => vec![master0],
         RegistryInput::External { .. } => Vec::new(),
     };
-    let (reg_domain, reg_port) = match &input.registry {
-        RegistryInput::Local { domain, port, .. } => (domain.clone(), Some(*port)),
-        RegistryInput::External { domain, port, .. } => (domain.clone(), *port),
-    };
+    let (reg_domain, _) = registry::domain_port(&input.registry);
     let registry_line = |host: &HostInput| -> Option<String> {
         match &input.registry {
             RegistryInput::Local { ha, .. } => {
@@ -203,39 +200,18 @@ pub fn compile(input: &ClusterInput) -> Vec<Desired> {
         .replace_on(&["type", "version"]);
     }
 
+    let registry_attrs = registry::RegistryAttrs::from_input(&input.registry, &input.image_digest);
     for host in &registry_hosts {
         let ip = host.ip.as_str();
-        let (username, password, sans) = match &input.registry {
-            RegistryInput::Local {
-                username,
-                password_digest,
-                sans,
-                ..
-            } => (username.clone(), password_digest.clone(), sans.clone()),
-            RegistryInput::External { .. } => (None, None, Vec::new()),
-        };
-        b.add(
-            format!("registry.{ip}"),
-            ResourceType::Registry,
-            Some(ip),
-            json!({
-                "domain": reg_domain,
-                "port": reg_port,
-                "data": input.image_digest,
-                "username": username,
-                "password": password,
-                "cert_sans": sans,
-            }),
-        )
-        .deps([format!("container_runtime.{ip}")])
+        let mut deps = vec![format!("container_runtime.{ip}")];
         // HA registries serve the first one's certificate: it must exist first.
-        .deps(
+        deps.extend(
             registry_hosts
                 .first()
                 .filter(|first| first.ip != host.ip)
                 .map(|first| format!("registry.{}", first.ip)),
-        )
-        .sensitive(&["password"]);
+        );
+        b.push(registry::desired(ip, &registry_attrs, deps));
     }
 
     let registry_addresses: Vec<String> = registry_hosts
@@ -244,35 +220,12 @@ pub fn compile(input: &ClusterInput) -> Vec<Desired> {
         .collect();
     for host in &input.hosts {
         let ip = host.ip.as_str();
-        let (username, password) = match &input.registry {
-            RegistryInput::Local {
-                username,
-                password_digest,
-                ..
-            }
-            | RegistryInput::External {
-                username,
-                password_digest,
-                ..
-            } => (username.clone(), password_digest.clone()),
-        };
         let endpoint =
             registry_line(host).map(|l| l.split(' ').next().unwrap_or_default().to_string());
-        b.add(
-            format!("registry_client.{ip}"),
-            ResourceType::RegistryClient,
-            Some(ip),
-            json!({
-                "domain": reg_domain,
-                "port": reg_port,
-                "endpoint": endpoint,
-                "username": username,
-                "password": password,
-            }),
-        )
-        .deps([format!("container_runtime.{ip}")])
-        .deps(registry_addresses.clone())
-        .sensitive(&["password"]);
+        let attrs = registry_client::RegistryClientAttrs::from_input(&input.registry, endpoint);
+        let mut deps = vec![format!("container_runtime.{ip}")];
+        deps.extend(registry_addresses.iter().cloned());
+        b.push(registry_client::desired(ip, &attrs, deps));
     }
 
     // Joins: master0 inits, other masters join one at a time, workers in parallel.

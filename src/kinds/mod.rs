@@ -9,7 +9,12 @@
 //! `exec::runner` (docs/ARCHITECTURE.md says which).
 
 pub mod app;
+pub mod registry;
+pub mod registry_client;
 
+use crate::exec::StepFailure;
+use crate::exec::runner::Runner;
+use crate::plan::Change;
 use crate::resource::{Attributes, Desired, ResourceType};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -78,6 +83,27 @@ pub fn from_attributes<T: DeserializeOwned>(
         .collect();
     serde_json::from_value(serde_json::Value::Object(map))
         .map_err(|e| format!("{address}: its recorded attributes do not fit its kind: {e}"))
+}
+
+/// The typed attributes a step works from: what the change will make (`change.after()`) or
+/// what the state recorded (`change.before`). Missing or ill-fitting attributes fail the
+/// step with the resource named, rather than running it with guessed values.
+pub(crate) fn step_attributes<T: DeserializeOwned>(
+    change: &Change,
+    attributes: Option<&Attributes>,
+) -> Result<T, StepFailure> {
+    let attributes = attributes.ok_or_else(|| {
+        StepFailure::message(format!(
+            "{}: the plan has no attributes for it",
+            change.address
+        ))
+    })?;
+    from_attributes(&change.address, attributes).map_err(StepFailure::message)
+}
+
+/// The host a step runs on: its own, or master0 for cluster-wide resources.
+pub(crate) fn step_host(r: &Runner, change: &Change) -> String {
+    change.host.clone().unwrap_or_else(|| r.ctx.master0.clone())
 }
 
 /// Why an update of this kind happens, in words, when the kind can say more than the names
