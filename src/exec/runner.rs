@@ -486,14 +486,7 @@ impl Runner {
             ResourceType::Plugin => {}
             ResourceType::App => return crate::kinds::app::create(self, change).await,
             ResourceType::ImagePolicy => {
-                let yaml = ctx.policy_yaml.clone().unwrap_or_default();
-                self.run(
-                    a,
-                    &ctx.master0,
-                    steps::apply_stdin_manifest().to_string(),
-                    Stdin::Bytes(yaml.into_bytes()),
-                )
-                .await?;
+                return crate::kinds::image_policy::create(self, change).await;
             }
         }
         Ok(computed)
@@ -605,13 +598,7 @@ impl Runner {
             ResourceType::NodeMeta | ResourceType::Plugin => {}
             ResourceType::App => return crate::kinds::app::destroy(self, change).await,
             ResourceType::ImagePolicy => {
-                self.run(
-                    a,
-                    &ctx.master0,
-                    steps::delete_image_policy().to_string(),
-                    Stdin::Null,
-                )
-                .await?;
+                return crate::kinds::image_policy::destroy(self, change).await;
             }
         }
         Ok(())

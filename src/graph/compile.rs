@@ -2,7 +2,7 @@
 //! what depends on what. Pure: the same input gives the same resources in the same order.
 
 use super::input::{ClusterInput, HostInput, Launch, RegistryInput};
-use crate::kinds::{app, registry, registry_client};
+use crate::kinds::{app, image_policy, registry, registry_client};
 use crate::resource::{Attributes, Desired, ResourceType};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -445,18 +445,12 @@ pub fn compile(input: &ClusterInput) -> Vec<Desired> {
                 if let Some(policy) = &input.image_policy
                     && policy.app == app.name
                 {
-                    b.add(
-                        "image_policy".to_string(),
-                        ResourceType::ImagePolicy,
-                        Some(&master0.ip),
-                        json!({
-                            "registry_url": policy.registry_url,
-                            "exclude": policy.exclude,
-                            "policy": policy.policy_yaml,
-                        }),
-                    )
-                    .deps([address.clone()]);
-                    policy_applied = Some("image_policy".to_string());
+                    b.push(image_policy::desired(
+                        &image_policy::ImagePolicyAttrs::from_input(policy),
+                        &master0.ip,
+                        &address,
+                    ));
+                    policy_applied = Some(image_policy::ADDRESS.to_string());
                 }
             }
         }

@@ -9,6 +9,7 @@
 //! `exec::runner` (docs/ARCHITECTURE.md says which).
 
 pub mod app;
+pub mod image_policy;
 pub mod registry;
 pub mod registry_client;
 
