@@ -3,7 +3,7 @@
 
 use super::hosts::{HostTransport, Pool};
 use super::{Event, EventSink, StepFailure, StepRunner};
-use crate::plan::teardown::{self, Teardown};
+use crate::plan::teardown::Teardown;
 use crate::plan::{Action, Change, ReasonCode};
 use crate::resource::{Attributes, ResourceType};
 use sealer_providers::steps;
@@ -182,7 +182,12 @@ impl Runner {
     }
 
     /// A plugin's script, run in the rootfs with the host's env.
-    async fn run_plugin(&self, address: &str, host: &str, data: String) -> Result<(), StepFailure> {
+    pub(crate) async fn run_plugin(
+        &self,
+        address: &str,
+        host: &str,
+        data: String,
+    ) -> Result<(), StepFailure> {
         let script = steps::in_rootfs(&self.ctx.rootfs, self.exports(host), &[data]);
         self.run(address, host, script, Stdin::Null).await.map(drop)
     }
@@ -479,11 +484,7 @@ impl Runner {
                 )
                 .await?;
             }
-            // A teardown plugin is only armed here: recorded, it runs when deleted.
-            ResourceType::Plugin if teardown::phase_of(change).is_none() => {
-                self.run_plugin(a, &host, string(after, "data")).await?;
-            }
-            ResourceType::Plugin => {}
+            ResourceType::Plugin => return crate::kinds::plugin::create(self, change).await,
             ResourceType::App => return crate::kinds::app::create(self, change).await,
             ResourceType::ImagePolicy => {
                 return crate::kinds::image_policy::create(self, change).await;
@@ -592,10 +593,8 @@ impl Runner {
                         .await?;
                 }
             }
-            ResourceType::Plugin if ctx.teardown.runs(change) => {
-                self.run_plugin(a, &host, string(before, "data")).await?;
-            }
-            ResourceType::NodeMeta | ResourceType::Plugin => {}
+            ResourceType::Plugin => return crate::kinds::plugin::destroy(self, change).await,
+            ResourceType::NodeMeta => {}
             ResourceType::App => return crate::kinds::app::destroy(self, change).await,
             ResourceType::ImagePolicy => {
                 return crate::kinds::image_policy::destroy(self, change).await;

@@ -2,7 +2,7 @@
 //! what depends on what. Pure: the same input gives the same resources in the same order.
 
 use super::input::{ClusterInput, HostInput, Launch, RegistryInput};
-use crate::kinds::{app, image_policy, registry, registry_client};
+use crate::kinds::{app, image_policy, plugin, registry, registry_client};
 use crate::resource::{Attributes, Desired, ResourceType};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -319,95 +319,27 @@ pub fn compile(input: &ClusterInput) -> Vec<Desired> {
         .deps([join]);
     }
 
-    // Plugins at their phases.
+    // Plugins at their phases: each waits for what comes before its phase, and what comes
+    // after it (a runtime, the joins of a scale-up) waits for it.
+    let scaleup_joins: Vec<String> = master_joins.iter().chain(&worker_joins).cloned().collect();
+    let joins = plugin::Joins {
+        all: &all_joins,
+        scaleup: &scaleup_joins,
+    };
     let mut post_install = Vec::new();
-    for plugin in &input.plugins {
-        for phase in &plugin.phases {
-            let attrs = json!({"phase": phase, "data": plugin.data, "scope": plugin.scope});
-            match phase.as_str() {
-                "pre-install" => {
-                    let address = format!("plugin.{}.pre-install", plugin.name);
-                    b.add(
-                        address.clone(),
-                        ResourceType::Plugin,
-                        Some(&master0.ip),
-                        attrs,
-                    )
-                    .deps([format!("rootfs.{}", master0.ip)]);
-                    if let Some(runtime) = b.get_mut(&format!("container_runtime.{}", master0.ip)) {
-                        runtime.deps([address]);
+    for p in &input.plugins {
+        for phase in &p.phases {
+            for placed in plugin::desired(input, &master0.ip, &joins, p, phase) {
+                let address = placed.desired.address.clone();
+                b.push(placed.desired);
+                for dependent in placed.dependents {
+                    if let Some(r) = b.get_mut(&dependent) {
+                        r.deps([address.clone()]);
                     }
                 }
-                "post-install" => {
-                    let address = format!("plugin.{}.post-install", plugin.name);
-                    b.add(
-                        address.clone(),
-                        ResourceType::Plugin,
-                        Some(&master0.ip),
-                        attrs,
-                    )
-                    .deps(all_joins.iter().cloned());
+                if phase == "post-install" {
                     post_install.push(address);
                 }
-                "pre-scaleup" => {
-                    let address = format!("plugin.{}.pre-scaleup", plugin.name);
-                    b.add(
-                        address.clone(),
-                        ResourceType::Plugin,
-                        Some(&master0.ip),
-                        attrs,
-                    )
-                    .deps(["kubernetes.init".to_string()]);
-                    for join in master_joins.iter().chain(&worker_joins) {
-                        if let Some(r) = b.get_mut(join) {
-                            r.deps([address.clone()]);
-                        }
-                    }
-                }
-                "post-scaleup" => {
-                    let address = format!("plugin.{}.post-scaleup", plugin.name);
-                    b.add(address, ResourceType::Plugin, Some(&master0.ip), attrs)
-                        .deps(all_joins.iter().cloned());
-                }
-                "pre-init-host" | "post-init-host" => {
-                    for host in input.hosts.iter().filter(|h| plugin.applies_to(h)) {
-                        let ip = host.ip.as_str();
-                        let address = format!("plugin.{}.{phase}.{ip}", plugin.name);
-                        if phase == "pre-init-host" {
-                            b.add(
-                                address.clone(),
-                                ResourceType::Plugin,
-                                Some(ip),
-                                attrs.clone(),
-                            )
-                            .deps([format!("rootfs.{ip}")]);
-                            if let Some(runtime) = b.get_mut(&format!("container_runtime.{ip}")) {
-                                runtime.deps([address]);
-                            }
-                        } else {
-                            let after = join_address(input, host)
-                                .unwrap_or_else(|| format!("container_runtime.{ip}"));
-                            b.add(address, ResourceType::Plugin, Some(ip), attrs.clone())
-                                .deps([after]);
-                        }
-                    }
-                }
-                // Teardown phases are recorded (armed) with the rootfs they run in, and run
-                // when the plan destroys the cluster or their host (`plan::teardown`).
-                "pre-uninstall" | "post-uninstall" => {
-                    let address = format!("plugin.{}.{phase}", plugin.name);
-                    b.add(address, ResourceType::Plugin, Some(&master0.ip), attrs)
-                        .deps([format!("rootfs.{}", master0.ip)]);
-                }
-                "pre-clean-host" | "post-clean-host" => {
-                    for host in input.hosts.iter().filter(|h| plugin.applies_to(h)) {
-                        let ip = host.ip.as_str();
-                        let address = format!("plugin.{}.{phase}.{ip}", plugin.name);
-                        b.add(address, ResourceType::Plugin, Some(ip), attrs.clone())
-                            .deps([format!("rootfs.{ip}")]);
-                    }
-                }
-                _ => {}
             }
         }
     }

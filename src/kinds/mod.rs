@@ -10,6 +10,7 @@
 
 pub mod app;
 pub mod image_policy;
+pub mod plugin;
 pub mod registry;
 pub mod registry_client;
 
