@@ -3,7 +3,7 @@
 
 use super::hosts::{HostTransport, Pool};
 use super::{Event, EventSink, StepFailure, StepRunner};
-use crate::plan::teardown::{self, Teardown};
+use crate::plan::teardown::Teardown;
 use crate::plan::{Action, Change, ReasonCode};
 use crate::resource::{Attributes, ResourceType};
 use sealer_providers::steps;
@@ -182,14 +182,19 @@ impl Runner {
     }
 
     /// A plugin's script, run in the rootfs with the host's env.
-    async fn run_plugin(&self, address: &str, host: &str, data: String) -> Result<(), StepFailure> {
+    pub(crate) async fn run_plugin(
+        &self,
+        address: &str,
+        host: &str,
+        data: String,
+    ) -> Result<(), StepFailure> {
         let script = steps::in_rootfs(&self.ctx.rootfs, self.exports(host), &[data]);
         self.run(address, host, script, Stdin::Null).await.map(drop)
     }
 
     /// Like [`Runner::run`] for commands whose output is a secret (join tokens, certificate
     /// keys, the registry's key): their output is never streamed, logged or shown.
-    async fn run_secret(
+    pub(crate) async fn run_secret(
         &self,
         address: &str,
         host: &str,
@@ -304,119 +309,9 @@ impl Runner {
             ResourceType::ContainerRuntime => {
                 return crate::kinds::container_runtime::create(self, change).await;
             }
-            ResourceType::Registry => {
-                let port = after
-                    .and_then(|a| a.get("port"))
-                    .and_then(Value::as_u64)
-                    .unwrap_or(5000)
-                    .to_string();
-                let first = ctx
-                    .registry_hosts
-                    .first()
-                    .cloned()
-                    .unwrap_or_else(|| ctx.master0.clone());
-                if host == first {
-                    self.run(
-                        a,
-                        &host,
-                        steps::registry_cert(&ctx.registry_domain, &ctx.registry_sans),
-                        Stdin::Null,
-                    )
-                    .await?;
-                } else {
-                    // HA registries serve the first one's certificate: copied host to host
-                    // through memory, never written on the operator machine.
-                    for ext in ["crt", "key"] {
-                        let path = format!("/etc/sealer/registry/{}.{ext}", ctx.registry_domain);
-                        let bytes = self.run_secret(a, &first, steps::read_file(&path)).await?;
-                        self.run(
-                            a,
-                            &host,
-                            steps::write_stdin_to(&path, if ext == "key" { "600" } else { "644" }),
-                            Stdin::Bytes(bytes),
-                        )
-                        .await?;
-                    }
-                }
-                let mut exports = exports;
-                if let Some((user, password)) = &ctx.registry_auth {
-                    let path = steps::registry_htpasswd_path(&ctx.registry_domain);
-                    let line = htpasswd_line(user, password).map_err(StepFailure::message)?;
-                    self.run(
-                        a,
-                        &host,
-                        steps::write_stdin_to(&path, "600"),
-                        Stdin::Bytes(line.into_bytes()),
-                    )
-                    .await?;
-                    // The image's init-registry.sh turns basic auth on when this is set.
-                    exports.push_str(&format!(
-                        "export RegistryHtpasswd={}\n",
-                        sealer_providers::quote::quote(&path)
-                    ));
-                }
-                let data = format!("{}/registry", ctx.rootfs);
-                self.run(
-                    a,
-                    &host,
-                    steps::image_script(
-                        &ctx.rootfs,
-                        &exports,
-                        "init-registry.sh",
-                        &[port, data, ctx.registry_domain.clone()],
-                    ),
-                    Stdin::Null,
-                )
-                .await?;
-            }
+            ResourceType::Registry => return crate::kinds::registry::create(self, change).await,
             ResourceType::RegistryClient => {
-                let source = ctx.registry_hosts.first().cloned();
-                let ca = match source {
-                    Some(s) => {
-                        self.run(
-                            a,
-                            &s,
-                            steps::read_file(&format!(
-                                "/etc/sealer/registry/{}.crt",
-                                ctx.registry_domain
-                            )),
-                            Stdin::Null,
-                        )
-                        .await?
-                    }
-                    None => Vec::new(),
-                };
-                if !ca.is_empty() {
-                    self.run(
-                        a,
-                        &host,
-                        steps::registry_client(&ctx.cluster, &ctx.registry_endpoint, None),
-                        Stdin::Bytes(ca),
-                    )
-                    .await?;
-                }
-                match &ctx.registry_auth {
-                    Some((user, password)) => {
-                        let config = pull_credentials(&ctx.registry_endpoint, user, password);
-                        self.run(
-                            a,
-                            &host,
-                            steps::registry_credentials(),
-                            Stdin::Bytes(config.into_bytes()),
-                        )
-                        .await?;
-                    }
-                    // Auth turned off: the credentials written before go.
-                    None if change
-                        .before
-                        .as_ref()
-                        .is_some_and(|b| b.get("username").is_some_and(|u| !u.is_null())) =>
-                    {
-                        self.run(a, &host, steps::registry_credentials_destroy(), Stdin::Null)
-                            .await?;
-                    }
-                    None => {}
-                }
+                return crate::kinds::registry_client::create(self, change).await;
             }
             ResourceType::KubernetesInit => {
                 // The configuration the plan showed, byte for byte. kubeadm init prints
@@ -516,21 +411,10 @@ impl Runner {
                 )
                 .await?;
             }
-            // A teardown plugin is only armed here: recorded, it runs when deleted.
-            ResourceType::Plugin if teardown::phase_of(change).is_none() => {
-                self.run_plugin(a, &host, string(after, "data")).await?;
-            }
-            ResourceType::Plugin => {}
+            ResourceType::Plugin => return crate::kinds::plugin::create(self, change).await,
             ResourceType::App => return crate::kinds::app::create(self, change).await,
             ResourceType::ImagePolicy => {
-                let yaml = ctx.policy_yaml.clone().unwrap_or_default();
-                self.run(
-                    a,
-                    &ctx.master0,
-                    steps::apply_stdin_manifest().to_string(),
-                    Stdin::Bytes(yaml.into_bytes()),
-                )
-                .await?;
+                return crate::kinds::image_policy::create(self, change).await;
             }
         }
         Ok(computed)
@@ -576,32 +460,9 @@ impl Runner {
             ResourceType::ContainerRuntime => {
                 return crate::kinds::container_runtime::destroy(self, change).await;
             }
-            ResourceType::Registry => {
-                self.run(
-                    a,
-                    &host,
-                    steps::optional_image_script(&ctx.rootfs, &exports, "clean-registry.sh"),
-                    Stdin::Null,
-                )
-                .await?;
-                self.run(
-                    a,
-                    &host,
-                    steps::registry_cert_destroy(&ctx.registry_domain),
-                    Stdin::Null,
-                )
-                .await?;
-            }
+            ResourceType::Registry => return crate::kinds::registry::destroy(self, change).await,
             ResourceType::RegistryClient => {
-                self.run(
-                    a,
-                    &host,
-                    steps::registry_client_destroy(&ctx.cluster, &ctx.registry_endpoint),
-                    Stdin::Null,
-                )
-                .await?;
-                self.run(a, &host, steps::registry_credentials_destroy(), Stdin::Null)
-                    .await?;
+                return crate::kinds::registry_client::destroy(self, change).await;
             }
             ResourceType::KubernetesInit => {
                 self.run(
@@ -636,19 +497,11 @@ impl Runner {
                         .await?;
                 }
             }
-            ResourceType::Plugin if ctx.teardown.runs(change) => {
-                self.run_plugin(a, &host, string(before, "data")).await?;
-            }
-            ResourceType::NodeMeta | ResourceType::Plugin => {}
+            ResourceType::Plugin => return crate::kinds::plugin::destroy(self, change).await,
+            ResourceType::NodeMeta => {}
             ResourceType::App => return crate::kinds::app::destroy(self, change).await,
             ResourceType::ImagePolicy => {
-                self.run(
-                    a,
-                    &ctx.master0,
-                    steps::delete_image_policy().to_string(),
-                    Stdin::Null,
-                )
-                .await?;
+                return crate::kinds::image_policy::destroy(self, change).await;
             }
         }
         Ok(())
@@ -711,19 +564,4 @@ pub fn exports_of(env: &BTreeMap<String, sealer_providers::quote::EnvItem>) -> S
     let items: Vec<(String, sealer_providers::quote::EnvItem)> =
         env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     sealer_providers::quote::exports(&items)
-}
-
-/// The htpasswd line of the registry's basic auth (bcrypt: the only scheme docker-registry
-/// accepts). Made here and sent on stdin: the password never reaches a command line.
-fn htpasswd_line(user: &str, password: &str) -> Result<String, String> {
-    let hash = bcrypt::hash(password, bcrypt::DEFAULT_COST)
-        .map_err(|e| format!("cannot hash the registry password: {e}"))?;
-    Ok(format!("{user}:{hash}\n"))
-}
-
-/// kubelet's pull credentials for the cluster registry, in the docker config format.
-fn pull_credentials(endpoint: &str, user: &str, password: &str) -> String {
-    use base64::Engine as _;
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-    serde_json::json!({"auths": {endpoint: {"auth": auth}}}).to_string()
 }

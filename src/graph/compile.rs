@@ -2,7 +2,9 @@
 //! what depends on what. Pure: the same input gives the same resources in the same order.
 
 use super::input::{ClusterInput, HostInput, Launch, RegistryInput};
-use crate::kinds::{app, container_runtime, host, rootfs};
+use crate::kinds::{
+    app, container_runtime, host, image_policy, plugin, registry, registry_client, rootfs,
+};
 use crate::resource::{Attributes, Desired, ResourceType};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -125,10 +127,7 @@ pub fn compile(input: &ClusterInput) -> Vec<Desired> {
         RegistryInput::Local { ha: false, .. } => vec![master0],
         RegistryInput::External { .. } => Vec::new(),
     };
-    let (reg_domain, reg_port) = match &input.registry {
-        RegistryInput::Local { domain, port, .. } => (domain.clone(), Some(*port)),
-        RegistryInput::External { domain, port, .. } => (domain.clone(), *port),
-    };
+    let (reg_domain, _) = registry::domain_port(&input.registry);
     let registry_line = |host: &HostInput| -> Option<String> {
         match &input.registry {
             RegistryInput::Local { ha, .. } => {
@@ -153,39 +152,18 @@ pub fn compile(input: &ClusterInput) -> Vec<Desired> {
         b.push(container_runtime::desired(input, ip));
     }
 
+    let registry_attrs = registry::RegistryAttrs::from_input(&input.registry, &input.image_digest);
     for host in &registry_hosts {
         let ip = host.ip.as_str();
-        let (username, password, sans) = match &input.registry {
-            RegistryInput::Local {
-                username,
-                password_digest,
-                sans,
-                ..
-            } => (username.clone(), password_digest.clone(), sans.clone()),
-            RegistryInput::External { .. } => (None, None, Vec::new()),
-        };
-        b.add(
-            format!("registry.{ip}"),
-            ResourceType::Registry,
-            Some(ip),
-            json!({
-                "domain": reg_domain,
-                "port": reg_port,
-                "data": input.image_digest,
-                "username": username,
-                "password": password,
-                "cert_sans": sans,
-            }),
-        )
-        .deps([format!("container_runtime.{ip}")])
+        let mut deps = vec![format!("container_runtime.{ip}")];
         // HA registries serve the first one's certificate: it must exist first.
-        .deps(
+        deps.extend(
             registry_hosts
                 .first()
                 .filter(|first| first.ip != host.ip)
                 .map(|first| format!("registry.{}", first.ip)),
-        )
-        .sensitive(&["password"]);
+        );
+        b.push(registry::desired(ip, &registry_attrs, deps));
     }
 
     let registry_addresses: Vec<String> = registry_hosts
@@ -194,35 +172,12 @@ pub fn compile(input: &ClusterInput) -> Vec<Desired> {
         .collect();
     for host in &input.hosts {
         let ip = host.ip.as_str();
-        let (username, password) = match &input.registry {
-            RegistryInput::Local {
-                username,
-                password_digest,
-                ..
-            }
-            | RegistryInput::External {
-                username,
-                password_digest,
-                ..
-            } => (username.clone(), password_digest.clone()),
-        };
         let endpoint =
             registry_line(host).map(|l| l.split(' ').next().unwrap_or_default().to_string());
-        b.add(
-            format!("registry_client.{ip}"),
-            ResourceType::RegistryClient,
-            Some(ip),
-            json!({
-                "domain": reg_domain,
-                "port": reg_port,
-                "endpoint": endpoint,
-                "username": username,
-                "password": password,
-            }),
-        )
-        .deps([format!("container_runtime.{ip}")])
-        .deps(registry_addresses.clone())
-        .sensitive(&["password"]);
+        let attrs = registry_client::RegistryClientAttrs::from_input(&input.registry, endpoint);
+        let mut deps = vec![format!("container_runtime.{ip}")];
+        deps.extend(registry_addresses.iter().cloned());
+        b.push(registry_client::desired(ip, &attrs, deps));
     }
 
     // Joins: master0 inits, other masters join one at a time, workers in parallel.
@@ -316,95 +271,27 @@ pub fn compile(input: &ClusterInput) -> Vec<Desired> {
         .deps([join]);
     }
 
-    // Plugins at their phases.
+    // Plugins at their phases: each waits for what comes before its phase, and what comes
+    // after it (a runtime, the joins of a scale-up) waits for it.
+    let scaleup_joins: Vec<String> = master_joins.iter().chain(&worker_joins).cloned().collect();
+    let joins = plugin::Joins {
+        all: &all_joins,
+        scaleup: &scaleup_joins,
+    };
     let mut post_install = Vec::new();
-    for plugin in &input.plugins {
-        for phase in &plugin.phases {
-            let attrs = json!({"phase": phase, "data": plugin.data, "scope": plugin.scope});
-            match phase.as_str() {
-                "pre-install" => {
-                    let address = format!("plugin.{}.pre-install", plugin.name);
-                    b.add(
-                        address.clone(),
-                        ResourceType::Plugin,
-                        Some(&master0.ip),
-                        attrs,
-                    )
-                    .deps([format!("rootfs.{}", master0.ip)]);
-                    if let Some(runtime) = b.get_mut(&format!("container_runtime.{}", master0.ip)) {
-                        runtime.deps([address]);
+    for p in &input.plugins {
+        for phase in &p.phases {
+            for placed in plugin::desired(input, &master0.ip, &joins, p, phase) {
+                let address = placed.desired.address.clone();
+                b.push(placed.desired);
+                for dependent in placed.dependents {
+                    if let Some(r) = b.get_mut(&dependent) {
+                        r.deps([address.clone()]);
                     }
                 }
-                "post-install" => {
-                    let address = format!("plugin.{}.post-install", plugin.name);
-                    b.add(
-                        address.clone(),
-                        ResourceType::Plugin,
-                        Some(&master0.ip),
-                        attrs,
-                    )
-                    .deps(all_joins.iter().cloned());
+                if phase == "post-install" {
                     post_install.push(address);
                 }
-                "pre-scaleup" => {
-                    let address = format!("plugin.{}.pre-scaleup", plugin.name);
-                    b.add(
-                        address.clone(),
-                        ResourceType::Plugin,
-                        Some(&master0.ip),
-                        attrs,
-                    )
-                    .deps(["kubernetes.init".to_string()]);
-                    for join in master_joins.iter().chain(&worker_joins) {
-                        if let Some(r) = b.get_mut(join) {
-                            r.deps([address.clone()]);
-                        }
-                    }
-                }
-                "post-scaleup" => {
-                    let address = format!("plugin.{}.post-scaleup", plugin.name);
-                    b.add(address, ResourceType::Plugin, Some(&master0.ip), attrs)
-                        .deps(all_joins.iter().cloned());
-                }
-                "pre-init-host" | "post-init-host" => {
-                    for host in input.hosts.iter().filter(|h| plugin.applies_to(h)) {
-                        let ip = host.ip.as_str();
-                        let address = format!("plugin.{}.{phase}.{ip}", plugin.name);
-                        if phase == "pre-init-host" {
-                            b.add(
-                                address.clone(),
-                                ResourceType::Plugin,
-                                Some(ip),
-                                attrs.clone(),
-                            )
-                            .deps([format!("rootfs.{ip}")]);
-                            if let Some(runtime) = b.get_mut(&format!("container_runtime.{ip}")) {
-                                runtime.deps([address]);
-                            }
-                        } else {
-                            let after = join_address(input, host)
-                                .unwrap_or_else(|| format!("container_runtime.{ip}"));
-                            b.add(address, ResourceType::Plugin, Some(ip), attrs.clone())
-                                .deps([after]);
-                        }
-                    }
-                }
-                // Teardown phases are recorded (armed) with the rootfs they run in, and run
-                // when the plan destroys the cluster or their host (`plan::teardown`).
-                "pre-uninstall" | "post-uninstall" => {
-                    let address = format!("plugin.{}.{phase}", plugin.name);
-                    b.add(address, ResourceType::Plugin, Some(&master0.ip), attrs)
-                        .deps([format!("rootfs.{}", master0.ip)]);
-                }
-                "pre-clean-host" | "post-clean-host" => {
-                    for host in input.hosts.iter().filter(|h| plugin.applies_to(h)) {
-                        let ip = host.ip.as_str();
-                        let address = format!("plugin.{}.{phase}.{ip}", plugin.name);
-                        b.add(address, ResourceType::Plugin, Some(ip), attrs.clone())
-                            .deps([format!("rootfs.{ip}")]);
-                    }
-                }
-                _ => {}
             }
         }
     }
@@ -442,18 +329,12 @@ pub fn compile(input: &ClusterInput) -> Vec<Desired> {
                 if let Some(policy) = &input.image_policy
                     && policy.app == app.name
                 {
-                    b.add(
-                        "image_policy".to_string(),
-                        ResourceType::ImagePolicy,
-                        Some(&master0.ip),
-                        json!({
-                            "registry_url": policy.registry_url,
-                            "exclude": policy.exclude,
-                            "policy": policy.policy_yaml,
-                        }),
-                    )
-                    .deps([address.clone()]);
-                    policy_applied = Some("image_policy".to_string());
+                    b.push(image_policy::desired(
+                        &image_policy::ImagePolicyAttrs::from_input(policy),
+                        &master0.ip,
+                        &address,
+                    ));
+                    policy_applied = Some(image_policy::ADDRESS.to_string());
                 }
             }
         }

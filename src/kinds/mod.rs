@@ -11,9 +11,14 @@
 pub mod app;
 pub mod container_runtime;
 pub mod host;
+pub mod image_policy;
+pub mod plugin;
+pub mod registry;
+pub mod registry_client;
 pub mod rootfs;
 
 use crate::exec::StepFailure;
+use crate::exec::runner::Runner;
 use crate::plan::Change;
 use crate::resource::{Attributes, Desired, ResourceType};
 use serde::Serialize;
@@ -99,6 +104,11 @@ pub(crate) fn step_attributes<T: DeserializeOwned>(
         ))
     })?;
     from_attributes(&change.address, attributes).map_err(StepFailure::message)
+}
+
+/// The host a step runs on: its own, or master0 for cluster-wide resources.
+pub(crate) fn step_host(r: &Runner, change: &Change) -> String {
+    change.host.clone().unwrap_or_else(|| r.ctx.master0.clone())
 }
 
 /// Why an update of this kind happens, in words, when the kind can say more than the names

@@ -3,6 +3,7 @@
 //! as well and says why. One table, read by the plan only: the executor then runs each
 //! replacement as planned and decides nothing.
 
+use crate::kinds::plugin;
 use crate::resource::{Desired, ResourceType};
 use std::collections::HashSet;
 
@@ -92,7 +93,9 @@ fn lives_in_etcd(want: &Desired) -> bool {
         | ResourceType::NodeMeta
         | ResourceType::ImagePolicy
         | ResourceType::App => true,
-        ResourceType::Plugin => plugin_phase(want).is_some_and(|p| CLUSTER_PHASES.contains(&p)),
+        ResourceType::Plugin => {
+            plugin::phase_of(&want.attributes).is_some_and(|p| CLUSTER_PHASES.contains(&p))
+        }
         _ => false,
     }
 }
@@ -101,11 +104,7 @@ fn lives_in_etcd(want: &Desired) -> bool {
 fn lives_on_node(want: &Desired) -> bool {
     match want.resource_type {
         ResourceType::NodeMeta => true,
-        ResourceType::Plugin => plugin_phase(want) == Some("post-init-host"),
+        ResourceType::Plugin => plugin::phase_of(&want.attributes) == Some("post-init-host"),
         _ => false,
     }
-}
-
-fn plugin_phase(want: &Desired) -> Option<&str> {
-    want.attributes.get("phase").and_then(|p| p.as_str())
 }

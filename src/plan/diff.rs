@@ -3,6 +3,7 @@
 use super::order::{Node, topological};
 use super::{Action, Change, Plan, ReasonCode, cascade};
 use crate::diag::{Diagnostic, Error, Result};
+use crate::kinds::plugin;
 use crate::resource::{Desired, Recorded, ResourceType, Status};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -361,11 +362,7 @@ fn drop_plugins_whose_phase_does_not_occur(
         )
     });
     let occurs = |c: &Change| -> bool {
-        let phase = c
-            .after()
-            .and_then(|a| a.get("phase"))
-            .and_then(|p| p.as_str())
-            .unwrap_or("");
+        let phase = c.after().and_then(plugin::phase_of).unwrap_or("");
         let host_changed = |types: &[ResourceType], actions: &[Action]| {
             changes.iter().any(|o| {
                 o.host.is_some()

@@ -9,6 +9,7 @@
 
 use super::order::{Node, topological};
 use super::{Action, Change};
+use crate::kinds::plugin;
 use crate::resource::ResourceType;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -34,8 +35,7 @@ pub fn phase_of(change: &Change) -> Option<&str> {
     change
         .after()
         .or(change.before.as_ref())
-        .and_then(|a| a.get("phase"))
-        .and_then(|p| p.as_str())
+        .and_then(plugin::phase_of)
         .filter(|p| is_teardown_phase(p))
 }
 
