@@ -199,7 +199,7 @@ impl Runner {
             .await
     }
 
-    async fn run_with(
+    pub(crate) async fn run_with(
         &self,
         address: &str,
         host: &str,
@@ -492,17 +492,7 @@ impl Runner {
                 }
             }
             ResourceType::KubernetesInit => {
-                // The configuration the plan showed, byte for byte. kubeadm init prints
-                // join commands with a token and certificate key: its output is a secret.
-                let config = string(after, "kubeadm_config");
-                self.run_with(
-                    a,
-                    &host,
-                    steps::kube_init(&ctx.cluster, &ctx.rootfs, &exports, &ctx.master0),
-                    Stdin::Bytes(config.into_bytes()),
-                    true,
-                )
-                .await?;
+                return crate::kinds::kubernetes_init::create(self, change).await;
             }
             ResourceType::KubernetesMaster | ResourceType::KubernetesWorker => {
                 let control_plane = change.resource_type == ResourceType::KubernetesMaster;
@@ -700,13 +690,7 @@ impl Runner {
                     .await?;
             }
             ResourceType::KubernetesInit => {
-                self.run(
-                    a,
-                    &host,
-                    steps::kube_reset(&ctx.cluster, &ctx.rootfs, &exports),
-                    Stdin::Null,
-                )
-                .await?;
+                return crate::kinds::kubernetes_init::destroy(self, change).await;
             }
             ResourceType::KubernetesMaster | ResourceType::KubernetesWorker => {
                 let node = self.node_name(a, &host).await?;

@@ -2,7 +2,7 @@
 //! what depends on what. Pure: the same input gives the same resources in the same order.
 
 use super::input::{ClusterInput, HostInput, Launch, RegistryInput};
-use crate::kinds::app;
+use crate::kinds::{app, kubernetes_init};
 use crate::resource::{Attributes, Desired, ResourceType};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -282,23 +282,7 @@ pub fn compile(input: &ClusterInput) -> Vec<Desired> {
     } else {
         input.vip.clone()
     };
-    b.add(
-        "kubernetes.init".to_string(),
-        ResourceType::KubernetesInit,
-        Some(&master0.ip),
-        json!({
-            "master0": master0.ip,
-            "kube_version": input.kube_version,
-            "kubeadm_config": input.kubeadm_config,
-            "cert_sans": input.cert_sans,
-            "svc_cidr": input.svc_cidr,
-            "pod_cidr": input.pod_cidr,
-            "api_server": "apiserver.cluster.local:6443",
-        }),
-    )
-    .deps([format!("container_runtime.{}", master0.ip)])
-    .deps([format!("registry_client.{}", master0.ip)])
-    .replace_on(&["kubeadm_config", "cert_sans", "svc_cidr", "pod_cidr"]);
+    b.push(kubernetes_init::desired(input, master0));
 
     // Joins carry the kubeadm configuration as a digest: the text is shown once, on
     // kubernetes.init, instead of once per node (5,000 copies at 5,000 hosts).

@@ -9,7 +9,10 @@
 //! `exec::runner` (docs/ARCHITECTURE.md says which).
 
 pub mod app;
+pub mod kubernetes_init;
 
+use crate::exec::StepFailure;
+use crate::plan::Change;
 use crate::resource::{Attributes, Desired, ResourceType};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -78,6 +81,21 @@ pub fn from_attributes<T: DeserializeOwned>(
         .collect();
     serde_json::from_value(serde_json::Value::Object(map))
         .map_err(|e| format!("{address}: its recorded attributes do not fit its kind: {e}"))
+}
+
+/// The typed attributes a step works from (`change.after()` to create, `change.before` to
+/// destroy): a plan without them, or with a map that does not fit, fails the step by name.
+pub(crate) fn step_attributes<T: DeserializeOwned>(
+    change: &Change,
+    attributes: Option<&Attributes>,
+) -> Result<T, StepFailure> {
+    let attributes = attributes.ok_or_else(|| {
+        StepFailure::message(format!(
+            "{}: the plan has no attributes for it",
+            change.address
+        ))
+    })?;
+    from_attributes(&change.address, attributes).map_err(StepFailure::message)
 }
 
 /// Why an update of this kind happens, in words, when the kind can say more than the names
