@@ -189,7 +189,7 @@ impl Runner {
 
     /// Like [`Runner::run`] for commands whose output is a secret (join tokens, certificate
     /// keys, the registry's key): their output is never streamed, logged or shown.
-    async fn run_secret(
+    pub(crate) async fn run_secret(
         &self,
         address: &str,
         host: &str,
@@ -259,7 +259,7 @@ impl Runner {
     }
 
     /// Remembers the secret words of a join command or key so output never shows them.
-    fn remember_secrets(&self, text: &str) {
+    pub(crate) fn remember_secrets(&self, text: &str) {
         if let Ok(mut secrets) = self.secrets.lock() {
             let mut words = text.split_whitespace().peekable();
             while let Some(w) = words.next() {
@@ -277,7 +277,7 @@ impl Runner {
         }
     }
 
-    async fn node_name(&self, address: &str, ip: &str) -> Result<String, StepFailure> {
+    pub(crate) async fn node_name(&self, address: &str, ip: &str) -> Result<String, StepFailure> {
         if let Some(n) = self.node_names.lock().ok().and_then(|m| m.get(ip).cloned()) {
             return Ok(n);
         }
@@ -495,67 +495,7 @@ impl Runner {
                 return crate::kinds::kubernetes_init::create(self, change).await;
             }
             ResourceType::KubernetesMaster | ResourceType::KubernetesWorker => {
-                let control_plane = change.resource_type == ResourceType::KubernetesMaster;
-                let join = self
-                    .run_secret(a, &ctx.master0, steps::join_command().to_string())
-                    .await?;
-                let mut secret = String::from_utf8_lossy(&join)
-                    .lines()
-                    .last()
-                    .unwrap_or_default()
-                    .trim()
-                    .to_string();
-                self.remember_secrets(&secret);
-                secret.push('\n');
-                if control_plane {
-                    let key = self
-                        .run_secret(a, &ctx.master0, steps::certificate_key().to_string())
-                        .await?;
-                    let key = String::from_utf8_lossy(&key)
-                        .lines()
-                        .last()
-                        .unwrap_or_default()
-                        .trim()
-                        .to_string();
-                    self.remember_secrets(&key);
-                    secret.push_str(&key);
-                    secret.push('\n');
-                }
-                let endpoint = if control_plane || ctx.masters.len() == 1 {
-                    ctx.master0.clone()
-                } else {
-                    ctx.vip.clone()
-                };
-                // Workers of several masters reach them through the VIP's IPVS rule, set
-                // up once init-kube.sh has installed seautil and before the join needs it.
-                let pre_join = if !control_plane && ctx.masters.len() > 1 {
-                    steps::ipvs_rule(&ctx.vip, &ctx.masters)
-                } else {
-                    String::new()
-                };
-                self.run(
-                    a,
-                    &host,
-                    steps::kube_join(
-                        &ctx.cluster,
-                        &ctx.rootfs,
-                        &exports,
-                        &endpoint,
-                        control_plane,
-                        &pre_join,
-                    ),
-                    Stdin::Bytes(secret.into_bytes()),
-                )
-                .await?;
-                if control_plane {
-                    self.run(
-                        a,
-                        &host,
-                        steps::point_apiserver_at(&ctx.cluster, &host),
-                        Stdin::Null,
-                    )
-                    .await?;
-                }
+                return crate::kinds::kubernetes_join::create(self, change).await;
             }
             ResourceType::NodeMeta => {
                 let node = self.node_name(a, &host).await?;
@@ -602,29 +542,12 @@ impl Runner {
     /// Updates in place: most resources re-run their create, which is idempotent; workers
     /// only move their API endpoint rule.
     async fn update(&self, change: &Change) -> Result<Attributes, StepFailure> {
-        let ctx = &self.ctx;
-        if change.resource_type == ResourceType::KubernetesWorker {
-            let host = change.host.clone().unwrap_or_default();
-            if ctx.masters.len() > 1 {
-                self.run(
-                    &change.address,
-                    &host,
-                    steps::ipvs_rule(&ctx.vip, &ctx.masters),
-                    Stdin::Null,
-                )
-                .await?;
-            } else {
-                self.run(
-                    &change.address,
-                    &host,
-                    steps::point_apiserver_at(&ctx.cluster, &ctx.master0),
-                    Stdin::Null,
-                )
-                .await?;
+        match change.resource_type {
+            ResourceType::KubernetesWorker => {
+                crate::kinds::kubernetes_join::update(self, change).await
             }
-            return Ok(Attributes::new());
+            _ => self.create(change).await,
         }
-        self.create(change).await
     }
 
     async fn destroy(&self, change: &Change) -> Result<(), StepFailure> {
@@ -693,28 +616,7 @@ impl Runner {
                 return crate::kinds::kubernetes_init::destroy(self, change).await;
             }
             ResourceType::KubernetesMaster | ResourceType::KubernetesWorker => {
-                let node = self.node_name(a, &host).await?;
-                let master0_alive = host != ctx.master0;
-                if master0_alive {
-                    self.run(
-                        a,
-                        &ctx.master0,
-                        steps::drain(&node, ctx.drain_timeout.as_secs()),
-                        Stdin::Null,
-                    )
-                    .await?;
-                }
-                self.run(
-                    a,
-                    &host,
-                    steps::kube_reset(&ctx.cluster, &ctx.rootfs, &exports),
-                    Stdin::Null,
-                )
-                .await?;
-                if master0_alive {
-                    self.run(a, &ctx.master0, steps::delete_node(&node), Stdin::Null)
-                        .await?;
-                }
+                return crate::kinds::kubernetes_join::destroy(self, change).await;
             }
             ResourceType::Plugin if ctx.teardown.runs(change) => {
                 self.run_plugin(a, &host, string(before, "data")).await?;

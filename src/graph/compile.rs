@@ -2,24 +2,11 @@
 //! what depends on what. Pure: the same input gives the same resources in the same order.
 
 use super::input::{ClusterInput, HostInput, Launch, RegistryInput};
-use crate::kinds::{app, kubernetes_init};
+use crate::kinds::kubernetes_join::join_address;
+use crate::kinds::{app, kubernetes_init, kubernetes_join};
 use crate::resource::{Attributes, Desired, ResourceType};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
-
-/// The address of a host's join: `kubernetes.init` for master0.
-pub fn join_address(input: &ClusterInput, host: &HostInput) -> Option<String> {
-    let master0 = input.hosts.iter().find(|h| h.is_master())?;
-    if host.ip == master0.ip {
-        Some("kubernetes.init".to_string())
-    } else if host.is_master() {
-        Some(format!("kubernetes.master.{}", host.ip))
-    } else if host.is_worker() {
-        Some(format!("kubernetes.worker.{}", host.ip))
-    } else {
-        None
-    }
-}
 
 struct Builder {
     resources: Vec<Desired>,
@@ -101,13 +88,6 @@ impl Desired {
 
     fn replace_on(&mut self, names: &[&str]) -> &mut Self {
         self.replace_on.extend(names.iter().map(|n| n.to_string()));
-        self
-    }
-
-    /// Every attribute forces replacement (resources with no in-place update).
-    fn replace_on_all(&mut self) -> &mut Self {
-        let keys: Vec<String> = self.attributes.keys().cloned().collect();
-        self.replace_on.extend(keys);
         self
     }
 }
@@ -276,31 +256,12 @@ pub fn compile(input: &ClusterInput) -> Vec<Desired> {
     }
 
     // Joins: master0 inits, other masters join one at a time, workers in parallel.
-    let master_ips: Vec<String> = masters.iter().map(|h| h.ip.clone()).collect();
-    let api_endpoint_for_workers = if masters.len() == 1 {
-        master0.ip.clone()
-    } else {
-        input.vip.clone()
-    };
     b.push(kubernetes_init::desired(input, master0));
-
-    // Joins carry the kubeadm configuration as a digest: the text is shown once, on
-    // kubernetes.init, instead of once per node (5,000 copies at 5,000 hosts).
-    let kubeadm_digest = crate::image::layout::sha256_digest(input.kubeadm_config.as_bytes());
-    let mut previous = "kubernetes.init".to_string();
+    let joins = kubernetes_join::Joins::new(input, master0);
+    let mut previous = kubernetes_init::ADDRESS.to_string();
     let mut master_joins = Vec::new();
     for host in masters.iter().skip(1) {
-        let ip = host.ip.as_str();
-        let address = format!("kubernetes.master.{ip}");
-        b.add(
-            address.clone(),
-            ResourceType::KubernetesMaster,
-            Some(ip),
-            json!({"kube_version": input.kube_version, "kubeadm_config_digest": kubeadm_digest, "master0": master0.ip}),
-        )
-        .replace_on_all()
-        .deps(["kubernetes.init".to_string(), format!("container_runtime.{ip}")])
-        .deps([previous.clone(), format!("registry_client.{ip}")]);
+        let address = b.push(joins.master(&host.ip, &previous)).address.clone();
         master_joins.push(address.clone());
         previous = address;
     }
@@ -310,26 +271,10 @@ pub fn compile(input: &ClusterInput) -> Vec<Desired> {
         .iter()
         .filter(|h| h.is_worker() && !h.is_master())
     {
-        let ip = host.ip.as_str();
-        let address = format!("kubernetes.worker.{ip}");
-        b.add(
-            address.clone(),
-            ResourceType::KubernetesWorker,
-            Some(ip),
-            json!({
-                "kube_version": input.kube_version,
-                "kubeadm_config_digest": kubeadm_digest,
-                "api_endpoint": api_endpoint_for_workers,
-                "masters": master_ips,
-            }),
-        )
-        .replace_on(&["kube_version", "kubeadm_config_digest"])
-        .deps([
-            "kubernetes.init".to_string(),
-            format!("container_runtime.{ip}"),
-        ])
-        .deps(master_joins.iter().cloned())
-        .deps([format!("registry_client.{ip}")]);
+        let address = b
+            .push(joins.worker(&host.ip, &master_joins))
+            .address
+            .clone();
         worker_joins.push(address);
     }
     let mut all_joins = vec!["kubernetes.init".to_string()];

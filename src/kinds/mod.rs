@@ -10,6 +10,7 @@
 
 pub mod app;
 pub mod kubernetes_init;
+pub mod kubernetes_join;
 
 use crate::exec::StepFailure;
 use crate::plan::Change;
