@@ -497,28 +497,7 @@ impl Runner {
             ResourceType::KubernetesMaster | ResourceType::KubernetesWorker => {
                 return crate::kinds::kubernetes_join::create(self, change).await;
             }
-            ResourceType::NodeMeta => {
-                let node = self.node_name(a, &host).await?;
-                let (labels, taints) = node_meta(after);
-                let (old_labels, old_taints) = node_meta(change.before.as_ref());
-                let remove_labels: Vec<String> = old_labels
-                    .iter()
-                    .filter(|(k, _)| !labels.iter().any(|(n, _)| n == k))
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                let remove_taints: Vec<String> = old_taints
-                    .iter()
-                    .filter(|t| !taints.contains(t))
-                    .cloned()
-                    .collect();
-                self.run(
-                    a,
-                    &ctx.master0,
-                    steps::node_meta(&node, &labels, &taints, &remove_labels, &remove_taints),
-                    Stdin::Null,
-                )
-                .await?;
-            }
+            ResourceType::NodeMeta => return crate::kinds::node_meta::create(self, change).await,
             // A teardown plugin is only armed here: recorded, it runs when deleted.
             ResourceType::Plugin if teardown::phase_of(change).is_none() => {
                 self.run_plugin(a, &host, string(after, "data")).await?;
@@ -546,6 +525,7 @@ impl Runner {
             ResourceType::KubernetesWorker => {
                 crate::kinds::kubernetes_join::update(self, change).await
             }
+            ResourceType::NodeMeta => crate::kinds::node_meta::update(self, change).await,
             _ => self.create(change).await,
         }
     }
@@ -618,10 +598,11 @@ impl Runner {
             ResourceType::KubernetesMaster | ResourceType::KubernetesWorker => {
                 return crate::kinds::kubernetes_join::destroy(self, change).await;
             }
+            ResourceType::NodeMeta => return crate::kinds::node_meta::destroy(self, change).await,
             ResourceType::Plugin if ctx.teardown.runs(change) => {
                 self.run_plugin(a, &host, string(before, "data")).await?;
             }
-            ResourceType::NodeMeta | ResourceType::Plugin => {}
+            ResourceType::Plugin => {}
             ResourceType::App => return crate::kinds::app::destroy(self, change).await,
             ResourceType::ImagePolicy => {
                 self.run(
@@ -635,28 +616,6 @@ impl Runner {
         }
         Ok(())
     }
-}
-
-fn node_meta(attrs: Option<&Attributes>) -> (Vec<(String, String)>, Vec<String>) {
-    let mut labels: Vec<(String, String)> = attrs
-        .and_then(|a| a.get("labels"))
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                .collect()
-        })
-        .unwrap_or_default();
-    if let Some(role) = attrs.and_then(|a| a.get("role")).and_then(Value::as_str) {
-        let key = if role == "master" {
-            "node-role.kubernetes.io/master"
-        } else {
-            "node-role.kubernetes.io/worker"
-        };
-        labels.push((key.to_string(), String::new()));
-    }
-    let taints = strings(attrs.and_then(|a| a.get("taints")));
-    (labels, taints)
 }
 
 impl StepRunner for Runner {

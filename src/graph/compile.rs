@@ -3,7 +3,7 @@
 
 use super::input::{ClusterInput, HostInput, Launch, RegistryInput};
 use crate::kinds::kubernetes_join::join_address;
-use crate::kinds::{app, kubernetes_init, kubernetes_join};
+use crate::kinds::{app, kubernetes_init, kubernetes_join, node_meta};
 use crate::resource::{Attributes, Desired, ResourceType};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -285,14 +285,7 @@ pub fn compile(input: &ClusterInput) -> Vec<Desired> {
         let Some(join) = join_address(input, host) else {
             continue;
         };
-        let role = if host.is_master() { "master" } else { "node" };
-        b.add(
-            format!("node_meta.{}", host.ip),
-            ResourceType::NodeMeta,
-            Some(&host.ip),
-            json!({"role": role, "labels": host.labels, "taints": host.taints}),
-        )
-        .deps([join]);
+        b.push(node_meta::desired(host, join));
     }
 
     // Plugins at their phases.

@@ -11,6 +11,7 @@
 pub mod app;
 pub mod kubernetes_init;
 pub mod kubernetes_join;
+pub mod node_meta;
 
 use crate::exec::StepFailure;
 use crate::plan::Change;
