@@ -277,7 +277,7 @@ pub fn compile(input: &ClusterInput) -> Vec<Desired> {
             .clone();
         worker_joins.push(address);
     }
-    let mut all_joins = vec!["kubernetes.init".to_string()];
+    let mut all_joins = vec![kubernetes_init::ADDRESS.to_string()];
     all_joins.extend(master_joins.iter().cloned());
     all_joins.extend(worker_joins.iter().cloned());
 
