@@ -8,7 +8,6 @@ use crate::plan::{Action, Change, ReasonCode};
 use crate::resource::{Attributes, ResourceType};
 use sealer_providers::steps;
 use sealer_providers::{Exec, OutputChunk, Stdin, Transport};
-use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -103,25 +102,6 @@ fn first_line(script: &str) -> String {
         .join("; ")
 }
 
-fn strings(value: Option<&Value>) -> Vec<String> {
-    value
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn string(attrs: Option<&Attributes>, key: &str) -> String {
-    attrs
-        .and_then(|a| a.get(key))
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
-}
-
 impl Runner {
     /// The `export` lines of `host`'s env.
     pub(crate) fn exports(&self, host: &str) -> &str {
@@ -204,7 +184,7 @@ impl Runner {
             .await
     }
 
-    async fn run_with(
+    pub(crate) async fn run_with(
         &self,
         address: &str,
         host: &str,
@@ -264,7 +244,7 @@ impl Runner {
     }
 
     /// Remembers the secret words of a join command or key so output never shows them.
-    fn remember_secrets(&self, text: &str) {
+    pub(crate) fn remember_secrets(&self, text: &str) {
         if let Ok(mut secrets) = self.secrets.lock() {
             let mut words = text.split_whitespace().peekable();
             while let Some(w) = words.next() {
@@ -282,7 +262,7 @@ impl Runner {
         }
     }
 
-    async fn node_name(&self, address: &str, ip: &str) -> Result<String, StepFailure> {
+    pub(crate) async fn node_name(&self, address: &str, ip: &str) -> Result<String, StepFailure> {
         if let Some(n) = self.node_names.lock().ok().and_then(|m| m.get(ip).cloned()) {
             return Ok(n);
         }
@@ -296,238 +276,56 @@ impl Runner {
         Ok(name)
     }
 
+    /// Every kind's steps are its module's (`crate::kinds`): the runner only dispatches.
     async fn create(&self, change: &Change) -> Result<Attributes, StepFailure> {
-        let ctx = &self.ctx;
-        let a = change.address.as_str();
-        let host = change.host.clone().unwrap_or_else(|| ctx.master0.clone());
-        let after = change.after();
-        let exports = self.exports(&host).to_string();
-        let computed = Attributes::new();
+        use crate::kinds::*;
         match change.resource_type {
-            ResourceType::Host => return crate::kinds::host::create(self, change).await,
-            ResourceType::Rootfs => return crate::kinds::rootfs::create(self, change).await,
-            ResourceType::ContainerRuntime => {
-                return crate::kinds::container_runtime::create(self, change).await;
-            }
-            ResourceType::Registry => return crate::kinds::registry::create(self, change).await,
-            ResourceType::RegistryClient => {
-                return crate::kinds::registry_client::create(self, change).await;
-            }
-            ResourceType::KubernetesInit => {
-                // The configuration the plan showed, byte for byte. kubeadm init prints
-                // join commands with a token and certificate key: its output is a secret.
-                let config = string(after, "kubeadm_config");
-                self.run_with(
-                    a,
-                    &host,
-                    steps::kube_init(&ctx.cluster, &ctx.rootfs, &exports, &ctx.master0),
-                    Stdin::Bytes(config.into_bytes()),
-                    true,
-                )
-                .await?;
-            }
+            ResourceType::Host => host::create(self, change).await,
+            ResourceType::Rootfs => rootfs::create(self, change).await,
+            ResourceType::ContainerRuntime => container_runtime::create(self, change).await,
+            ResourceType::Registry => registry::create(self, change).await,
+            ResourceType::RegistryClient => registry_client::create(self, change).await,
+            ResourceType::KubernetesInit => kubernetes_init::create(self, change).await,
             ResourceType::KubernetesMaster | ResourceType::KubernetesWorker => {
-                let control_plane = change.resource_type == ResourceType::KubernetesMaster;
-                let join = self
-                    .run_secret(a, &ctx.master0, steps::join_command().to_string())
-                    .await?;
-                let mut secret = String::from_utf8_lossy(&join)
-                    .lines()
-                    .last()
-                    .unwrap_or_default()
-                    .trim()
-                    .to_string();
-                self.remember_secrets(&secret);
-                secret.push('\n');
-                if control_plane {
-                    let key = self
-                        .run_secret(a, &ctx.master0, steps::certificate_key().to_string())
-                        .await?;
-                    let key = String::from_utf8_lossy(&key)
-                        .lines()
-                        .last()
-                        .unwrap_or_default()
-                        .trim()
-                        .to_string();
-                    self.remember_secrets(&key);
-                    secret.push_str(&key);
-                    secret.push('\n');
-                }
-                let endpoint = if control_plane || ctx.masters.len() == 1 {
-                    ctx.master0.clone()
-                } else {
-                    ctx.vip.clone()
-                };
-                // Workers of several masters reach them through the VIP's IPVS rule, set
-                // up once init-kube.sh has installed seautil and before the join needs it.
-                let pre_join = if !control_plane && ctx.masters.len() > 1 {
-                    steps::ipvs_rule(&ctx.vip, &ctx.masters)
-                } else {
-                    String::new()
-                };
-                self.run(
-                    a,
-                    &host,
-                    steps::kube_join(
-                        &ctx.cluster,
-                        &ctx.rootfs,
-                        &exports,
-                        &endpoint,
-                        control_plane,
-                        &pre_join,
-                    ),
-                    Stdin::Bytes(secret.into_bytes()),
-                )
-                .await?;
-                if control_plane {
-                    self.run(
-                        a,
-                        &host,
-                        steps::point_apiserver_at(&ctx.cluster, &host),
-                        Stdin::Null,
-                    )
-                    .await?;
-                }
+                kubernetes_join::create(self, change).await
             }
-            ResourceType::NodeMeta => {
-                let node = self.node_name(a, &host).await?;
-                let (labels, taints) = node_meta(after);
-                let (old_labels, old_taints) = node_meta(change.before.as_ref());
-                let remove_labels: Vec<String> = old_labels
-                    .iter()
-                    .filter(|(k, _)| !labels.iter().any(|(n, _)| n == k))
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                let remove_taints: Vec<String> = old_taints
-                    .iter()
-                    .filter(|t| !taints.contains(t))
-                    .cloned()
-                    .collect();
-                self.run(
-                    a,
-                    &ctx.master0,
-                    steps::node_meta(&node, &labels, &taints, &remove_labels, &remove_taints),
-                    Stdin::Null,
-                )
-                .await?;
-            }
-            ResourceType::Plugin => return crate::kinds::plugin::create(self, change).await,
-            ResourceType::App => return crate::kinds::app::create(self, change).await,
-            ResourceType::ImagePolicy => {
-                return crate::kinds::image_policy::create(self, change).await;
-            }
+            ResourceType::NodeMeta => node_meta::create(self, change).await,
+            ResourceType::Plugin => plugin::create(self, change).await,
+            ResourceType::App => app::create(self, change).await,
+            ResourceType::ImagePolicy => image_policy::create(self, change).await,
         }
-        Ok(computed)
     }
 
-    /// Updates in place: most resources re-run their create, which is idempotent; workers
-    /// only move their API endpoint rule.
+    /// Updates in place: most kinds re-run their create, which is idempotent; workers only
+    /// move their API endpoint rule.
     async fn update(&self, change: &Change) -> Result<Attributes, StepFailure> {
-        let ctx = &self.ctx;
-        if change.resource_type == ResourceType::KubernetesWorker {
-            let host = change.host.clone().unwrap_or_default();
-            if ctx.masters.len() > 1 {
-                self.run(
-                    &change.address,
-                    &host,
-                    steps::ipvs_rule(&ctx.vip, &ctx.masters),
-                    Stdin::Null,
-                )
-                .await?;
-            } else {
-                self.run(
-                    &change.address,
-                    &host,
-                    steps::point_apiserver_at(&ctx.cluster, &ctx.master0),
-                    Stdin::Null,
-                )
-                .await?;
+        match change.resource_type {
+            ResourceType::KubernetesWorker => {
+                crate::kinds::kubernetes_join::update(self, change).await
             }
-            return Ok(Attributes::new());
+            ResourceType::NodeMeta => crate::kinds::node_meta::update(self, change).await,
+            _ => self.create(change).await,
         }
-        self.create(change).await
     }
 
     async fn destroy(&self, change: &Change) -> Result<(), StepFailure> {
-        let ctx = &self.ctx;
-        let a = change.address.as_str();
-        let host = change.host.clone().unwrap_or_else(|| ctx.master0.clone());
-        let before = change.before.as_ref();
-        let exports = self.exports(&host).to_string();
+        use crate::kinds::*;
         match change.resource_type {
-            ResourceType::Host => return crate::kinds::host::destroy(self, change).await,
-            ResourceType::Rootfs => return crate::kinds::rootfs::destroy(self, change).await,
-            ResourceType::ContainerRuntime => {
-                return crate::kinds::container_runtime::destroy(self, change).await;
-            }
-            ResourceType::Registry => return crate::kinds::registry::destroy(self, change).await,
-            ResourceType::RegistryClient => {
-                return crate::kinds::registry_client::destroy(self, change).await;
-            }
-            ResourceType::KubernetesInit => {
-                self.run(
-                    a,
-                    &host,
-                    steps::kube_reset(&ctx.cluster, &ctx.rootfs, &exports),
-                    Stdin::Null,
-                )
-                .await?;
-            }
+            ResourceType::Host => host::destroy(self, change).await,
+            ResourceType::Rootfs => rootfs::destroy(self, change).await,
+            ResourceType::ContainerRuntime => container_runtime::destroy(self, change).await,
+            ResourceType::Registry => registry::destroy(self, change).await,
+            ResourceType::RegistryClient => registry_client::destroy(self, change).await,
+            ResourceType::KubernetesInit => kubernetes_init::destroy(self, change).await,
             ResourceType::KubernetesMaster | ResourceType::KubernetesWorker => {
-                let node = self.node_name(a, &host).await?;
-                let master0_alive = host != ctx.master0;
-                if master0_alive {
-                    self.run(
-                        a,
-                        &ctx.master0,
-                        steps::drain(&node, ctx.drain_timeout.as_secs()),
-                        Stdin::Null,
-                    )
-                    .await?;
-                }
-                self.run(
-                    a,
-                    &host,
-                    steps::kube_reset(&ctx.cluster, &ctx.rootfs, &exports),
-                    Stdin::Null,
-                )
-                .await?;
-                if master0_alive {
-                    self.run(a, &ctx.master0, steps::delete_node(&node), Stdin::Null)
-                        .await?;
-                }
+                kubernetes_join::destroy(self, change).await
             }
-            ResourceType::Plugin => return crate::kinds::plugin::destroy(self, change).await,
-            ResourceType::NodeMeta => {}
-            ResourceType::App => return crate::kinds::app::destroy(self, change).await,
-            ResourceType::ImagePolicy => {
-                return crate::kinds::image_policy::destroy(self, change).await;
-            }
+            ResourceType::NodeMeta => node_meta::destroy(self, change).await,
+            ResourceType::Plugin => plugin::destroy(self, change).await,
+            ResourceType::App => app::destroy(self, change).await,
+            ResourceType::ImagePolicy => image_policy::destroy(self, change).await,
         }
-        Ok(())
     }
-}
-
-fn node_meta(attrs: Option<&Attributes>) -> (Vec<(String, String)>, Vec<String>) {
-    let mut labels: Vec<(String, String)> = attrs
-        .and_then(|a| a.get("labels"))
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                .collect()
-        })
-        .unwrap_or_default();
-    if let Some(role) = attrs.and_then(|a| a.get("role")).and_then(Value::as_str) {
-        let key = if role == "master" {
-            "node-role.kubernetes.io/master"
-        } else {
-            "node-role.kubernetes.io/worker"
-        };
-        labels.push((key.to_string(), String::new()));
-    }
-    let taints = strings(attrs.and_then(|a| a.get("taints")));
-    (labels, taints)
 }
 
 impl StepRunner for Runner {

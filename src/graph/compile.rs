@@ -1,27 +1,14 @@
-//! The resource model of `deploy.md`: which resources a cluster has, their attributes, and
-//! what depends on what. Pure: the same input gives the same resources in the same order.
+//! The resource model of `deploy.md`: which resources a cluster has and what depends on
+//! what; each kind builds its own resources (`crate::kinds`). Pure: the same input gives the same resources in the same order.
 
 use super::input::{ClusterInput, HostInput, Launch, RegistryInput};
+use crate::kinds::kubernetes_join::join_address;
 use crate::kinds::{
-    app, container_runtime, host, image_policy, plugin, registry, registry_client, rootfs,
+    app, container_runtime, host, image_policy, kubernetes_init, kubernetes_join, node_meta,
+    plugin, registry, registry_client, rootfs,
 };
-use crate::resource::{Attributes, Desired, ResourceType};
-use serde_json::{Value, json};
+use crate::resource::Desired;
 use std::collections::{BTreeMap, BTreeSet};
-
-/// The address of a host's join: `kubernetes.init` for master0.
-pub fn join_address(input: &ClusterInput, host: &HostInput) -> Option<String> {
-    let master0 = input.hosts.iter().find(|h| h.is_master())?;
-    if host.ip == master0.ip {
-        Some("kubernetes.init".to_string())
-    } else if host.is_master() {
-        Some(format!("kubernetes.master.{}", host.ip))
-    } else if host.is_worker() {
-        Some(format!("kubernetes.worker.{}", host.ip))
-    } else {
-        None
-    }
-}
 
 struct Builder {
     resources: Vec<Desired>,
@@ -29,33 +16,6 @@ struct Builder {
 }
 
 impl Builder {
-    fn add(
-        &mut self,
-        address: String,
-        resource_type: ResourceType,
-        host: Option<&str>,
-        attributes: Value,
-    ) -> &mut Desired {
-        let attributes: Attributes = match attributes {
-            Value::Object(map) => map.into_iter().filter(|(_, v)| !v.is_null()).collect(),
-            _ => Attributes::new(),
-        };
-        self.resources.push(Desired {
-            address,
-            resource_type,
-            host: host.map(str::to_string),
-            attributes,
-            sensitive: BTreeSet::new(),
-            computed: BTreeSet::new(),
-            replace_on: BTreeSet::new(),
-            depends_on: Vec::new(),
-        });
-        let last = self.resources.len() - 1;
-        self.index
-            .insert(self.resources[last].address.clone(), last);
-        &mut self.resources[last]
-    }
-
     /// Adds a resource a kind module built.
     fn push(&mut self, desired: Desired) -> &mut Desired {
         self.resources.push(desired);
@@ -84,27 +44,6 @@ impl Builder {
 impl Desired {
     fn deps(&mut self, deps: impl IntoIterator<Item = String>) -> &mut Self {
         self.depends_on.extend(deps);
-        self
-    }
-
-    fn sensitive(&mut self, names: &[&str]) -> &mut Self {
-        for n in names {
-            if self.attributes.contains_key(*n) {
-                self.sensitive.insert(n.to_string());
-            }
-        }
-        self
-    }
-
-    fn replace_on(&mut self, names: &[&str]) -> &mut Self {
-        self.replace_on.extend(names.iter().map(|n| n.to_string()));
-        self
-    }
-
-    /// Every attribute forces replacement (resources with no in-place update).
-    fn replace_on_all(&mut self) -> &mut Self {
-        let keys: Vec<String> = self.attributes.keys().cloned().collect();
-        self.replace_on.extend(keys);
         self
     }
 }
@@ -181,47 +120,12 @@ pub fn compile(input: &ClusterInput) -> Vec<Desired> {
     }
 
     // Joins: master0 inits, other masters join one at a time, workers in parallel.
-    let master_ips: Vec<String> = masters.iter().map(|h| h.ip.clone()).collect();
-    let api_endpoint_for_workers = if masters.len() == 1 {
-        master0.ip.clone()
-    } else {
-        input.vip.clone()
-    };
-    b.add(
-        "kubernetes.init".to_string(),
-        ResourceType::KubernetesInit,
-        Some(&master0.ip),
-        json!({
-            "master0": master0.ip,
-            "kube_version": input.kube_version,
-            "kubeadm_config": input.kubeadm_config,
-            "cert_sans": input.cert_sans,
-            "svc_cidr": input.svc_cidr,
-            "pod_cidr": input.pod_cidr,
-            "api_server": "apiserver.cluster.local:6443",
-        }),
-    )
-    .deps([format!("container_runtime.{}", master0.ip)])
-    .deps([format!("registry_client.{}", master0.ip)])
-    .replace_on(&["kubeadm_config", "cert_sans", "svc_cidr", "pod_cidr"]);
-
-    // Joins carry the kubeadm configuration as a digest: the text is shown once, on
-    // kubernetes.init, instead of once per node (5,000 copies at 5,000 hosts).
-    let kubeadm_digest = crate::image::layout::sha256_digest(input.kubeadm_config.as_bytes());
-    let mut previous = "kubernetes.init".to_string();
+    b.push(kubernetes_init::desired(input, master0));
+    let joins = kubernetes_join::Joins::new(input, master0);
+    let mut previous = kubernetes_init::ADDRESS.to_string();
     let mut master_joins = Vec::new();
     for host in masters.iter().skip(1) {
-        let ip = host.ip.as_str();
-        let address = format!("kubernetes.master.{ip}");
-        b.add(
-            address.clone(),
-            ResourceType::KubernetesMaster,
-            Some(ip),
-            json!({"kube_version": input.kube_version, "kubeadm_config_digest": kubeadm_digest, "master0": master0.ip}),
-        )
-        .replace_on_all()
-        .deps(["kubernetes.init".to_string(), format!("container_runtime.{ip}")])
-        .deps([previous.clone(), format!("registry_client.{ip}")]);
+        let address = b.push(joins.master(&host.ip, &previous)).address.clone();
         master_joins.push(address.clone());
         previous = address;
     }
@@ -231,29 +135,13 @@ pub fn compile(input: &ClusterInput) -> Vec<Desired> {
         .iter()
         .filter(|h| h.is_worker() && !h.is_master())
     {
-        let ip = host.ip.as_str();
-        let address = format!("kubernetes.worker.{ip}");
-        b.add(
-            address.clone(),
-            ResourceType::KubernetesWorker,
-            Some(ip),
-            json!({
-                "kube_version": input.kube_version,
-                "kubeadm_config_digest": kubeadm_digest,
-                "api_endpoint": api_endpoint_for_workers,
-                "masters": master_ips,
-            }),
-        )
-        .replace_on(&["kube_version", "kubeadm_config_digest"])
-        .deps([
-            "kubernetes.init".to_string(),
-            format!("container_runtime.{ip}"),
-        ])
-        .deps(master_joins.iter().cloned())
-        .deps([format!("registry_client.{ip}")]);
+        let address = b
+            .push(joins.worker(&host.ip, &master_joins))
+            .address
+            .clone();
         worker_joins.push(address);
     }
-    let mut all_joins = vec!["kubernetes.init".to_string()];
+    let mut all_joins = vec![kubernetes_init::ADDRESS.to_string()];
     all_joins.extend(master_joins.iter().cloned());
     all_joins.extend(worker_joins.iter().cloned());
 
@@ -261,14 +149,7 @@ pub fn compile(input: &ClusterInput) -> Vec<Desired> {
         let Some(join) = join_address(input, host) else {
             continue;
         };
-        let role = if host.is_master() { "master" } else { "node" };
-        b.add(
-            format!("node_meta.{}", host.ip),
-            ResourceType::NodeMeta,
-            Some(&host.ip),
-            json!({"role": role, "labels": host.labels, "taints": host.taints}),
-        )
-        .deps([join]);
+        b.push(node_meta::desired(host, join));
     }
 
     // Plugins at their phases: each waits for what comes before its phase, and what comes

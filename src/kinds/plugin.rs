@@ -10,8 +10,8 @@
 use super::Schema;
 use crate::exec::StepFailure;
 use crate::exec::runner::Runner;
-use crate::graph::compile::join_address;
 use crate::graph::input::{ClusterInput, PluginInput};
+use crate::kinds::kubernetes_join::join_address;
 use crate::plan::Change;
 use crate::plan::teardown;
 use crate::resource::{Attributes, Desired, ResourceType};

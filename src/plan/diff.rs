@@ -28,14 +28,10 @@ pub struct PlanOptions {
 
 /// Attributes whose change is a plan error rather than a change, with why.
 fn unsupported_change(resource_type: ResourceType, attribute: &str) -> Option<&'static str> {
-    match (resource_type, attribute) {
-        (ResourceType::KubernetesInit, "kube_version") => {
-            Some("upgrading Kubernetes is not supported yet")
+    match resource_type {
+        ResourceType::KubernetesInit => {
+            crate::kinds::kubernetes_init::unsupported_change(attribute)
         }
-        (ResourceType::KubernetesInit, "master0") => Some(
-            "master0 cannot be removed or changed: it holds the cluster's certificates and was \
-             initialised with kubeadm init",
-        ),
         _ => None,
     }
 }
