@@ -42,7 +42,6 @@ pub struct DeployContext {
     /// `export K=V` lines per host (merged env), and for hosts that left the Clusterfile.
     pub exports: HashMap<String, String>,
     pub default_exports: String,
-    pub policy_yaml: Option<String>,
     pub rootfs_source: Option<RootfsSource>,
     /// Trees of images installed by `sealer run`, by their root on master0: synced there
     /// before their apps launch.

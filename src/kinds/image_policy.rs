@@ -55,11 +55,11 @@ pub fn desired(attrs: &ImagePolicyAttrs, master0: &str, kyverno_app: &str) -> De
     )
 }
 
-/// Applies the policy. The YAML comes from the deploy context, the same text the plan
-/// recorded as `policy`.
+/// Applies the policy: the YAML the plan shows as `policy`, byte for byte.
 pub async fn create(r: &Runner, change: &Change) -> Result<Attributes, StepFailure> {
     let ctx = &r.ctx;
-    let yaml = ctx.policy_yaml.clone().unwrap_or_default();
+    let attrs: ImagePolicyAttrs = super::step_attributes(change, change.after())?;
+    let yaml = attrs.policy;
     r.run(
         &change.address,
         &ctx.master0,

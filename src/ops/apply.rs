@@ -9,8 +9,8 @@ use crate::exec::hosts::{Access, Pool};
 use crate::exec::runner::{DeployContext, RootfsSource, Runner};
 use crate::exec::{EventSink, Report, StateRecorder, schedule};
 use crate::image::{Image, Platform, Reference};
-use crate::kinds::app;
 use crate::kinds::host::HostAttrs;
+use crate::kinds::{app, kubernetes_init};
 use crate::plan::context::Context;
 use crate::plan::saved::SavedPlan;
 use crate::plan::teardown::Teardown;
@@ -316,7 +316,7 @@ fn node_names(state: &ClusterState) -> HashMap<String, String> {
         .values()
         .filter(|r| r.resource_type == ResourceType::Host)
         .filter_map(|r| {
-            let name = r.attributes.get("hostname")?.as_str()?.to_string();
+            let name = HostAttrs::recorded(r)?.hostname?;
             Some((r.host.clone()?, name))
         })
         .collect()
@@ -452,7 +452,6 @@ fn context(settings: &Settings, prepared: &Prepared, exec: &ExecSettings) -> Res
         registry_auth: None,
         exports: HashMap::new(),
         default_exports: String::new(),
-        policy_yaml: policy_of(plan),
         rootfs_source: None,
         run_trees: prepared.run_trees.clone(),
         step_timeout: exec.step_timeout,
@@ -500,14 +499,6 @@ fn context(settings: &Settings, prepared: &Prepared, exec: &ExecSettings) -> Res
     Ok(ctx)
 }
 
-/// The image policy the plan applies (the `policy` attribute of its `image_policy`).
-fn policy_of(plan: &Plan) -> Option<String> {
-    plan.changes
-        .iter()
-        .filter(|c| c.resource_type == ResourceType::ImagePolicy)
-        .find_map(|c| c.after()?.get("policy")?.as_str().map(str::to_string))
-}
-
 /// `sealer run APP_IMAGE`: install an app image's apps on a cluster the state knows.
 /// Hosts come from the state; the image is recorded in the cluster's applied configuration.
 pub async fn prepare_run<F, Fut>(
@@ -539,19 +530,19 @@ where
     .ok_or_else(|| {
         Error::msg("no such cluster in the state").hint("`sealer state list` shows the clusters")
     })?;
-    let init = state.resources.get("kubernetes.init").ok_or_else(|| {
-        Error::msg(format!(
-            "cluster \"{}\" has no Kubernetes yet: apply it first",
-            state.name
-        ))
-    })?;
-    let kube_version = init
-        .attributes
-        .get("kube_version")
-        .and_then(|v| v.as_str())
-        .unwrap_or_default()
-        .to_string();
-    let master0 = init.host.clone().unwrap_or_default();
+    let init = state
+        .resources
+        .get(kubernetes_init::ADDRESS)
+        .ok_or_else(|| {
+            Error::msg(format!(
+                "cluster \"{}\" has no Kubernetes yet: apply it first",
+                state.name
+            ))
+        })?;
+    let init_attrs: kubernetes_init::InitAttrs =
+        crate::kinds::from_attributes(&init.address, &init.attributes).map_err(Error::msg)?;
+    let kube_version = init_attrs.kube_version;
+    let master0 = init_attrs.master0;
 
     let reference = Reference::parse(image)?;
     let store = settings.store()?;

@@ -9,6 +9,10 @@
 //! password is the digest its resources carry.
 
 use crate::graph::input::{ClusterInput, RegistryInput};
+use crate::kinds::registry::RegistryAttrs;
+use crate::kinds::registry_client::RegistryClientAttrs;
+use crate::kinds::rootfs::RootfsAttrs;
+use crate::kinds::{self, kubernetes_init};
 use crate::resource::{Recorded, ResourceType};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -104,27 +108,31 @@ impl Context {
     /// what its resources recorded. A value nothing recorded is one no step needs.
     pub fn of_state(resources: &BTreeMap<String, Recorded>) -> Context {
         let of_type = |t: ResourceType| resources.values().filter(move |r| r.resource_type == t);
-        let text = |r: &Recorded, key: &str| {
-            r.attributes
-                .get(key)
-                .and_then(|v| v.as_str())
-                .map(str::to_string)
-        };
         let rootfs = of_type(ResourceType::Rootfs)
-            .find_map(|r| text(r, "path"))
+            .find_map(|r| kinds::from_attributes::<RootfsAttrs>(&r.address, &r.attributes).ok())
+            .map(|a| a.path)
             .unwrap_or_default();
         let master0 = resources
-            .get("kubernetes.init")
+            .get(kubernetes_init::ADDRESS)
             .and_then(|r| r.host.clone())
             .unwrap_or_default();
         let mut masters: Vec<String> = vec![master0.clone()];
         masters.extend(of_type(ResourceType::KubernetesMaster).filter_map(|r| r.host.clone()));
         masters.retain(|m| !m.is_empty());
-        let client = of_type(ResourceType::RegistryClient)
-            .chain(of_type(ResourceType::Registry))
-            .next();
-        let domain = client.and_then(|r| text(r, "domain")).unwrap_or_default();
-        let port = client.and_then(|r| r.attributes.get("port")?.as_u64());
+        // Clients and registries record the same domain, port and user.
+        let registry = of_type(ResourceType::RegistryClient)
+            .find_map(|r| {
+                kinds::from_attributes::<RegistryClientAttrs>(&r.address, &r.attributes).ok()
+            })
+            .map(|c| (c.domain, c.port, c.username))
+            .or_else(|| {
+                of_type(ResourceType::Registry)
+                    .find_map(|r| {
+                        kinds::from_attributes::<RegistryAttrs>(&r.address, &r.attributes).ok()
+                    })
+                    .map(|r| (r.domain, r.port, r.username))
+            });
+        let (domain, port, username) = registry.unwrap_or_default();
         Context {
             data_dir: rootfs.trim_end_matches("/rootfs").to_string(),
             rootfs,
@@ -138,7 +146,7 @@ impl Context {
                     .filter_map(|r| r.host.clone())
                     .collect(),
                 sans: Vec::new(),
-                username: client.and_then(|r| text(r, "username")),
+                username,
             },
             env: BTreeMap::new(),
             default_env: String::new(),
