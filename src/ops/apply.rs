@@ -10,7 +10,6 @@ use crate::exec::runner::{DeployContext, RootfsSource, Runner};
 use crate::exec::{EventSink, Report, StateRecorder, schedule};
 use crate::image::{Image, Platform, Reference};
 use crate::kinds::host::HostAttrs;
-use crate::kinds::{app, kubernetes_init};
 use crate::plan::context::Context;
 use crate::plan::saved::SavedPlan;
 use crate::plan::teardown::Teardown;
@@ -36,10 +35,10 @@ pub struct ExecSettings {
 /// A plan ready to run, with what its steps need.
 pub struct Prepared {
     pub plan: Plan,
-    compiled: Option<Compiled>,
+    pub(super) compiled: Option<Compiled>,
     /// `sealer run`: the image's tree by its root on master0, and what to record.
-    run_trees: HashMap<String, RootfsSource>,
-    run_image: Option<String>,
+    pub(super) run_trees: HashMap<String, RootfsSource>,
+    pub(super) run_image: Option<String>,
 }
 
 /// `sealer apply -f Clusterfile`: plan now.
@@ -497,183 +496,4 @@ fn context(settings: &Settings, prepared: &Prepared, exec: &ExecSettings) -> Res
         });
     }
     Ok(ctx)
-}
-
-/// `sealer run APP_IMAGE`: install an app image's apps on a cluster the state knows.
-/// Hosts come from the state; the image is recorded in the cluster's applied configuration.
-pub async fn prepare_run<F, Fut>(
-    settings: &Settings,
-    image: &str,
-    cluster: Option<&str>,
-    pull: F,
-) -> Result<Prepared>
-where
-    F: Fn(Reference, Platform) -> Fut,
-    Fut: Future<Output = Result<Image>>,
-{
-    let store_state = StateStore::open_existing(&settings.state_path)?.ok_or_else(|| {
-        Error::msg("there is no state: `sealer run` installs apps on a cluster sealer applied")
-    })?;
-    let state = match cluster {
-        Some(name) => store_state.cluster(name)?,
-        None => match store_state.clusters()?.as_slice() {
-            [one] => store_state.cluster(&one.name)?,
-            [] => None,
-            many => {
-                return Err(
-                    Error::msg(format!("the state holds {} clusters", many.len()))
-                        .hint("choose one with --cluster NAME"),
-                );
-            }
-        },
-    }
-    .ok_or_else(|| {
-        Error::msg("no such cluster in the state").hint("`sealer state list` shows the clusters")
-    })?;
-    let init = state
-        .resources
-        .get(kubernetes_init::ADDRESS)
-        .ok_or_else(|| {
-            Error::msg(format!(
-                "cluster \"{}\" has no Kubernetes yet: apply it first",
-                state.name
-            ))
-        })?;
-    let init_attrs: kubernetes_init::InitAttrs =
-        crate::kinds::from_attributes(&init.address, &init.attributes).map_err(Error::msg)?;
-    let kube_version = init_attrs.kube_version;
-    let master0 = init_attrs.master0;
-
-    let reference = Reference::parse(image)?;
-    let store = settings.store()?;
-    let image = match store.find(&reference.to_string())? {
-        Some((_, image)) => image,
-        None => pull(reference.clone(), Platform::host()).await?,
-    };
-    let meta = image
-        .metadata
-        .as_ref()
-        .ok_or_else(|| Error::msg(format!("{reference} is not a Sealer Image")))?;
-    if !kube_version.is_empty() {
-        crate::graph::launch::check_kube_version(
-            &reference.to_string(),
-            &image.config.config.labels,
-            &kube_version,
-        )
-        .map_err(Error::msg)?;
-    }
-    let launch_image = crate::graph::launch::LaunchImage {
-        name: reference.to_string(),
-        digest: image.digest().to_string(),
-        metadata: meta,
-        labels: &image.config.config.labels,
-    };
-    let launch = crate::graph::launch::resolve_launch(
-        &crate::graph::launch::LaunchRequest::default(),
-        &[launch_image],
-    )
-    .map_err(|errors| {
-        Error::many(
-            errors
-                .iter()
-                .map(|e| crate::diag::Diagnostic::error(e.message()))
-                .collect(),
-        )
-    })?;
-    let context = Context::of_state(&state.resources);
-    if context.data_dir.is_empty() {
-        return Err(Error::msg(format!(
-            "cluster \"{}\" records no rootfs: its apply did not finish",
-            state.name
-        ))
-        .hint("apply the cluster's Clusterfile first"));
-    }
-    let data_dir = context.data_dir.clone();
-    let hex = image.digest().trim_start_matches("sha256:");
-    let root = format!("{data_dir}/run/{}", &hex[..hex.len().min(12)]);
-
-    // Recorded resources stay as they are; the image's apps follow every recorded app.
-    let mut desired: Vec<crate::resource::Desired> = state
-        .resources
-        .values()
-        .map(|r| crate::resource::Desired {
-            address: r.address.clone(),
-            resource_type: r.resource_type,
-            host: r.host.clone(),
-            attributes: r.attributes.clone(),
-            sensitive: r.sensitive.clone(),
-            computed: Default::default(),
-            replace_on: Default::default(),
-            depends_on: r.depends_on.clone(),
-        })
-        .collect();
-    let mut previous: Vec<String> = state
-        .resources
-        .values()
-        .filter(|r| r.resource_type == ResourceType::App)
-        .map(|r| r.address.clone())
-        .collect();
-    previous.push("kubernetes.init".to_string());
-    let apps = match launch {
-        crate::graph::input::Launch::Apps(apps) => apps,
-        crate::graph::input::Launch::Raw(cmds) if cmds.is_empty() => Vec::new(),
-        crate::graph::input::Launch::Raw(cmds) => vec![crate::graph::input::AppInput {
-            name: "launch-cmds".into(),
-            image: format!("{reference}@{}", image.digest()),
-            kind: "raw".into(),
-            cmds,
-            files: BTreeMap::new(),
-            env_digest: String::new(),
-        }],
-    };
-    if apps.is_empty() {
-        return Err(Error::msg(format!(
-            "{reference} launches nothing (no LAUNCH, no CMDS)"
-        )));
-    }
-    for app in apps {
-        let address = format!("app.{}", app.name);
-        if state
-            .resources
-            .get(&address)
-            .is_some_and(|r| !app::installed_by_run(&r.attributes))
-        {
-            return Err(Error::msg(format!(
-                "app {} is already installed on cluster \"{}\" by its Clusterfile",
-                app.name, state.name
-            )));
-        }
-        desired.retain(|d| d.address != address);
-        let attrs = app::AppAttrs::installed_by_run(&app, &root);
-        desired.push(app::desired(&app.name, &attrs, &master0, previous.clone()));
-        previous = vec![address];
-    }
-    let current = crate::plan::Current {
-        lineage: &state.lineage,
-        serial: state.serial,
-        resources: &state.resources,
-    };
-    let mut plan = diff(
-        &state.name,
-        &desired,
-        Some(current),
-        &PlanOptions::default(),
-    )?;
-    plan.context = context;
-    let tree = crate::rootfs::extract(&store, &image)?;
-    let manifest = crate::rootfs::Manifest::scan(&tree)?;
-    let mut run_trees = HashMap::new();
-    run_trees.insert(
-        root,
-        RootfsSource {
-            root: tree,
-            entries: manifest.sync_entries(),
-        },
-    );
-    Ok(Prepared {
-        plan,
-        compiled: None,
-        run_trees,
-        run_image: Some(reference.to_string()),
-    })
 }

@@ -5,12 +5,14 @@ mod apply;
 mod images;
 mod plan;
 mod registry;
+mod run;
 mod state;
 
 pub use apply::*;
 pub use images::*;
 pub use plan::*;
 pub use registry::*;
+pub use run::*;
 pub use state::*;
 
 use std::path::PathBuf;

@@ -110,51 +110,9 @@ pub fn diff(
             .filter(|a| want.replace_on.contains(*a))
             .cloned()
             .collect();
-        let (action, code, reason, caused_by) = if have.status == Status::Tainted {
-            (
-                Some(Action::Replace),
-                ReasonCode::ReplaceBecauseTainted,
-                "tainted by a failed apply".to_string(),
-                None,
-            )
-        } else if replace_requested.contains(want.address.as_str()) {
-            (
-                Some(Action::Replace),
-                ReasonCode::ReplaceByRequest,
-                format!("replace requested (--replace {})", want.address),
-                None,
-            )
-        } else if let Some(taken) = cascade::taken_with(want, &replaced) {
-            // Before the resource's own forcing changes: those often derive from the cause
-            // (a join's kubeadm_config_digest), and the cause is what the reviewer needs.
-            (
-                Some(Action::Replace),
-                ReasonCode::ReplaceBecauseDependencyReplaced,
-                cascade::reason(&taken),
-                Some(taken.cause),
-            )
-        } else if !forcing.is_empty() {
-            (
-                Some(Action::Replace),
-                ReasonCode::ReplaceBecauseCannotUpdate,
-                changed_reason(want, have, &forcing),
-                None,
-            )
-        } else if !changed.is_empty() {
-            (
-                Some(Action::Update),
-                ReasonCode::UpdateAttributesChanged,
-                changed_reason(want, have, &changed.iter().cloned().collect()),
-                None,
-            )
-        } else {
-            (
-                None,
-                ReasonCode::UpdateAttributesChanged,
-                String::new(),
-                None,
-            )
-        };
+        let requested = replace_requested.contains(want.address.as_str());
+        let (action, code, reason, caused_by) =
+            decide(want, have, &changed, &forcing, requested, &replaced);
         match action {
             Some(action) => {
                 if action == Action::Replace {
@@ -194,6 +152,58 @@ pub fn diff(
         destroy: options.destroy,
         context: Default::default(),
     })
+}
+
+/// What happens to a recorded resource the configuration still wants, and why; `None`
+/// when nothing changes.
+fn decide(
+    want: &Desired,
+    have: &Recorded,
+    changed: &[String],
+    forcing: &BTreeSet<String>,
+    requested: bool,
+    replaced: &HashSet<&str>,
+) -> (Option<Action>, ReasonCode, String, Option<String>) {
+    let replace = |code, reason| (Some(Action::Replace), code, reason, None);
+    if have.status == Status::Tainted {
+        replace(
+            ReasonCode::ReplaceBecauseTainted,
+            "tainted by a failed apply".to_string(),
+        )
+    } else if requested {
+        replace(
+            ReasonCode::ReplaceByRequest,
+            format!("replace requested (--replace {})", want.address),
+        )
+    } else if let Some(taken) = cascade::taken_with(want, replaced) {
+        // Before the resource's own forcing changes: those often derive from the cause (a
+        // join's kubeadm_config_digest), and the cause is what the reviewer needs.
+        (
+            Some(Action::Replace),
+            ReasonCode::ReplaceBecauseDependencyReplaced,
+            cascade::reason(&taken),
+            Some(taken.cause),
+        )
+    } else if !forcing.is_empty() {
+        replace(
+            ReasonCode::ReplaceBecauseCannotUpdate,
+            changed_reason(want, have, forcing),
+        )
+    } else if !changed.is_empty() {
+        (
+            Some(Action::Update),
+            ReasonCode::UpdateAttributesChanged,
+            changed_reason(want, have, &changed.iter().cloned().collect()),
+            None,
+        )
+    } else {
+        (
+            None,
+            ReasonCode::UpdateAttributesChanged,
+            String::new(),
+            None,
+        )
+    }
 }
 
 fn cycle_error(cycles: Vec<Vec<String>>) -> Error {
