@@ -10,6 +10,7 @@ use crate::exec::runner::{DeployContext, RootfsSource, Runner};
 use crate::exec::{EventSink, Report, StateRecorder, schedule};
 use crate::image::{Image, Platform, Reference};
 use crate::kinds::host::HostAttrs;
+use crate::kinds::registry_client::RegistryClientAttrs;
 use crate::plan::context::Context;
 use crate::plan::saved::SavedPlan;
 use crate::plan::teardown::Teardown;
@@ -471,12 +472,19 @@ fn context(settings: &Settings, prepared: &Prepared, exec: &ExecSettings) -> Res
     ctx.exports = compiled.exports.clone().into_iter().collect();
     ctx.default_exports = compiled.default_exports.clone();
     let cf = &compiled.clusterfile;
-    ctx.registry_auth = c.registry.username.clone().zip(
-        cf.registry()
-            .password
-            .as_ref()
-            .map(|p| p.expose().to_string()),
-    );
+    let password = cf.registry().password.clone();
+    let planned = planned_registry_password(plan);
+    if planned.is_some() && planned != password.as_ref().map(|p| p.digest()) {
+        return Err(
+            Error::msg("the registry password is not the one the plan was made with")
+                .hint("make a new plan"),
+        );
+    }
+    ctx.registry_auth = c
+        .registry
+        .username
+        .clone()
+        .zip(password.as_ref().map(|p| p.expose().to_string()));
     // The rendered rootfs, only when a host receives it in this plan.
     let needs_rootfs = plan
         .changes
@@ -496,4 +504,16 @@ fn context(settings: &Settings, prepared: &Prepared, exec: &ExecSettings) -> Res
         });
     }
     Ok(ctx)
+}
+
+/// The digest of the registry password the plan's registry clients carry, if any.
+fn planned_registry_password(plan: &Plan) -> Option<String> {
+    plan.changes
+        .iter()
+        .filter(|c| c.resource_type == ResourceType::RegistryClient)
+        .filter_map(|c| c.after())
+        .find_map(|a| {
+            crate::kinds::from_attributes::<RegistryClientAttrs>("registry_client", a).ok()
+        })
+        .and_then(|a| a.password)
 }
