@@ -4,9 +4,8 @@
 //! and its create / update / delete steps against the transport. Graph compilation, the
 //! plan, `run` and the executor all go through these definitions; attributes travel as the
 //! plan's attribute maps and are read back into the kind's struct where they are used.
-//!
-//! Kinds not yet moved here are still compiled in `graph::compile` and run in
-//! `exec::runner` (docs/ARCHITECTURE.md says which).
+//! `graph::compile` only places the kinds' resources in the graph (dependencies), and
+//! `exec::runner` only dispatches to their steps. docs/ARCHITECTURE.md has the table.
 
 pub mod app;
 pub mod container_runtime;
