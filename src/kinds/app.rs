@@ -4,7 +4,7 @@
 //! others are forgotten). Apps of the Clusterfile and of `sealer run` are the same kind,
 //! built by [`desired`].
 
-use super::Schema;
+use super::{Foundation, Schema};
 use crate::exec::StepFailure;
 use crate::exec::runner::Runner;
 use crate::graph::input::AppInput;
@@ -20,6 +20,7 @@ pub const SCHEMA: Schema = Schema {
     replace_on: &[],
     sensitive: &[],
     computed: &[],
+    lives_on: &[Foundation::Host, Foundation::Etcd],
 };
 
 /// The address of the Cluster `cmd` / Application `cmds` / image CMDS that run instead of apps.

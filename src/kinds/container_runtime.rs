@@ -3,7 +3,7 @@
 //! host's env; destroy runs `uninstall-<type>.sh` of the type that was installed. A type or
 //! version change replaces it (uninstall the old, install the new).
 
-use super::Schema;
+use super::{Foundation, Schema};
 use crate::exec::StepFailure;
 use crate::exec::runner::Runner;
 use crate::graph::input::ClusterInput;
@@ -18,6 +18,7 @@ pub const SCHEMA: Schema = Schema {
     replace_on: &["type", "version"],
     sensitive: &[],
     computed: &[],
+    lives_on: &[Foundation::Host],
 };
 
 /// What a host's container runtime is.

@@ -21,6 +21,7 @@ pub const SCHEMA: Schema = Schema {
     replace_on: &["sandbox"],
     sensitive: &["password", "key_passphrase"],
     computed: &["arch", "hostname", "host_key"],
+    lives_on: &[],
 };
 
 /// How sealer reaches a host.

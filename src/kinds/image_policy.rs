@@ -3,7 +3,7 @@
 //! installs Kyverno, and every app launched after that one waits for it. Create and update:
 //! `kubectl apply` of the generated policy on master0; destroy: `kubectl delete` it.
 
-use super::Schema;
+use super::{Foundation, Schema};
 use crate::exec::StepFailure;
 use crate::exec::runner::Runner;
 use crate::graph::input::ImagePolicyInput;
@@ -18,6 +18,7 @@ pub const SCHEMA: Schema = Schema {
     replace_on: &[],
     sensitive: &[],
     computed: &[],
+    lives_on: &[Foundation::Host, Foundation::Etcd],
 };
 
 /// There is one policy per cluster.

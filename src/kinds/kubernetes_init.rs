@@ -6,7 +6,7 @@
 //! configuration, certificate SANs or CIDRs replaces it (and with it the whole cluster: the
 //! reset wipes etcd); a version change (an upgrade) or another master0 is a plan error.
 
-use super::Schema;
+use super::{Foundation, Schema};
 use crate::exec::StepFailure;
 use crate::exec::runner::Runner;
 use crate::graph::input::{ClusterInput, HostInput};
@@ -21,6 +21,7 @@ pub const SCHEMA: Schema = Schema {
     replace_on: &["kubeadm_config", "cert_sans", "svc_cidr", "pod_cidr"],
     sensitive: &[],
     computed: &[],
+    lives_on: &[Foundation::Host, Foundation::ContainerRuntime],
 };
 
 /// The address: there is one init per cluster.

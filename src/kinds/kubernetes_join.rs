@@ -8,7 +8,7 @@
 //! update is where it reaches the API server (master0, or the VIP's IPVS rule over the
 //! masters), which changes when masters come or go.
 
-use super::{Schema, kubernetes_init};
+use super::{Foundation, Schema, kubernetes_init};
 use crate::exec::StepFailure;
 use crate::exec::runner::Runner;
 use crate::graph::input::{ClusterInput, HostInput};
@@ -24,6 +24,11 @@ pub const MASTER_SCHEMA: Schema = Schema {
     replace_on: &["kube_version", "kubeadm_config_digest", "master0"],
     sensitive: &[],
     computed: &[],
+    lives_on: &[
+        Foundation::Host,
+        Foundation::ContainerRuntime,
+        Foundation::Etcd,
+    ],
 };
 
 pub const WORKER_SCHEMA: Schema = Schema {
@@ -31,6 +36,11 @@ pub const WORKER_SCHEMA: Schema = Schema {
     replace_on: &["kube_version", "kubeadm_config_digest"],
     sensitive: &[],
     computed: &[],
+    lives_on: &[
+        Foundation::Host,
+        Foundation::ContainerRuntime,
+        Foundation::Etcd,
+    ],
 };
 
 /// What a master's join is.

@@ -37,6 +37,50 @@ pub struct Schema {
     pub sensitive: &'static [&'static str],
     /// Attributes known only after apply: never compared.
     pub computed: &'static [&'static str],
+    /// What the resource lives on: replacing that takes this resource with it
+    /// (`plan::cascade`; `deploy.md`, "What lives on what").
+    pub lives_on: &'static [Foundation],
+}
+
+/// What a resource can live on. A replacement of the foundation destroys it first, and
+/// with it what lives on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Foundation {
+    /// Its host (`host.IP`): a replaced host is a new machine.
+    Host,
+    /// Its host's container runtime: uninstalling it removes its containers.
+    ContainerRuntime,
+    /// The cluster's etcd (`kubernetes.init`): `kubeadm reset` wipes it.
+    Etcd,
+    /// Its node (the host's join): `kubeadm reset` removes the node.
+    Node,
+}
+
+/// The schema of a kind.
+pub fn schema(resource_type: ResourceType) -> &'static Schema {
+    match resource_type {
+        ResourceType::Host => &host::SCHEMA,
+        ResourceType::Rootfs => &rootfs::SCHEMA,
+        ResourceType::ContainerRuntime => &container_runtime::SCHEMA,
+        ResourceType::Registry => &registry::SCHEMA,
+        ResourceType::RegistryClient => &registry_client::SCHEMA,
+        ResourceType::KubernetesInit => &kubernetes_init::SCHEMA,
+        ResourceType::KubernetesMaster => &kubernetes_join::MASTER_SCHEMA,
+        ResourceType::KubernetesWorker => &kubernetes_join::WORKER_SCHEMA,
+        ResourceType::NodeMeta => &node_meta::SCHEMA,
+        ResourceType::ImagePolicy => &image_policy::SCHEMA,
+        ResourceType::Plugin => &plugin::SCHEMA,
+        ResourceType::App => &app::SCHEMA,
+    }
+}
+
+/// What `desired` lives on: its kind's foundations, or for a plugin what its phase makes
+/// it depend on.
+pub fn lives_on(desired: &Desired) -> &'static [Foundation] {
+    match desired.resource_type {
+        ResourceType::Plugin => plugin::lives_on(&desired.attributes),
+        t => schema(t).lives_on,
+    }
 }
 
 impl Schema {

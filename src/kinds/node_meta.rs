@@ -3,7 +3,7 @@
 //! applies the difference: what the record had and the configuration no longer has is
 //! removed. Destroy does nothing: the metadata dies with the node.
 
-use super::Schema;
+use super::{Foundation, Schema};
 use crate::exec::StepFailure;
 use crate::exec::runner::Runner;
 use crate::graph::input::HostInput;
@@ -19,6 +19,12 @@ pub const SCHEMA: Schema = Schema {
     replace_on: &[],
     sensitive: &[],
     computed: &[],
+    lives_on: &[
+        Foundation::Host,
+        Foundation::ContainerRuntime,
+        Foundation::Etcd,
+        Foundation::Node,
+    ],
 };
 
 /// What a node's metadata is.

@@ -7,7 +7,7 @@
 //! `*-clean-host`) are only armed then and run when deleted with what they tear down
 //! (`plan::teardown`). Any other delete forgets the plugin.
 
-use super::Schema;
+use super::{Foundation, Schema};
 use crate::exec::StepFailure;
 use crate::exec::runner::Runner;
 use crate::graph::input::{ClusterInput, PluginInput};
@@ -22,6 +22,7 @@ pub const SCHEMA: Schema = Schema {
     replace_on: &[],
     sensitive: &[],
     computed: &[],
+    lives_on: &[Foundation::Host],
 };
 
 /// The attribute [`phase_of`] reads: the name of [`PluginAttrs::phase`].
@@ -52,6 +53,18 @@ impl PluginAttrs {
 /// loops over the whole plan, so it reads that one attribute and copies nothing.
 pub fn phase_of(attributes: &Attributes) -> Option<&str> {
     attributes.get(PHASE).and_then(|p| p.as_str())
+}
+
+/// What a plugin lives on, by phase: the phases whose effect is in the cluster's API
+/// (after the joins, around scale-ups) go with etcd; `post-init-host` goes with its node.
+pub fn lives_on(attributes: &Attributes) -> &'static [Foundation] {
+    match phase_of(attributes) {
+        Some("post-init-host") => &[Foundation::Host, Foundation::Etcd, Foundation::Node],
+        Some("post-install" | "pre-scaleup" | "post-scaleup") => {
+            &[Foundation::Host, Foundation::Etcd]
+        }
+        _ => &[Foundation::Host],
+    }
 }
 
 /// The joins that plugin phases are placed around.

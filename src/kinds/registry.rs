@@ -5,7 +5,7 @@
 //! starts it. An update re-runs the create. Destroy: the image's `clean-registry.sh` (if
 //! it has one), then the certificate goes.
 
-use super::Schema;
+use super::{Foundation, Schema};
 use crate::exec::StepFailure;
 use crate::exec::runner::Runner;
 use crate::graph::input::RegistryInput;
@@ -20,6 +20,7 @@ pub const SCHEMA: Schema = Schema {
     replace_on: &[],
     sensitive: &["password"],
     computed: &[],
+    lives_on: &[Foundation::Host, Foundation::ContainerRuntime],
 };
 
 /// The port `init-registry.sh` is given when the attributes name none.

@@ -4,8 +4,8 @@
 //! written when basic auth is set (or removed when it was turned off). An update rewrites
 //! them (the create again). Destroy: the CA files and the credentials go.
 
-use super::Schema;
 use super::registry::domain_port;
+use super::{Foundation, Schema};
 use crate::exec::StepFailure;
 use crate::exec::runner::Runner;
 use crate::graph::input::RegistryInput;
@@ -20,6 +20,7 @@ pub const SCHEMA: Schema = Schema {
     replace_on: &[],
     sensitive: &["password"],
     computed: &[],
+    lives_on: &[Foundation::Host, Foundation::ContainerRuntime],
 };
 
 /// Which registry a host pulls from, and as whom.

@@ -4,7 +4,7 @@
 //! inputs, the host's env) is what makes a change. Destroy removes `<dataRoot>/<cluster>`
 //! (and the data root sealer made, when empty).
 
-use super::Schema;
+use super::{Foundation, Schema};
 use crate::exec::runner::Runner;
 use crate::exec::{Event, StepFailure};
 use crate::graph::input::{ClusterInput, HostInput};
@@ -19,6 +19,7 @@ pub const SCHEMA: Schema = Schema {
     replace_on: &[],
     sensitive: &[],
     computed: &[],
+    lives_on: &[Foundation::Host],
 };
 
 /// What a host's rootfs is.

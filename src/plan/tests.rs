@@ -875,3 +875,33 @@ fn replacing_a_host_takes_everything_on_it_and_a_worker_join_takes_its_node_meta
     );
     assert!(change_of(&plan, "app.nginx").is_none(), "apps stay");
 }
+
+#[test]
+fn a_replaced_join_takes_its_post_init_host_plugin_and_other_plugins_stay() {
+    let mut input = crate::graph::tests::three_by_three();
+    input.plugins[0].phases.push("post-init-host".into());
+    input.plugins[0].scope = vec!["node".into()];
+    let ds = crate::graph::compile(&input);
+    let state = state_of(&ds);
+    let options = PlanOptions {
+        replace: vec!["kubernetes.worker.10.0.0.5".into()],
+        ..Default::default()
+    };
+    let plan = diff("c1", &ds, Some(current(&state)), &options).unwrap();
+    let taken: Vec<(&str, Option<&str>)> = plan
+        .changes
+        .iter()
+        .map(|c| (c.address.as_str(), c.caused_by.as_deref()))
+        .collect();
+    assert_eq!(
+        taken,
+        vec![
+            ("kubernetes.worker.10.0.0.5", None),
+            ("node_meta.10.0.0.5", Some("kubernetes.worker.10.0.0.5")),
+            (
+                "plugin.label.post-init-host.10.0.0.5",
+                Some("kubernetes.worker.10.0.0.5")
+            ),
+        ]
+    );
+}
