@@ -37,6 +37,17 @@ pub struct ClusterInput {
     pub image_policy: Option<ImagePolicyInput>,
 }
 
+impl ClusterInput {
+    /// The masters' IPs in Clusterfile order: the first is master0.
+    pub fn master_ips(&self) -> Vec<String> {
+        self.hosts
+            .iter()
+            .filter(|h| h.is_master())
+            .map(|h| h.ip.clone())
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostInput {
     pub ip: String,

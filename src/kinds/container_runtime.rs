@@ -66,7 +66,7 @@ pub async fn destroy(r: &Runner, change: &Change) -> Result<(), StepFailure> {
 /// Runs the image script `name` on the change's host with its env.
 async fn run_script(r: &Runner, change: &Change, name: &str) -> Result<(), StepFailure> {
     let ctx = &r.ctx;
-    let host = change.host.clone().unwrap_or_else(|| ctx.master0.clone());
+    let host = super::step_host(r, change);
     let script = steps::image_script(&ctx.rootfs, r.exports(&host), name, &[]);
     r.run(&change.address, &host, script, Stdin::Null).await?;
     Ok(())

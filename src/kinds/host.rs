@@ -138,7 +138,7 @@ impl Learned {
 pub async fn create(r: &Runner, change: &Change) -> Result<Attributes, StepFailure> {
     let attrs: HostAttrs = super::step_attributes(change, change.after())?;
     let ctx = &r.ctx;
-    let host = change.host.clone().unwrap_or_else(|| ctx.master0.clone());
+    let host = super::step_host(r, change);
     let out = r
         .run(
             &change.address,
@@ -161,7 +161,7 @@ pub async fn create(r: &Runner, change: &Change) -> Result<Attributes, StepFailu
 /// Removes the cluster's `/etc/hosts` lines.
 pub async fn destroy(r: &Runner, change: &Change) -> Result<(), StepFailure> {
     let ctx = &r.ctx;
-    let host = change.host.clone().unwrap_or_else(|| ctx.master0.clone());
+    let host = super::step_host(r, change);
     r.run(
         &change.address,
         &host,

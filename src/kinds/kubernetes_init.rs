@@ -92,7 +92,7 @@ pub fn unsupported_change(attribute: &str) -> Option<&'static str> {
 pub async fn create(r: &Runner, change: &Change) -> Result<Attributes, StepFailure> {
     let init: InitAttrs = super::step_attributes(change, change.after())?;
     let ctx = &r.ctx;
-    let host = change.host.clone().unwrap_or_else(|| ctx.master0.clone());
+    let host = super::step_host(r, change);
     // kubeadm init prints join commands with a token and certificate key: its output is
     // a secret.
     r.run_with(
@@ -109,7 +109,7 @@ pub async fn create(r: &Runner, change: &Change) -> Result<Attributes, StepFailu
 /// Resets master0 (`kubeadm reset -f`, `clean-kube.sh`, its `/etc/hosts` line).
 pub async fn destroy(r: &Runner, change: &Change) -> Result<(), StepFailure> {
     let ctx = &r.ctx;
-    let host = change.host.clone().unwrap_or_else(|| ctx.master0.clone());
+    let host = super::step_host(r, change);
     r.run(
         &change.address,
         &host,

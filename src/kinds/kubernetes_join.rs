@@ -94,12 +94,7 @@ pub struct Joins {
 impl Joins {
     /// The joins of `input`, whose first master is `master0`.
     pub fn new(input: &ClusterInput, master0: &HostInput) -> Joins {
-        let masters: Vec<String> = input
-            .hosts
-            .iter()
-            .filter(|h| h.is_master())
-            .map(|h| h.ip.clone())
-            .collect();
+        let masters = input.master_ips();
         // One master serves the API itself; several are reached through the VIP.
         let api_endpoint = if masters.len() == 1 {
             master0.ip.clone()
@@ -201,7 +196,7 @@ async fn join_secrets(
 pub async fn create(r: &Runner, change: &Change) -> Result<Attributes, StepFailure> {
     let ctx = &r.ctx;
     let a = change.address.as_str();
-    let host = change.host.clone().unwrap_or_else(|| ctx.master0.clone());
+    let host = super::step_host(r, change);
     let control_plane = change.resource_type == ResourceType::KubernetesMaster;
     let secret = join_secrets(r, a, control_plane).await?;
     let endpoint = if control_plane || ctx.masters.len() == 1 {
@@ -262,7 +257,7 @@ pub async fn update(r: &Runner, change: &Change) -> Result<Attributes, StepFailu
 pub async fn destroy(r: &Runner, change: &Change) -> Result<(), StepFailure> {
     let ctx = &r.ctx;
     let a = change.address.as_str();
-    let host = change.host.clone().unwrap_or_else(|| ctx.master0.clone());
+    let host = super::step_host(r, change);
     let node = r.node_name(a, &host).await?;
     // Drain and delete go through master0's kubectl: not when the node is master0 itself.
     let master0_alive = host != ctx.master0;

@@ -79,7 +79,7 @@ pub fn desired(host: &HostInput, join: String) -> Desired {
 pub async fn create(r: &Runner, change: &Change) -> Result<Attributes, StepFailure> {
     let ctx = &r.ctx;
     let a = change.address.as_str();
-    let host = change.host.clone().unwrap_or_else(|| ctx.master0.clone());
+    let host = super::step_host(r, change);
     let meta: NodeMetaAttrs = super::step_attributes(change, change.after())?;
     // A create has no record: nothing to remove.
     let old: Option<NodeMetaAttrs> = match &change.before {

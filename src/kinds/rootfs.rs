@@ -68,7 +68,7 @@ pub fn desired(input: &ClusterInput, host: &HostInput, registry_data: bool) -> D
 /// Syncs the rendered rootfs to the host (update is the same: only changed files go).
 pub async fn create(r: &Runner, change: &Change) -> Result<Attributes, StepFailure> {
     let ctx = &r.ctx;
-    let host = change.host.clone().unwrap_or_else(|| ctx.master0.clone());
+    let host = super::step_host(r, change);
     let Some(source) = &ctx.rootfs_source else {
         return Err(StepFailure::message("no rendered rootfs to copy"));
     };
@@ -114,7 +114,7 @@ pub async fn create(r: &Runner, change: &Change) -> Result<Attributes, StepFailu
 /// Removes the cluster's data directory (and the parents sealer made, when left empty).
 pub async fn destroy(r: &Runner, change: &Change) -> Result<(), StepFailure> {
     let ctx = &r.ctx;
-    let host = change.host.clone().unwrap_or_else(|| ctx.master0.clone());
+    let host = super::step_host(r, change);
     r.run(
         &change.address,
         &host,

@@ -50,12 +50,7 @@ impl Context {
         env: &BTreeMap<String, String>,
         default_env: &str,
     ) -> Context {
-        let masters: Vec<String> = input
-            .hosts
-            .iter()
-            .filter(|h| h.is_master())
-            .map(|h| h.ip.clone())
-            .collect();
+        let masters = input.master_ips();
         let master0 = masters.first().cloned().unwrap_or_default();
         let registry = match &input.registry {
             RegistryInput::Local {
