@@ -65,6 +65,11 @@ fn absolute(path: &Path) -> Result<PathBuf> {
     Ok(hosts::normalize(&path))
 }
 
+/// `path` with `.` and `..` resolved on the text alone (no symlinks followed).
+pub fn normalize_path(path: &Path) -> PathBuf {
+    hosts::normalize(path)
+}
+
 /// Validates the text of a Clusterfile; `path` is used in messages only.
 pub fn parse(path: &Path, text: &str) -> Result<Clusterfile> {
     decode::decode(path, text)

@@ -85,7 +85,7 @@ where
         state.as_ref().map(|s| s.lineage.as_str()),
         state.as_ref().map_or(0, |s| s.serial),
     )?;
-    let Some(cf_path) = &saved.clusterfile else {
+    let Some(cf_path) = &saved.clusterfile_for(path) else {
         return Err(Error::msg(format!(
             "{} names no Clusterfile, so it cannot be verified",
             path.display()
@@ -112,6 +112,7 @@ where
         );
     }
     let derived = super::plan::derive(&compiled, cf_path, state.as_ref(), &saved.options())?;
+    let derived = derived.stored_at(path);
     SavedPlan::verify(&file, &derived, path)?;
     Ok(Prepared {
         plan: derived.plan,

@@ -103,6 +103,11 @@ fn action_from(text: &str) -> Option<Action> {
 
 impl SavedPlan {
     pub fn to_bytes(&self) -> Vec<u8> {
+        self.to_bytes_naming(self.clusterfile.clone())
+    }
+
+    /// The file's bytes with `clusterfile` as the Clusterfile's name.
+    fn to_bytes_naming(&self, clusterfile: Option<PathBuf>) -> Vec<u8> {
         let plan = &self.plan;
         let wire = Wire {
             kind: MAGIC.to_string(),
@@ -113,7 +118,7 @@ impl SavedPlan {
             serial: plan.serial,
             destroy: plan.destroy,
             unchanged: plan.unchanged,
-            clusterfile: self.clusterfile.clone(),
+            clusterfile,
             clusterfile_digest: self.clusterfile_digest.clone(),
             images: self.images.clone(),
             targets: self.targets.clone(),
@@ -190,9 +195,10 @@ impl SavedPlan {
         })
     }
 
-    /// Writes the plan file (0600: it describes the cluster's hosts).
+    /// Writes the plan file (0600: it describes the cluster's hosts), naming the Clusterfile
+    /// relative to it ([`SavedPlan::stored_at`]).
     pub fn write(&self, path: &Path) -> Result<()> {
-        let bytes = self.to_bytes();
+        let bytes = self.to_bytes_naming(self.clusterfile_named_from(path));
         let dir = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -224,6 +230,34 @@ impl SavedPlan {
 
     pub fn read(path: &Path) -> Result<SavedPlan> {
         SavedPlan::from_bytes(&read_bounded(path)?, path)
+    }
+
+    /// This plan as written to `file`: the Clusterfile named relative to the file's own
+    /// directory, so that the plan file and its Clusterfile can move together (a CI
+    /// artifact downloaded into another checkout of the same repository).
+    pub fn stored_at(mut self, file: &Path) -> SavedPlan {
+        self.clusterfile = self.clusterfile_named_from(file);
+        self
+    }
+
+    fn clusterfile_named_from(&self, file: &Path) -> Option<PathBuf> {
+        let dir = std::path::absolute(file)
+            .ok()
+            .and_then(|f| f.parent().map(crate::clusterfile::normalize_path));
+        match (dir, &self.clusterfile) {
+            (Some(dir), Some(cf)) if cf.is_absolute() => Some(relative_path(&dir, cf)),
+            (_, cf) => cf.clone(),
+        }
+    }
+
+    /// Where the Clusterfile this plan names is, for the plan file at `file`.
+    pub fn clusterfile_for(&self, file: &Path) -> Option<PathBuf> {
+        let cf = self.clusterfile.as_ref()?;
+        if cf.is_absolute() {
+            return Some(cf.clone());
+        }
+        let dir = std::path::absolute(file).ok()?.parent()?.to_path_buf();
+        Some(crate::clusterfile::normalize_path(&dir.join(cf)))
     }
 
     /// The options the plan was made with, to make it again.
@@ -284,6 +318,25 @@ impl SavedPlan {
         }
         Ok(())
     }
+}
+
+/// `to` relative to the directory `from` (both absolute and normalized), lexically.
+fn relative_path(from: &Path, to: &Path) -> PathBuf {
+    let from: Vec<_> = from.components().collect();
+    let to_parts: Vec<_> = to.components().collect();
+    let common = from
+        .iter()
+        .zip(&to_parts)
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut out = PathBuf::new();
+    for _ in common..from.len() {
+        out.push("..");
+    }
+    for part in &to_parts[common..] {
+        out.push(part);
+    }
+    out
 }
 
 /// Plan files are read whole: one of 5,000 hosts is about 30 MB; far more is not a plan.

@@ -905,3 +905,33 @@ fn a_replaced_join_takes_its_post_init_host_plugin_and_other_plugins_stay() {
         ]
     );
 }
+
+#[test]
+fn a_plan_file_names_its_clusterfile_relative_to_itself() {
+    let ds = cluster();
+    let saved = SavedPlan {
+        plan: diff("c1", &ds, None, &PlanOptions::default()).unwrap(),
+        clusterfile: Some("/src/repo/clusters/prod/Clusterfile".into()),
+        clusterfile_digest: Some("sha256:cf".into()),
+        images: BTreeMap::new(),
+        targets: Vec::new(),
+        replace: Vec::new(),
+    };
+    let at = |file: &str| saved.clone().stored_at(std::path::Path::new(file));
+    let stored = at("/src/repo/plan.bin");
+    assert_eq!(
+        stored.clusterfile.as_deref(),
+        Some(std::path::Path::new("clusters/prod/Clusterfile"))
+    );
+    assert_eq!(
+        at("/tmp/x/plan.bin").clusterfile.as_deref(),
+        Some(std::path::Path::new(
+            "../../src/repo/clusters/prod/Clusterfile"
+        ))
+    );
+    // Moved together, the plan still finds its Clusterfile.
+    assert_eq!(
+        stored.clusterfile_for(std::path::Path::new("/ci/checkout/plan.bin")),
+        Some("/ci/checkout/clusters/prod/Clusterfile".into())
+    );
+}

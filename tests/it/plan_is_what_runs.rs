@@ -107,8 +107,15 @@ fn an_edited_plan_file_never_runs_and_the_plan_as_made_applies() {
         "{err}"
     );
 
-    // The file as `plan` wrote it is re-derived byte for byte, and applies.
-    q.ok(&["apply", "plan.bin"]);
+    // The file as `plan` wrote it is re-derived byte for byte, and applies, also after it
+    // moved with its Clusterfile (a CI artifact in another checkout): it names the
+    // Clusterfile relative to itself.
+    let moved = q.sb.path("moved");
+    std::fs::create_dir(&moved).unwrap();
+    for name in ["plan.bin", "Clusterfile"] {
+        std::fs::rename(q.sb.path(name), moved.join(name)).unwrap();
+    }
+    q.ok(&["apply", "moved/plan.bin"]);
     assert!(!q.on_host("/root/x").exists());
     assert!(q.on_host("/etc/kubernetes/admin.conf").is_file());
 }
