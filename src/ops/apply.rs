@@ -76,7 +76,7 @@ where
     F: Fn(Reference, Platform) -> Fut,
     Fut: Future<Output = Result<Image>>,
 {
-    let file = std::fs::read(path).map_err(|e| crate::diag::io_error("cannot read", path, e))?;
+    let file = crate::plan::saved::read_bounded(path)?;
     let saved = SavedPlan::from_bytes(&file, path)?;
     let state = session.store.cluster(&saved.plan.cluster)?;
     // Stale first, each with its own words: the state moved on, the Clusterfile changed,

@@ -342,7 +342,8 @@ fn relative_path(from: &Path, to: &Path) -> PathBuf {
 /// Plan files are read whole: one of 5,000 hosts is about 30 MB; far more is not a plan.
 const MAX_PLAN_FILE: u64 = 512 * 1024 * 1024;
 
-fn read_bounded(path: &Path) -> Result<Vec<u8>> {
+/// The bytes of a plan file, refused past [`MAX_PLAN_FILE`].
+pub fn read_bounded(path: &Path) -> Result<Vec<u8>> {
     use std::io::Read as _;
     let file = std::fs::File::open(path).with_path("cannot read", path)?;
     let mut bytes = Vec::new();
