@@ -121,19 +121,9 @@ pub fn describe_update(
     Some(format!("files changed: {}", names.join(", ")))
 }
 
-fn attrs_of(change: &Change, attributes: Option<&Attributes>) -> Result<AppAttrs, StepFailure> {
-    let attributes = attributes.ok_or_else(|| {
-        StepFailure::message(format!(
-            "{}: the plan has no attributes for it",
-            change.address
-        ))
-    })?;
-    super::from_attributes(&change.address, attributes).map_err(StepFailure::message)
-}
-
 /// Runs the launch commands (after syncing a `sealer run` image's tree to its root).
 pub async fn create(r: &Runner, change: &Change) -> Result<Attributes, StepFailure> {
-    let app = attrs_of(change, change.after())?;
+    let app: AppAttrs = super::step_attributes(change, change.after())?;
     let ctx = &r.ctx;
     let root = match &app.root {
         Some(root) => {
@@ -153,7 +143,7 @@ pub async fn create(r: &Runner, change: &Change) -> Result<Attributes, StepFailu
 
 /// Uninstalls the app as its kind says; kinds without an uninstall are forgotten.
 pub async fn destroy(r: &Runner, change: &Change) -> Result<(), StepFailure> {
-    let app = attrs_of(change, change.before.as_ref())?;
+    let app: AppAttrs = super::step_attributes(change, change.before.as_ref())?;
     let ctx = &r.ctx;
     let name = change
         .address
