@@ -24,8 +24,7 @@ pub struct RootfsSource {
 /// transports' settings; nothing of this is logged.
 pub struct DeployContext {
     pub cluster: String,
-    /// `<dataRoot>/<cluster>` and its `rootfs` on every host.
-    pub data_dir: String,
+    /// `<dataRoot>/<cluster>/rootfs` on every host.
     pub rootfs: String,
     pub master0: String,
     pub masters: Vec<String>,
@@ -132,17 +131,24 @@ impl Runner {
     }
 
     /// Copies a tree (a rendered rootfs, a `sealer run` image) to `dest` on `host`: changed
-    /// files only, the registry data left out.
+    /// files only, the registry data too only when `with_registry` (it is large, and only
+    /// registries serve it).
     pub(crate) async fn sync_tree(
         &self,
         address: &str,
         host: &str,
         source: &RootfsSource,
         dest: &str,
-    ) -> Result<(), StepFailure> {
+        with_registry: bool,
+    ) -> Result<sealer_providers::sync::SyncReport, StepFailure> {
         let transport = self.transport(host).await?;
+        let exclude = if with_registry {
+            Vec::new()
+        } else {
+            vec!["registry/".to_string()]
+        };
         let options = sealer_providers::sync::SyncOptions {
-            exclude: vec!["registry/".to_string()],
+            exclude,
             timeout: self.ctx.step_timeout,
             temp_dir: None,
         };
@@ -156,8 +162,7 @@ impl Runner {
         .await
         .map_err(|e| {
             StepFailure::message(format!("{address}: on host {host}: copying to {dest}: {e}"))
-        })?;
-        Ok(())
+        })
     }
 
     /// A plugin's script, run in the rootfs with the host's env.

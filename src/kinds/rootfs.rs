@@ -73,32 +73,15 @@ pub async fn create(r: &Runner, change: &Change) -> Result<Attributes, StepFailu
         return Err(StepFailure::message("no rendered rootfs to copy"));
     };
     let attrs: RootfsAttrs = super::step_attributes(change, change.after())?;
-    let transport = r.transport(&host).await?;
-    // The registry's data is large and only registries serve it.
-    let exclude: Vec<String> = if attrs.registry_data {
-        Vec::new()
-    } else {
-        vec!["registry/".to_string()]
-    };
-    let options = sealer_providers::sync::SyncOptions {
-        exclude,
-        timeout: ctx.step_timeout,
-        temp_dir: None,
-    };
-    let report = sealer_providers::sync::sync(
-        transport.as_ref(),
-        &source.root,
-        &source.entries,
-        &ctx.rootfs,
-        &options,
-    )
-    .await
-    .map_err(|e| {
-        StepFailure::message(format!(
-            "on host {host}: copying the rootfs to {}: {e}",
-            ctx.rootfs
-        ))
-    })?;
+    let report = r
+        .sync_tree(
+            &change.address,
+            &host,
+            source,
+            &attrs.path,
+            attrs.registry_data,
+        )
+        .await?;
     r.sink.event(Event::StepOutput {
         address: change.address.clone(),
         host: Some(host.clone()),
@@ -111,14 +94,16 @@ pub async fn create(r: &Runner, change: &Change) -> Result<Attributes, StepFailu
     Ok(Attributes::new())
 }
 
-/// Removes the cluster's data directory (and the parents sealer made, when left empty).
+/// Removes the cluster's data directory it recorded (and the parents sealer made, when
+/// left empty).
 pub async fn destroy(r: &Runner, change: &Change) -> Result<(), StepFailure> {
-    let ctx = &r.ctx;
+    let attrs: RootfsAttrs = super::step_attributes(change, change.before.as_ref())?;
+    let data_dir = attrs.path.trim_end_matches("/rootfs");
     let host = super::step_host(r, change);
     r.run(
         &change.address,
         &host,
-        steps::remove_data_dir(&ctx.data_dir, &data_parents(&ctx.data_dir)),
+        steps::remove_data_dir(data_dir, &data_parents(data_dir)),
         Stdin::Null,
     )
     .await?;

@@ -441,7 +441,6 @@ fn context(settings: &Settings, prepared: &Prepared, exec: &ExecSettings) -> Res
     let c = &plan.context;
     let mut ctx = DeployContext {
         cluster: plan.cluster.clone(),
-        data_dir: c.data_dir.clone(),
         rootfs: c.rootfs.clone(),
         master0: c.master0.clone(),
         masters: c.masters.clone(),
