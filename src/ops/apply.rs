@@ -20,7 +20,7 @@ use crate::state::{ClusterState, LockHolder, StateStore};
 use sealer_providers::ssh::{HostKeyPolicy, SshAuth, SshConfig};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -245,7 +245,7 @@ pub async fn execute(
         None => store.create_cluster(&plan.cluster)?,
     };
     let ctx = context(settings, &prepared, exec)?;
-    let access = access(&prepared, &state, exec);
+    let access = access(&prepared, &state, exec, settings.user_home.as_deref());
     let runner = Arc::new(Runner {
         ctx,
         pool: Pool::new(access),
@@ -323,18 +323,15 @@ fn node_names(state: &ClusterState) -> HashMap<String, String> {
         .collect()
 }
 
-/// What `~` in the plan's paths stands for, expanded here where the transports use them.
-fn home_dir() -> Option<PathBuf> {
-    super::user_home()
-}
-
 /// How to reach every host of the plan: the Clusterfile's settings, else (for hosts that
 /// left it) what the state recorded with the cluster's SSH defaults; host keys pinned in
-/// the state.
+/// the state. `~` in the plan's paths is `home` (the settings' `user_home`), expanded here
+/// where the transports use them.
 fn access(
     prepared: &Prepared,
     state: &ClusterState,
     exec: &ExecSettings,
+    home: Option<&Path>,
 ) -> HashMap<String, Access> {
     // Replacing a host (`--replace host.IP`) drops its pin: with --accept-new-host-keys the
     // key it offers now is accepted and pinned, the way to take a reinstalled host back.
@@ -360,7 +357,6 @@ fn access(
         pinned: pinned(ip),
         accept_new: exec.accept_new_host_keys,
     };
-    let home = home_dir();
     let mut out = HashMap::new();
     if let Some(compiled) = &prepared.compiled {
         let cf: &Clusterfile = &compiled.clusterfile;
@@ -368,13 +364,13 @@ fn access(
             let ip = host.ip.to_string();
             let access = if host.transport == crate::clusterfile::Transport::Local {
                 Access::Local {
-                    sandbox: host.ssh.sandbox_path(home.as_deref()),
+                    sandbox: host.ssh.sandbox_path(home),
                 }
             } else {
                 let mut config = SshConfig::new(ip.clone(), host.ssh.user.clone());
                 config.port = host.ssh.port;
                 config.auth = SshAuth {
-                    key_file: host.ssh.pk_path(home.as_deref()),
+                    key_file: host.ssh.pk_path(home),
                     key_passphrase: host.ssh.pk_passwd.as_ref().map(|s| s.expose().to_string()),
                     password: host.ssh.password.as_ref().map(|s| s.expose().to_string()),
                 };
@@ -394,12 +390,12 @@ fn access(
         if out.contains_key(&ip) {
             continue;
         }
-        out.insert(ip.clone(), recorded_access(r, &ip, &policy(&ip)));
+        out.insert(ip.clone(), recorded_access(r, &ip, &policy(&ip), home));
     }
     out
 }
 
-fn recorded_access(r: &Recorded, ip: &str, policy: &HostKeyPolicy) -> Access {
+fn recorded_access(r: &Recorded, ip: &str, policy: &HostKeyPolicy, home: Option<&Path>) -> Access {
     // A record that does not fit its kind (a damaged state) is reached as an empty one
     // would be: SSH as root on the default port.
     let recorded = HostAttrs::recorded(r);
@@ -410,7 +406,7 @@ fn recorded_access(r: &Recorded, ip: &str, policy: &HostKeyPolicy) -> Access {
             sandbox: h
                 .sandbox
                 .as_ref()
-                .map(|s| crate::clusterfile::expand_home(s, home_dir().as_deref())),
+                .map(|s| crate::clusterfile::expand_home(s, home)),
         };
     }
     let user = recorded
@@ -424,7 +420,7 @@ fn recorded_access(r: &Recorded, ip: &str, policy: &HostKeyPolicy) -> Access {
         key_file: recorded
             .as_ref()
             .and_then(|h| h.key_file.as_ref())
-            .map(|k| crate::clusterfile::expand_home(k, home_dir().as_deref())),
+            .map(|k| crate::clusterfile::expand_home(k, home)),
         key_passphrase: None,
         password: None,
     };

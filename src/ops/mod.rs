@@ -65,9 +65,8 @@ impl Settings {
     }
 }
 
-/// `$HOME` (unset or empty: none). The one place sealer reads it: settings resolution, and
-/// apply's access to the hosts, which has no settings at hand.
-pub(crate) fn user_home() -> Option<PathBuf> {
+/// `$HOME` (unset or empty: none), read once, when settings are resolved.
+fn user_home() -> Option<PathBuf> {
     std::env::var_os("HOME")
         .filter(|h| !h.is_empty())
         .map(PathBuf::from)
