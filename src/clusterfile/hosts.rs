@@ -71,7 +71,7 @@ pub fn anchor(path: &str, dir: Option<&Path>) -> String {
 
 /// Drops `.` and applies `..` to the component before it, on the text alone: symlinks are
 /// not followed, so the result reads the way the Clusterfile's author wrote it.
-pub(crate) fn normalize(path: &Path) -> PathBuf {
+pub fn normalize(path: &Path) -> PathBuf {
     use std::path::Component;
     let mut out = PathBuf::new();
     for part in path.components() {

@@ -28,7 +28,7 @@ pub mod taint;
 pub(crate) mod yaml;
 
 pub use env::{DERIVED_KEYS, Env, EnvValue, IpNet};
-pub use hosts::{Host, SshSettings, anchor, expand_home};
+pub use hosts::{Host, SshSettings, anchor, expand_home, normalize as normalize_path};
 pub use local_files::check_local_files;
 pub use model::*;
 pub use registry::{RegistryEndpoint, RegistryKind};
@@ -63,11 +63,6 @@ fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Clusterfile> {
 fn absolute(path: &Path) -> Result<PathBuf> {
     let path = std::path::absolute(path).with_path("cannot resolve", path)?;
     Ok(hosts::normalize(&path))
-}
-
-/// `path` with `.` and `..` resolved on the text alone (no symlinks followed).
-pub fn normalize_path(path: &Path) -> PathBuf {
-    hosts::normalize(path)
 }
 
 /// Validates the text of a Clusterfile; `path` is used in messages only.
