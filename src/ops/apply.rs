@@ -18,7 +18,7 @@ use crate::plan::{Action, Plan, PlanOptions, diff};
 use crate::resource::{Recorded, ResourceType};
 use crate::state::{ClusterState, LockHolder, StateStore};
 use sealer_providers::ssh::{HostKeyPolicy, SshAuth, SshConfig};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
@@ -81,7 +81,7 @@ where
     let state = session.store.cluster(&saved.plan.cluster)?;
     // Stale first, each with its own words: the state moved on, the Clusterfile changed,
     // the images changed. Only then is a difference the file's own.
-    saved.check_fresh(
+    saved.plan.check_fresh(
         state.as_ref().map(|s| s.lineage.as_str()),
         state.as_ref().map_or(0, |s| s.serial),
     )?;
@@ -228,15 +228,7 @@ pub async fn execute(
     let store = &session.store;
     let state = store.cluster(&plan.cluster)?;
     // Every plan is made under this lock; a state that moved since is a bug, refused anyway.
-    let freshness = SavedPlan {
-        plan: plan.clone(),
-        clusterfile: None,
-        clusterfile_digest: None,
-        images: BTreeMap::new(),
-        targets: Vec::new(),
-        replace: Vec::new(),
-    };
-    freshness.check_fresh(
+    plan.check_fresh(
         state.as_ref().map(|s| s.lineage.as_str()),
         state.as_ref().map_or(0, |s| s.serial),
     )?;

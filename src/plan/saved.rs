@@ -288,10 +288,12 @@ impl SavedPlan {
         ))
         .hint("make the plan again with `sealer plan -f CLUSTERFILE --out FILE` and review it"))
     }
+}
 
+impl Plan {
     /// Refuses a plan made against another state than `lineage`/`serial`.
     pub fn check_fresh(&self, lineage: Option<&str>, serial: u64) -> Result<()> {
-        let plan = &self.plan;
+        let plan = self;
         if plan.lineage.as_deref() != lineage {
             return Err(Error::msg(match (&plan.lineage, lineage) {
                 (Some(p), Some(s)) => format!(

@@ -647,17 +647,20 @@ fn saved_plans_round_trip_and_refuse_stale_state() {
     let back = SavedPlan::from_bytes(&saved.to_bytes(), path).unwrap();
     assert_eq!(back, saved);
     assert!(
-        back.check_fresh(Some("11111111-2222-4333-8444-555555555555"), 7)
+        back.plan
+            .check_fresh(Some("11111111-2222-4333-8444-555555555555"), 7)
             .is_ok()
     );
     assert_eq!(
-        back.check_fresh(Some("11111111-2222-4333-8444-555555555555"), 12)
+        back.plan
+            .check_fresh(Some("11111111-2222-4333-8444-555555555555"), 12)
             .unwrap_err()
             .to_string(),
         "error: saved plan is stale: state serial is 12, the plan was made at 7"
     );
     assert!(
-        back.check_fresh(Some("other"), 7)
+        back.plan
+            .check_fresh(Some("other"), 7)
             .unwrap_err()
             .to_string()
             .contains("another state")
