@@ -4,21 +4,23 @@
 use super::Settings;
 use super::plan::{Compiled, compile, plan as make_plan};
 use crate::clusterfile::Clusterfile;
+use crate::clusterfile::env::{Env, EnvValue};
 use crate::diag::{Error, Result};
 use crate::exec::hosts::{Access, Pool};
 use crate::exec::runner::{DeployContext, RootfsSource, Runner};
 use crate::exec::{EventSink, Report, StateRecorder, schedule};
+use crate::graph::resolve::Images;
 use crate::image::{Image, Platform, Reference};
 use crate::kinds::host::HostAttrs;
-use crate::kinds::registry_client::RegistryClientAttrs;
 use crate::plan::context::Context;
 use crate::plan::saved::SavedPlan;
 use crate::plan::teardown::Teardown;
 use crate::plan::{Action, Plan, PlanOptions, diff};
 use crate::resource::{Recorded, ResourceType};
 use crate::state::{ClusterState, LockHolder, StateStore};
+use sealer_providers::quote::EnvItem;
 use sealer_providers::ssh::{HostKeyPolicy, SshAuth, SshConfig};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
@@ -166,7 +168,7 @@ where
         },
     )?;
     plan.context = match &compiled {
-        Some(c) => Context::of_input(&c.input, &c.exports, &c.default_exports),
+        Some(c) => Context::of_input(&c.input),
         None => Context::of_state(&state.resources),
     };
     Ok(Prepared {
@@ -422,8 +424,8 @@ fn recorded_access(r: &Recorded, ip: &str, policy: &HostKeyPolicy, home: Option<
 
 /// Everything the steps need: the plan's context (decided when the plan was made), and
 /// what the plan holds only by reference, resolved now: each host's env and the registry
-/// password from the Clusterfile the plan pins (checked against the plan's digests), the
-/// rendered rootfs from its images.
+/// password from the Clusterfile the plan pins by digest, the rendered rootfs from its
+/// images.
 fn context(settings: &Settings, prepared: &Prepared, exec: &ExecSettings) -> Result<DeployContext> {
     let plan = &prepared.plan;
     let c = &plan.context;
@@ -449,25 +451,11 @@ fn context(settings: &Settings, prepared: &Prepared, exec: &ExecSettings) -> Res
     let Some(compiled) = &prepared.compiled else {
         return Ok(ctx);
     };
-    for (host, exports) in &compiled.exports {
-        if c.env.get(host) != Some(&crate::plan::context::env_digest(exports)) {
-            return Err(Error::msg(format!(
-                "the env of host {host} is not the one the plan was made with"
-            ))
-            .hint("make a new plan"));
-        }
-    }
-    ctx.exports = compiled.exports.clone().into_iter().collect();
-    ctx.default_exports = compiled.default_exports.clone();
     let cf = &compiled.clusterfile;
+    let (exports, cluster_env) = host_exports(cf, &compiled.images, &compiled.input.runtime_type)?;
+    ctx.exports = exports;
+    ctx.default_exports = crate::exec::runner::exports_of(&env_items(&cluster_env));
     let password = cf.registry().password.clone();
-    let planned = planned_registry_password(plan);
-    if planned.is_some() && planned != password.as_ref().map(|p| p.digest()) {
-        return Err(
-            Error::msg("the registry password is not the one the plan was made with")
-                .hint("make a new plan"),
-        );
-    }
     ctx.registry_auth = c
         .registry
         .username
@@ -484,7 +472,7 @@ fn context(settings: &Settings, prepared: &Prepared, exec: &ExecSettings) -> Res
         for (_, image) in &compiled.images.apps {
             trees.push(crate::rootfs::extract(&store, image)?);
         }
-        let input = crate::rootfs::RenderInput::from_clusterfile(cf, &trees, &compiled.cluster_env);
+        let input = crate::rootfs::RenderInput::from_clusterfile(cf, &trees, &cluster_env);
         let rendered = crate::rootfs::render(&settings.home, &input)?;
         ctx.rootfs_source = Some(RootfsSource {
             root: rendered.root.clone(),
@@ -494,14 +482,42 @@ fn context(settings: &Settings, prepared: &Prepared, exec: &ExecSettings) -> Res
     Ok(ctx)
 }
 
-/// The digest of the registry password the plan's registry clients carry, if any.
-fn planned_registry_password(plan: &Plan) -> Option<String> {
-    plan.changes
-        .iter()
-        .filter(|c| c.resource_type == ResourceType::RegistryClient)
-        .filter_map(|c| c.after())
-        .find_map(|a| {
-            crate::kinds::from_attributes::<RegistryClientAttrs>("registry_client", a).ok()
+/// Every host's env as `export` lines, and the cluster's env.
+fn host_exports(
+    cf: &Clusterfile,
+    images: &Images,
+    runtime: &str,
+) -> Result<(HashMap<String, String>, Env)> {
+    let mut image_env = Env::new();
+    if let Some(meta) = images.cluster.1.metadata.as_ref() {
+        for (k, v) in &meta.env {
+            image_env.insert(k.clone(), EnvValue::parse(v));
+        }
+    }
+    let runtime = Some(runtime);
+    let mut exports = HashMap::new();
+    for host in cf.hosts() {
+        let env = cf.host_env(&host, &image_env, runtime)?;
+        exports.insert(
+            host.ip.to_string(),
+            crate::exec::runner::exports_of(&env_items(&env)),
+        );
+    }
+    let mut cluster_env = image_env;
+    cluster_env.merge(&cf.env());
+    let derived = cf.derived_env(&cluster_env, runtime)?;
+    cluster_env.merge(&derived);
+    Ok((exports, cluster_env))
+}
+
+fn env_items(env: &Env) -> BTreeMap<String, EnvItem> {
+    env.iter()
+        .map(|(k, v)| {
+            let item = match v {
+                EnvValue::Scalar(s) => EnvItem::Scalar(s.clone()),
+                EnvValue::List(l) => EnvItem::List(l.clone()),
+            };
+            (k.clone(), item)
         })
-        .and_then(|a| a.password)
+        .collect()
 }

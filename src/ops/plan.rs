@@ -1,7 +1,6 @@
 //! Plans: `sealer validate`, `plan`, `show`, `graph`.
 
 use super::Settings;
-use crate::clusterfile::env::{Env, EnvValue};
 use crate::clusterfile::{self, Clusterfile};
 use crate::diag::{Error, Result};
 use crate::graph::resolve::{Images, resolve};
@@ -12,8 +11,6 @@ use crate::plan::saved::SavedPlan;
 use crate::plan::{Current, Plan, PlanOptions, diff};
 use crate::resource::Desired;
 use crate::state::{ClusterState, StateStore};
-use sealer_providers::quote::EnvItem;
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::Path;
 
@@ -26,11 +23,6 @@ pub struct Compiled {
     pub images: Images,
     pub input: ClusterInput,
     pub resources: Vec<Desired>,
-    /// Each host's env as `export` lines (image < cluster < host, plus derived keys).
-    pub exports: BTreeMap<String, String>,
-    /// The cluster's env: for hosts that left the Clusterfile, and the rootfs templates.
-    pub cluster_env: Env,
-    pub default_exports: String,
 }
 
 /// Loads the Clusterfile, fetches its images (store first, else `pull`), checks them and
@@ -85,58 +77,13 @@ where
             text.join("; ")
         )));
     }
-    let (exports, cluster_env) = host_exports(&cf, &images, &input.runtime_type)?;
-    let default_exports = crate::exec::runner::exports_of(&env_items(&cluster_env));
     Ok(Compiled {
         clusterfile: cf,
         clusterfile_digest,
         images,
         input,
         resources,
-        exports,
-        cluster_env,
-        default_exports,
     })
-}
-
-/// Every host's env as `export` lines, and the cluster's env.
-fn host_exports(
-    cf: &Clusterfile,
-    images: &Images,
-    runtime: &str,
-) -> Result<(BTreeMap<String, String>, Env)> {
-    let mut image_env = Env::new();
-    if let Some(meta) = images.cluster.1.metadata.as_ref() {
-        for (k, v) in &meta.env {
-            image_env.insert(k.clone(), EnvValue::parse(v));
-        }
-    }
-    let runtime = Some(runtime);
-    let mut exports = BTreeMap::new();
-    for host in cf.hosts() {
-        let env = cf.host_env(&host, &image_env, runtime)?;
-        exports.insert(
-            host.ip.to_string(),
-            crate::exec::runner::exports_of(&env_items(&env)),
-        );
-    }
-    let mut cluster_env = image_env;
-    cluster_env.merge(&cf.env());
-    let derived = cf.derived_env(&cluster_env, runtime)?;
-    cluster_env.merge(&derived);
-    Ok((exports, cluster_env))
-}
-
-fn env_items(env: &Env) -> BTreeMap<String, EnvItem> {
-    env.iter()
-        .map(|(k, v)| {
-            let item = match v {
-                EnvValue::Scalar(s) => EnvItem::Scalar(s.clone()),
-                EnvValue::List(l) => EnvItem::List(l.clone()),
-            };
-            (k.clone(), item)
-        })
-        .collect()
 }
 
 /// A plan and what it was made from.
@@ -189,11 +136,7 @@ pub fn derive(
         resources: &s.resources,
     });
     let mut plan = diff(name, &compiled.resources, current, options)?;
-    plan.context = Context::of_input(
-        &compiled.input,
-        &compiled.exports,
-        &compiled.default_exports,
-    );
+    plan.context = Context::of_input(&compiled.input);
     Ok(SavedPlan {
         plan,
         // Absolute, so that the saved plan applies from any directory.

@@ -4,9 +4,9 @@
 //! compared with it at apply), so the executor reads these decisions instead of making them
 //! again from the Clusterfile or guessing them from the state.
 //!
-//! Secrets are not here: a host's env is a digest (its `export` lines are resolved at apply
-//! from the Clusterfile the plan pins, and checked against the digest), and the registry
-//! password is the digest its resources carry.
+//! Secrets are not here: each host's env and the registry password are read at apply from
+//! the Clusterfile the plan pins by digest (a saved plan is re-derived from exactly those
+//! bytes), and the plan shows only their digests (`env_digest`, `password` attributes).
 
 use crate::graph::input::{ClusterInput, RegistryInput};
 use crate::kinds::registry::RegistryAttrs;
@@ -27,9 +27,6 @@ pub struct Context {
     /// The address workers reach several masters through.
     pub vip: String,
     pub registry: RegistryContext,
-    /// Host → digest of its env's `export` lines; `default_env` for hosts that left.
-    pub env: BTreeMap<String, String>,
-    pub default_env: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,12 +41,8 @@ pub struct RegistryContext {
 }
 
 impl Context {
-    /// The context of a compiled cluster; `env` is each host's `export` lines.
-    pub fn of_input(
-        input: &ClusterInput,
-        env: &BTreeMap<String, String>,
-        default_env: &str,
-    ) -> Context {
+    /// The context of a compiled cluster.
+    pub fn of_input(input: &ClusterInput) -> Context {
         let masters = input.master_ips();
         let master0 = masters.first().cloned().unwrap_or_default();
         let registry = match &input.registry {
@@ -91,11 +84,6 @@ impl Context {
             masters,
             vip: input.vip.clone(),
             registry,
-            env: env
-                .iter()
-                .map(|(host, exports)| (host.clone(), env_digest(exports)))
-                .collect(),
-            default_env: env_digest(default_env),
         }
     }
 
@@ -143,13 +131,6 @@ impl Context {
                 sans: Vec::new(),
                 username,
             },
-            env: BTreeMap::new(),
-            default_env: String::new(),
         }
     }
-}
-
-/// The digest a plan keeps of a host's env.
-pub fn env_digest(exports: &str) -> String {
-    crate::image::layout::sha256_digest(exports.as_bytes())
 }
