@@ -33,6 +33,30 @@ pub fn hosts_block(cluster: &str, owner: &str, entries: &[String]) -> String {
     )
 }
 
+/// Prints the lines of the block `owner` holds in `/etc/hosts` (see [`hosts_block`]),
+/// nothing when there is none. Read-only.
+pub fn hosts_block_lines(cluster: &str, owner: &str) -> String {
+    let (begin, end) = hosts_markers(cluster, owner);
+    format!(
+        "awk -v b={b} -v e={e} '$0==e{{inside=0}} inside{{print}} $0==b{{inside=1}}' /etc/hosts\n",
+        b = quote(&begin),
+        e = quote(&end),
+    )
+}
+
+/// Prints, for each path in order, the SHA-256 of the regular file there, or `absent`.
+/// Read-only.
+pub fn file_digests(paths: &[String]) -> String {
+    let mut s = String::from("set -e\n");
+    for p in paths {
+        s.push_str(&format!(
+            "if [ -f {p} ]; then sha256sum < {p} | cut -d' ' -f1; else echo absent; fi\n",
+            p = quote(p)
+        ));
+    }
+    s
+}
+
 /// `host.<ip>` create/update: the `/etc/hosts` entries; prints `arch=...` and `hostname=...`
 /// for the state.
 pub fn host_create(cluster: &str, entries: &[String]) -> String {
@@ -348,6 +372,22 @@ pub fn app_destroy(rootfs: &str, kind: &str, name: &str, files: &[String]) -> Op
         )),
         _ => None,
     }
+}
+
+/// Prints `missing FILE: WHY` for each of a kube app's files whose objects are not all in
+/// the API (`kubectl get -f`, run in the app's directory). Read-only.
+pub fn kube_app_read(rootfs: &str, name: &str, files: &[String]) -> String {
+    let mut s = format!(
+        "set -e\ncd {}\n",
+        quote(&format!("{rootfs}/application/apps/{name}"))
+    );
+    for f in files {
+        s.push_str(&format!(
+            "if ! why=$(kubectl get -f {f} 2>&1 >/dev/null); then printf 'missing %s: %s\\n' {f} \"$(printf '%s\\n' \"$why\" | tail -n 1)\"; fi\n",
+            f = quote(f)
+        ));
+    }
+    s
 }
 
 /// Applies the image policy YAML read from stdin.

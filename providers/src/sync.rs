@@ -29,9 +29,12 @@
 //! travel NUL-separated. Hosts need GNU tar, findutils, grep and coreutils.
 
 mod archive;
+mod check;
 pub mod manifest;
 mod plan;
 mod probe;
+
+pub use check::TreeCheck;
 
 use crate::quote::quote;
 use crate::transport::{Exec, ExecOutput, Stdin, Transport, TransportError};
@@ -240,6 +243,33 @@ pub async fn sync<T: Transport>(
     // The temp file lives until here: the transport streamed it.
     drop(archive_file);
     Ok(report)
+}
+
+/// Reads a synced tree back (nothing is sent or changed): whether `remote_root` still
+/// holds what the last complete sync wrote there, `excluded` prefixes aside.
+pub async fn check<T: Transport>(
+    transport: &T,
+    remote_root: &str,
+    excluded: &[String],
+    timeout: Duration,
+) -> Result<TreeCheck, SyncError> {
+    let excluded: Vec<String> = excluded
+        .iter()
+        .map(|p| p.trim_end_matches('/').to_string())
+        .filter(|p| manifest::is_clean_relative(p))
+        .collect();
+    let probe = run(
+        transport,
+        Exec::new(probe::script(remote_root, &excluded), timeout),
+        "reading the remote manifest",
+    )
+    .await?;
+    let remote = probe::parse(&probe.stdout).map_err(|m| SyncError {
+        host: transport.host().to_string(),
+        kind: SyncErrorKind::Remote,
+        message: format!("unexpected output of the probe: {m}"),
+    })?;
+    Ok(check::compare(&remote, &excluded))
 }
 
 /// Checks the entries and completes them: sorted, excluded ones removed, every ancestor

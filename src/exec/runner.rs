@@ -13,6 +13,25 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// What a read-only script printed, and whether it exited 0.
+#[derive(Debug)]
+pub struct Probe {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Probe {
+    /// The last non-empty line of stderr: what a failed tool said.
+    pub fn stderr_line(&self) -> &str {
+        self.stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("(no output)")
+    }
+}
+
 /// The rendered rootfs that `rootfs.<ip>` steps copy to hosts.
 #[derive(Clone)]
 pub struct RootfsSource {
@@ -245,6 +264,23 @@ impl Runner {
                 &[],
             )),
         }
+    }
+
+    /// Runs a read-only script on `host` for a read-back. Nothing is streamed or logged,
+    /// and a non-zero exit is returned, not failed: a check that fails is a finding.
+    pub(crate) async fn probe(&self, host: &str, script: String) -> Result<Probe, StepFailure> {
+        let transport = self.transport(host).await?;
+        let shown = first_line(&script);
+        let exec = Exec::new(script, self.ctx.step_timeout);
+        let out = transport
+            .exec(&exec, None)
+            .await
+            .map_err(|e| failure(&shown, format!("on host {host}: {}", e.message), &[]))?;
+        Ok(Probe {
+            ok: out.status.success(),
+            stdout: redact(&String::from_utf8_lossy(&out.stdout), &self.secrets),
+            stderr: redact(&String::from_utf8_lossy(&out.stderr), &self.secrets),
+        })
     }
 
     /// Remembers the secret words of a join command or key so output never shows them.

@@ -4,12 +4,13 @@
 //! others are forgotten). Apps of the Clusterfile and of `sealer run` are the same kind,
 //! built by [`desired`].
 
+use super::read::ReadBack;
 use super::{Foundation, Schema};
 use crate::exec::StepFailure;
 use crate::exec::runner::Runner;
 use crate::graph::input::AppInput;
 use crate::plan::Change;
-use crate::resource::{Attributes, Desired, ResourceType};
+use crate::resource::{Attributes, Desired, Recorded, ResourceType};
 use sealer_providers::Stdin;
 use sealer_providers::steps;
 use serde::{Deserialize, Serialize};
@@ -141,6 +142,68 @@ pub async fn create(r: &Runner, change: &Change) -> Result<Attributes, StepFailu
     Ok(Attributes::new())
 }
 
+/// Reads an app back as its kind allows: a kube app's objects (`kubectl get -f` of each
+/// file), a helm app's release (`helm status`). What other apps' commands did is theirs.
+pub async fn read(r: &Runner, recorded: &Recorded) -> Result<ReadBack, StepFailure> {
+    let app: AppAttrs = super::read::attributes(recorded)?;
+    let ctx = &r.ctx;
+    let name = recorded
+        .address
+        .strip_prefix("app.")
+        .unwrap_or(&recorded.address);
+    let root = app.root.as_deref().unwrap_or(&ctx.rootfs);
+    let script = match app.kind.as_str() {
+        "kube" => steps::kube_app_read(
+            root,
+            name,
+            &app.files
+                .unwrap_or_default()
+                .into_keys()
+                .collect::<Vec<_>>(),
+        ),
+        "helm" => format!(
+            "helm status {} >/dev/null\n",
+            sealer_providers::quote::quote(name)
+        ),
+        kind => {
+            return Ok(ReadBack::unreadable(format!(
+                "a {kind} app's commands are its own: nothing tells whether they still hold"
+            )));
+        }
+    };
+    let out = r.probe(&ctx.master0, script).await?;
+    Ok(match app.kind.as_str() {
+        "helm" if !out.ok => ReadBack::gone(format!(
+            "release {name} is not installed (`helm status {name}`: {})",
+            out.stderr_line()
+        )),
+        "helm" => ReadBack::AsRecorded,
+        _ if !out.ok => {
+            return Err(StepFailure::message(format!(
+                "on host {}: reading app {name}: {}",
+                ctx.master0,
+                out.stderr_line()
+            )));
+        }
+        _ => kube_read_back(&out.stdout),
+    })
+}
+
+/// What [`steps::kube_app_read`] printed: `missing FILE: WHY` for each file whose objects
+/// are not all in the API.
+fn kube_read_back(output: &str) -> ReadBack {
+    let missing: Vec<String> = output
+        .lines()
+        .filter_map(|l| l.strip_prefix("missing "))
+        .map(|l| format!("objects of {l}"))
+        .collect();
+    if missing.is_empty() {
+        ReadBack::AsRecorded
+    } else {
+        ReadBack::Drifted(missing)
+    }
+}
+
 /// Uninstalls the app as its kind says; kinds without an uninstall are forgotten.
 pub async fn destroy(r: &Runner, change: &Change) -> Result<(), StepFailure> {
     let app: AppAttrs = super::step_attributes(change, change.before.as_ref())?;
@@ -156,4 +219,21 @@ pub async fn destroy(r: &Runner, change: &Change) -> Result<(), StepFailure> {
             .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_back_kube_app_names_the_files_whose_objects_are_gone() {
+        assert_eq!(kube_read_back(""), ReadBack::AsRecorded);
+        let out = "missing 10-deployment.yaml: Error from server (NotFound): deployments.apps \"web\" not found\n";
+        assert_eq!(
+            kube_read_back(out).findings(),
+            [
+                "objects of 10-deployment.yaml: Error from server (NotFound): deployments.apps \"web\" not found"
+            ]
+        );
+    }
 }

@@ -6,6 +6,7 @@
 //! is read from these attributes too, for hosts only the state still knows.
 
 use super::Schema;
+use super::read::ReadBack;
 use crate::exec::StepFailure;
 use crate::exec::runner::Runner;
 use crate::graph::input::HostInput;
@@ -172,6 +173,57 @@ pub async fn destroy(r: &Runner, change: &Change) -> Result<(), StepFailure> {
     Ok(())
 }
 
+/// Reads the host's facts and its cluster lines in `/etc/hosts` back. Reaching it at all
+/// checks its host key against the pinned one.
+pub async fn read(r: &Runner, recorded: &Recorded) -> Result<ReadBack, StepFailure> {
+    let attrs: HostAttrs = super::read::attributes(recorded)?;
+    let host = super::read::host_of(r, recorded);
+    let script = format!(
+        "set -e\nprintf 'arch=%s\\nhostname=%s\\n' \"$(uname -m)\" \"$(hostname)\"\n{} | sed 's/^/hosts=/'\n",
+        steps::hosts_block_lines(&r.ctx.cluster, "host").trim_end()
+    );
+    let out = r.probe(&host, script).await?;
+    if !out.ok {
+        return Err(StepFailure::message(format!(
+            "on host {host}: reading its facts: {}",
+            out.stderr_line()
+        )));
+    }
+    Ok(ReadBack::of_findings(findings(&attrs, &out.stdout)))
+}
+
+/// What differs between the recorded host and what [`read`]'s script printed.
+fn findings(attrs: &HostAttrs, output: &str) -> Vec<String> {
+    let learned = Learned::from_output(output.as_bytes());
+    let entries: Vec<String> = output
+        .lines()
+        .filter_map(|l| l.strip_prefix("hosts="))
+        .map(str::to_string)
+        .collect();
+    let mut findings = Vec::new();
+    for (what, recorded, now) in [
+        ("hostname", &attrs.hostname, &learned.hostname),
+        ("arch (`uname -m`)", &attrs.arch, &learned.arch),
+    ] {
+        if let (Some(recorded), Some(now)) = (recorded, now)
+            && recorded != now
+        {
+            findings.push(format!("its {what} is {now:?}, recorded {recorded:?}"));
+        }
+    }
+    if entries != attrs.hosts_entries {
+        findings.push(if entries.is_empty() {
+            "`/etc/hosts` no longer has the cluster's lines".to_string()
+        } else {
+            format!(
+                "the cluster's lines in `/etc/hosts` are {entries:?}, recorded {:?}",
+                attrs.hosts_entries
+            )
+        });
+    }
+    findings
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,6 +327,33 @@ mod tests {
             to_attributes(&learned),
             serde_json::from_value::<Attributes>(json!({"arch": "aarch64", "hostname": "node-a"}))
                 .unwrap()
+        );
+    }
+
+    #[test]
+    fn a_read_back_host_differs_in_name_and_hosts_lines() {
+        let attrs = HostAttrs {
+            arch: Some("x86_64".into()),
+            hostname: Some("node-1".into()),
+            host_key: None,
+            ssh_user: "root".into(),
+            ssh_port: 22,
+            transport: Transport::Ssh,
+            sandbox: None,
+            password: None,
+            key_file: None,
+            key_passphrase: None,
+            hosts_entries: vec!["10.0.0.2 node-1".into()],
+        };
+        let same = "arch=x86_64\nhostname=node-1\nhosts=10.0.0.2 node-1\n";
+        assert!(findings(&attrs, same).is_empty());
+        let renamed = "arch=x86_64\nhostname=other\n";
+        assert_eq!(
+            findings(&attrs, renamed),
+            [
+                "its hostname is \"other\", recorded \"node-1\"",
+                "`/etc/hosts` no longer has the cluster's lines"
+            ]
         );
     }
 }

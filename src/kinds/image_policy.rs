@@ -3,12 +3,13 @@
 //! installs Kyverno, and every app launched after that one waits for it. Create and update:
 //! `kubectl apply` of the generated policy on master0; destroy: `kubectl delete` it.
 
+use super::read::ReadBack;
 use super::{Foundation, Schema};
 use crate::exec::StepFailure;
 use crate::exec::runner::Runner;
 use crate::graph::input::ImagePolicyInput;
 use crate::plan::Change;
-use crate::resource::{Attributes, Desired, ResourceType};
+use crate::resource::{Attributes, Desired, Recorded, ResourceType};
 use sealer_providers::Stdin;
 use sealer_providers::steps;
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,8 @@ pub const SCHEMA: Schema = Schema {
 
 /// There is one policy per cluster.
 pub const ADDRESS: &str = "image_policy";
+/// The name of the `ClusterPolicy` it applies.
+const POLICY_NAME: &str = "sealer-redirect-registry";
 
 /// What the policy redirects, and the policy itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +75,30 @@ pub async fn create(r: &Runner, change: &Change) -> Result<Attributes, StepFailu
 }
 
 /// Deletes the policy.
+/// Reads the policy back: `kubectl get clusterpolicy` lists it.
+pub async fn read(r: &Runner, _recorded: &Recorded) -> Result<ReadBack, StepFailure> {
+    let out = r
+        .probe(&r.ctx.master0, "kubectl get clusterpolicy\n".to_string())
+        .await?;
+    if !out.ok {
+        return Ok(ReadBack::unreadable(format!(
+            "`kubectl get clusterpolicy` fails: {}",
+            out.stderr_line()
+        )));
+    }
+    let listed = out.stdout.lines().any(|l| {
+        let first = l.split_whitespace().next().unwrap_or_default();
+        first.rsplit('/').next() == Some(POLICY_NAME)
+    });
+    Ok(if listed {
+        ReadBack::AsRecorded
+    } else {
+        ReadBack::gone(format!(
+            "clusterpolicy {POLICY_NAME} is not in `kubectl get clusterpolicy`"
+        ))
+    })
+}
+
 pub async fn destroy(r: &Runner, change: &Change) -> Result<(), StepFailure> {
     let ctx = &r.ctx;
     r.run(

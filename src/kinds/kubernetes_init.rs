@@ -6,12 +6,13 @@
 //! configuration, certificate SANs or CIDRs replaces it (and with it the whole cluster: the
 //! reset wipes etcd); a version change (an upgrade) or another master0 is a plan error.
 
+use super::read::ReadBack;
 use super::{Foundation, Schema};
 use crate::exec::StepFailure;
 use crate::exec::runner::Runner;
 use crate::graph::input::{ClusterInput, HostInput};
 use crate::plan::Change;
-use crate::resource::{Attributes, Desired, ResourceType};
+use crate::resource::{Attributes, Desired, Recorded, ResourceType};
 use sealer_providers::Stdin;
 use sealer_providers::steps;
 use serde::{Deserialize, Serialize};
@@ -104,6 +105,36 @@ pub async fn create(r: &Runner, change: &Change) -> Result<Attributes, StepFailu
     )
     .await?;
     Ok(Attributes::new())
+}
+
+/// Reads the control plane back: the admin kubeconfig kubeadm wrote, the configuration it
+/// was given (byte for byte the plan's), and an API server that answers.
+pub async fn read(r: &Runner, recorded: &Recorded) -> Result<ReadBack, StepFailure> {
+    let init: InitAttrs = super::read::attributes(recorded)?;
+    let host = super::read::host_of(r, recorded);
+    let paths = [
+        "/etc/kubernetes/admin.conf".to_string(),
+        "/etc/kubernetes/kubeadm.yaml".to_string(),
+    ];
+    let found = super::read::file_digests(r, &host, &paths).await?;
+    if found[0].is_none() {
+        return Ok(ReadBack::gone(format!(
+            "{} is not there: kubeadm init has not run on {host}, or it was reset",
+            paths[0]
+        )));
+    }
+    let mut findings = Vec::new();
+    let given = sealer_providers::sync::manifest::sha256_hex(init.kubeadm_config.as_bytes());
+    if found[1].as_deref() != Some(given.as_str()) {
+        findings.push(format!(
+            "{} is not the configuration kubeadm init was given",
+            paths[1]
+        ));
+    }
+    if let Err(down) = super::read::api_nodes(r).await? {
+        findings.push(down);
+    }
+    Ok(ReadBack::of_findings(findings))
 }
 
 /// Resets master0 (`kubeadm reset -f`, `clean-kube.sh`, its `/etc/hosts` line).

@@ -8,12 +8,13 @@
 //! update is where it reaches the API server (master0, or the VIP's IPVS rule over the
 //! masters), which changes when masters come or go.
 
+use super::read::ReadBack;
 use super::{Foundation, Schema, kubernetes_init};
 use crate::exec::StepFailure;
 use crate::exec::runner::Runner;
 use crate::graph::input::{ClusterInput, HostInput};
 use crate::plan::Change;
-use crate::resource::{Attributes, Desired, ResourceType};
+use crate::resource::{Attributes, Desired, Recorded, ResourceType};
 use sealer_providers::Stdin;
 use sealer_providers::steps;
 use serde::{Deserialize, Serialize};
@@ -251,6 +252,27 @@ pub async fn update(r: &Runner, change: &Change) -> Result<Attributes, StepFailu
     };
     r.run(&change.address, &host, script, Stdin::Null).await?;
     Ok(Attributes::new())
+}
+
+/// Reads a join back: the kubelet's kubeconfig that the join wrote on the host, and the
+/// node in the API.
+pub async fn read(r: &Runner, recorded: &Recorded) -> Result<ReadBack, StepFailure> {
+    let host = super::read::host_of(r, recorded);
+    let kubelet = "/etc/kubernetes/kubelet.conf".to_string();
+    let found = super::read::file_digests(r, &host, std::slice::from_ref(&kubelet)).await?;
+    if found[0].is_none() {
+        return Ok(ReadBack::gone(format!(
+            "{kubelet} is not there: {host} has not joined, or it was reset"
+        )));
+    }
+    let node = r.node_name(&recorded.address, &host).await?;
+    Ok(match super::read::api_nodes(r).await? {
+        Err(down) => ReadBack::unreadable(down),
+        Ok(nodes) if !nodes.contains(&node) => {
+            ReadBack::gone(format!("node {node} is not in `kubectl get nodes`"))
+        }
+        Ok(_) => ReadBack::AsRecorded,
+    })
 }
 
 /// Drains the node, resets it and deletes it from the cluster.

@@ -15,6 +15,7 @@ pub mod kubernetes_init;
 pub mod kubernetes_join;
 pub mod node_meta;
 pub mod plugin;
+pub mod read;
 pub mod registry;
 pub mod registry_client;
 pub mod rootfs;

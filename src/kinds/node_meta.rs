@@ -3,13 +3,15 @@
 //! applies the difference: what the record had and the configuration no longer has is
 //! removed. Destroy does nothing: the metadata dies with the node.
 
+use super::read::ReadBack;
 use super::{Foundation, Schema};
 use crate::exec::StepFailure;
 use crate::exec::runner::Runner;
 use crate::graph::input::HostInput;
 use crate::plan::Change;
-use crate::resource::{Attributes, Desired, ResourceType};
+use crate::resource::{Attributes, Desired, Recorded, ResourceType};
 use sealer_providers::Stdin;
+use sealer_providers::quote::quote;
 use sealer_providers::steps;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -115,6 +117,96 @@ pub async fn update(r: &Runner, change: &Change) -> Result<Attributes, StepFailu
     create(r, change).await
 }
 
+/// Reads the node's labels and taints back from the API (others may add their own: only
+/// the recorded ones are checked).
+pub async fn read(r: &Runner, recorded: &Recorded) -> Result<ReadBack, StepFailure> {
+    let meta: NodeMetaAttrs = super::read::attributes(recorded)?;
+    let host = super::read::host_of(r, recorded);
+    let node = r.node_name(&recorded.address, &host).await?;
+    let out = r
+        .probe(
+            &r.ctx.master0,
+            format!("kubectl get node {} -o json\n", quote(&node)),
+        )
+        .await?;
+    if !out.ok {
+        return Ok(if out.stderr.contains("NotFound") {
+            ReadBack::gone(format!("node {node} is not in the API"))
+        } else {
+            ReadBack::unreadable(format!(
+                "`kubectl get node {node}` fails: {}",
+                out.stderr_line()
+            ))
+        });
+    }
+    let seen: NodeJson = serde_json::from_str(&out.stdout).map_err(|e| {
+        StepFailure::message(format!(
+            "on host {}: `kubectl get node {node} -o json` printed no node: {e}",
+            r.ctx.master0
+        ))
+    })?;
+    Ok(ReadBack::of_findings(meta_findings(&meta, &seen)))
+}
+
+/// The fields of `kubectl get node -o json` a read needs.
+#[derive(Debug, Default, Deserialize)]
+struct NodeJson {
+    #[serde(default)]
+    metadata: NodeMetadata,
+    #[serde(default)]
+    spec: NodeSpec,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct NodeMetadata {
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct NodeSpec {
+    #[serde(default)]
+    taints: Vec<Taint>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Taint {
+    key: String,
+    #[serde(default)]
+    value: Option<String>,
+    effect: String,
+}
+
+impl Taint {
+    /// As the Clusterfile writes it: `key=value:Effect` or `key:Effect`.
+    fn written(&self) -> String {
+        match self.value.as_deref() {
+            Some(v) if !v.is_empty() => format!("{}={v}:{}", self.key, self.effect),
+            _ => format!("{}:{}", self.key, self.effect),
+        }
+    }
+}
+
+fn meta_findings(meta: &NodeMetaAttrs, seen: &NodeJson) -> Vec<String> {
+    let mut findings = Vec::new();
+    for (key, value) in meta.labels() {
+        match seen.metadata.labels.get(&key) {
+            None => findings.push(format!("label {key}={value} is missing")),
+            Some(now) if *now != value => {
+                findings.push(format!("label {key} is {now:?}, recorded {value:?}"))
+            }
+            Some(_) => {}
+        }
+    }
+    let taints: Vec<String> = seen.spec.taints.iter().map(Taint::written).collect();
+    for taint in &meta.taints {
+        if !taints.contains(taint) {
+            findings.push(format!("taint {taint} is missing"));
+        }
+    }
+    findings
+}
+
 /// Nothing to undo: the labels and taints go with the node.
 pub async fn destroy(_r: &Runner, _change: &Change) -> Result<(), StepFailure> {
     Ok(())
@@ -173,6 +265,36 @@ mod tests {
         assert_eq!(
             master.labels(),
             vec![("node-role.kubernetes.io/master".to_string(), String::new())]
+        );
+    }
+
+    #[test]
+    fn a_read_back_node_misses_a_changed_label_and_a_removed_taint() {
+        let meta = NodeMetaAttrs {
+            role: "node".into(),
+            labels: BTreeMap::from([("zone".to_string(), "a".to_string())]),
+            taints: vec!["dedicated=gpu:NoSchedule".into(), "x:NoExecute".into()],
+        };
+        let node = |json: serde_json::Value| -> NodeJson { serde_json::from_value(json).unwrap() };
+        let same = node(serde_json::json!({
+            "metadata": {"labels": {"zone": "a", "node-role.kubernetes.io/worker": "", "other": "x"}},
+            "spec": {"taints": [
+                {"key": "dedicated", "value": "gpu", "effect": "NoSchedule"},
+                {"key": "x", "effect": "NoExecute"}
+            ]}
+        }));
+        assert!(meta_findings(&meta, &same).is_empty());
+        let drifted = node(serde_json::json!({
+            "metadata": {"labels": {"zone": "b"}},
+            "spec": {"taints": [{"key": "x", "effect": "NoExecute"}]}
+        }));
+        assert_eq!(
+            meta_findings(&meta, &drifted),
+            [
+                "label zone is \"b\", recorded \"a\"",
+                "label node-role.kubernetes.io/worker= is missing",
+                "taint dedicated=gpu:NoSchedule is missing"
+            ]
         );
     }
 }

@@ -5,12 +5,13 @@
 //! starts it. An update re-runs the create. Destroy: the image's `clean-registry.sh` (if
 //! it has one), then the certificate goes.
 
+use super::read::ReadBack;
 use super::{Foundation, Schema};
 use crate::exec::StepFailure;
 use crate::exec::runner::Runner;
 use crate::graph::input::RegistryInput;
 use crate::plan::Change;
-use crate::resource::{Attributes, Desired, ResourceType};
+use crate::resource::{Attributes, Desired, Recorded, ResourceType};
 use sealer_providers::Stdin;
 use sealer_providers::steps;
 use serde::{Deserialize, Serialize};
@@ -120,6 +121,35 @@ pub async fn create(r: &Runner, change: &Change) -> Result<Attributes, StepFailu
     )
     .await?;
     Ok(Attributes::new())
+}
+
+/// Reads the registry back: the certificate and key it serves, and the htpasswd file when
+/// it has basic auth. (Its data is the rootfs's `registry/`, read back with the rootfs.)
+pub async fn read(r: &Runner, recorded: &Recorded) -> Result<ReadBack, StepFailure> {
+    let attrs: RegistryAttrs = super::read::attributes(recorded)?;
+    let host = super::read::host_of(r, recorded);
+    let mut paths = vec![
+        format!("/etc/sealer/registry/{}.crt", attrs.domain),
+        format!("/etc/sealer/registry/{}.key", attrs.domain),
+    ];
+    if attrs.username.is_some() {
+        paths.push(steps::registry_htpasswd_path(&attrs.domain));
+    }
+    let found = super::read::file_digests(r, &host, &paths).await?;
+    let missing: Vec<String> = paths
+        .iter()
+        .zip(&found)
+        .filter(|(_, digest)| digest.is_none())
+        .map(|(p, _)| p.clone())
+        .collect();
+    Ok(if missing.len() == paths.len() {
+        ReadBack::gone(format!(
+            "{} are not there: the registry's certificate is gone",
+            missing.join(" and ")
+        ))
+    } else {
+        ReadBack::of_findings(missing.iter().map(|p| format!("{p} is missing")).collect())
+    })
 }
 
 /// Makes the certificate on the first registry host; copies it to the others.

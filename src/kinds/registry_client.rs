@@ -4,13 +4,14 @@
 //! written when basic auth is set (or removed when it was turned off). An update rewrites
 //! them (the create again). Destroy: the CA files and the credentials go.
 
+use super::read::ReadBack;
 use super::registry::domain_port;
 use super::{Foundation, Schema};
 use crate::exec::StepFailure;
 use crate::exec::runner::Runner;
 use crate::graph::input::RegistryInput;
 use crate::plan::Change;
-use crate::resource::{Attributes, Desired, ResourceType};
+use crate::resource::{Attributes, Desired, Recorded, ResourceType};
 use sealer_providers::Stdin;
 use sealer_providers::steps;
 use serde::{Deserialize, Serialize};
@@ -112,6 +113,48 @@ pub async fn create(r: &Runner, change: &Change) -> Result<Attributes, StepFailu
         None => {}
     }
     Ok(Attributes::new())
+}
+
+/// Reads the client back: the registry's CA where containerd and docker look for it (the
+/// same bytes as the certificate the first registry host serves), and kubelet's pull
+/// credentials when the registry has basic auth.
+pub async fn read(r: &Runner, recorded: &Recorded) -> Result<ReadBack, StepFailure> {
+    let attrs: RegistryClientAttrs = super::read::attributes(recorded)?;
+    let ctx = &r.ctx;
+    let host = super::read::host_of(r, recorded);
+    let mut findings = Vec::new();
+    if let Some(source) = ctx.registry_hosts.first() {
+        let served = format!("/etc/sealer/registry/{}.crt", ctx.registry_domain);
+        let served = super::read::file_digests(r, source, &[served]).await?;
+        let paths: Vec<String> = ["/etc/containerd/certs.d", "/etc/docker/certs.d"]
+            .iter()
+            .map(|dir| format!("{dir}/{}/ca.crt", ctx.registry_endpoint))
+            .collect();
+        let found = super::read::file_digests(r, &host, &paths).await?;
+        for (path, digest) in paths.iter().zip(found) {
+            match (digest, &served[0]) {
+                (None, _) => findings.push(format!("{path} is missing")),
+                (Some(d), Some(s)) if &d != s => findings.push(format!(
+                    "{path} is not the certificate the registry on {source} serves"
+                )),
+                _ => {}
+            }
+        }
+    }
+    if attrs.username.is_some() {
+        let paths = [
+            "/var/lib/kubelet/config.json".to_string(),
+            "/var/lib/kubelet/config.json.sealer-owned".to_string(),
+        ];
+        let found = super::read::file_digests(r, &host, &paths).await?;
+        if found[0].is_none() || found[1].is_none() {
+            findings.push(
+                "kubelet's pull credentials (/var/lib/kubelet/config.json) are not the ones sealer wrote"
+                    .to_string(),
+            );
+        }
+    }
+    Ok(ReadBack::of_findings(findings))
 }
 
 /// Whether the state recorded this client with a username (so credentials were written).

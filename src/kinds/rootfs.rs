@@ -4,14 +4,16 @@
 //! inputs, the host's env) is what makes a change. Destroy removes `<dataRoot>/<cluster>`
 //! (and the data root sealer made, when empty).
 
+use super::read::ReadBack;
 use super::{Foundation, Schema};
 use crate::exec::runner::Runner;
 use crate::exec::{Event, StepFailure};
 use crate::graph::input::{ClusterInput, HostInput};
 use crate::plan::Change;
-use crate::resource::{Attributes, Desired, ResourceType};
+use crate::resource::{Attributes, Desired, Recorded, ResourceType};
 use sealer_providers::Stdin;
 use sealer_providers::steps;
+use sealer_providers::sync::TreeCheck;
 use serde::{Deserialize, Serialize};
 
 pub const SCHEMA: Schema = Schema {
@@ -125,6 +127,55 @@ fn data_parents(data_dir: &str) -> Vec<String> {
     out
 }
 
+/// Reads the tree back: whether the host still holds what the last sync wrote (without
+/// the registry's data where the host has none).
+pub async fn read(r: &Runner, recorded: &Recorded) -> Result<ReadBack, StepFailure> {
+    let attrs: RootfsAttrs = super::read::attributes(recorded)?;
+    let host = super::read::host_of(r, recorded);
+    let transport = r.transport(&host).await?;
+    let excluded = if attrs.registry_data {
+        Vec::new()
+    } else {
+        vec!["registry".to_string()]
+    };
+    let check = sealer_providers::sync::check(
+        transport.as_ref(),
+        &attrs.path,
+        &excluded,
+        r.ctx.step_timeout,
+    )
+    .await
+    .map_err(|e| StepFailure::message(format!("on host {host}: {}", e.message)))?;
+    Ok(read_back(&attrs.path, check))
+}
+
+fn read_back(path: &str, check: TreeCheck) -> ReadBack {
+    match check {
+        TreeCheck::Absent => ReadBack::gone(format!("{path} is not there")),
+        TreeCheck::Unrecorded => ReadBack::Drifted(vec![format!(
+            "{path} has no manifest: no copy of the rootfs finished there"
+        )]),
+        TreeCheck::Checked { changed, missing } => {
+            let mut findings = Vec::new();
+            if !changed.is_empty() {
+                findings.push(format!(
+                    "{} of its files changed since sealer wrote them: {}",
+                    changed.len(),
+                    super::read::listed(&changed, 5)
+                ));
+            }
+            if !missing.is_empty() {
+                findings.push(format!(
+                    "{} of its files are missing: {}",
+                    missing.len(),
+                    super::read::listed(&missing, 5)
+                ));
+            }
+            ReadBack::of_findings(findings)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,5 +220,30 @@ mod tests {
         );
         assert_eq!(data_parents("/data/c"), ["/data"]);
         assert!(data_parents("/c").is_empty());
+    }
+
+    #[test]
+    fn a_read_back_tree_names_what_changed_and_what_is_missing() {
+        let path = "/var/lib/sealer/data/c/rootfs";
+        assert_eq!(
+            read_back(path, TreeCheck::Absent),
+            ReadBack::gone("/var/lib/sealer/data/c/rootfs is not there")
+        );
+        let check = TreeCheck::Checked {
+            changed: vec!["bin/kubeadm".into()],
+            missing: (1..=7).map(|i| format!("etc/f{i}")).collect(),
+        };
+        assert_eq!(
+            read_back(path, check).findings(),
+            [
+                "1 of its files changed since sealer wrote them: bin/kubeadm",
+                "7 of its files are missing: etc/f1, etc/f2, etc/f3, etc/f4, etc/f5 and 2 more"
+            ]
+        );
+        let same = TreeCheck::Checked {
+            changed: vec![],
+            missing: vec![],
+        };
+        assert_eq!(read_back(path, same), ReadBack::AsRecorded);
     }
 }
