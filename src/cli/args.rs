@@ -180,6 +180,10 @@ pub struct PlanArgs {
     /// Exit 0 without changes, 2 with changes, 1 on error
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Read every recorded resource back from its hosts and show what drifted; connects to
+    /// the hosts, changes nothing on them or in the state
+    #[arg(long, conflicts_with_all = ["targets", "replace", "destroy", "out"])]
+    pub refresh_only: bool,
     #[command(flatten)]
     pub render: RenderArgs,
 }

@@ -5,6 +5,7 @@
 
 mod args;
 mod progress;
+mod refresh;
 mod render;
 
 use args::{Cli, Command, PlanFormat, RenderArgs, StateCommand};
@@ -154,6 +155,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 compiled.clusterfile.name(),
                 &compiled.resources,
             ))
+        }
+        Command::Plan(args) if args.refresh_only => {
+            let settings = settings.with_state_path(args.state.clone());
+            refresh_only(&settings, &args)
         }
         Command::Plan(args) => {
             let settings = settings.with_state_path(args.state.clone());
@@ -464,6 +469,43 @@ fn render_plan(plan: &sealer::plan::Plan, args: &RenderArgs) -> Result<ExitCode>
         ),
     };
     out(&text)
+}
+
+/// `plan --refresh-only`: what the hosts hold against the state. Exit 2 with
+/// `--detailed-exitcode` when something drifted; an error when a resource could not be
+/// read (the picture is incomplete), after showing what was read.
+fn refresh_only(settings: &Settings, args: &args::PlanArgs) -> Result<ExitCode> {
+    let format = args.render.format();
+    if format == PlanFormat::Markdown {
+        return Err(
+            sealer::Error::msg("--refresh-only shows drift as text or JSON")
+                .hint("use --format human or --json"),
+        );
+    }
+    let exec = ops::ExecSettings {
+        parallelism: 10,
+        step_timeout: ops::READ_TIMEOUT,
+        lock_timeout: std::time::Duration::ZERO,
+        accept_new_host_keys: false,
+    };
+    let refresh = runtime()?.block_on(ops::refresh(settings, &args.file, &exec, pull(settings)))?;
+    let text = match format {
+        PlanFormat::Json => format!("{}\n", to_pretty(&refresh::json(&refresh))),
+        _ => refresh::text(&refresh),
+    };
+    out(&text)?;
+    let failed = refresh.failed().count();
+    if failed > 0 {
+        return Err(sealer::Error::msg(format!(
+            "{failed} of {} resources could not be read back",
+            refresh.resources.len()
+        ))
+        .hint("check that the hosts are up and reachable, then run it again"));
+    }
+    if args.detailed_exitcode && refresh.drifted().next().is_some() {
+        return Ok(ExitCode::from(2));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// How validate/plan/graph fetch an image missing from the store.

@@ -305,7 +305,7 @@ fn known_secrets(prepared: &Prepared) -> Vec<String> {
     out
 }
 
-fn node_names(state: &ClusterState) -> HashMap<String, String> {
+pub(super) fn node_names(state: &ClusterState) -> HashMap<String, String> {
     state
         .resources
         .values()
@@ -336,6 +336,18 @@ fn access(
         .filter(|c| c.resource_type == ResourceType::Host && c.action == Action::Replace)
         .filter_map(|c| c.host.clone())
         .collect();
+    host_access(&replaced, prepared.compiled.as_ref(), state, exec, home)
+}
+
+/// How to reach every host of the Clusterfile and of the state, pins dropped for
+/// `replaced` hosts.
+pub(super) fn host_access(
+    replaced: &std::collections::BTreeSet<String>,
+    compiled: Option<&Compiled>,
+    state: &ClusterState,
+    exec: &ExecSettings,
+    home: Option<&Path>,
+) -> HashMap<String, Access> {
     let pinned = |ip: &str| -> Option<String> {
         if replaced.contains(ip) {
             return None;
@@ -352,7 +364,7 @@ fn access(
         accept_new: exec.accept_new_host_keys,
     };
     let mut out = HashMap::new();
-    if let Some(compiled) = &prepared.compiled {
+    if let Some(compiled) = compiled {
         let cf: &Clusterfile = &compiled.clusterfile;
         for host in cf.hosts() {
             let ip = host.ip.to_string();
@@ -429,25 +441,9 @@ fn recorded_access(r: &Recorded, ip: &str, policy: &HostKeyPolicy, home: Option<
 fn context(settings: &Settings, prepared: &Prepared, exec: &ExecSettings) -> Result<DeployContext> {
     let plan = &prepared.plan;
     let c = &plan.context;
-    let mut ctx = DeployContext {
-        cluster: plan.cluster.clone(),
-        rootfs: c.rootfs.clone(),
-        master0: c.master0.clone(),
-        masters: c.masters.clone(),
-        vip: c.vip.clone(),
-        registry_endpoint: c.registry.endpoint.clone(),
-        registry_domain: c.registry.domain.clone(),
-        registry_hosts: c.registry.hosts.clone(),
-        registry_sans: c.registry.sans.clone(),
-        registry_auth: None,
-        exports: HashMap::new(),
-        default_exports: String::new(),
-        rootfs_source: None,
-        run_trees: prepared.run_trees.clone(),
-        step_timeout: exec.step_timeout,
-        drain_timeout: Duration::from_secs(120),
-        teardown: Teardown::of(&plan.changes),
-    };
+    let mut ctx = base_context(&plan.cluster, c, exec.step_timeout);
+    ctx.run_trees = prepared.run_trees.clone();
+    ctx.teardown = Teardown::of(&plan.changes);
     let Some(compiled) = &prepared.compiled else {
         return Ok(ctx);
     };
@@ -480,6 +476,29 @@ fn context(settings: &Settings, prepared: &Prepared, exec: &ExecSettings) -> Res
         });
     }
     Ok(ctx)
+}
+
+/// What steps (and reads) need from a plan's context alone: no env, no secrets, no trees.
+pub(super) fn base_context(cluster: &str, c: &Context, step_timeout: Duration) -> DeployContext {
+    DeployContext {
+        cluster: cluster.to_string(),
+        rootfs: c.rootfs.clone(),
+        master0: c.master0.clone(),
+        masters: c.masters.clone(),
+        vip: c.vip.clone(),
+        registry_endpoint: c.registry.endpoint.clone(),
+        registry_domain: c.registry.domain.clone(),
+        registry_hosts: c.registry.hosts.clone(),
+        registry_sans: c.registry.sans.clone(),
+        registry_auth: None,
+        exports: HashMap::new(),
+        default_exports: String::new(),
+        rootfs_source: None,
+        run_trees: HashMap::new(),
+        step_timeout,
+        drain_timeout: Duration::from_secs(120),
+        teardown: Teardown::default(),
+    }
 }
 
 /// Every host's env as `export` lines, and the cluster's env.

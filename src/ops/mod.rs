@@ -4,6 +4,7 @@
 mod apply;
 mod images;
 mod plan;
+mod refresh;
 mod registry;
 mod run;
 mod state;
@@ -11,6 +12,7 @@ mod state;
 pub use apply::*;
 pub use images::*;
 pub use plan::*;
+pub use refresh::*;
 pub use registry::*;
 pub use run::*;
 pub use state::*;

@@ -194,3 +194,113 @@ fn a_kubelet_change_shows_and_applies_everything_kubeadm_reset_takes() {
     let plan = q.ok(&["plan", "-f", q.file(), "--detailed-exitcode"]);
     assert!(plan.contains("No changes."), "{plan}");
 }
+
+/// Every file under `dir` with its bytes, except the stand-ins' command log.
+fn tree(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.ends_with("var/log/sealer-test") {
+                continue;
+            }
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                stack.push(path);
+            } else if meta.is_file() {
+                let bytes = std::fs::read(&path).unwrap();
+                out.insert(path, bytes);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn refresh_only_reads_every_resource_back_changes_nothing_and_names_what_drifted() {
+    let q = Quickstart::new();
+    q.ok(&["apply", "-f", q.file(), "--auto-approve"]);
+    let state = q.ok(&["state", "list", "--cluster", "quickstart"]);
+    let upper = q.sb.path("sandbox/upper");
+    let before = tree(&upper);
+
+    let out = q.sealer(&[
+        "plan",
+        "-f",
+        q.file(),
+        "--refresh-only",
+        "--detailed-exitcode",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("No drift: the 9 resources read back are as the state records them."),
+        "{text}"
+    );
+    assert!(
+        text.contains("Not checked (nothing on a host tells whether they still hold): app.calico"),
+        "{text}"
+    );
+    assert!(tree(&upper) == before, "a refresh wrote on the host");
+    assert_eq!(q.ok(&["state", "list", "--cluster", "quickstart"]), state);
+
+    // Drift made by hand, one per kind that can see it.
+    let api = q.on_host("/var/lib/fake-kube");
+    std::fs::remove_file(api.join("objects/deployment/dashboard/dashboard.yaml")).unwrap();
+    std::fs::remove_dir_all(api.join("helm/default/metrics")).unwrap();
+    let labels = std::fs::read_dir(api.join("nodes"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("labels");
+    std::fs::write(&labels, "").unwrap();
+    let script = q.on_host("/var/lib/sealer/data/quickstart/rootfs/scripts/containerd.sh");
+    let mut bytes = std::fs::read(&script).unwrap();
+    bytes.extend_from_slice(b"# edited\n");
+    std::fs::write(&script, bytes).unwrap();
+    std::fs::write(q.on_host("/etc/kubernetes/kubeadm.yaml"), "edited: true\n").unwrap();
+    let tampered = tree(&upper);
+
+    let out = q.sealer(&[
+        "plan",
+        "-f",
+        q.file(),
+        "--refresh-only",
+        "--detailed-exitcode",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    for expected in [
+        "~ app.dashboard (drifted)\n      objects of 10-deployment.yaml: Error from server (NotFound)",
+        "- app.metrics (gone)\n      release metrics is not installed",
+        "~ kubernetes.init (drifted)\n      /etc/kubernetes/kubeadm.yaml is not the configuration kubeadm init was given",
+        "~ node_meta.127.0.0.1 (drifted)\n      label node-role.kubernetes.io/master= is missing",
+        "~ rootfs.127.0.0.1 (drifted)\n      1 of its files changed since sealer wrote them: scripts/containerd.sh",
+        "5 of 10 resources drifted, 0 could not be read.",
+    ] {
+        assert!(text.contains(expected), "{expected:?} not in:\n{text}");
+    }
+    assert!(tree(&upper) == tampered, "a refresh wrote on the host");
+    assert_eq!(q.ok(&["state", "list", "--cluster", "quickstart"]), state);
+
+    let json: serde_json::Value =
+        serde_json::from_str(&q.ok(&["plan", "-f", q.file(), "--refresh-only", "--json"])).unwrap();
+    assert_eq!(json["drifted"], 5);
+    let found: Vec<(&str, &str)> = json["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["address"].as_str().unwrap(), r["found"].as_str().unwrap()))
+        .collect();
+    assert!(found.contains(&("app.metrics", "gone")), "{found:?}");
+    assert!(
+        found.contains(&("host.127.0.0.1", "as_recorded")),
+        "{found:?}"
+    );
+
+    let err = q.refused(&["plan", "-f", q.file(), "--refresh-only", "--out", "x.bin"]);
+    assert!(err.contains("cannot be used with"), "{err}");
+}
