@@ -336,6 +336,42 @@ fn three_masters_three_workers_cni_and_two_apps() {
     d.assert_no_changes(file);
     let after: Vec<usize> = (0..6).map(|i| d.bed.client_logins(i)).collect();
     assert_eq!(logins, after, "plan opened a connection");
+
+    // A refresh reads every resource back over SSH: as recorded, then what was undone by
+    // hand on a worker (its kubelet kubeconfig) and in the API (a label).
+    let refresh = |code: i32| {
+        let out = d.sealer(&["plan", "-f", file, "--refresh-only", "--detailed-exitcode"]);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let text = refresh(0);
+    assert!(
+        text.contains("back from 6 hosts") && text.contains("No drift"),
+        "{text}"
+    );
+    d.bed.ssh_ok(4, "rm /etc/kubernetes/kubelet.conf");
+    d.bed
+        .ssh_ok(0, "sed -i /^zone=/d /var/lib/fake-kube/nodes/node-3/labels");
+    let text = refresh(2);
+    for expected in [
+        format!(
+            "- kubernetes.worker.{} (gone)\n      /etc/kubernetes/kubelet.conf is not there",
+            ip(4)
+        ),
+        format!(
+            "~ node_meta.{} (drifted)\n      label zone=a is missing",
+            ip(3)
+        ),
+        "2 of ".to_string(),
+    ] {
+        assert!(text.contains(&expected), "{expected:?} not in:\n{text}");
+    }
 }
 
 fn addresses(ev: &[serde_json::Value], kind: &str) -> Vec<String> {
