@@ -200,12 +200,12 @@ pub struct ExecArgs {
     /// Steps running at once, across hosts (steps on one host run one at a time)
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub parallelism: usize,
-    /// Per-step timeout in seconds
-    #[arg(long, default_value_t = 600, value_name = "SECS")]
-    pub step_timeout: u64,
-    /// Seconds to wait for the state lock held by another process
-    #[arg(long, default_value_t = 0, value_name = "SECS")]
-    pub lock_timeout: u64,
+    /// Per-step timeout: 600, 90s, 10m, 1h
+    #[arg(long, default_value = "10m", value_name = "DURATION", value_parser = parse_duration)]
+    pub step_timeout: std::time::Duration,
+    /// How long to wait for the state lock held by another sealer: 30, 30s, 5m, 1h
+    #[arg(long, default_value = "0", value_name = "DURATION", value_parser = parse_duration)]
+    pub lock_timeout: std::time::Duration,
     /// Trust (and pin in the state) host keys seen for the first time
     #[arg(long)]
     pub accept_new_host_keys: bool,
@@ -495,4 +495,31 @@ pub struct PullArgs {
     /// Talk plain HTTP to the registry
     #[arg(long)]
     pub insecure: bool,
+}
+
+/// A duration as people write it on a command line: whole seconds (`30`), or a number with
+/// one unit, `s`, `m` or `h` (`30s`, `10m`, `1h`).
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration: write 30, 30s, 10m or 1h"))?;
+    let seconds = match unit {
+        "" | "s" => Some(number),
+        "m" => number.checked_mul(60),
+        "h" => number.checked_mul(3600),
+        _ => {
+            return Err(format!(
+                "{text:?} is not a duration: the unit is s, m or h (30s, 10m, 1h)"
+            ));
+        }
+    };
+    let seconds = seconds
+        .filter(|s| *s <= 7 * 24 * 3600)
+        .ok_or_else(|| format!("{text:?} is longer than a week"))?;
+    Ok(std::time::Duration::from_secs(seconds))
 }

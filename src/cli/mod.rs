@@ -324,7 +324,7 @@ fn completions(shell: args::Shell) -> String {
 
 /// How long to wait for the state lock (`--lock-timeout`).
 fn lock_timeout(args: &args::ExecArgs) -> std::time::Duration {
-    std::time::Duration::from_secs(args.lock_timeout)
+    args.lock_timeout
 }
 
 /// Shows the plan, asks for confirmation, runs it, and reports how it ended.
@@ -383,8 +383,8 @@ fn execute(
     let (tx, rx) = tokio::sync::watch::channel(false);
     let exec = ops::ExecSettings {
         parallelism: args.parallelism,
-        step_timeout: std::time::Duration::from_secs(args.step_timeout.max(1)),
-        lock_timeout: std::time::Duration::from_secs(args.lock_timeout),
+        step_timeout: args.step_timeout.max(std::time::Duration::from_secs(1)),
+        lock_timeout: args.lock_timeout,
         accept_new_host_keys: args.accept_new_host_keys,
     };
     let sink: std::sync::Arc<dyn sealer::exec::EventSink> = progress.clone();

@@ -67,7 +67,7 @@ fn cli_reference_covers_every_command_and_is_deterministic() {
         !doc.contains("sealer help"),
         "the generated help command is not documented"
     );
-    assert!(doc.contains("Default: `600`."), "defaults are shown");
+    assert!(doc.contains("Default: `10m`."), "defaults are shown");
     assert!(doc.contains("Possible values: `human`, `json`, `markdown`."));
 }
 
@@ -629,4 +629,48 @@ fn collect_rust(dir: &Path, out: &mut String) {
             out.push_str(&std::fs::read_to_string(&path).unwrap());
         }
     }
+}
+
+#[test]
+fn time_flags_take_durations_as_people_write_them() {
+    use std::time::Duration;
+    for (text, secs) in [
+        ("30", 30),
+        ("30s", 30),
+        ("10m", 600),
+        ("1h", 3600),
+        ("0", 0),
+    ] {
+        assert_eq!(
+            args::parse_duration(text),
+            Ok(Duration::from_secs(secs)),
+            "{text}"
+        );
+    }
+    for bad in ["", "s", "1.5m", "10 m", "5d", "-1", "200h"] {
+        assert!(args::parse_duration(bad).is_err(), "{bad:?} accepted");
+    }
+    let cli = Cli::try_parse_from([
+        "sealer",
+        "apply",
+        "-f",
+        "C",
+        "--lock-timeout",
+        "30s",
+        "--step-timeout",
+        "2m",
+    ])
+    .unwrap();
+    let Command::Apply(apply) = cli.command else {
+        panic!("not apply")
+    };
+    assert_eq!(apply.exec.lock_timeout, Duration::from_secs(30));
+    assert_eq!(apply.exec.step_timeout, Duration::from_secs(120));
+    let err = Cli::try_parse_from(["sealer", "destroy", "--lock-timeout", "soon"])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("is not a duration: write 30, 30s, 10m or 1h"),
+        "{err}"
+    );
 }
