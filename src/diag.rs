@@ -144,6 +144,18 @@ impl fmt::Display for Diagnostic {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
     diagnostics: Vec<Diagnostic>,
+    kind: ErrorKind,
+}
+
+/// What kind of failure an error is, where a caller (a CI job) acts on it differently:
+/// the CLI maps each to its own exit code (docs/plan.md, "Exit codes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ErrorKind {
+    #[default]
+    Failed,
+    /// A saved plan refused because what it was made from moved on (the state, the
+    /// Clusterfile, the images): planning again is the remedy.
+    StalePlan,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -156,7 +168,20 @@ impl Error {
     /// Several diagnostics at once; `diagnostics` must not be empty.
     pub fn many(diagnostics: Vec<Diagnostic>) -> Self {
         debug_assert!(!diagnostics.is_empty());
-        Error { diagnostics }
+        Error {
+            diagnostics,
+            kind: ErrorKind::Failed,
+        }
+    }
+
+    /// Marks the error as a stale saved plan.
+    pub fn stale_plan(mut self) -> Self {
+        self.kind = ErrorKind::StalePlan;
+        self
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
     }
 
     pub fn diagnostics(&self) -> &[Diagnostic] {
@@ -190,6 +215,7 @@ impl From<Diagnostic> for Error {
     fn from(d: Diagnostic) -> Self {
         Error {
             diagnostics: vec![d],
+            kind: ErrorKind::Failed,
         }
     }
 }

@@ -34,10 +34,16 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             eprint!("{}", error.render());
-            ExitCode::from(1)
+            match error.kind() {
+                sealer::diag::ErrorKind::StalePlan => ExitCode::from(EXIT_STALE_PLAN),
+                sealer::diag::ErrorKind::Failed => ExitCode::from(1),
+            }
         }
     }
 }
+
+/// `sealer apply PLANFILE` refused the plan as stale: make a new one (docs/plan.md).
+const EXIT_STALE_PLAN: u8 = 3;
 
 fn run(cli: Cli) -> Result<ExitCode> {
     let command = match cli.command {

@@ -105,12 +105,14 @@ where
             "saved plan is stale: {} changed since the plan was made",
             cf_path.display()
         ))
-        .hint("make a new plan"));
+        .hint("make a new plan")
+        .stale_plan());
     }
     if compiled.images.digests() != saved.images {
         return Err(
             Error::msg("saved plan is stale: its images changed since the plan was made")
-                .hint("make a new plan"),
+                .hint("make a new plan")
+                .stale_plan(),
         );
     }
     let derived = super::plan::derive(&compiled, cf_path, state.as_ref(), &saved.options())?;

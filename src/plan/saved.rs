@@ -309,14 +309,16 @@ impl Plan {
                 ),
                 (None, None) => String::new(),
             })
-            .hint("make a new plan"));
+            .hint("make a new plan")
+            .stale_plan());
         }
         if plan.serial != serial && lineage.is_some() {
             return Err(Error::msg(format!(
                 "saved plan is stale: state serial is {serial}, the plan was made at {}",
                 plan.serial
             ))
-            .hint("the state changed since the plan was made: make a new plan"));
+            .hint("the state changed since the plan was made: make a new plan")
+            .stale_plan());
         }
         Ok(())
     }

@@ -514,7 +514,9 @@ fn a_saved_plan_from_another_state_is_refused() {
     let _ = std::fs::remove_file(sb.home().join("state.db-shm"));
     apply_state(&sb, &Spec::three_by_three());
     write(&sb, &spec);
-    let err = failure_of(sb.sealer().arg("apply").arg(&saved));
+    let out = sb.sealer().arg("apply").arg(&saved).output().unwrap();
+    assert_eq!(out.status.code(), Some(crate::support::EXIT_STALE_PLAN));
+    let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("saved plan is for another state: its lineage is "),
         "{err}"

@@ -2,7 +2,7 @@
 //! plan file never runs, a stale plan with no changes is refused like any other, and a
 //! replacement of `kubernetes.init` shows (and applies) everything it takes with it.
 
-use crate::support::{Sandbox, refused, repo_root, stdout_of, succeeded};
+use crate::support::{EXIT_STALE_PLAN, Sandbox, refused, repo_root, stdout_of, succeeded};
 use std::path::{Path, PathBuf};
 
 const IMAGE: &str = "example/demo-cluster:v1.22.15";
@@ -134,7 +134,8 @@ fn a_saved_plan_with_no_changes_is_stale_once_the_state_moves_on() {
         "node_meta.127.0.0.1",
         "--auto-approve",
     ]);
-    let err = q.refused(&["apply", "noop.bin"]);
+    let args = ["apply", "noop.bin"];
+    let err = crate::support::refused_with(&q.sealer(&args), &args, EXIT_STALE_PLAN);
     assert!(
         err.contains("saved plan is stale: state serial is"),
         "{err}"

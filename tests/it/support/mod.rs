@@ -89,9 +89,17 @@ pub fn succeeded(out: &std::process::Output, args: &[&str]) -> String {
 
 /// stderr of a finished `sealer ARGS` that must have failed with exit code 1.
 pub fn refused(out: &std::process::Output, args: &[&str]) -> String {
+    refused_with(out, args, 1)
+}
+
+/// The exit code of `sealer apply PLANFILE` refusing a stale plan (docs/plan.md).
+pub const EXIT_STALE_PLAN: i32 = 3;
+
+/// stderr of a finished `sealer ARGS` that must have failed with exit code `code`.
+pub fn refused_with(out: &std::process::Output, args: &[&str], code: i32) -> String {
     assert_eq!(
         out.status.code(),
-        Some(1),
+        Some(code),
         "sealer {args:?} should fail:\n{}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
