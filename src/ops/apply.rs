@@ -236,6 +236,19 @@ pub async fn execute(
         state.as_ref().map(|s| s.lineage.as_str()),
         state.as_ref().map_or(0, |s| s.serial),
     )?;
+    // Only now, about to connect, are the private keys needed: plan and validate never
+    // read them.
+    if let Some(compiled) = &prepared.compiled
+        && plan.has_changes()
+    {
+        let problems = crate::clusterfile::check_local_files(
+            &compiled.clusterfile,
+            settings.user_home.as_deref(),
+        );
+        if !problems.is_empty() {
+            return Err(Error::many(problems));
+        }
+    }
     let state = match state {
         Some(s) => s,
         None => store.create_cluster(&plan.cluster)?,

@@ -32,7 +32,7 @@ where
     F: Fn(Reference, Platform) -> Fut,
     Fut: Future<Output = Result<Image>>,
 {
-    let (cf, clusterfile_digest) = clusterfile::validate_file(path, settings.user_home.as_deref())?;
+    let (cf, clusterfile_digest) = clusterfile::validate_file(path)?;
     let store = settings.store()?;
     let fetch = async |reference: &Reference, span| -> Result<(Reference, Image)> {
         if let Some(found) = store.find(&reference.to_string())? {

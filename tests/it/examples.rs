@@ -156,8 +156,8 @@ fn sandbox_with_examples() -> Sandbox {
             .unwrap_or_else(|| panic!("{tag} is not in the store: {listed}"));
         assert_eq!(row["type"], want, "{command}");
     }
-    // The private keys the Clusterfiles name, under the sandbox's HOME: validation checks
-    // that they exist and are readable, nothing more (no host is contacted).
+    // The private keys the Clusterfiles name, under the sandbox's HOME, as an operator has
+    // them (validate and plan do not read them; the examples stay runnable up to apply).
     for (name, path) in clusterfiles() {
         let cf = model(&path);
         let ssh = std::iter::once(&cf.cluster.ssh).chain(cf.cluster.hosts.iter().map(|g| &g.ssh));

@@ -648,3 +648,43 @@ fn a_plan_is_the_same_from_any_directory_and_home() {
         "No changes. Cluster \"pure\" matches the configuration.\n"
     );
 }
+
+/// Validating and planning need no secret: a private key that is not on this machine (the
+/// PR job of a CI workflow) is fine until apply, which is refused at the `pk` value before
+/// anything runs or is recorded.
+#[test]
+fn plan_needs_no_private_key_and_apply_names_the_missing_one() {
+    let sb = with_image();
+    let mut spec = Spec::three_by_three();
+    spec.extra = "";
+    let text = spec.text().replace(
+        "    passwd: hunter2-secret\n",
+        "    pk: ~/.ssh/id_missing\n",
+    );
+    let file = sb.path("Clusterfile");
+    std::fs::write(&file, text).unwrap();
+    stdout_of(sb.sealer().arg("validate").arg("-f").arg(&file));
+    let shown = plan(&sb, &file, &[]);
+    assert!(shown.contains("Plan: "), "{shown}");
+    let out = sb
+        .sealer()
+        .args(["apply", "--auto-approve", "-f"])
+        .arg(&file)
+        .env("HOME", sb.path(""))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let missing = sb.path(".ssh/id_missing");
+    let headline = format!(
+        "{}:9:9: error: private key `~/.ssh/id_missing` ({}): No such file or directory\n",
+        file.display(),
+        missing.display()
+    );
+    assert!(err.contains(&headline), "{err}");
+    let listed = sb.sealer().args(["state", "list"]).output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&listed.stdout).contains("prod"),
+        "a refused apply recorded the cluster"
+    );
+}

@@ -67,29 +67,6 @@ fn errors_quote_the_line_with_a_caret_and_a_hint() {
 }
 
 #[test]
-fn a_missing_private_key_is_located_at_pk() {
-    let sb = Sandbox::new();
-    let dir = sb.write_tree(
-        "project",
-        &[(
-            "Clusterfile",
-            "apiVersion: sealer.io/v2\nkind: Cluster\nmetadata: {name: keys}\nspec:\n  image: sealerio/kubernetes:v1.22.15\n  ssh: {pk: ~/.ssh/id_missing}\n  hosts: [{ips: [10.0.0.2], roles: [master]}]\n",
-        )],
-    );
-    let stderr = failure_of(
-        sb.sealer()
-            .current_dir(&dir)
-            .args(["validate", "-f", "Clusterfile"]),
-    );
-    let missing = sb.dir.path().join(".ssh/id_missing");
-    let headline = format!(
-        "Clusterfile:6:13: error: private key `~/.ssh/id_missing` ({}): No such file or directory\n",
-        missing.display()
-    );
-    assert!(stderr.contains(&headline), "{stderr}");
-}
-
-#[test]
 fn a_missing_clusterfile_is_an_error() {
     let sb = Sandbox::new();
     let stderr = failure_of(
