@@ -179,9 +179,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Ok(outcome) => outcome,
                 Err(error) if args.render.format() == PlanFormat::Json => {
                     // Machines get an object even when the plan fails; people get the error.
-                    let messages: Vec<String> =
-                        error.diagnostics().iter().map(|d| d.headline()).collect();
-                    let value = sealer::plan::json::errors_json("", &messages);
+                    let cluster = ops::cluster_of(&args.file).ok();
+                    let value =
+                        sealer::plan::json::errors_json(cluster.as_deref(), error.diagnostics());
                     let _ = out(&format!("{}\n", to_pretty(&value)));
                     return Err(error);
                 }

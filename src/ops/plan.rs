@@ -147,8 +147,6 @@ pub fn derive(
             .or_else(|| Some(path.to_path_buf())),
         clusterfile_digest: Some(compiled.clusterfile_digest.clone()),
         images: compiled.images.digests(),
-        targets: options.targets.clone(),
-        replace: options.replace.clone(),
     })
 }
 

@@ -150,6 +150,8 @@ pub fn diff(
         changes,
         unchanged,
         destroy: options.destroy,
+        targets: options.targets.clone(),
+        replace: options.replace.clone(),
         context: Default::default(),
     })
 }

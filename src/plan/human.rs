@@ -43,6 +43,7 @@ pub fn render(plan: &Plan, style: Style) -> String {
         );
     }
     if !plan.has_changes() {
+        render_targeting(&mut out, plan, style);
         let _ = writeln!(
             out,
             "No changes. Cluster \"{}\" matches the configuration.",
@@ -60,8 +61,22 @@ pub fn render(plan: &Plan, style: Style) -> String {
         out.push('\n');
     }
     render_warnings(&mut out, plan, style);
+    render_targeting(&mut out, plan, style);
     let _ = writeln!(out, "{}", plan.summary().line());
     out
+}
+
+/// A `--target` plan is partial: said next to the summary, as Terraform does.
+fn render_targeting(out: &mut String, plan: &Plan, style: Style) {
+    if plan.targets.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "{}\n  --target {} limits it to those resources and what they depend on; other\n  changes are neither shown nor applied. Plan without --target to see everything.\n",
+        paint(style, "1;33", "Warning: this plan is partial"),
+        plan.targets.join(", --target ")
+    );
 }
 
 /// Every disruptive change once more, after the details and before the summary: what a

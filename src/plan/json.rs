@@ -2,20 +2,24 @@
 //! `state-schema/plan.schema.json`). Sensitive values are redacted in the JSON itself.
 
 use super::{Change, FORMAT_VERSION, Plan};
+use crate::diag::Diagnostic;
 use crate::resource::Attributes;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeSet;
 
-/// The plan as JSON. `errors` carries plan errors when the plan could not be made.
+/// The plan as JSON.
 pub fn to_json(plan: &Plan) -> Value {
     let summary = plan.summary();
     json!({
         "format_version": FORMAT_VERSION,
+        "sealer_version": super::saved::SEALER_VERSION,
         "cluster": plan.cluster,
         "lineage": plan.lineage,
         "serial": plan.serial,
         "new_cluster": plan.is_new_cluster(),
         "destroy": plan.destroy,
+        "targets": plan.targets,
+        "replace": plan.replace,
         "changes": plan.changes.iter().map(change_json).collect::<Vec<_>>(),
         "summary": {
             "add": summary.add,
@@ -27,18 +31,35 @@ pub fn to_json(plan: &Plan) -> Value {
     })
 }
 
-/// The JSON of a plan that failed: no changes, the errors' messages.
-pub fn errors_json(cluster: &str, errors: &[String]) -> Value {
+/// The JSON of a plan that could not be made: no changes, and every error as an object
+/// with its location and hint. `cluster` is `None` when the Clusterfile did not say.
+pub fn errors_json(cluster: Option<&str>, errors: &[Diagnostic]) -> Value {
     json!({
         "format_version": FORMAT_VERSION,
+        "sealer_version": super::saved::SEALER_VERSION,
         "cluster": cluster,
         "lineage": null,
         "serial": 0,
         "new_cluster": false,
         "destroy": false,
+        "targets": [],
+        "replace": [],
         "changes": [],
         "summary": {"add": 0, "change": 0, "destroy": 0, "unchanged": 0},
-        "errors": errors,
+        "errors": errors.iter().map(error_json).collect::<Vec<_>>(),
+    })
+}
+
+/// One error: its message, where it points (file, 1-based line and column, or nulls) and
+/// what to do (`hint`, the hints one per line, or null).
+fn error_json(d: &Diagnostic) -> Value {
+    let location = d.location.as_ref();
+    json!({
+        "message": d.message,
+        "file": location.map(|l| l.path.display().to_string()),
+        "line": location.map(|l| l.line),
+        "column": location.map(|l| l.column.max(1)),
+        "hint": (!d.hints.is_empty()).then(|| d.hints.join("\n")),
     })
 }
 

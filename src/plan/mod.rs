@@ -19,8 +19,8 @@ pub use diff::{Current, PlanOptions, diff};
 use crate::resource::{Attributes, Desired, ResourceType};
 use std::collections::BTreeSet;
 
-/// The version of the plan JSON and saved-plan formats.
-pub const FORMAT_VERSION: &str = "1.0";
+/// The version of the plan JSON (`state-schema/plan.schema.json`); saved plans have their own.
+pub const FORMAT_VERSION: &str = "2.0";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Action {
@@ -192,6 +192,10 @@ pub struct Plan {
     pub unchanged: usize,
     /// Whether this plan destroys the whole cluster (`sealer destroy`).
     pub destroy: bool,
+    /// `--target` addresses: the plan is partial, limited to them and what they need.
+    pub targets: Vec<String>,
+    /// `--replace` addresses.
+    pub replace: Vec<String>,
     /// What every step shares, decided with the plan (`context`).
     pub context: context::Context,
 }

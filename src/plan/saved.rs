@@ -37,9 +37,6 @@ pub struct SavedPlan {
     pub clusterfile_digest: Option<String>,
     /// Image name → manifest digest, for every image the plan used.
     pub images: BTreeMap<String, String>,
-    /// `--target` and `--replace` of the plan (`--destroy` is [`Plan::destroy`]).
-    pub targets: Vec<String>,
-    pub replace: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -121,8 +118,8 @@ impl SavedPlan {
             clusterfile,
             clusterfile_digest: self.clusterfile_digest.clone(),
             images: self.images.clone(),
-            targets: self.targets.clone(),
-            replace: self.replace.clone(),
+            targets: plan.targets.clone(),
+            replace: plan.replace.clone(),
             context: plan.context.clone(),
             changes: plan.changes.iter().map(change_to_wire).collect(),
         };
@@ -185,13 +182,13 @@ impl SavedPlan {
                 changes,
                 unchanged: wire.unchanged,
                 destroy: wire.destroy,
+                targets: wire.targets,
+                replace: wire.replace,
                 context: wire.context,
             },
             clusterfile: wire.clusterfile,
             clusterfile_digest: wire.clusterfile_digest,
             images: wire.images,
-            targets: wire.targets,
-            replace: wire.replace,
         })
     }
 
@@ -263,8 +260,8 @@ impl SavedPlan {
     /// The options the plan was made with, to make it again.
     pub fn options(&self) -> PlanOptions {
         PlanOptions {
-            targets: self.targets.clone(),
-            replace: self.replace.clone(),
+            targets: self.plan.targets.clone(),
+            replace: self.plan.replace.clone(),
             destroy: self.plan.destroy,
         }
     }

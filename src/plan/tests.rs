@@ -521,8 +521,6 @@ fn a_destroy_runs_teardown_plugins_around_what_they_tear_down() {
         clusterfile: None,
         clusterfile_digest: None,
         images: BTreeMap::new(),
-        targets: Vec::new(),
-        replace: Vec::new(),
     };
     let back = SavedPlan::from_bytes(&saved.to_bytes(), std::path::Path::new("p")).unwrap();
     assert_eq!(back.plan.changes, plan.changes);
@@ -624,8 +622,24 @@ fn json_matches_the_schema_and_redacts_secrets() {
         assert!(errors.is_empty(), "{errors:?}\n{value:#}");
         assert!(!value.to_string().contains("sha256:aaaa"));
     }
-    let failed = json::errors_json("c1", &["error: boom".into()]);
-    assert!(validator.is_valid(&failed));
+    let located = crate::diag::Diagnostic::error("boom")
+        .at(crate::diag::Location::new("Clusterfile", 3, 0))
+        .hint("fix it")
+        .hint("or that");
+    let failed = json::errors_json(Some("c1"), &[located, crate::diag::Diagnostic::error("b")]);
+    assert!(validator.is_valid(&failed), "{failed:#}");
+    assert_eq!(
+        failed["errors"][0],
+        json!({"message": "boom", "file": "Clusterfile", "line": 3, "column": 1, "hint": "fix it\nor that"})
+    );
+    assert_eq!(
+        failed["errors"][1],
+        json!({"message": "b", "file": null, "line": null, "column": null, "hint": null})
+    );
+    assert!(validator.is_valid(&json::errors_json(
+        None,
+        &[crate::diag::Diagnostic::error("c")]
+    )));
 }
 
 #[test]
@@ -634,14 +648,13 @@ fn saved_plans_round_trip_and_refuse_stale_state() {
     let state = state_of(&ds);
     let mut changed = ds.clone();
     changed[0].attributes.insert("cmds".into(), json!(["x"]));
-    let plan = plan_against(&changed, &state);
+    let mut plan = plan_against(&changed, &state);
+    plan.targets = vec!["app.nginx".into()];
     let saved = SavedPlan {
         plan,
         clusterfile: Some("Clusterfile".into()),
         clusterfile_digest: Some("sha256:cf".into()),
         images: BTreeMap::from([("k8s:v1".to_string(), "sha256:img".to_string())]),
-        targets: vec!["app.nginx".into()],
-        replace: Vec::new(),
     };
     let path = std::path::Path::new("plan.bin");
     let back = SavedPlan::from_bytes(&saved.to_bytes(), path).unwrap();
@@ -917,8 +930,6 @@ fn a_plan_file_names_its_clusterfile_relative_to_itself() {
         clusterfile: Some("/src/repo/clusters/prod/Clusterfile".into()),
         clusterfile_digest: Some("sha256:cf".into()),
         images: BTreeMap::new(),
-        targets: Vec::new(),
-        replace: Vec::new(),
     };
     let at = |file: &str| saved.clone().stored_at(std::path::Path::new(file));
     let stored = at("/src/repo/plan.bin");
@@ -936,5 +947,61 @@ fn a_plan_file_names_its_clusterfile_relative_to_itself() {
     assert_eq!(
         stored.clusterfile_for(std::path::Path::new("/ci/checkout/plan.bin")),
         Some("/ci/checkout/clusters/prod/Clusterfile".into())
+    );
+}
+
+#[test]
+fn markdown_says_where_the_plan_comes_from_its_targeting_and_sorts_ips_as_numbers() {
+    let (ds, state) = applied_three_by_three();
+    let options = PlanOptions {
+        targets: vec!["kubernetes.worker.10.0.0.5".into()],
+        replace: vec!["kubernetes.worker.10.0.0.5".into()],
+        ..Default::default()
+    };
+    let plan = diff("c1", &ds, Some(current(&state)), &options).unwrap();
+    let md = render_markdown(&plan, markdown::DEFAULT_LIMIT);
+    assert!(
+        md.contains("<sub>state serial 7 · lineage `11111111` · sealer "),
+        "{md}"
+    );
+    assert!(
+        md.contains(
+            "> [!WARNING]\n> **Partial plan**: `--target` `kubernetes.worker.10.0.0.5` limits it"
+        ),
+        "{md}"
+    );
+    assert!(
+        md.contains("**Replaced on request** (`--replace`): `kubernetes.worker.10.0.0.5`"),
+        "{md}"
+    );
+    assert!(md.contains("| kubernetes_worker |  |  | 1 |  |"), "{md}");
+    assert!(md.contains("#### Destroyed and replaced\n"), "{md}");
+    let human = super::human::render(&plan, super::human::Style { color: false });
+    assert!(
+        human.contains(
+            "Warning: this plan is partial\n  --target kubernetes.worker.10.0.0.5 limits it"
+        ),
+        "{human}"
+    );
+
+    // Worker IPs .5 .. .20 appear by number, not as text (.10 after .9).
+    let mut ds = ds.clone();
+    for i in 8..=20 {
+        ds.push(desired(
+            &format!("kubernetes.worker.10.0.0.{i}"),
+            ResourceType::KubernetesWorker,
+            json!({"api_endpoint": "10.0.0.1"}),
+            &[],
+        ));
+    }
+    let plan = diff("c1", &ds, Some(current(&state)), &PlanOptions::default()).unwrap();
+    let md = render_markdown(&plan, markdown::DEFAULT_LIMIT);
+    let at = |ip: &str| {
+        md.find(&format!("`kubernetes.worker.10.0.0.{ip}`"))
+            .unwrap()
+    };
+    assert!(
+        at("8") < at("9") && at("9") < at("10") && at("10") < at("20"),
+        "{md}"
     );
 }

@@ -390,9 +390,67 @@ fn a_plan_with_errors_still_prints_json() {
     let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let errors = value["errors"].as_array().unwrap();
     assert!(
-        errors[0].as_str().unwrap().contains("unknown app nope"),
+        errors[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown app nope"),
         "{value}"
     );
+    assert_eq!(value["cluster"], "prod");
+    assert_eq!(errors[0]["file"], file.display().to_string());
+    assert!(errors[0]["line"].as_u64().unwrap() > 1, "{value}");
+    assert_fits_schema(&value);
+}
+
+/// Fails unless `value` is valid against `state-schema/plan.schema.json`.
+fn assert_fits_schema(value: &serde_json::Value) {
+    let schema: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(repo_root().join("state-schema/plan.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(value)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}\n{value:#}");
+}
+
+/// Every plan JSON sealer prints, made, targeted, replacing, destroying, saved and shown,
+/// and failed (located, and before the cluster's name is known), fits the schema.
+#[test]
+fn every_plan_json_fits_the_schema() {
+    let sb = with_image();
+    let file = write(&sb, &Spec::three_by_three());
+    let json_of = |args: &[&str]| -> serde_json::Value {
+        let out = sb.sealer().args(args).output().unwrap();
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stderr)))
+    };
+    let f = file.to_str().unwrap();
+    let saved = sb.path("p.bin");
+    plan(&sb, &file, &["--out", saved.to_str().unwrap()]);
+    let targeted = json_of(&["plan", "--json", "-f", f, "--target", "kubernetes.init"]);
+    assert_eq!(targeted["targets"], serde_json::json!(["kubernetes.init"]));
+    for value in [
+        json_of(&["plan", "--json", "-f", f]),
+        targeted,
+        json_of(&["plan", "--json", "-f", f, "--destroy"]),
+        json_of(&["show", "--json", saved.to_str().unwrap()]),
+        json_of(&["plan", "--json", "-f", "/nonexistent/Clusterfile"]),
+    ] {
+        assert_fits_schema(&value);
+    }
+    let missing = json_of(&["plan", "--json", "-f", "/nonexistent/Clusterfile"]);
+    assert_eq!(missing["cluster"], serde_json::Value::Null);
+    assert_eq!(missing["sealer_version"], env!("CARGO_PKG_VERSION"));
+    apply_state(&sb, &Spec::three_by_three());
+    let replaced = json_of(&["plan", "--json", "-f", f, "--replace", "node_meta.10.0.0.5"]);
+    assert_eq!(
+        replaced["replace"],
+        serde_json::json!(["node_meta.10.0.0.5"])
+    );
+    assert_fits_schema(&replaced);
 }
 
 #[test]
