@@ -37,6 +37,10 @@ fn input(hosts: usize, apps: usize) -> ClusterInput {
             key_file: Some("/root/.ssh/id_ed25519".into()),
             key_passphrase_digest: None,
             env_digest: "sha256:env".into(),
+            // As many keys as the example images' hosts have: explanations cost too.
+            env: (0..14)
+                .map(|k| (format!("Key{k}"), format!("{k:012x}")))
+                .collect(),
             labels: BTreeMap::from([("zone".to_string(), format!("z{}", i % 3))]),
             taints: Vec::new(),
         })
@@ -51,6 +55,8 @@ fn input(hosts: usize, apps: usize) -> ClusterInput {
             )],
             files: BTreeMap::from([("a.yaml".to_string(), format!("sha256:{i}"))]),
             env_digest: "sha256:env".into(),
+            overrides: BTreeMap::new(),
+            env: BTreeMap::new(),
         })
         .collect();
     ClusterInput {
@@ -77,6 +83,7 @@ fn input(hosts: usize, apps: usize) -> ClusterInput {
         pod_cidr: "100.64.0.0/10".into(),
         vip: "10.103.97.2".into(),
         rootfs_inputs_digest: "sha256:none".into(),
+        rootfs_inputs: BTreeMap::new(),
         launch: Launch::Apps(apps),
         plugins: Vec::new(),
         image_policy: None,

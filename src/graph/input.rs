@@ -32,6 +32,9 @@ pub struct ClusterInput {
     /// Digest of everything written into the rootfs before it is copied (Config
     /// documents, Application files).
     pub rootfs_inputs_digest: String,
+    /// The same inputs as texts, secrets masked, by source (`Config NAME`, `Application
+    /// config APP file PATH`): what a plan shows when they change (`graph::explain`).
+    pub rootfs_inputs: BTreeMap<String, String>,
     pub launch: Launch,
     pub plugins: Vec<PluginInput>,
     pub image_policy: Option<ImagePolicyInput>,
@@ -65,6 +68,8 @@ pub struct HostInput {
     pub key_passphrase_digest: Option<String>,
     /// The merged env for this host (image < cluster < host, plus derived keys), digested.
     pub env_digest: String,
+    /// The same env as a short digest per key, to name what changed (`graph::explain`).
+    pub env: BTreeMap<String, String>,
     pub labels: BTreeMap<String, String>,
     pub taints: Vec<String>,
 }
@@ -123,6 +128,10 @@ pub struct AppInput {
     /// File path (relative to the app root) → content digest, after Application files.
     pub files: BTreeMap<String, String>,
     pub env_digest: String,
+    /// What was written over its files, by path: the sources' texts, secrets masked.
+    pub overrides: BTreeMap<String, String>,
+    /// Its env as a short digest per key (`graph::explain`).
+    pub env: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

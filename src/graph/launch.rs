@@ -25,6 +25,10 @@ pub struct FileOverride {
     pub path: String,
     pub strategy: String,
     pub data: String,
+    /// Where it comes from, for people: `Config NAME` or `Application config APP`.
+    pub source: String,
+    /// Processed `toSecret`: shown as a line count only.
+    pub secret: bool,
 }
 
 /// The launch fields of a Clusterfile.
@@ -44,6 +48,8 @@ pub struct LaunchRequest {
     pub app_files: BTreeMap<String, Vec<FileOverride>>,
     /// Env digest applied to every app (cluster env).
     pub env_digest: String,
+    /// The cluster env as a short digest per key (`graph::explain`).
+    pub env: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,10 +196,24 @@ pub fn resolve_launch(
                     .map(|f| (f.clone(), image.digest.clone()))
                     .collect()
             });
+        let mut overrides: BTreeMap<String, String> = BTreeMap::new();
         for o in request.app_files.get(&name).into_iter().flatten() {
             let before = files.get(&o.path).cloned().unwrap_or_default();
             let digest = sha256_digest(format!("{before}\n{}\n{}", o.strategy, o.data).as_bytes());
             files.insert(o.path.clone(), digest);
+            overrides
+                .entry(o.path.clone())
+                .or_default()
+                .push_str(&format!(
+                    "# {} ({})\n{}",
+                    o.source,
+                    o.strategy,
+                    super::explain::explained_text(&o.data, o.secret)
+                ));
+        }
+        let mut env = request.env.clone();
+        for (k, v) in &app.env {
+            env.insert(k.clone(), super::explain::value_digest(k, v));
         }
         let kind = app.app_type.map_or("custom", |t| t.as_str()).to_string();
         let env_digest = sha256_digest(
@@ -211,6 +231,8 @@ pub fn resolve_launch(
             cmds,
             files,
             env_digest,
+            overrides,
+            env,
         });
     }
     if errors.is_empty() {

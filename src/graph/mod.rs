@@ -2,6 +2,7 @@
 //! `deploy.md` with their dependencies. Pure and deterministic; opens no connection.
 
 pub mod compile;
+pub mod explain;
 pub mod input;
 pub mod kubeadm;
 pub mod launch;

@@ -159,6 +159,7 @@ pub fn resolve(cf: &Clusterfile, images: &Images) -> Result<ClusterInput> {
             key_file: host.ssh.pk.clone(),
             key_passphrase_digest: host.ssh.pk_passwd.as_ref().map(|s| s.digest()),
             env_digest: sha256_digest(env_json(&env).as_bytes()),
+            env: super::explain::env_digests(&env),
             labels: host.labels.clone(),
             taints: host.taints.iter().map(|t| t.to_string()).collect(),
         });
@@ -216,6 +217,7 @@ pub fn resolve(cf: &Clusterfile, images: &Images) -> Result<ClusterInput> {
     // Everything written into the rootfs before it is copied: Config documents and
     // Application files.
     let mut rootfs_inputs = String::new();
+    let mut explained: BTreeMap<String, String> = BTreeMap::new();
     for c in &cf.configs {
         let process: Vec<&str> = c.process.iter().map(|p| p.value.as_str()).collect();
         rootfs_inputs.push_str(&format!(
@@ -227,6 +229,25 @@ pub fn resolve(cf: &Clusterfile, images: &Images) -> Result<ClusterInput> {
             process.join("|"),
             c.data.value
         ));
+        let secret = c
+            .process
+            .iter()
+            .any(|p| p.value == crate::clusterfile::ProcessStep::ToSecret);
+        let target = match &c.app_name {
+            Some(app) => format!("app {} file {}", app.value, c.path.value),
+            None => c.path.value.clone(),
+        };
+        let mut how = format!("# {target} ({})", c.strategy.value.as_str());
+        if !process.is_empty() {
+            how.push_str(&format!(", process {}", process.join("|")));
+        }
+        explained.insert(
+            format!("Config {}", c.name.value),
+            format!(
+                "{how}\n{}",
+                super::explain::explained_text(&c.data.value, secret)
+            ),
+        );
     }
 
     // Launch.
@@ -242,6 +263,7 @@ pub fn resolve(cf: &Clusterfile, images: &Images) -> Result<ClusterInput> {
             .app_names()
             .map(|names| names.into_iter().map(str::to_string).collect()),
         env_digest: sha256_digest(env_json(&cluster_env).as_bytes()),
+        env: super::explain::env_digests(&cluster_env),
         ..LaunchRequest::default()
     };
     if let Some(app) = &cf.application {
@@ -264,6 +286,8 @@ pub fn resolve(cf: &Clusterfile, images: &Images) -> Result<ClusterInput> {
                     path: f.path.value.clone(),
                     strategy: f.strategy.value.as_str().to_string(),
                     data: f.data.value.clone(),
+                    source: format!("Application config {}", config.name.value),
+                    secret: false,
                 })
                 .collect();
             for f in &files {
@@ -271,6 +295,14 @@ pub fn resolve(cf: &Clusterfile, images: &Images) -> Result<ClusterInput> {
                     "file {} {} {}\n{}\n",
                     config.name.value, f.path, f.strategy, f.data
                 ));
+                explained.insert(
+                    format!("Application config {} file {}", config.name.value, f.path),
+                    format!(
+                        "# ({})\n{}",
+                        f.strategy,
+                        super::explain::mask_secrets(&f.data)
+                    ),
+                );
             }
             if !files.is_empty() {
                 request.app_files.insert(config.name.value.clone(), files);
@@ -288,6 +320,11 @@ pub fn resolve(cf: &Clusterfile, images: &Images) -> Result<ClusterInput> {
                     path: c.path.value.clone(),
                     strategy: c.strategy.value.as_str().to_string(),
                     data: c.data.value.clone(),
+                    source: format!("Config {}", c.name.value),
+                    secret: c
+                        .process
+                        .iter()
+                        .any(|p| p.value == crate::clusterfile::ProcessStep::ToSecret),
                 });
         }
     }
@@ -432,6 +469,7 @@ pub fn resolve(cf: &Clusterfile, images: &Images) -> Result<ClusterInput> {
         pod_cidr,
         vip,
         rootfs_inputs_digest: sha256_digest(rootfs_inputs.as_bytes()),
+        rootfs_inputs: explained,
         launch: launch.unwrap_or(super::input::Launch::Raw(Vec::new())),
         plugins,
         image_policy,

@@ -16,6 +16,7 @@ pub fn host(ip: &str, roles: &[&str]) -> HostInput {
         key_file: Some("~/.ssh/id_ed25519".into()),
         key_passphrase_digest: None,
         env_digest: "sha256:env".into(),
+        env: BTreeMap::new(),
         labels: BTreeMap::new(),
         taints: Vec::new(),
     }
@@ -31,6 +32,8 @@ pub fn app(name: &str) -> AppInput {
         )],
         files: BTreeMap::from([(format!("{name}.yaml"), "sha256:f".to_string())]),
         env_digest: "sha256:env".into(),
+        overrides: BTreeMap::new(),
+        env: BTreeMap::new(),
     }
 }
 
@@ -66,6 +69,7 @@ pub fn three_by_three() -> ClusterInput {
         pod_cidr: "100.64.0.0/10".into(),
         vip: "10.103.97.2".into(),
         rootfs_inputs_digest: "sha256:none".into(),
+        rootfs_inputs: BTreeMap::new(),
         launch: Launch::Apps(vec![app("calico"), app("nginx")]),
         plugins: vec![PluginInput {
             name: "label".into(),

@@ -21,6 +21,7 @@ pub const SCHEMA: Schema = Schema {
     replace_on: &[],
     sensitive: &[],
     computed: &[],
+    explains: &["overrides", "env"],
     lives_on: &[Foundation::Host, Foundation::Etcd],
 };
 
@@ -42,6 +43,13 @@ pub struct AppAttrs {
     pub files: Option<BTreeMap<String, String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env_digest: Option<String>,
+    /// What Config documents and Application files wrote over its files, by path (texts,
+    /// secrets masked), and its env as a digest per key: they explain a change of `files`
+    /// or `env_digest` (`graph::explain`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub overrides: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
     /// Apps of `sealer run` images live in their own tree next to the rootfs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root: Option<String>,
@@ -59,6 +67,8 @@ impl AppAttrs {
             cmds: app.cmds.clone(),
             files: Some(app.files.clone()),
             env_digest: Some(app.env_digest.clone()),
+            overrides: app.overrides.clone(),
+            env: app.env.clone(),
             root: None,
             installed_by: None,
         }
@@ -72,6 +82,8 @@ impl AppAttrs {
             cmds: cmds.to_vec(),
             files: None,
             env_digest: None,
+            overrides: BTreeMap::new(),
+            env: BTreeMap::new(),
             root: None,
             installed_by: None,
         }
@@ -81,6 +93,7 @@ impl AppAttrs {
     pub fn installed_by_run(app: &AppInput, root: &str) -> AppAttrs {
         AppAttrs {
             env_digest: None,
+            env: BTreeMap::new(),
             root: Some(root.to_string()),
             installed_by: Some("run".to_string()),
             ..AppAttrs::from_input(app)
@@ -98,28 +111,61 @@ pub fn installed_by_run(attributes: &Attributes) -> bool {
     attributes.get("installed_by").and_then(|v| v.as_str()) == Some("run")
 }
 
-/// "files changed: a.yaml, b.yaml" when only files changed.
+/// Why an app changes, when its kind can say more than attribute names: which files
+/// changed and through which Config or Application file, which env keys.
 pub fn describe_update(
     before: &Attributes,
     after: &Attributes,
     changed: &BTreeSet<String>,
 ) -> Option<String> {
-    if changed.len() != 1 || !changed.contains("files") {
+    if !changed.iter().all(|c| c == "files" || c == "env_digest") {
         return None;
     }
-    let files = |a: &Attributes| -> BTreeMap<String, String> {
-        a.get("files")
+    // Each attribute read on its own: a record of an older sealer lacks the explanations.
+    let map = |a: &Attributes, key: &str| -> BTreeMap<String, String> {
+        a.get(key)
             .and_then(|v| serde_json::from_value(v.clone()).ok())
             .unwrap_or_default()
     };
-    let (old, new) = (files(before), files(after));
-    let names: BTreeSet<&String> = new
-        .keys()
-        .chain(old.keys())
-        .filter(|k| new.get(*k) != old.get(*k))
+    let (old_overrides, new_overrides) = (map(before, "overrides"), map(after, "overrides"));
+    let mut causes = Vec::new();
+    if changed.contains("files") {
+        let (old_files, new_files) = (map(before, "files"), map(after, "files"));
+        let names: BTreeSet<&String> = new_files
+            .keys()
+            .chain(old_files.keys())
+            .filter(|k| new_files.get(*k) != old_files.get(*k))
+            .collect();
+        let names: Vec<String> = names
+            .into_iter()
+            .map(
+                |n| match sources(new_overrides.get(n).or(old_overrides.get(n))) {
+                    Some(by) => format!("{n} (by {by})"),
+                    None => n.clone(),
+                },
+            )
+            .collect();
+        causes.push(format!("files changed: {}", names.join(", ")));
+    }
+    if changed.contains("env_digest") {
+        let keys = crate::graph::explain::differences("", &map(before, "env"), &map(after, "env"));
+        causes.push(if keys.is_empty() {
+            "env changed".to_string()
+        } else {
+            format!("env: {}", keys.join(", "))
+        });
+    }
+    Some(causes.join("; "))
+}
+
+/// The sources named in an override text's `# SOURCE (strategy)` lines.
+fn sources(text: Option<&String>) -> Option<String> {
+    let names: Vec<&str> = text?
+        .lines()
+        .filter_map(|l| l.strip_prefix("# "))
+        .filter_map(|l| l.rsplit_once(" (").map(|(source, _)| source))
         .collect();
-    let names: Vec<&str> = names.into_iter().map(String::as_str).collect();
-    Some(format!("files changed: {}", names.join(", ")))
+    (!names.is_empty()).then(|| names.join(", "))
 }
 
 /// Runs the launch commands (after syncing a `sealer run` image's tree to its root).

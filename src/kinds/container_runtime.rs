@@ -20,6 +20,7 @@ pub const SCHEMA: Schema = Schema {
     replace_on: &["type", "version"],
     sensitive: &[],
     computed: &[],
+    explains: &[],
     lives_on: &[Foundation::Host],
 };
 

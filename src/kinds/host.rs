@@ -22,6 +22,7 @@ pub const SCHEMA: Schema = Schema {
     replace_on: &["sandbox"],
     sensitive: &["password", "key_passphrase"],
     computed: &["arch", "hostname", "host_key"],
+    explains: &[],
     lives_on: &[],
 };
 
@@ -244,6 +245,7 @@ mod tests {
             key_file: Some("~/.ssh/id_rsa".to_string()),
             key_passphrase_digest: None,
             env_digest: "sha256:bb".to_string(),
+            env: BTreeMap::new(),
             labels: BTreeMap::new(),
             taints: Vec::new(),
         }

@@ -19,6 +19,7 @@ pub const SCHEMA: Schema = Schema {
     replace_on: &[],
     sensitive: &[],
     computed: &[],
+    explains: &[],
     lives_on: &[Foundation::Host, Foundation::Etcd],
 };
 

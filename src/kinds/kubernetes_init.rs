@@ -22,6 +22,7 @@ pub const SCHEMA: Schema = Schema {
     replace_on: &["kubeadm_config", "cert_sans", "svc_cidr", "pod_cidr"],
     sensitive: &[],
     computed: &[],
+    explains: &[],
     lives_on: &[Foundation::Host, Foundation::ContainerRuntime],
 };
 

@@ -25,6 +25,7 @@ pub const MASTER_SCHEMA: Schema = Schema {
     replace_on: &["kube_version", "kubeadm_config_digest", "master0"],
     sensitive: &[],
     computed: &[],
+    explains: &[],
     lives_on: &[
         Foundation::Host,
         Foundation::ContainerRuntime,
@@ -37,6 +38,7 @@ pub const WORKER_SCHEMA: Schema = Schema {
     replace_on: &["kube_version", "kubeadm_config_digest"],
     sensitive: &[],
     computed: &[],
+    explains: &[],
     lives_on: &[
         Foundation::Host,
         Foundation::ContainerRuntime,

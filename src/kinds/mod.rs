@@ -38,6 +38,9 @@ pub struct Schema {
     pub sensitive: &'static [&'static str],
     /// Attributes known only after apply: never compared.
     pub computed: &'static [&'static str],
+    /// Attributes that explain another's change (the texts and per-key digests behind a
+    /// digest, `graph::explain`): never compared, shown when the resource changes.
+    pub explains: &'static [&'static str],
     /// What the resource lives on: replacing that takes this resource with it
     /// (`plan::cascade`; `deploy.md`, "What lives on what").
     pub lives_on: &'static [Foundation],
@@ -168,6 +171,7 @@ pub fn describe_update(
 ) -> Option<String> {
     match resource_type {
         ResourceType::App => app::describe_update(before, after, changed),
+        ResourceType::Rootfs => rootfs::describe_update(before, after),
         _ => None,
     }
 }

@@ -22,6 +22,7 @@ pub const SCHEMA: Schema = Schema {
     replace_on: &[],
     sensitive: &[],
     computed: &[],
+    explains: &[],
     lives_on: &[Foundation::Host],
 };
 
@@ -229,6 +230,7 @@ mod tests {
             pod_cidr: String::new(),
             vip: String::new(),
             rootfs_inputs_digest: String::new(),
+            rootfs_inputs: Default::default(),
             launch: crate::graph::input::Launch::Raw(Vec::new()),
             plugins: Vec::new(),
             image_policy: None,

@@ -21,6 +21,7 @@ pub const SCHEMA: Schema = Schema {
     replace_on: &[],
     sensitive: &["password"],
     computed: &[],
+    explains: &[],
     lives_on: &[Foundation::Host, Foundation::ContainerRuntime],
 };
 

@@ -15,12 +15,14 @@ use sealer_providers::Stdin;
 use sealer_providers::steps;
 use sealer_providers::sync::TreeCheck;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 pub const SCHEMA: Schema = Schema {
     resource_type: ResourceType::Rootfs,
     replace_on: &[],
     sensitive: &[],
     computed: &[],
+    explains: &["inputs", "env"],
     lives_on: &[Foundation::Host],
 };
 
@@ -35,6 +37,12 @@ pub struct RootfsAttrs {
     pub content_digest: String,
     /// Whether the registry's data is copied too (the host runs a registry).
     pub registry_data: bool,
+    /// What the content digest is made of, to name what changed: the Config documents and
+    /// Application files (texts, secrets masked) and the host's env (a digest per key).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub inputs: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
 }
 
 impl RootfsAttrs {
@@ -51,6 +59,8 @@ impl RootfsAttrs {
             path: input.rootfs_path.clone(),
             content_digest: content,
             registry_data,
+            inputs: input.rootfs_inputs.clone(),
+            env: host.env.clone(),
         }
     }
 }
@@ -65,6 +75,41 @@ pub fn desired(input: &ClusterInput, host: &HostInput, registry_data: bool) -> D
         &attrs,
         vec![format!("host.{ip}")],
     )
+}
+
+/// Why the content changed, in words: the image, the Config documents and Application
+/// files, the env keys (from the explanations the record has; `None` when it has none).
+pub fn describe_update(
+    before: &crate::resource::Attributes,
+    after: &crate::resource::Attributes,
+) -> Option<String> {
+    let (Ok(old), Ok(new)) = (
+        super::from_attributes::<RootfsAttrs>("rootfs", before),
+        super::from_attributes::<RootfsAttrs>("rootfs", after),
+    ) else {
+        return None;
+    };
+    let mut causes = Vec::new();
+    if old.image != new.image {
+        causes.push(format!("image {}", short_image(&new.image)));
+    }
+    causes.extend(crate::graph::explain::differences(
+        "",
+        &old.inputs,
+        &new.inputs,
+    ));
+    causes.extend(crate::graph::explain::differences(
+        "env ", &old.env, &new.env,
+    ));
+    (!causes.is_empty()).then(|| format!("content changed: {}", causes.join(", ")))
+}
+
+/// `NAME@sha256:0123456789ab…` for a reason line.
+fn short_image(image: &str) -> String {
+    match image.split_once("@sha256:") {
+        Some((name, hex)) => format!("{name}@sha256:{}…", &hex[..hex.len().min(12)]),
+        None => image.to_string(),
+    }
 }
 
 /// Syncs the rendered rootfs to the host (update is the same: only changed files go).
@@ -188,6 +233,8 @@ mod tests {
             path: "/var/lib/sealer/data/c/rootfs".to_string(),
             content_digest: "sha256:bb".to_string(),
             registry_data: true,
+            inputs: BTreeMap::new(),
+            env: BTreeMap::new(),
         }
     }
 

@@ -148,6 +148,8 @@ fn apps_of(reference: &Reference, image: &Image, kube_version: &str) -> Result<V
             cmds,
             files: BTreeMap::new(),
             env_digest: String::new(),
+            overrides: BTreeMap::new(),
+            env: BTreeMap::new(),
         }],
     };
     if apps.is_empty() {

@@ -249,13 +249,16 @@ fn change(
     }
 }
 
-/// Attributes that differ, computed ones aside (they are only known after apply).
+/// Attributes that differ, computed ones aside (they are only known after apply) and the
+/// explanations (they change with what they explain, and say why; `Schema::explains`).
 fn changed_attributes(want: &Desired, have: &Recorded) -> Vec<String> {
+    let explains = crate::kinds::schema(want.resource_type).explains;
     let keys: BTreeSet<&String> = want
         .attributes
         .keys()
         .chain(have.attributes.keys())
         .filter(|k| !want.computed.contains(*k))
+        .filter(|k| !explains.contains(&k.as_str()))
         .collect();
     keys.into_iter()
         .filter(|k| want.attributes.get(*k) != have.attributes.get(*k))

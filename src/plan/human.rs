@@ -14,6 +14,8 @@ pub struct Style {
 
 const SENSITIVE: &str = "(sensitive value)";
 const UNKNOWN: &str = "(known after apply)";
+/// The most lines one text diff shows.
+const DIFF_LINES: usize = 60;
 
 fn paint(style: Style, code: &str, text: &str) -> String {
     if style.color {
@@ -138,6 +140,12 @@ pub fn render_change(out: &mut String, change: &Change, style: Style) {
         .chain(before.keys())
         .chain(change.computed.iter())
         .collect();
+    // Explanations say why something changed: a new resource has nothing to explain.
+    let explains = crate::kinds::schema(change.resource_type).explains;
+    let keys: BTreeSet<&String> = keys
+        .into_iter()
+        .filter(|k| change.before.is_some() || !explains.contains(&k.as_str()))
+        .collect();
     let width = keys.iter().map(|k| k.len()).max().unwrap_or(0);
     let mut hidden = 0;
     for key in keys {
@@ -223,17 +231,65 @@ impl Attr<'_> {
                 self.line(out, m, "{");
                 let w = map.keys().map(|k| quoted(k).len()).max().unwrap_or(0);
                 for (k, v) in map {
-                    let _ = writeln!(
-                        out,
-                        "          {} {:<w$} = {}",
-                        self.marker(m),
-                        quoted(k),
-                        inline(v)
-                    );
+                    match v {
+                        Value::String(s) if s.contains('\n') => {
+                            let _ = writeln!(
+                                out,
+                                "          {} {} = <<-EOT",
+                                self.marker(m),
+                                quoted(k)
+                            );
+                            for l in s.trim_end_matches('\n').lines() {
+                                let _ = writeln!(out, "              {l}");
+                            }
+                            let _ = writeln!(out, "            EOT");
+                        }
+                        _ => {
+                            let _ = writeln!(
+                                out,
+                                "          {} {:<w$} = {}",
+                                self.marker(m),
+                                quoted(k),
+                                inline(v)
+                            );
+                        }
+                    }
                 }
                 let _ = writeln!(out, "        }}");
             }
             other => self.line(out, m, &inline(other)),
+        }
+    }
+
+    /// A unified diff of two texts: changed lines with three lines of context around them,
+    /// `@@` between distant hunks, at most [`DIFF_LINES`] lines and then how many were cut.
+    fn text_diff(&self, out: &mut String, old: &str, new: &str, indent: &str) {
+        let diff = similar::TextDiff::from_lines(old, new);
+        let mut shown = 0;
+        let mut cut = 0;
+        for (i, group) in diff.grouped_ops(3).iter().enumerate() {
+            if i > 0 && shown < DIFF_LINES {
+                let _ = writeln!(out, "{indent}  @@");
+            }
+            for op in group {
+                for change in diff.iter_changes(op) {
+                    if shown >= DIFF_LINES {
+                        cut += 1;
+                        continue;
+                    }
+                    let sign = match change.tag() {
+                        similar::ChangeTag::Delete => self.marker("-"),
+                        similar::ChangeTag::Insert => self.marker("+"),
+                        similar::ChangeTag::Equal => " ".to_string(),
+                    };
+                    let text = change.value().trim_end_matches('\n');
+                    let _ = writeln!(out, "{indent}{sign} {text}");
+                    shown += 1;
+                }
+            }
+        }
+        if cut > 0 {
+            let _ = writeln!(out, "{indent}  # ({cut} more diff lines not shown)");
         }
     }
 
@@ -249,16 +305,7 @@ impl Attr<'_> {
         match (old, new) {
             (Value::String(a), Value::String(b)) if a.contains('\n') || b.contains('\n') => {
                 self.line(out, "~", &format!("<<-EOT{note}"));
-                let diff = similar::TextDiff::from_lines(a.as_str(), b.as_str());
-                for change in diff.iter_all_changes() {
-                    let sign = match change.tag() {
-                        similar::ChangeTag::Delete => self.marker("-"),
-                        similar::ChangeTag::Insert => self.marker("+"),
-                        similar::ChangeTag::Equal => " ".to_string(),
-                    };
-                    let text = change.value().trim_end_matches('\n');
-                    let _ = writeln!(out, "          {sign} {text}");
-                }
+                self.text_diff(out, a, b, "          ");
                 let _ = writeln!(out, "        EOT");
             }
             (Value::Object(a), Value::Object(b)) => {
@@ -270,6 +317,13 @@ impl Attr<'_> {
                     let key = quoted(k);
                     match (a.get(k), b.get(k)) {
                         (Some(x), Some(y)) if x == y => same += 1,
+                        (Some(Value::String(x)), Some(Value::String(y)))
+                            if x.contains('\n') || y.contains('\n') =>
+                        {
+                            let _ = writeln!(out, "          {} {key} = <<-EOT", self.marker("~"));
+                            self.text_diff(out, x, y, "              ");
+                            let _ = writeln!(out, "            EOT");
+                        }
                         (Some(x), Some(y)) => {
                             let _ = writeln!(
                                 out,

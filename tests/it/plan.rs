@@ -240,14 +240,19 @@ fn an_app_file_change_updates_only_that_app() {
     assert_eq!(
         changed,
         [
-            "  # rootfs.10.0.0.2 will be updated in place (attribute content_digest changed)",
-            "  # rootfs.10.0.0.3 will be updated in place (attribute content_digest changed)",
-            "  # rootfs.10.0.0.4 will be updated in place (attribute content_digest changed)",
-            "  # rootfs.10.0.0.5 will be updated in place (attribute content_digest changed)",
-            "  # rootfs.10.0.0.6 will be updated in place (attribute content_digest changed)",
-            "  # rootfs.10.0.0.7 will be updated in place (attribute content_digest changed)",
-            "  # app.dashboard will be updated in place (files changed: 10-deployment.yaml)",
+            "  # rootfs.10.0.0.2 will be updated in place (content changed: Application config dashboard file 10-deployment.yaml changed)",
+            "  # rootfs.10.0.0.3 will be updated in place (content changed: Application config dashboard file 10-deployment.yaml changed)",
+            "  # rootfs.10.0.0.4 will be updated in place (content changed: Application config dashboard file 10-deployment.yaml changed)",
+            "  # rootfs.10.0.0.5 will be updated in place (content changed: Application config dashboard file 10-deployment.yaml changed)",
+            "  # rootfs.10.0.0.6 will be updated in place (content changed: Application config dashboard file 10-deployment.yaml changed)",
+            "  # rootfs.10.0.0.7 will be updated in place (content changed: Application config dashboard file 10-deployment.yaml changed)",
+            "  # app.dashboard will be updated in place (files changed: 10-deployment.yaml (by Application config dashboard))",
         ]
+    );
+    // The merge data itself, as a diff, under the app's overrides.
+    assert!(
+        text.contains("- spec: {replicas: 1}\n") && text.contains("+ spec: {replicas: 3}\n"),
+        "{text}"
     );
     insta::assert_snapshot!(redact(&text));
 }
@@ -745,4 +750,38 @@ fn plan_needs_no_private_key_and_apply_names_the_missing_one() {
         !String::from_utf8_lossy(&listed.stdout).contains("prod"),
         "a refused apply recorded the cluster"
     );
+}
+
+/// An env key and a Config document change: the reasons name them, the Config's text shows
+/// as a diff, and a secret in it never shows (not in the plan, not in its JSON).
+#[test]
+fn an_env_and_config_change_name_their_cause_and_diff_without_secrets() {
+    let sb = with_image();
+    let config = "---\napiVersion: sealer.io/v1\nkind: Config\nmetadata: {name: db}\nspec:\n  path: etc/db.yaml\n  data: |\n    user: admin\n    password: hunter2-secret\n    pool: 5\n";
+    let mut spec = Spec::three_by_three();
+    spec.extra = Box::leak(format!("  env: [Greeting=hello]\n{config}").into_boxed_str());
+    apply_state(&sb, &spec);
+    let edited = config.replace("pool: 5", "pool: 10");
+    spec.extra =
+        Box::leak(format!("  env: [Greeting=hello, Farewell=bye]\n{edited}").into_boxed_str());
+    let file = write(&sb, &spec);
+    let text = plan(&sb, &file, &[]);
+    assert!(
+        text.contains("# rootfs.10.0.0.2 will be updated in place (content changed: Config db changed, env Farewell added)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# app.calico will be updated in place (env: Farewell added)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("- pool: 5\n") && text.contains("+ pool: 10\n"),
+        "{text}"
+    );
+    assert!(text.contains("password: (sensitive value)"), "{text}");
+    let json = plan(&sb, &file, &["--json"]);
+    for shown in [&text, &json] {
+        assert!(!shown.contains("hunter2"), "a secret leaked:\n{shown}");
+    }
+    insta::assert_snapshot!(redact(&text));
 }
