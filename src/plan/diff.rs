@@ -414,7 +414,9 @@ fn drop_plugins_whose_phase_does_not_occur(
     out
 }
 
-/// `--target`: the targets and everything they depend on.
+/// `--target`: the targets and everything they depend on, and what a kept replacement takes
+/// with it (a targeted worker's replacement resets its node: its labels go too, so they are
+/// in the plan).
 fn keep_targets(
     changes: Vec<Change>,
     targets: &[String],
@@ -430,15 +432,28 @@ fn keep_targets(
     }
     let mut keep: BTreeSet<&str> = BTreeSet::new();
     let mut stack: Vec<&str> = targets.iter().map(String::as_str).collect();
-    while let Some(address) = stack.pop() {
-        if keep.insert(address)
-            && let Some(ds) = deps.get(address)
-        {
-            stack.extend(ds.iter().map(String::as_str));
+    loop {
+        while let Some(address) = stack.pop() {
+            if keep.insert(address)
+                && let Some(ds) = deps.get(address)
+            {
+                stack.extend(ds.iter().map(String::as_str));
+            }
+        }
+        stack.extend(
+            changes
+                .iter()
+                .filter(|c| !keep.contains(c.address.as_str()))
+                .filter(|c| c.caused_by.as_deref().is_some_and(|by| keep.contains(by)))
+                .map(|c| c.address.as_str()),
+        );
+        if stack.is_empty() {
+            break;
         }
     }
+    let keep: BTreeSet<String> = keep.into_iter().map(str::to_string).collect();
     changes
         .into_iter()
-        .filter(|c| keep.contains(c.address.as_str()))
+        .filter(|c| keep.contains(&c.address))
         .collect()
 }

@@ -75,7 +75,7 @@ fn render_targeting(out: &mut String, plan: &Plan, style: Style) {
     }
     let _ = writeln!(
         out,
-        "{}\n  --target {} limits it to those resources and what they depend on; other\n  changes are neither shown nor applied. Plan without --target to see everything.\n",
+        "{}\n  --target {} limits it to those resources, what they depend on and what their\n  replacements take with them; other changes are neither shown nor applied. Plan\n  without --target to see everything.\n",
         paint(style, "1;33", "Warning: this plan is partial"),
         plan.targets.join(", --target ")
     );

@@ -87,7 +87,7 @@ fn targeting(plan: &Plan) -> String {
     if !plan.targets.is_empty() {
         let _ = writeln!(
             out,
-            "> [!WARNING]\n> **Partial plan**: `--target` {} limits it to those resources and what they depend on; other changes are neither shown nor applied.\n",
+            "> [!WARNING]\n> **Partial plan**: `--target` {} limits it to those resources, what they depend on and what their replacements take with them; other changes are neither shown nor applied.\n",
             list(&plan.targets)
         );
     }

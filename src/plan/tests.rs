@@ -959,6 +959,15 @@ fn markdown_says_where_the_plan_comes_from_its_targeting_and_sorts_ips_as_number
         ..Default::default()
     };
     let plan = diff("c1", &ds, Some(current(&state)), &options).unwrap();
+    // The node's labels go with the reset: they are in the partial plan too.
+    assert!(
+        plan.changes
+            .iter()
+            .any(|c| c.address == "node_meta.10.0.0.5"
+                && c.caused_by.as_deref() == Some("kubernetes.worker.10.0.0.5")),
+        "{:?}",
+        plan.changes
+    );
     let md = render_markdown(&plan, markdown::DEFAULT_LIMIT);
     assert!(
         md.contains("<sub>state serial 7 · lineage `11111111` · sealer "),

@@ -785,3 +785,27 @@ fn an_env_and_config_change_name_their_cause_and_diff_without_secrets() {
     }
     insta::assert_snapshot!(redact(&text));
 }
+
+/// The pull-request comment of a targeted plan that replaces a worker: provenance, the
+/// partial-plan warning, the replacement asked for, the summary by type, the disruptive
+/// changes, destroys and replacements first.
+#[test]
+fn markdown_of_a_targeted_replacement() {
+    let sb = with_image();
+    apply_state(&sb, &Spec::three_by_three());
+    let file = write(&sb, &Spec::three_by_three());
+    let md = plan(
+        &sb,
+        &file,
+        &[
+            "--format",
+            "markdown",
+            "--target",
+            "kubernetes.worker.10.0.0.5",
+            "--replace",
+            "kubernetes.worker.10.0.0.5",
+        ],
+    );
+    assert!(md.contains("**Partial plan**"), "{md}");
+    insta::assert_snapshot!(redact(&md));
+}
