@@ -17,6 +17,26 @@ const UNKNOWN: &str = "(known after apply)";
 /// The most lines one text diff shows.
 const DIFF_LINES: usize = 60;
 
+/// Text from outside (scripts, Config data, tool output) as the terminal should show it: a
+/// control character, which could move the cursor or rewrite the lines a reviewer reads,
+/// becomes a visible escape (`\u{1b}`); tabs stay.
+pub fn visible(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(|c| c.is_control() && c != '\t') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if c.is_control() && c != '\t' {
+                    c.escape_unicode().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
 fn paint(style: Style, code: &str, text: &str) -> String {
     if style.color {
         format!("\x1b[{code}m{text}\x1b[0m")
@@ -102,9 +122,9 @@ fn render_warnings(out: &mut String, plan: &Plan, style: Style) {
         let _ = writeln!(
             out,
             "  - {} {} ({})",
-            c.address,
+            visible(&c.address),
             c.action.phrase(),
-            c.reason
+            visible(&c.reason)
         );
     }
     out.push('\n');
@@ -119,9 +139,9 @@ pub fn render_change(out: &mut String, change: &Change, style: Style) {
     };
     let comment = format!(
         "# {} {} ({}){flag}",
-        change.address,
+        visible(&change.address),
         change.action.phrase(),
-        change.reason
+        visible(&change.reason)
     );
     let _ = writeln!(out, "  {}", paint(style, "1", &comment));
     let marker = change.action.marker();
@@ -223,7 +243,7 @@ impl Attr<'_> {
             Value::String(s) if s.contains('\n') => {
                 self.line(out, m, "<<-EOT");
                 for l in s.trim_end_matches('\n').lines() {
-                    let _ = writeln!(out, "            {l}");
+                    let _ = writeln!(out, "            {}", visible(l));
                 }
                 let _ = writeln!(out, "        EOT");
             }
@@ -240,7 +260,7 @@ impl Attr<'_> {
                                 quoted(k)
                             );
                             for l in s.trim_end_matches('\n').lines() {
-                                let _ = writeln!(out, "              {l}");
+                                let _ = writeln!(out, "              {}", visible(l));
                             }
                             let _ = writeln!(out, "            EOT");
                         }
@@ -282,7 +302,7 @@ impl Attr<'_> {
                         similar::ChangeTag::Insert => self.marker("+"),
                         similar::ChangeTag::Equal => " ".to_string(),
                     };
-                    let text = change.value().trim_end_matches('\n');
+                    let text = visible(change.value().trim_end_matches('\n'));
                     let _ = writeln!(out, "{indent}{sign} {text}");
                     shown += 1;
                 }

@@ -295,9 +295,14 @@ fn marker_to_column_zero(line: &str) -> String {
     }
 }
 
-/// Keeps a table cell on one line and its pipes literal.
+/// Keeps a table cell on one line, its pipes literal, no HTML (`<details>` in a name would
+/// fold the rest of the comment) and no control character.
 fn escape_cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
+    let text = text
+        .replace('|', "\\|")
+        .replace('\n', " ")
+        .replace('<', "&lt;");
+    super::human::visible(&text).into_owned()
 }
 
 #[cfg(test)]
@@ -338,6 +343,14 @@ mod tests {
                 "host.10.1.0.10",
                 "host.10.1.0.100"
             ]
+        );
+    }
+
+    #[test]
+    fn cells_hold_no_html_pipe_newline_or_control_character() {
+        assert_eq!(
+            super::escape_cell("a|b\n<details>\u{1b}[2K"),
+            "a\\|b &lt;details>\\u{1b}[2K"
         );
     }
 }

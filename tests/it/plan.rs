@@ -94,7 +94,15 @@ fn redact(text: &str) -> String {
         rest = &rest[i + 7 + hex.len()..];
     }
     out.push_str(rest);
-    out
+    // A state's lineage is random: the Markdown comment shows its first 8 hex digits.
+    match out.find("· lineage `") {
+        Some(i) => {
+            let start = i + "· lineage `".len();
+            out.replace_range(start..(start + 8).min(out.len()), "[lineage]");
+            out
+        }
+        None => out,
+    }
 }
 
 /// Records a saved plan as applied: what the executor commits step by step.

@@ -240,6 +240,22 @@ fn header<'n>(ctx: &mut Ctx<'_>, root: &'n Node, kind: &Spanned<String>) -> Opti
                 &["name", "labels", "annotations"],
             ) {
                 name = ctx.req_string(&meta, "name");
+                // A Cluster's name has its own, stricter rule (decode::cluster). The others
+                // name resources and files: a name is what plans print, so it holds no
+                // control character or anything else a DNS name would not.
+                if kind.value != "Cluster" {
+                    name = name.filter(|n| {
+                        let ok = crate::clusterfile::names::is_dns_subdomain(&n.value);
+                        if !ok {
+                            ctx.error_hint(
+                                n.span,
+                                format!("invalid {} name `{}`", kind.value, n.value.escape_debug()),
+                                "use lowercase letters, digits, '-' and '.' (a DNS-1123 subdomain, at most 253 characters)",
+                            );
+                        }
+                        ok
+                    });
+                }
                 labels = string_map(ctx, &meta, "labels");
                 annotations = string_map(ctx, &meta, "annotations");
             }
