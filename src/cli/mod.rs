@@ -187,6 +187,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
                 Err(error) => return Err(error),
             };
+            if let Some(running) = &outcome.running {
+                eprintln!(
+                    "warning: `sealer {}` is running on cluster \"{}\" ({running}): this plan will be stale when it ends; plan again then",
+                    running.operation,
+                    outcome.plan().cluster
+                );
+            }
             if let Some(path) = &args.out {
                 outcome.saved.write(path)?;
                 eprintln!(
@@ -214,7 +221,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     let cluster = sealer::plan::saved::SavedPlan::read(plan_file)?
                         .plan
                         .cluster;
-                    let session = ops::Session::begin(&settings, &cluster, "apply", lock)?;
+                    let session = begin_session(&settings, &cluster, "apply", lock)?;
                     let prepared = rt.block_on(ops::prepare_saved(
                         &settings,
                         &session,
@@ -226,7 +233,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 (None, file) => {
                     let file = file.clone().unwrap_or_else(|| "Clusterfile".into());
                     let session =
-                        ops::Session::begin(&settings, &ops::cluster_of(&file)?, "apply", lock)?;
+                        begin_session(&settings, &ops::cluster_of(&file)?, "apply", lock)?;
                     let options = sealer::plan::PlanOptions {
                         targets: args.targets.clone(),
                         replace: args.replace.clone(),
@@ -248,8 +255,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let settings = settings.with_state_path(args.exec.state.clone());
             let rt = runtime()?;
             let cluster = ops::cluster_name(&settings, args.cluster.as_deref())?;
-            let session =
-                ops::Session::begin(&settings, &cluster, "run", lock_timeout(&args.exec))?;
+            let session = begin_session(&settings, &cluster, "run", lock_timeout(&args.exec))?;
             let prepared = rt.block_on(ops::prepare_run(
                 &settings,
                 &args.image,
@@ -266,8 +272,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 (Some(file), _) => ops::cluster_of(file)?,
                 (None, cluster) => ops::cluster_name(&settings, cluster.as_deref())?,
             };
-            let session =
-                ops::Session::begin(&settings, &cluster, "destroy", lock_timeout(&args.exec))?;
+            let session = begin_session(&settings, &cluster, "destroy", lock_timeout(&args.exec))?;
             let prepared = rt.block_on(ops::prepare_destroy(
                 &settings,
                 args.file.as_deref(),
@@ -326,6 +331,23 @@ fn completions(shell: args::Shell) -> String {
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut Cli::command(), "sealer", &mut script);
     String::from_utf8_lossy(&script).into_owned()
+}
+
+/// Locks the cluster's state for `operation`, saying so when it replaces the lock of a
+/// sealer that died.
+fn begin_session(
+    settings: &Settings,
+    cluster: &str,
+    operation: &str,
+    timeout: std::time::Duration,
+) -> Result<ops::Session> {
+    let session = ops::Session::begin(settings, cluster, operation, timeout)?;
+    if let Some(dead) = session.took_over() {
+        eprintln!(
+            "warning: the lock of cluster \"{cluster}\" was held by {dead}, which is gone: taken over"
+        );
+    }
+    Ok(session)
 }
 
 /// How long to wait for the state lock (`--lock-timeout`).
@@ -395,13 +417,39 @@ fn execute(
     };
     let sink: std::sync::Arc<dyn sealer::exec::EventSink> = progress.clone();
     let report = rt.block_on(async {
-        // First Ctrl-C: no new steps, running ones finish and are recorded. Second: abort.
+        // First Ctrl-C (or SIGTERM): no new steps, running ones finish and are recorded.
+        // Second: abort. Steps still running stay recorded tainted (each is recorded so as
+        // it starts) and the next apply replaces them; the lock goes with this process.
+        let state_path = settings.state_path.clone();
         let interrupts = tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
+            let Ok(mut term) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            else {
+                return;
+            };
+            let signal = async {
+                tokio::select! {
+                    r = tokio::signal::ctrl_c() => r.is_ok().then_some(130),
+                    r = term.recv() => r.map(|()| 143),
+                }
+            };
+            if signal.await.is_some() {
                 eprintln!("\ninterrupted: finishing the running steps (Ctrl-C again to abort)");
                 let _ = tx.send(true);
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    std::process::exit(130);
+                let again = async {
+                    tokio::select! {
+                        r = tokio::signal::ctrl_c() => r.is_ok().then_some(130),
+                        r = term.recv() => r.map(|()| 143),
+                    }
+                };
+                if let Some(code) = again.await {
+                    if let Ok(Some(store)) = sealer::state::StateStore::open_existing(&state_path) {
+                        let _ = store.release_locks_of_this_process();
+                    }
+                    eprintln!(
+                        "aborted: the steps that were running stay tainted; apply again to finish"
+                    );
+                    std::process::exit(code);
                 }
             }
         });

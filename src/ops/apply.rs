@@ -188,10 +188,15 @@ where
 pub struct Session {
     store: StateStore,
     cluster: String,
-    _lock: crate::state::StateLock,
+    lock: crate::state::StateLock,
 }
 
 impl Session {
+    /// The lock a dead sealer left on this cluster, which this session took over.
+    pub fn took_over(&self) -> Option<&crate::state::LockInfo> {
+        self.lock.took_over()
+    }
+
     pub fn begin(
         settings: &Settings,
         cluster: &str,
@@ -203,7 +208,7 @@ impl Session {
         Ok(Session {
             store,
             cluster: cluster.to_string(),
-            _lock: lock,
+            lock,
         })
     }
 }

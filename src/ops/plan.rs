@@ -92,6 +92,9 @@ pub struct PlanOutcome {
     pub saved: SavedPlan,
     /// What the plan was made from (apply needs it to run the steps).
     pub compiled: Compiled,
+    /// The operation running on the cluster while the plan was made, if any: the resources
+    /// it is changing are in progress, not failed.
+    pub running: Option<crate::state::LockInfo>,
 }
 
 impl PlanOutcome {
@@ -113,12 +116,28 @@ where
     let compiled = compile(settings, path, pull).await?;
     let name = compiled.clusterfile.name().to_string();
     // Plans read the state and never write it; no state file means a new cluster.
-    let state = match StateStore::open_existing(&settings.state_path)? {
-        Some(store) => store.cluster(&name)?,
-        None => None,
+    let (state, running) = match StateStore::open_existing(&settings.state_path)? {
+        Some(store) => (store.cluster(&name)?, store.running(&name)?),
+        None => (None, None),
     };
-    let saved = derive(&compiled, path, state.as_ref(), options)?;
-    Ok(PlanOutcome { saved, compiled })
+    let mut saved = derive(&compiled, path, state.as_ref(), options)?;
+    if let Some(running) = &running {
+        // Recorded tainted as they started: what looks like a failure is the work of the
+        // operation running now.
+        for change in &mut saved.plan.changes {
+            if change.reason_code == crate::plan::ReasonCode::ReplaceBecauseTainted {
+                change.reason = format!(
+                    "in progress: the {} running now (pid {} on host {}) is making it",
+                    running.operation, running.pid, running.host
+                );
+            }
+        }
+    }
+    Ok(PlanOutcome {
+        saved,
+        compiled,
+        running,
+    })
 }
 
 /// The plan of a compiled Clusterfile against a cluster's state, with what it was made

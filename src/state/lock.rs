@@ -1,8 +1,11 @@
 //! Cluster locks: one row per cluster name in the `locks` table, so that two sealers never
-//! apply to one cluster at once. A lock is taken atomically (insert under a write
-//! transaction), waited for by polling, released by deleting its own row, and never broken
-//! silently: a lock whose process is gone is reported as stale, and only `break_lock` (the
-//! operator's `sealer state unlock ID`) removes it.
+//! apply to one cluster at once and whoever waits learns who holds it; and under it an OS
+//! advisory lock (`File::lock`) on `STATE.lock.CLUSTER`, which the kernel releases when the
+//! holder dies, however it dies. A lock is taken atomically (the file lock, then the row
+//! under a write transaction), waited for by polling, and released by deleting its own row
+//! and closing the file. A row left by a process of this host that is gone, and whose file
+//! lock is free, is taken over and reported; any other row is waited for, and only
+//! `break_lock` (the operator's `sealer state unlock ID`) removes it.
 
 use super::db::Shared;
 use crate::{Error, Result};
@@ -74,11 +77,21 @@ pub struct StateLock {
     pub(crate) cluster: String,
     pub(crate) info: LockInfo,
     pub(crate) released: bool,
+    /// The lock left by a holder that died, taken over by this one.
+    pub(crate) took_over: Option<LockInfo>,
+    /// Held (OS advisory lock) for as long as this value lives; declared last so the file
+    /// is closed after `Drop` removed the row.
+    pub(crate) _file: std::fs::File,
 }
 
 impl StateLock {
     pub fn info(&self) -> &LockInfo {
         &self.info
+    }
+
+    /// The lock a dead holder left, which this one replaced (for the CLI to say so).
+    pub fn took_over(&self) -> Option<&LockInfo> {
+        self.took_over.as_ref()
     }
 
     pub fn cluster(&self) -> &str {
@@ -197,4 +210,37 @@ pub(crate) fn host_name() -> String {
         .chain(std::env::var("HOSTNAME").ok())
         .find(|s| !s.is_empty())
         .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// The file whose OS lock stands for the cluster's lock: next to the state database.
+pub(crate) fn lock_file_path(db: &Path, cluster: &str) -> std::path::PathBuf {
+    let mut name = db.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".lock.{cluster}"));
+    db.with_file_name(name)
+}
+
+/// Opens (creating it, 0600) the cluster's lock file.
+pub(crate) fn open_lock_file(db: &Path, cluster: &str) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = lock_file_path(db, cluster);
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| crate::diag::io_error("cannot open the lock file", &path, e))
+}
+
+/// Whether another process holds the OS lock of `file` now.
+pub(crate) fn held_elsewhere(file: &std::fs::File) -> bool {
+    match file.try_lock_shared() {
+        Ok(()) => {
+            let _ = file.unlock();
+            false
+        }
+        Err(std::fs::TryLockError::WouldBlock) => true,
+        Err(std::fs::TryLockError::Error(_)) => false,
+    }
 }

@@ -503,18 +503,47 @@ impl StateStore {
     ///
     /// When the wait runs out: `state of cluster "c" is locked by pid 1234 on host h since
     /// ... (apply, lock ID abcd)`, with `: the process is gone: the lock is stale` when the
-    /// holder ran on this host and has exited. A stale lock is never taken over silently.
+    /// holder ran on this host and has exited. A lock whose holder died on this host (its
+    /// process gone and the OS lock it held released by the kernel) is taken over, and
+    /// [`StateLock::took_over`] says whose it was; nothing else is taken over.
     pub fn lock(&self, cluster: &str, holder: &LockHolder, timeout: Duration) -> Result<StateLock> {
         let id = ids::new_lock_id()?;
         let start = Instant::now();
+        let file = lock::open_lock_file(&self.shared.path, cluster)?;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) => {}
+                Err(std::fs::TryLockError::Error(e)) => {
+                    let path = lock::lock_file_path(&self.shared.path, cluster);
+                    return Err(crate::diag::io_error("cannot lock", &path, e));
+                }
+            }
+            let waited = start.elapsed();
+            if waited >= timeout {
+                // Who holds it is in the row; a holder between taking the file and
+                // writing the row is named as soon as it wrote it.
+                return Err(match self.current_lock(cluster)? {
+                    Some(current) => lock::locked_error(cluster, &current, waited),
+                    None => Error::msg(format!(
+                        "state of cluster {cluster:?} is locked by a process of this machine that holds {}",
+                        lock::lock_file_path(&self.shared.path, cluster).display()
+                    ))
+                    .hint("a sealer is starting, or its lock was removed with `sealer state unlock` while it still runs: wait for it, or wait longer with --lock-timeout DURATION"),
+                });
+            }
+            std::thread::sleep(lock::POLL_INTERVAL.min(timeout - waited));
+        }
         loop {
             match self.try_lock(cluster, holder, &id)? {
-                Ok(info) => {
+                Ok((info, took_over)) => {
                     return Ok(StateLock {
                         shared: Arc::clone(&self.shared),
                         cluster: cluster.to_string(),
                         info,
                         released: false,
+                        took_over,
+                        _file: file,
                     });
                 }
                 Err(current) => {
@@ -528,20 +557,29 @@ impl StateStore {
         }
     }
 
-    /// One attempt: `Ok(Ok(taken))`, or `Ok(Err(current holder))`.
+    /// One attempt, holding the OS lock: `Ok(Ok((taken, row taken over)))`, or
+    /// `Ok(Err(current holder))`. A row of this host whose process is gone is the lock of a
+    /// holder that died (it held the OS lock, now ours): it is replaced.
+    #[allow(clippy::type_complexity)]
     fn try_lock(
         &self,
         cluster: &str,
         holder: &LockHolder,
         id: &str,
-    ) -> Result<Result<LockInfo, LockInfo>> {
+    ) -> Result<Result<(LockInfo, Option<LockInfo>), LockInfo>> {
         let shared = &self.shared;
         let mut conn = shared.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| shared.err("cannot lock", e))?;
+        let mut took_over = None;
         if let Some(current) = read_lock(&tx, cluster).map_err(|e| shared.err("cannot read", e))? {
-            return Ok(Err(current));
+            if !current.is_stale() {
+                return Ok(Err(current));
+            }
+            tx.execute("DELETE FROM locks WHERE id = ?1", [&current.id])
+                .map_err(|e| shared.err("cannot lock", e))?;
+            took_over = Some(current);
         }
         let since = now(&tx).map_err(|e| shared.err("cannot read the time from", e))?;
         tx.execute(
@@ -550,13 +588,41 @@ impl StateStore {
         )
         .map_err(|e| shared.err("cannot lock", e))?;
         tx.commit().map_err(|e| shared.err("cannot lock", e))?;
-        Ok(Ok(LockInfo {
+        let info = LockInfo {
             id: id.to_string(),
             operation: holder.operation.clone(),
             pid: holder.pid,
             host: holder.host.clone(),
             since,
-        }))
+        };
+        Ok(Ok((info, took_over)))
+    }
+
+    /// Removes every lock row of this process (a process that aborts, whose `StateLock`
+    /// will not be dropped, releases its locks this way before it exits).
+    pub fn release_locks_of_this_process(&self) -> Result<usize> {
+        let shared = &self.shared;
+        let me = LockHolder::this_process("");
+        shared
+            .conn()
+            .execute(
+                "DELETE FROM locks WHERE pid = ?1 AND host = ?2",
+                params![me.pid, me.host],
+            )
+            .map_err(|e| shared.err("cannot release the locks in", e))
+    }
+
+    /// The lock of an operation running now on the cluster, if any: its row, held by a
+    /// live process (the OS lock is taken, or the holder runs on another host).
+    pub fn running(&self, cluster: &str) -> Result<Option<LockInfo>> {
+        let Some(current) = self.current_lock(cluster)? else {
+            return Ok(None);
+        };
+        if current.host != lock::host_name() {
+            return Ok(Some(current));
+        }
+        let file = lock::open_lock_file(&self.shared.path, cluster)?;
+        Ok(lock::held_elsewhere(&file).then_some(current))
     }
 
     /// Removes the cluster's lock if its ID is `lock_id` (what `sealer state unlock ID`
