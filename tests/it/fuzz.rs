@@ -1,12 +1,13 @@
-//! Replays what the fuzz targets (`fuzz/`) ever found, and their seed corpus: no input
-//! panics, every error is located. `scripts/fuzz.sh` runs the fuzzers themselves.
+//! Replays what the fuzz targets (`fuzz/`) ever found, their committed seeds, and the corpus
+//! grown on this machine if there is one: no input panics, every error is located.
+//! `scripts/fuzz.sh` runs the fuzzers themselves.
 
 use crate::support::repo_root;
 use std::path::Path;
 
 fn inputs(dir: &str) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
-    for sub in ["regressions", "corpus"] {
+    for sub in ["regressions", "seeds", "corpus"] {
         let path = repo_root().join("fuzz").join(sub).join(dir);
         let Ok(entries) = std::fs::read_dir(&path) else {
             continue;

@@ -107,9 +107,31 @@ fn alias_bombs_and_deep_nesting_are_errors_not_crashes() {
         let refs = vec![format!("*{prev}"); 9].join(", ");
         bomb.push_str(&format!("{name}: &{name} [{refs}]\n"));
     }
-    exercise(&bomb);
-    exercise(&"[".repeat(100_000));
-    exercise(&"- ".repeat(10_000));
-    exercise(&"a:\n".repeat(10_000));
-    exercise(&format!("{}x{}", "{a: ".repeat(5_000), "}".repeat(5_000)));
+    let nested_maps = format!("{}x{}", "{a: ".repeat(5_000), "}".repeat(5_000));
+    for (name, src, why) in [
+        (
+            "alias bomb",
+            bomb.as_str(),
+            "aliases expand to too many nodes",
+        ),
+        (
+            "deep flow sequence",
+            &"[".repeat(100_000),
+            "recursion limit",
+        ),
+        ("deep block sequence", &"- ".repeat(10_000), ""),
+        ("repeated key", &"a:\n".repeat(10_000), ""),
+        ("deep flow mapping", &nested_maps, "recursion limit"),
+    ] {
+        // Each is refused, with a located error, never accepted as a Clusterfile.
+        let err = parse(Path::new("Clusterfile"), src)
+            .err()
+            .unwrap_or_else(|| panic!("{name}: parsed"));
+        assert!(
+            err.diagnostics().iter().all(|d| d.location.is_some()),
+            "{name}: {}",
+            err.render()
+        );
+        assert!(err.render().contains(why), "{name}: {}", err.render());
+    }
 }
