@@ -223,8 +223,10 @@ pub fn certificate_key() -> &'static str {
 }
 
 /// Joins this host. The join command (with its token) and the certificate key come on
-/// stdin, one per line, so they never appear in a command line, a log or an error.
-/// `endpoint_ip` is where `apiserver.cluster.local` points while joining.
+/// stdin, one per line, and go to kubeadm in a `JoinConfiguration` file only this root can
+/// read, removed afterwards: never in a command line (`/proc/*/cmdline`), a log or an error.
+/// `endpoint_ip` is where `apiserver.cluster.local` points while joining; `advertise` is the
+/// address a control-plane join serves the API on.
 pub fn kube_join(
     cluster: &str,
     rootfs: &str,
@@ -233,11 +235,7 @@ pub fn kube_join(
     control_plane: bool,
     pre_join: &str,
 ) -> String {
-    let join = if control_plane {
-        "read -r join; read -r key\n$join --control-plane --certificate-key \"$key\"\n"
-    } else {
-        "read -r join\n$join\n"
-    };
+    let join = join_via_config(control_plane);
     format!(
         "set -e\n{hosts}{init}{pre}{join}",
         pre = pre_join.trim_start_matches("set -e\n"),
@@ -248,6 +246,53 @@ pub fn kube_join(
         ),
         init = image_script(rootfs, exports, "init-kube.sh", &[]).trim_start_matches("set -e\n"),
     )
+}
+
+/// The join itself, from the join command (and a control plane's certificate key) on stdin:
+/// a `JoinConfiguration` file readable by root only, `kubeadm join --config FILE`, the file
+/// removed however the join ends.
+fn join_via_config(control_plane: bool) -> String {
+    // `set -- $join` splits the printed join command (`kubeadm join ENDPOINT --token T
+    // --discovery-token-ca-cert-hash H`) with the shell's builtins only.
+    let mut join = String::from(
+        "read -r join\n\
+         set -f; set -- $join; set +f\n\
+         endpoint=\"\" token=\"\" hash=\"\"\n\
+         while [ $# -gt 0 ]; do\n\
+         \x20 case $1 in\n\
+         \x20   --token) token=$2; shift ;;\n\
+         \x20   --discovery-token-ca-cert-hash) hash=$2; shift ;;\n\
+         \x20   kubeadm | join) ;;\n\
+         \x20   -*) ;;\n\
+         \x20   *) endpoint=$1 ;;\n\
+         \x20 esac\n\
+         \x20 shift\n\
+         done\n\
+         mkdir -p /etc/kubernetes\n\
+         config=$(umask 077; mktemp /etc/kubernetes/.sealer-join.XXXXXX)\n\
+         trap 'rm -f \"$config\"' EXIT\n\
+         cat > \"$config\" <<EOF\n\
+         apiVersion: kubeadm.k8s.io/v1beta3\n\
+         kind: JoinConfiguration\n\
+         discovery:\n\
+         \x20 bootstrapToken:\n\
+         \x20   apiServerEndpoint: $endpoint\n\
+         \x20   token: $token\n\
+         \x20   caCertHashes:\n\
+         \x20   - $hash\n\
+         EOF\n",
+    );
+    if control_plane {
+        join.push_str(
+            "read -r key\n\
+             cat >> \"$config\" <<EOF\n\
+             controlPlane:\n\
+             \x20 certificateKey: $key\n\
+             EOF\n",
+        );
+    }
+    join.push_str("kubeadm join --config \"$config\"\n");
+    join
 }
 
 /// After a control-plane join the master serves the API itself.
@@ -463,5 +508,55 @@ mod tests {
         );
         assert!(script.contains("'k=$(touch /tmp/x); `id`'"), "{script}");
         assert!(script.contains("'a=b;c:NoSchedule'"), "{script}");
+    }
+
+    #[test]
+    fn a_join_gives_kubeadm_its_secrets_in_a_private_file_never_in_its_arguments() {
+        let dir = format!("{}/join", tempfile_dir());
+        std::fs::create_dir_all(&dir).unwrap();
+        // A kubeadm that records what it was given: its arguments, and the file's mode and text.
+        let fake = format!(
+            "kubeadm() {{ printf '%s\\n' \"$*\" > {dir}/argv; stat -c %a \"$3\" > {dir}/mode; cat \"$3\" > {dir}/config; }}\n"
+        );
+        let script =
+            format!("set -e\n{fake}{}", join_via_config(true)).replace("/etc/kubernetes", &dir);
+        let join = "kubeadm join apiserver.cluster.local:6443 --token abcdef.0123456789abcdef --discovery-token-ca-cert-hash sha256:aaaa \n";
+        let mut child = Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{join}{}\n", "k".repeat(64)).as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+        let read = |name: &str| std::fs::read_to_string(format!("{dir}/{name}")).unwrap();
+        let argv = read("argv");
+        assert!(argv.starts_with("join --config "), "{argv}");
+        assert!(!argv.contains("abcdef") && !argv.contains("kkkk"), "{argv}");
+        assert_eq!(read("mode").trim(), "600");
+        let config = read("config");
+        for line in [
+            "kind: JoinConfiguration",
+            "    apiServerEndpoint: apiserver.cluster.local:6443",
+            "    token: abcdef.0123456789abcdef",
+            "    - sha256:aaaa",
+            "controlPlane:",
+        ] {
+            assert!(config.contains(line), "{line:?} not in:\n{config}");
+        }
+        assert!(config.contains(&format!("  certificateKey: {}", "k".repeat(64))));
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".sealer-join"))
+            .collect();
+        assert!(left.is_empty(), "the join file stayed: {left:?}");
     }
 }
