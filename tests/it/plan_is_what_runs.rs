@@ -218,6 +218,20 @@ fn tree(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
+/// `plan --refresh-only --detailed-exitcode`, which must exit `code`: its stdout.
+fn refresh(q: &Quickstart, code: i32) -> String {
+    let out = q.sealer(&[
+        "plan",
+        "-f",
+        q.file(),
+        "--refresh-only",
+        "--detailed-exitcode",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(code), "{text}");
+    text
+}
+
 #[test]
 fn refresh_only_reads_every_resource_back_changes_nothing_and_names_what_drifted() {
     let q = Quickstart::new();
@@ -226,15 +240,7 @@ fn refresh_only_reads_every_resource_back_changes_nothing_and_names_what_drifted
     let upper = q.sb.path("sandbox/upper");
     let before = tree(&upper);
 
-    let out = q.sealer(&[
-        "plan",
-        "-f",
-        q.file(),
-        "--refresh-only",
-        "--detailed-exitcode",
-    ]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    let text = refresh(&q, 0);
     assert!(
         text.contains("No drift: the 9 resources read back are as the state records them."),
         "{text}"
@@ -265,15 +271,7 @@ fn refresh_only_reads_every_resource_back_changes_nothing_and_names_what_drifted
     std::fs::write(q.on_host("/etc/kubernetes/kubeadm.yaml"), "edited: true\n").unwrap();
     let tampered = tree(&upper);
 
-    let out = q.sealer(&[
-        "plan",
-        "-f",
-        q.file(),
-        "--refresh-only",
-        "--detailed-exitcode",
-    ]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(2), "{text}");
+    let text = refresh(&q, 2);
     for expected in [
         "~ app.dashboard (drifted)\n      objects of 10-deployment.yaml: Error from server (NotFound)",
         "- app.metrics (gone)\n      release metrics is not installed",
