@@ -619,6 +619,14 @@ fn hostile_arguments_come_back_unchanged() {
                 ok(t, "ls /tmp/pwned 2>/dev/null || echo none").await,
                 "none\n"
             );
+            // The script reaches the host on stdin: no command line on the host holds it,
+            // for other users to read in /proc or for sudo to log.
+            let lines = ok(
+                t,
+                "secret=s3cr3t-in-script; tr '\\0' ' ' < /proc/$$/cmdline; echo; tr '\\0' ' ' < /proc/$PPID/cmdline",
+            )
+            .await;
+            assert!(!lines.contains("s3cr3t"), "through {}: {lines}", t.host());
         }
     });
 }

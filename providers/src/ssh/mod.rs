@@ -34,7 +34,7 @@ use crate::transport::{
     Exec, ExecOutput, OutputSink, Stdin, Transport, TransportError, TransportErrorKind,
 };
 use connect::{Handle, dial, error};
-use run::{Ended, Input, Privilege, SudoFailure, remote_command};
+use run::{Data, Ended, Input, Privilege, SudoFailure, remote_command};
 
 /// Channels open at once on one connection; OpenSSH's `MaxSessions` defaults to 10.
 pub const MAX_CHANNELS: usize = 8;
@@ -271,15 +271,19 @@ impl Inner {
         sink: Option<&OutputSink>,
     ) -> Result<ExecOutput, TransportError> {
         // Opened before a channel is: a missing file fails without touching the host.
-        let input = match &exec.stdin {
-            Stdin::Null => Input::Null,
-            Stdin::Bytes(bytes) => Input::Bytes(bytes.clone()),
-            Stdin::File(path) => Input::File(tokio::fs::File::open(path).await.map_err(|e| {
+        let data = match &exec.stdin {
+            Stdin::Null => Data::Null,
+            Stdin::Bytes(bytes) => Data::Bytes(bytes.clone()),
+            Stdin::File(path) => Data::File(tokio::fs::File::open(path).await.map_err(|e| {
                 self.error(
                     TransportErrorKind::Io,
                     format!("cannot open stdin file {}: {e}", path.display()),
                 )
             })?),
+        };
+        let input = Input {
+            script: exec.script.clone().into_bytes(),
+            data,
         };
         let _permit = self.channels.acquire().await.map_err(|_| {
             self.error(
@@ -288,7 +292,7 @@ impl Inner {
             )
         })?;
         let privilege = self.privilege();
-        let command = remote_command(&exec.script, exec.timeout, privilege);
+        let command = remote_command(exec.script.len(), exec.timeout, privilege);
         let (conn, channel) = self.start(&command).await?;
         let (rx, tx) = channel.split();
         let user = &self.config.user;

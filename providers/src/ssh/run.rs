@@ -39,16 +39,23 @@ pub(crate) enum Privilege<'a> {
     SudoPassword(&'a str),
 }
 
-/// The command line sent to the host: the script under `timeout` (which kills it and its
-/// process group on the host), through sudo unless the user is root.
-pub(crate) fn remote_command(script: &str, timeout: Duration, privilege: Privilege<'_>) -> String {
+/// The command line sent to the host: a shell under `timeout` (which kills it and its
+/// process group on the host), through sudo unless the user is root, that reads the script
+/// (`script_len` bytes) from the head of its stdin and runs it; the rest of stdin is the
+/// script's. The script never appears in a command line: not in `/proc/*/cmdline`, where
+/// any user of the host can read it, nor in sudo's log.
+pub(crate) fn remote_command(
+    script_len: usize,
+    timeout: Duration,
+    privilege: Privilege<'_>,
+) -> String {
     let ms = timeout.as_millis().max(1);
     let inner = format!(
         "timeout --kill-after={}s {}.{:03}s bash -c {}",
         KILL_AFTER.as_secs(),
         ms / 1000,
         ms % 1000,
-        quote(script)
+        quote(&format!("s=$(head -c {script_len}) && eval \"$s\""))
     );
     let announce = |inner: &str| {
         let mark = String::from_utf8_lossy(SUDO_MARK);
@@ -68,8 +75,14 @@ pub(crate) fn remote_command(script: &str, timeout: Duration, privilege: Privile
     }
 }
 
-/// What the script reads.
-pub(crate) enum Input {
+/// What the remote shell reads: the script, then the script's own stdin.
+pub(crate) struct Input {
+    pub(crate) script: Vec<u8>,
+    pub(crate) data: Data,
+}
+
+/// The script's stdin.
+pub(crate) enum Data {
     Null,
     Bytes(Vec<u8>),
     File(tokio::fs::File),
@@ -183,14 +196,19 @@ enum WriteError {
 type Writer = Pin<Box<dyn Future<Output = Result<(), WriteError>> + Send>>;
 
 async fn write_input(tx: Arc<ChannelWriteHalf<Msg>>, input: Input) -> Result<(), WriteError> {
-    match input {
-        Input::Null => {}
-        Input::Bytes(bytes) => {
+    if !input.script.is_empty() {
+        tx.data_bytes(input.script)
+            .await
+            .map_err(|_| WriteError::Remote)?;
+    }
+    match input.data {
+        Data::Null => {}
+        Data::Bytes(bytes) => {
             if !bytes.is_empty() {
                 tx.data_bytes(bytes).await.map_err(|_| WriteError::Remote)?;
             }
         }
-        Input::File(mut file) => {
+        Data::File(mut file) => {
             let mut buf = vec![0u8; CHUNK];
             loop {
                 let n = file
@@ -405,9 +423,20 @@ mod tests {
     use super::*;
     use std::process::Command;
 
-    /// Runs a remote command line locally, the way sshd runs it (`bash -c LINE`).
-    fn sh(line: &str) -> (i32, String, String) {
-        let out = Command::new("bash").arg("-c").arg(line).output().unwrap();
+    /// Runs a remote command line locally, the way sshd runs it (`bash -c LINE`), with the
+    /// script on its stdin as the transport sends it.
+    fn sh(line: &str, script: &str) -> (i32, String, String) {
+        use std::io::Write as _;
+        let mut child = Command::new("bash")
+            .arg("-c")
+            .arg(line)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let _ = child.stdin.take().unwrap().write_all(script.as_bytes());
+        let out = child.wait_with_output().unwrap();
         (
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -419,12 +448,16 @@ mod tests {
     fn the_script_survives_the_wrapping_unchanged() {
         let hostile =
             "printf '%s|' \"a b\" '$(touch /tmp/sealer-ssh-pwned)' \"it's\" 'x\ny' `echo ok`";
-        let line = remote_command(hostile, Duration::from_secs(30), Privilege::Root);
+        let line = remote_command(hostile.len(), Duration::from_secs(30), Privilege::Root);
         assert!(
             line.starts_with("timeout --kill-after=5s 30.000s bash -c "),
             "{line}"
         );
-        let (code, out, _) = sh(&line);
+        assert!(
+            !line.contains("printf"),
+            "the script is not on the line: {line}"
+        );
+        let (code, out, _) = sh(&line, hostile);
         assert_eq!(code, 0);
         assert_eq!(out, "a b|$(touch /tmp/sealer-ssh-pwned)|it's|x\ny|ok|");
         assert!(!std::path::Path::new("/tmp/sealer-ssh-pwned").exists());
@@ -432,40 +465,33 @@ mod tests {
 
     #[test]
     fn the_remote_timeout_kills_the_script_and_its_children() {
-        let line = remote_command(
-            "sleep 30 & sleep 30",
-            Duration::from_millis(200),
-            Privilege::Root,
-        );
+        let script = "sleep 30 & sleep 30";
+        let line = remote_command(script.len(), Duration::from_millis(200), Privilege::Root);
         assert!(line.contains(" 0.200s "), "{line}");
         let start = std::time::Instant::now();
-        let (code, _, _) = sh(&line);
+        let (code, _, _) = sh(&line, script);
         assert_eq!(code, 124);
         assert!(start.elapsed() < Duration::from_secs(5));
     }
 
     #[test]
     fn any_timeout_makes_a_valid_command_line() {
-        let line = remote_command("true", Duration::MAX, Privilege::Root);
-        assert_eq!(sh(&line).0, 0, "{line}");
+        let line = remote_command(4, Duration::MAX, Privilege::Root);
+        assert_eq!(sh(&line, "true").0, 0, "{line}");
         // A zero timeout is the shortest one `timeout` takes, not its "no timeout" (0).
         for t in [Duration::ZERO, Duration::from_micros(1)] {
-            let line = remote_command("sleep 5", t, Privilege::Root);
+            let line = remote_command(7, t, Privilege::Root);
             assert!(line.contains(" 0.001s "), "{line}");
-            assert_eq!(sh(&line).0, 124, "{line}");
+            assert_eq!(sh(&line, "sleep 5").0, 124, "{line}");
         }
     }
 
     #[test]
     fn sudo_lines_keep_the_password_off_the_command_line() {
-        let line = remote_command(
-            "id -u",
-            Duration::from_secs(1),
-            Privilege::SudoPassword("s3cret"),
-        );
+        let line = remote_command(5, Duration::from_secs(1), Privilege::SudoPassword("s3cret"));
         assert!(!line.contains("s3cret"), "{line}");
         assert!(line.starts_with("sudo -S -p "), "{line}");
-        let line = remote_command("id -u", Duration::from_secs(1), Privilege::Sudo);
+        let line = remote_command(5, Duration::from_secs(1), Privilege::Sudo);
         assert!(line.starts_with("sudo -n -H -- bash -c "), "{line}");
     }
 
