@@ -109,6 +109,17 @@ fn failure(command: &str, message: String, output: &[u8]) -> StepFailure {
     }
 }
 
+/// What errors show of a script: its first meaningful lines, without the host's env. The env
+/// goes first in most scripts, and a value may span lines (a list, a quoted newline): it is
+/// taken out whole before anything is shown.
+pub(crate) fn shown_command(script: &str, exports: &str) -> String {
+    if exports.is_empty() {
+        first_line(script)
+    } else {
+        first_line(&script.replacen(exports, "", 1))
+    }
+}
+
 fn first_line(script: &str) -> String {
     // The command people see: the script's meaningful lines, without `set -e` and exports.
     script
@@ -216,7 +227,7 @@ impl Runner {
         secret_output: bool,
     ) -> Result<Vec<u8>, StepFailure> {
         let transport = self.transport(host).await?;
-        let shown = first_line(&script);
+        let shown = shown_command(&script, self.exports(host));
         let exec = Exec::new(script, self.ctx.step_timeout).with_stdin(stdin);
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<OutputChunk>();
         let sink = Arc::clone(&self.sink);

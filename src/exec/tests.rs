@@ -637,3 +637,22 @@ fn the_queue_starts_in_plan_order_one_per_host_and_skips_each_step_once() {
     assert!(queue.skip_dependents(c).is_empty(), "skipped once");
     assert_eq!(queue.not_started().count(), 0);
 }
+
+#[test]
+fn a_failed_command_shows_no_env_not_even_a_list_or_a_multi_line_value() {
+    use sealer_providers::quote::{EnvItem, exports};
+    let env = exports(&[
+        (
+            "Token".to_string(),
+            EnvItem::Scalar("line1\nsecret-2".to_string()),
+        ),
+        (
+            "Hosts".to_string(),
+            EnvItem::List(vec!["a".into(), "secret-3".into()]),
+        ),
+    ]);
+    let script = format!("set -e\n{env}cd /rootfs/scripts\nbash init.sh\n");
+    let shown = super::runner::shown_command(&script, &env);
+    assert_eq!(shown, "cd /rootfs/scripts; bash init.sh");
+    assert!(!shown.contains("secret"), "{shown}");
+}
