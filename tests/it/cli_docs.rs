@@ -827,7 +827,7 @@ fn every_invariant_names_a_test_that_exists() {
         .nth(1)
         .expect("an Invariants section");
     let mut sources = String::new();
-    for dir in ["src", "tests/it"] {
+    for dir in ["src", "tests/it", "providers/src"] {
         collect_rust(&repo_root().join(dir), &mut sources);
     }
     let mut named = 0;
