@@ -30,17 +30,49 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
-/// Checks that a digest is `sha256:` + 64 lowercase hex digits, so it is safe in a path.
+/// What is wrong with a digest, if anything. Only `sha256:` + 64 lowercase hex digits is
+/// taken: sealer verifies sha256 alone, and nothing else is safe to put in a URL or a path
+/// (a digest comes from manifests, which come from registries and layouts).
+pub fn digest_problem(digest: &str) -> Option<String> {
+    let Some((algorithm, hex)) = digest.split_once(':') else {
+        return Some("not a digest (expected sha256:<64 lowercase hex digits>)".into());
+    };
+    // The image spec's algorithm grammar: a well-formed name of another algorithm is
+    // unsupported; anything else is malformed.
+    let well_formed = !algorithm.is_empty()
+        && algorithm
+            .bytes()
+            .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'+' | b'.' | b'_' | b'-'));
+    if algorithm != "sha256" {
+        return Some(if well_formed {
+            format!("digest algorithm {algorithm} is not supported (sealer verifies sha256 only)")
+        } else {
+            "not a digest (expected sha256:<64 lowercase hex digits>)".into()
+        });
+    }
+    if hex.len() != 64 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Some("a sha256 digest is 64 lowercase hex digits".into());
+    }
+    None
+}
+
+/// The hex part of a valid digest (see [`digest_problem`]), else an error quoting it.
 pub fn check_digest(digest: &str) -> Result<&str> {
-    match digest.strip_prefix("sha256:") {
-        Some(hex)
-            if hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) =>
-        {
-            Ok(hex)
-        }
-        _ => Err(Error::msg(format!(
-            "unsupported or malformed digest {digest:?} (expected sha256:<64 hex digits>)"
+    match digest_problem(digest) {
+        None => Ok(&digest["sha256:".len()..]),
+        Some(why) => Err(Error::msg(format!(
+            "invalid digest {}: {why}",
+            quoted_prefix(digest)
         ))),
+    }
+}
+
+/// A string from untrusted input, quoted and cut short enough for one line of a message.
+pub fn quoted_prefix(text: &str) -> String {
+    const SHOWN: usize = 80;
+    match text.char_indices().nth(SHOWN) {
+        Some((end, _)) => format!("{:?}...", &text[..end]),
+        None => format!("{text:?}"),
     }
 }
 
@@ -349,4 +381,45 @@ pub fn digest_reader(mut reader: impl Read) -> io::Result<(String, u64)> {
     io::copy(&mut reader, &mut hasher)?;
     let (_, digest, size) = hasher.finish();
     Ok((digest, size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_sha256_digests_in_lowercase_hex_are_taken() {
+        let good = format!("sha256:{}", "0a".repeat(32));
+        assert_eq!(digest_problem(&good), None);
+        assert_eq!(check_digest(&good).unwrap(), "0a".repeat(32));
+        let sha512 = format!("sha512:{}", "0".repeat(128));
+        assert!(
+            digest_problem(&sha512)
+                .unwrap()
+                .contains("algorithm sha512 is not supported")
+        );
+        for bad in [
+            String::new(),
+            "sha256".into(),
+            "sha256:".into(),
+            format!("sha256:{}", "A".repeat(64)),
+            format!("sha256:{}", "0".repeat(63)),
+            format!("sha256:{}/..", "0".repeat(62)),
+            format!("sha256:../../{}", "0".repeat(58)),
+            format!("SHA256:{}", "0".repeat(64)),
+            format!("../x:{}", "0".repeat(64)),
+            "sha256:?x=1".into(),
+        ] {
+            let why = digest_problem(&bad).unwrap_or_else(|| panic!("{bad:?} was taken"));
+            assert!(!why.contains("is not supported"), "{bad:?}: {why}");
+            assert!(check_digest(&bad).is_err());
+        }
+    }
+
+    #[test]
+    fn quoted_untrusted_text_is_cut_short() {
+        assert_eq!(quoted_prefix("a\nb"), "\"a\\nb\"");
+        let long = "x".repeat(500);
+        assert_eq!(quoted_prefix(&long), format!("\"{}\"...", "x".repeat(80)));
+    }
 }
