@@ -8,6 +8,8 @@
 //!   with positions, and its resolved view (hosts, registry, env defaults and derived keys).
 //! - [`image`]: Sealer Images: references, metadata, OCI layouts, the local store
 //!   (`$SEALER_HOME/images`), builds, registries and credentials (`$SEALER_HOME/auth.json`).
+//! - [`limits`]: what untrusted input may make sealer hold or write (docs/operations.md,
+//!   "Limits").
 //! - [`resource`]: resources, the unit of graphs, plans and state.
 //! - [`kinds`]: one module per resource kind: typed attributes, compilation, steps.
 //! - [`rootfs`]: images unpacked (`$SEALER_HOME/cache/rootfs/`) and each cluster's rendered
@@ -24,6 +26,7 @@ pub mod image;
 pub mod kinds;
 pub mod kubefile;
 pub mod kubeversion;
+pub mod limits;
 pub mod ops;
 pub mod plan;
 pub mod resource;

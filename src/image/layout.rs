@@ -230,6 +230,26 @@ impl Layout {
         Ok(freed)
     }
 
+    /// Removes temp files older than `age` (best effort): what killed writers left. A live
+    /// writer's file is younger, as it is written to all along.
+    pub fn remove_stale_temps(&self, age: std::time::Duration) {
+        for dir in [self.root.clone(), self.root.join("blobs/sha256")] {
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let stale = entry.file_name().to_string_lossy().starts_with(TMP_PREFIX)
+                    && entry
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .is_ok_and(|t| t.elapsed().is_ok_and(|elapsed| elapsed > age));
+                if stale {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
+    }
+
     fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
         write_atomic(path, bytes)
     }
@@ -413,6 +433,32 @@ mod tests {
             let why = digest_problem(&bad).unwrap_or_else(|| panic!("{bad:?} was taken"));
             assert!(!why.contains("is not supported"), "{bad:?}: {why}");
             assert!(check_digest(&bad).is_err());
+        }
+    }
+
+    #[test]
+    fn stale_temp_files_go_and_fresh_ones_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::create(dir.path()).unwrap();
+        let blobs = dir.path().join("blobs/sha256");
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+        for (name, modified) in [
+            (".tmp-1-0", Some(old)),
+            (".tmp-1-1", None),
+            ("not-a-temp", Some(old)),
+        ] {
+            for dir in [dir.path(), blobs.as_path()] {
+                let file = File::create(dir.join(name)).unwrap();
+                if let Some(time) = modified {
+                    file.set_modified(time).unwrap();
+                }
+            }
+        }
+        layout.remove_stale_temps(std::time::Duration::from_secs(3600));
+        for dir in [dir.path(), blobs.as_path()] {
+            assert!(!dir.join(".tmp-1-0").exists());
+            assert!(dir.join(".tmp-1-1").exists(), "a live writer's file stays");
+            assert!(dir.join("not-a-temp").exists());
         }
     }
 

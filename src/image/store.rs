@@ -14,6 +14,7 @@ use super::oci::{
 };
 use super::reference::Reference;
 use crate::diag::{Error, IoContext, Result};
+use crate::limits::STALE_TEMP_AGE;
 use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -117,11 +118,13 @@ impl Store {
             .with_path("cannot open lock file", &path)
     }
 
-    /// Taken by anything that writes blobs before tagging them.
+    /// Taken by anything that writes blobs before tagging them (build, pull, load). Temp
+    /// files killed writers left are removed here, so they go with the next write.
     pub fn writer_lock(&self) -> Result<LockGuard> {
         let file = self.lock_file("gc.lock")?;
         file.lock_shared()
             .with_path("cannot lock", &self.layout.root().join("gc.lock"))?;
+        self.layout.remove_stale_temps(STALE_TEMP_AGE);
         Ok(LockGuard { _file: file })
     }
 
