@@ -6,6 +6,7 @@
 
 use super::oci::{Descriptor, Index};
 use crate::diag::{Error, IoContext, Result, io_error};
+use crate::limits::{DOCUMENT_MAX, format_size};
 use sha2::{Digest as _, Sha256};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -130,10 +131,16 @@ impl Layout {
         self.blob_path(digest).is_ok_and(|p| p.is_file())
     }
 
-    /// Reads a blob and verifies its digest.
-    pub fn read_blob(&self, digest: &str) -> Result<Vec<u8>> {
+    /// Reads a document blob (a manifest or an image config) and verifies its digest. Such
+    /// blobs are read whole, so one larger than [`DOCUMENT_MAX`] is refused unread.
+    pub fn read_document(&self, digest: &str) -> Result<Vec<u8>> {
         let path = self.blob_path(digest)?;
-        let bytes = fs::read(&path).with_path("cannot read blob", &path)?;
+        let bytes = read_at_most(&path, DOCUMENT_MAX)?.ok_or_else(|| {
+            Error::msg(format!(
+                "blob {digest} is larger than {}, the limit of a manifest or an image config",
+                format_size(DOCUMENT_MAX)
+            ))
+        })?;
         let actual = sha256_digest(&bytes);
         if actual != digest {
             return Err(Error::msg(format!(
@@ -199,11 +206,24 @@ impl Layout {
         Ok(())
     }
 
+    /// The index of a layout sealer wrote (the store's own, which grows with its names).
     pub fn read_index(&self) -> Result<Index> {
         let path = self.root.join("index.json");
         let bytes = fs::read(&path).with_path("cannot read", &path)?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| Error::msg(format!("{}: invalid index: {e}", path.display())))
+        parse_index(&path, &bytes)
+    }
+
+    /// The index of a layout from elsewhere (`sealer load`), at most [`DOCUMENT_MAX`] bytes.
+    pub fn read_foreign_index(&self) -> Result<Index> {
+        let path = self.root.join("index.json");
+        let bytes = read_at_most(&path, DOCUMENT_MAX)?.ok_or_else(|| {
+            Error::msg(format!(
+                "{} is larger than {}, the limit of an index",
+                path.display(),
+                format_size(DOCUMENT_MAX)
+            ))
+        })?;
+        parse_index(&path, &bytes)
     }
 
     pub fn write_index(&self, index: &Index) -> Result<()> {
@@ -253,6 +273,21 @@ impl Layout {
     fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
         write_atomic(path, bytes)
     }
+}
+
+fn parse_index(path: &Path, bytes: &[u8]) -> Result<Index> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| Error::msg(format!("{}: invalid index: {e}", path.display())))
+}
+
+/// A file's bytes, or `None` when it has more than `max`: never more than that is read.
+fn read_at_most(path: &Path, max: u64) -> Result<Option<Vec<u8>>> {
+    let file = File::open(path).with_path("cannot read", path)?;
+    let mut bytes = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .with_path("cannot read", path)?;
+    Ok((bytes.len() as u64 <= max).then_some(bytes))
 }
 
 /// Writes a file atomically: temp file in the same directory, fsync, rename, fsync the dir.

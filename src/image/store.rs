@@ -51,7 +51,7 @@ impl Image {
 
     /// Reads an image out of any layout, verifying manifest and config digests.
     pub fn read(layout: &Layout, descriptor: &Descriptor) -> Result<Image> {
-        let bytes = layout.read_blob(&descriptor.digest)?;
+        let bytes = layout.read_document(&descriptor.digest)?;
         let manifest: Manifest = serde_json::from_slice(&bytes)
             .map_err(|e| Error::msg(format!("manifest {} is not valid: {e}", descriptor.digest)))?;
         let media_type = manifest
@@ -64,7 +64,7 @@ impl Image {
                 descriptor.digest
             )));
         }
-        let config_bytes = layout.read_blob(&manifest.config.digest)?;
+        let config_bytes = layout.read_document(&manifest.config.digest)?;
         let config: ImageConfig = serde_json::from_slice(&config_bytes).map_err(|e| {
             Error::msg(format!(
                 "image config {} is not valid: {e}",

@@ -1,0 +1,321 @@
+//! Hostile input (security review, issue 12): registries, images and Kubefiles made to have
+//! sealer hold or write far more than they are, or write where it must not. One regression
+//! test per finding; where the finding was memory, sealer runs under an address-space limit
+//! that an unbounded read would blow, so the test cannot pass by having memory to spare.
+
+use crate::registry::sha256;
+use crate::support::Sandbox;
+use crate::support::http::{Request, Server};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::TcpStream;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+
+/// The memory sealer gets where memory is the point: well above what a pull or a build needs
+/// (tens of MiB), far below what the unbounded versions took (gigabytes).
+const MEMORY_LIMIT: u64 = 256 << 20;
+
+/// How a hostile registry answers one path.
+#[derive(Clone)]
+enum Answer {
+    /// A whole body with its `Content-Length`.
+    Body(&'static str, Vec<u8>),
+    /// `fill` bytes without end (up to `cap`, so a test of broken code ends too), with a
+    /// `Content-Length` if given, else delimited by the connection's close.
+    Endless {
+        content_type: &'static str,
+        fill: u8,
+        length: Option<u64>,
+        cap: u64,
+    },
+}
+
+/// A registry that answers `/v2/` as docker-registry does, and `/v2/evil/...` from a table;
+/// it records every path asked for and how many bytes its endless answers got out.
+struct HostileRegistry {
+    server: Server,
+    requests: Arc<Mutex<Vec<String>>>,
+    sent: Arc<AtomicU64>,
+}
+
+impl HostileRegistry {
+    fn start(routes: BTreeMap<String, Answer>) -> HostileRegistry {
+        let requests: Arc<Mutex<Vec<String>>> = Arc::default();
+        let sent: Arc<AtomicU64> = Arc::default();
+        let server = {
+            let (requests, sent) = (requests.clone(), sent.clone());
+            Server::start_raw(move |request: &Request, stream: &mut TcpStream| {
+                requests.lock().unwrap().push(request.path.clone());
+                let answer = match request.path.as_str() {
+                    "/v2/" => Answer::Body("application/json", b"{}".to_vec()),
+                    path => match routes.get(path) {
+                        Some(answer) => answer.clone(),
+                        None => {
+                            let _ = write_head(stream, "404 Not Found", "text/plain", Some(0));
+                            return;
+                        }
+                    },
+                };
+                match answer {
+                    Answer::Body(content_type, body) => {
+                        let length = body.len() as u64;
+                        if write_head(stream, "200 OK", content_type, Some(length)).is_ok() {
+                            let _ = stream.write_all(&body);
+                        }
+                    }
+                    Answer::Endless {
+                        content_type,
+                        fill,
+                        length,
+                        cap,
+                    } => {
+                        if write_head(stream, "200 OK", content_type, length).is_err() {
+                            return;
+                        }
+                        let chunk = vec![fill; 64 * 1024];
+                        // Ends when sealer hangs up (the write fails) or at the cap.
+                        while sent.load(Ordering::SeqCst) < cap {
+                            if stream.write_all(&chunk).is_err() {
+                                return;
+                            }
+                            sent.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+                        }
+                    }
+                }
+            })
+        };
+        HostileRegistry {
+            server,
+            requests,
+            sent,
+        }
+    }
+
+    fn image(&self, tag: &str) -> String {
+        format!("{}/evil:{tag}", self.server.addr())
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+fn write_head(
+    stream: &mut TcpStream,
+    status: &str,
+    content_type: &str,
+    length: Option<u64>,
+) -> std::io::Result<()> {
+    let mut head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n\
+         Docker-Distribution-Api-Version: registry/2.0\r\nConnection: close\r\n"
+    );
+    if let Some(length) = length {
+        head.push_str(&format!("Content-Length: {length}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())
+}
+
+/// A small valid image config, and its descriptor.
+fn config() -> (Vec<u8>, serde_json::Value) {
+    let bytes = json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": []}
+    })
+    .to_string()
+    .into_bytes();
+    let descriptor =
+        json!({"mediaType": OCI_CONFIG, "digest": sha256(&bytes), "size": bytes.len()});
+    (bytes, descriptor)
+}
+
+fn manifest(config: &serde_json::Value, layers: &[serde_json::Value]) -> Vec<u8> {
+    json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": layers})
+        .to_string()
+        .into_bytes()
+}
+
+/// The `.tmp-*` files of the store's blob directory.
+fn store_temps(sb: &Sandbox) -> Vec<String> {
+    let dir = sb.home().join("images/blobs/sha256");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    entries
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".tmp-"))
+        .collect()
+}
+
+fn stderr_of_failed(out: &std::process::Output, what: &str) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{what} should fail with exit 1 (a signal means it blew the memory limit):\n{stderr}"
+    );
+    stderr
+}
+
+#[test]
+fn an_endless_manifest_stops_at_the_manifest_limit() {
+    let routes = BTreeMap::from([
+        // No Content-Length: only the connection's close would end it.
+        (
+            "/v2/evil/manifests/endless".to_string(),
+            Answer::Endless {
+                content_type: OCI_MANIFEST,
+                fill: b' ',
+                length: None,
+                cap: 8 << 30,
+            },
+        ),
+        // A 300 MB manifest, announced: refused before its body is read.
+        (
+            "/v2/evil/manifests/huge".to_string(),
+            Answer::Endless {
+                content_type: OCI_MANIFEST,
+                fill: b' ',
+                length: Some(300_000_000),
+                cap: 300_000_000,
+            },
+        ),
+    ]);
+    let registry = HostileRegistry::start(routes);
+    let sb = Sandbox::new();
+    for tag in ["endless", "huge"] {
+        let image = registry.image(tag);
+        let out = sb
+            .sealer_within(MEMORY_LIMIT)
+            .args(["pull", &image])
+            .output()
+            .unwrap();
+        let err = stderr_of_failed(&out, "a pull of an endless manifest");
+        assert!(err.contains(&format!("cannot pull {image}")), "{err}");
+        assert!(err.contains("larger than 4 MiB"), "{err}");
+        assert!(err.contains("the limit of a manifest"), "{err}");
+    }
+    // sealer hung up soon after the limit; the rest was never sent.
+    let sent = registry.sent.load(Ordering::SeqCst);
+    assert!(sent < 256 << 20, "{sent} bytes were sent");
+    assert!(store_temps(&sb).is_empty());
+}
+
+#[test]
+fn a_blob_streamed_past_its_declared_size_stops_and_leaves_no_temp_file() {
+    let (config_bytes, config) = config();
+    let layer_digest = sha256(b"what the layer should have been");
+    let layer = json!({"mediaType": OCI_LAYER, "digest": layer_digest, "size": 13_000});
+    let routes = BTreeMap::from([
+        (
+            "/v2/evil/manifests/v1".to_string(),
+            Answer::Body(OCI_MANIFEST, manifest(&config, &[layer])),
+        ),
+        (
+            format!("/v2/evil/blobs/{}", sha256(&config_bytes)),
+            Answer::Body(OCI_CONFIG, config_bytes.clone()),
+        ),
+        (
+            format!("/v2/evil/blobs/{layer_digest}"),
+            Answer::Endless {
+                content_type: "application/octet-stream",
+                fill: 0,
+                length: None,
+                cap: 256 << 20,
+            },
+        ),
+    ]);
+    let registry = HostileRegistry::start(routes);
+    let sb = Sandbox::new();
+    // A temp file a killed pull left two hours ago goes with the next pull.
+    sb.sealer().arg("images").assert().success();
+    let stale = sb.home().join("images/blobs/sha256/.tmp-4194304-0");
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    std::fs::File::create(&stale)
+        .unwrap()
+        .set_modified(two_hours_ago)
+        .unwrap();
+
+    let image = registry.image("v1");
+    let out = sb.sealer().args(["pull", &image]).output().unwrap();
+    let err = stderr_of_failed(&out, "a pull of an oversized blob");
+    assert!(err.contains(&format!("cannot pull {image}")), "{err}");
+    assert!(
+        err.contains(&format!(
+            "blob {layer_digest} is larger than its manifest declares: 13000 bytes declared"
+        )),
+        "{err}"
+    );
+    assert_eq!(store_temps(&sb), Vec::<String>::new());
+    let sent = registry.sent.load(Ordering::SeqCst);
+    assert!(sent < 64 << 20, "sealer read on: {sent} bytes were sent");
+    let images = sb.sealer().args(["images", "-q"]).output().unwrap();
+    assert!(images.stdout.is_empty(), "a failed pull names nothing");
+}
+
+#[test]
+fn a_manifest_with_an_invalid_digest_is_refused_before_any_blob_request() {
+    let (_, config) = config();
+    let escaping = format!("sha256:../../../../../../tmp/{}", "0".repeat(40));
+    let sha512 = format!("sha512:{}", "ab".repeat(64));
+    let routes = BTreeMap::from([
+        (
+            "/v2/evil/manifests/escaping".to_string(),
+            Answer::Body(
+                OCI_MANIFEST,
+                manifest(
+                    &config,
+                    &[json!({"mediaType": OCI_LAYER, "digest": escaping, "size": 10})],
+                ),
+            ),
+        ),
+        (
+            "/v2/evil/manifests/sha512".to_string(),
+            Answer::Body(
+                OCI_MANIFEST,
+                manifest(
+                    &config,
+                    &[json!({"mediaType": OCI_LAYER, "digest": sha512, "size": 10})],
+                ),
+            ),
+        ),
+    ]);
+    let registry = HostileRegistry::start(routes);
+    let sb = Sandbox::new();
+
+    let out = sb
+        .sealer()
+        .args(["pull", &registry.image("escaping")])
+        .output()
+        .unwrap();
+    let err = stderr_of_failed(&out, "a pull naming a path as a digest");
+    assert!(err.contains("invalid digest \"sha256:../../"), "{err}");
+    assert!(err.contains("64 lowercase hex digits"), "{err}");
+
+    let out = sb
+        .sealer()
+        .args(["pull", &registry.image("sha512")])
+        .output()
+        .unwrap();
+    let err = stderr_of_failed(&out, "a pull naming a sha512 digest");
+    assert!(
+        err.contains("digest algorithm sha512 is not supported"),
+        "{err}"
+    );
+
+    let requests = registry.requests();
+    assert!(
+        requests.iter().all(|p| !p.contains("/blobs/")),
+        "no blob may be asked for: {requests:?}"
+    );
+    assert!(!Path::new("/tmp").join("0".repeat(40)).exists());
+}
