@@ -319,3 +319,33 @@ fn a_manifest_with_an_invalid_digest_is_refused_before_any_blob_request() {
     );
     assert!(!Path::new("/tmp").join("0".repeat(40)).exists());
 }
+
+#[test]
+fn a_doubling_arg_chain_is_a_located_error_not_gigabytes() {
+    // Each ARG doubles the last: A39 would be 2^39 bytes (the build grew to 24 GB).
+    let mut kubefile = String::from("FROM scratch\nARG A0=x\n");
+    for i in 1..=39 {
+        kubefile.push_str(&format!("ARG A{i}=${{A{}}}${{A{}}}\n", i - 1, i - 1));
+    }
+    kubefile.push_str("LABEL k=${A39}\n");
+    let sb = Sandbox::new();
+    let ctx = sb.write_tree("ctx", &[("Kubefile", &kubefile)]);
+    let started = std::time::Instant::now();
+    let out = sb
+        .sealer_within(MEMORY_LIMIT)
+        .args(["build", "-t", "bomb:v1"])
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    let err = stderr_of_failed(&out, "a build of a doubling ARG chain");
+    // A20 is 1 MiB; A21 (line 23, its value at column 9) would be 2 MiB.
+    let want = format!(
+        "{}:23:9: error: this value expands to more than 1 MiB, the limit of a value after ${{...}} substitution",
+        ctx.join("Kubefile").display()
+    );
+    assert_eq!(err.lines().next(), Some(want.as_str()), "{err}");
+    assert_eq!(err.matches("error:").count(), 1, "one error: {err}");
+    assert!(started.elapsed().as_secs() < 10, "{:?}", started.elapsed());
+    let images = sb.sealer().args(["images", "-q"]).output().unwrap();
+    assert!(images.stdout.is_empty(), "the build names nothing");
+}
