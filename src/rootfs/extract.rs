@@ -4,7 +4,8 @@
 //! `.wh..wh..opq` empties its directory. Entries of the layer being unpacked are never
 //! hidden by whiteouts of that same layer, in whatever order the tar lists them (the image
 //! spec's rule). Entries that would land outside the tree are refused: absolute paths, `..`,
-//! symlinks whose target leaves the tree, hard links to anything but a file of the tree.
+//! symlinks whose target leaves the tree, hard links to anything but a file of the tree,
+//! whiteouts of anything but a name in their directory (`.wh..`, `.wh...`, `.wh.`).
 //! Modes are kept; ownership is ignored (files belong to whoever runs sealer).
 //!
 //! The tree is unpacked into a temp dir and renamed into place, so a cache directory that
@@ -173,9 +174,17 @@ fn unpack_tar(
             continue;
         }
         if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
+            // `.wh...` would remove the tree's parent (the cache of every image), `.wh..`
+            // the tree itself: a whiteout names an entry of its directory, or is refused.
+            if !paths::is_plain_name(hidden) {
+                return Err(Error::msg(format!(
+                    "entry refused: whiteout {} hides {hidden:?}, which is not a name in its directory",
+                    rel(&parts)
+                )));
+            }
             let mut target = parent.to_vec();
             target.push(hidden.to_string());
-            if hidden.is_empty() || current.contains(&rel(&target)) {
+            if current.contains(&rel(&target)) {
                 continue;
             }
             if let Some(path) = paths::resolve_existing(root, &target) {

@@ -255,6 +255,38 @@ fn entries_that_escape_the_root_are_refused() {
 }
 
 #[test]
+fn whiteouts_of_dot_dot_dot_or_nothing_are_refused_and_delete_nothing() {
+    for (entry, hidden) in [
+        (".wh...", "\"..\""),
+        ("a/.wh...", "\"..\""),
+        (".wh..", "\".\""),
+        (".wh.", "\"\""),
+    ] {
+        let home = Home::new();
+        // Another image's tree next to this one, in the cache the whiteout would remove.
+        let sibling = cache_dir(&home.store).join("rootfs/other-image");
+        fs::create_dir_all(&sibling).unwrap();
+        fs::write(sibling.join("kept"), "kept").unwrap();
+        let image = home.image(&[
+            layer(&[Member::Dir("a/", 0o755), Member::File("a/f", "f", 0o644)]),
+            layer(&[Member::File(entry, "", 0o644)]),
+        ]);
+        let err = extract(&home.store, &image).unwrap_err().to_string();
+        let layer = &image.manifest.layers[1].digest;
+        assert!(
+            err.contains(&format!("cannot unpack layer {layer} of image")),
+            "{entry}: {err}"
+        );
+        assert!(
+            err.contains(&format!("whiteout {entry} hides {hidden}")),
+            "{entry}: {err}"
+        );
+        assert_eq!(read(&sibling.join("kept")), "kept", "{entry}");
+        assert_eq!(home.cache_entries(), ["other-image"], "{entry}");
+    }
+}
+
+#[test]
 fn files_under_a_lower_symlink_replace_it_instead_of_following_it() {
     let home = Home::new();
     let outside = home.path().join("outside");

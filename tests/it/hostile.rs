@@ -4,8 +4,8 @@
 //! that an unbounded read would blow, so the test cannot pass by having memory to spare.
 
 use crate::registry::sha256;
-use crate::support::Sandbox;
 use crate::support::http::{Request, Server};
+use crate::support::{Sandbox, repo_root};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -348,4 +348,143 @@ fn a_doubling_arg_chain_is_a_located_error_not_gigabytes() {
     assert!(started.elapsed().as_secs() < 10, "{:?}", started.elapsed());
     let images = sb.sealer().args(["images", "-q"]).output().unwrap();
     assert!(images.stdout.is_empty(), "the build names nothing");
+}
+
+// ---- hostile images, unpacked by an apply ----
+
+const CLUSTER_IMAGE: &str = "example/demo-cluster:v1.22.15";
+
+/// A tar+gzip layer of `(name, content)` files. Names go raw into the header, so hostile
+/// ones get through.
+fn layer(files: &[(&str, &[u8])]) -> (Vec<u8>, String) {
+    let mut tar = tar::Builder::new(Vec::new());
+    for (name, content) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_mode(0o644);
+        let field = &mut header.as_old_mut().name;
+        field[..name.len()].copy_from_slice(name.as_bytes());
+        header.set_size(content.len() as u64);
+        header.set_cksum();
+        tar.append(&header, *content).unwrap();
+    }
+    let tar = tar.into_inner().unwrap();
+    let diff_id = sha256(&tar);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&tar).unwrap();
+    (gz.finish().unwrap(), diff_id)
+}
+
+/// The demo cluster image with `layer` on top, loaded into the sandbox's store as `name`:
+/// built, saved, its manifest and config given the layer, loaded back.
+fn cluster_image_with(sb: &Sandbox, name: &str, (layer, diff_id): (Vec<u8>, String)) {
+    sb.sealer()
+        .args(["build", "-t", CLUSTER_IMAGE])
+        .arg(repo_root().join("examples/images/demo-cluster"))
+        .assert()
+        .success();
+    let dir = sb.path(&format!("layout-{}", sha256(name.as_bytes())));
+    sb.sealer()
+        .args(["save", CLUSTER_IMAGE, "-o"])
+        .arg(&dir)
+        .assert()
+        .success();
+    let blobs = dir.join("blobs/sha256");
+    let blob = |digest: &str| blobs.join(digest.trim_start_matches("sha256:"));
+    let put = |bytes: &[u8]| {
+        let digest = sha256(bytes);
+        std::fs::write(blob(&digest), bytes).unwrap();
+        digest
+    };
+    let read_json = |path: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    };
+    let mut index = read_json(&dir.join("index.json"));
+    let mut manifest = read_json(&blob(index["manifests"][0]["digest"].as_str().unwrap()));
+    let mut config = read_json(&blob(manifest["config"]["digest"].as_str().unwrap()));
+    config["rootfs"]["diff_ids"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!(diff_id));
+    let config = config.to_string().into_bytes();
+    manifest["config"]["digest"] = json!(put(&config));
+    manifest["config"]["size"] = json!(config.len());
+    manifest["layers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"mediaType": OCI_LAYER, "digest": put(&layer), "size": layer.len()}));
+    let manifest = manifest.to_string().into_bytes();
+    let entry = &mut index["manifests"][0];
+    entry["digest"] = json!(put(&manifest));
+    entry["size"] = json!(manifest.len());
+    entry["annotations"]["org.opencontainers.image.ref.name"] = json!(name);
+    std::fs::write(dir.join("index.json"), index.to_string()).unwrap();
+    sb.sealer()
+        .args(["load", "-i"])
+        .arg(&dir)
+        .assert()
+        .success();
+}
+
+/// `sealer apply` of a one-host cluster of `image` on the sandboxed local transport: the
+/// image is unpacked before any step runs. Returns the failed apply's stderr.
+fn apply_fails(sb: &Sandbox, image: &str, env: &[(&str, &str)]) -> String {
+    let dir = sb.write_tree(
+        "cluster",
+        &[(
+            "Clusterfile",
+            &format!(
+                "apiVersion: sealer.io/v2\nkind: Cluster\nmetadata: {{name: hostile}}\nspec:\n  image: {image}\n  ssh: {{transport: local, sandbox: sandbox}}\n  hosts:\n    - ips: [127.0.0.1]\n      roles: [master]\n"
+            ),
+        )],
+    );
+    let mut cmd = sb.sealer();
+    cmd.args(["apply", "--auto-approve", "-f"])
+        .arg(dir.join("Clusterfile"))
+        .envs(env.iter().copied());
+    let out = cmd.output().unwrap();
+    let err = stderr_of_failed(&out, "an apply of a hostile image");
+    assert!(
+        !dir.join("sandbox").exists(),
+        "no step ran, so no sandbox was made"
+    );
+    err
+}
+
+/// The entries of `$SEALER_HOME/cache/rootfs`, sorted.
+fn rootfs_cache(sb: &Sandbox) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(sb.home().join("cache/rootfs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_whiteout_of_dot_dot_is_refused_and_the_cache_survives() {
+    let sb = Sandbox::new();
+    cluster_image_with(&sb, "hostile/whiteout:v1", layer(&[(".wh...", b"")]));
+    // Another image's unpacked tree, in the directory `.wh...` names from inside a tree.
+    let sibling = sb.home().join("cache/rootfs/another-image");
+    std::fs::create_dir_all(&sibling).unwrap();
+    std::fs::write(sibling.join("kept"), "kept").unwrap();
+
+    let err = apply_fails(&sb, "hostile/whiteout:v1", &[]);
+    assert!(err.contains("cannot unpack layer sha256:"), "{err}");
+    assert!(
+        err.contains(
+            "entry refused: whiteout .wh... hides \"..\", which is not a name in its directory"
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(sibling.join("kept")).unwrap(),
+        "kept"
+    );
+    assert_eq!(
+        rootfs_cache(&sb),
+        ["another-image"],
+        "no partial tree is left"
+    );
 }
