@@ -488,3 +488,46 @@ fn a_whiteout_of_dot_dot_is_refused_and_the_cache_survives() {
         "no partial tree is left"
     );
 }
+
+#[test]
+fn a_layer_that_inflates_past_the_unpacked_limit_is_refused_and_removed() {
+    let sb = Sandbox::new();
+    // 64 MiB of zeros: some 64 KiB of gzip.
+    let zeros = vec![0u8; 64 << 20];
+    let bomb = layer(&[("zeros", &zeros)]);
+    assert!(bomb.0.len() < 1 << 20, "{} bytes", bomb.0.len());
+    cluster_image_with(&sb, "hostile/bomb:v1", bomb);
+
+    let err = apply_fails(&sb, "hostile/bomb:v1", &[("SEALER_MAX_UNPACKED", "16MiB")]);
+    assert!(err.contains("cannot unpack layer sha256:"), "{err}");
+    assert!(
+        err.contains(
+            "entry zeros (67108864 bytes): the image unpacks to more than 16 MiB, \
+             the limit of an unpacked image (SEALER_MAX_UNPACKED)"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: if the image is trusted, raise the limit: SEALER_MAX_UNPACKED=32MiB"),
+        "{err}"
+    );
+    assert_eq!(
+        rootfs_cache(&sb),
+        Vec::<String>::new(),
+        "the partial tree is removed"
+    );
+
+    // The limit is a setting read once, before anything runs: a value that is not a size
+    // is an error, never the default in silence.
+    let out = sb
+        .sealer()
+        .arg("images")
+        .env("SEALER_MAX_UNPACKED", "lots")
+        .output()
+        .unwrap();
+    let err = stderr_of_failed(&out, "a command with SEALER_MAX_UNPACKED=lots");
+    assert!(
+        err.starts_with("error: SEALER_MAX_UNPACKED: \"lots\" is not a size"),
+        "{err}"
+    );
+}
