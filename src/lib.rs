@@ -6,6 +6,7 @@
 //! - [`kubefile`]: Kubefile lexing and parsing.
 //! - [`clusterfile`]: the Clusterfile (`-f FILE`): strict, located validation, the typed model
 //!   with positions, and its resolved view (hosts, registry, env defaults and derived keys).
+//! - [`home`]: the modes of what sealer keeps in `$SEALER_HOME` (directories 0700, files 0600).
 //! - [`image`]: Sealer Images: references, metadata, OCI layouts, the local store
 //!   (`$SEALER_HOME/images`), builds, registries and credentials (`$SEALER_HOME/auth.json`).
 //! - [`limits`]: what untrusted input may make sealer hold or write (docs/operations.md,
@@ -22,6 +23,7 @@ pub mod clusterfile;
 pub mod diag;
 pub mod exec;
 pub mod graph;
+pub mod home;
 pub mod image;
 pub mod kinds;
 pub mod kubefile;

@@ -80,7 +80,13 @@ pub fn quoted_prefix(text: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct Layout {
     root: PathBuf,
+    /// The mode new files get (the umask may lower it): 0600 in the store, where nobody else
+    /// has business; the umask's choice in layouts `save` writes to share.
+    file_mode: u32,
 }
+
+/// Files of a layout meant to be shared: as the umask says.
+const SHARED_FILE_MODE: u32 = 0o666;
 
 impl Layout {
     /// Opens an existing layout, checking its `oci-layout` marker.
@@ -100,14 +106,22 @@ impl Layout {
         }
         Ok(Layout {
             root: root.to_path_buf(),
+            file_mode: SHARED_FILE_MODE,
         })
     }
 
     /// Creates the layout if it does not exist yet (an empty index), else opens it.
     pub fn create(root: &Path) -> Result<Layout> {
+        Layout::create_with(root, SHARED_FILE_MODE)
+    }
+
+    /// Like [`Layout::create`], for a layout whose new files have mode `file_mode` (the
+    /// store's: [`crate::home::FILE_MODE`]). The caller makes its directories as private.
+    pub fn create_with(root: &Path, file_mode: u32) -> Result<Layout> {
         fs::create_dir_all(root.join("blobs/sha256")).with_path("cannot create", root)?;
         let layout = Layout {
             root: root.to_path_buf(),
+            file_mode,
         };
         if !root.join(LAYOUT_FILE).exists() {
             layout.write_atomic(&root.join(LAYOUT_FILE), LAYOUT_CONTENT)?;
@@ -115,7 +129,10 @@ impl Layout {
         if !root.join("index.json").exists() {
             layout.write_index(&Index::default())?;
         }
-        Layout::open(root)
+        Ok(Layout {
+            file_mode,
+            ..Layout::open(root)?
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -184,7 +201,7 @@ impl Layout {
     pub fn blob_writer(&self) -> Result<BlobWriter> {
         let dir = self.root.join("blobs/sha256");
         let tmp = temp_name(&dir);
-        let file = File::create(&tmp).with_path("cannot create", &tmp)?;
+        let file = create_file(&tmp, self.file_mode).with_path("cannot create", &tmp)?;
         Ok(BlobWriter {
             dir,
             tmp,
@@ -271,7 +288,7 @@ impl Layout {
     }
 
     fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
-        write_atomic(path, bytes)
+        write_atomic(path, bytes, self.file_mode)
     }
 }
 
@@ -290,12 +307,23 @@ fn read_at_most(path: &Path, max: u64) -> Result<Option<Vec<u8>>> {
     Ok((bytes.len() as u64 <= max).then_some(bytes))
 }
 
-/// Writes a file atomically: temp file in the same directory, fsync, rename, fsync the dir.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+fn create_file(path: &Path, mode: u32) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)
+}
+
+/// Writes a file atomically, created with `mode`: temp file in the same directory, fsync,
+/// rename, fsync the dir.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = temp_name(dir);
     let result = (|| -> io::Result<()> {
-        let mut file = File::create(&tmp)?;
+        let mut file = create_file(&tmp, mode)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         fs::rename(&tmp, path)?;

@@ -14,9 +14,11 @@ use super::oci::{
 };
 use super::reference::Reference;
 use crate::diag::{Error, IoContext, Result};
+use crate::home::FILE_MODE;
 use crate::limits::STALE_TEMP_AGE;
 use std::collections::BTreeSet;
 use std::fs::{self, File};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 pub struct Store {
@@ -87,20 +89,25 @@ pub struct LockGuard {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store of `$SEALER_HOME`.
+    /// Opens (creating if needed) the store of `$SEALER_HOME`: its directories 0700 (made so,
+    /// or tightened), its new files 0600.
     pub fn open(home: &Path) -> Result<Store> {
         let root = home.join("images");
-        fs::create_dir_all(&root).with_path("cannot create", &root)?;
+        crate::home::open_home(home)?;
+        for dir in [root.clone(), root.join("blobs"), root.join("blobs/sha256")] {
+            crate::home::private_dir(&dir)?;
+        }
         // Two first uses racing must not both write an empty index over a fresh tag.
         let lock_path = root.join("index.lock");
         let lock = fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(FILE_MODE)
             .open(&lock_path)
             .with_path("cannot open lock file", &lock_path)?;
         lock.lock().with_path("cannot lock", &lock_path)?;
-        let layout = Layout::create(&root)?;
+        let layout = Layout::create_with(&root, FILE_MODE)?;
         Ok(Store { layout })
     }
 
@@ -114,6 +121,7 @@ impl Store {
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(FILE_MODE)
             .open(&path)
             .with_path("cannot open lock file", &path)
     }

@@ -45,7 +45,9 @@ pub fn extract(store: &Store, image: &Image, max_unpacked: u64) -> Result<PathBu
     if paths::is_real_dir(&dest) {
         return Ok(dest);
     }
-    fs::create_dir_all(&cache).with_path("cannot create", &cache)?;
+    // `cache/` first: made by an older sealer, it is tightened too.
+    crate::home::private_dir(&cache_dir(store))?;
+    crate::home::private_dir(&cache)?;
     stale_temps_removed(&cache);
     let tmp = TempDir::create(&cache, hex)?;
     let mut dir_modes = BTreeMap::new();
