@@ -526,6 +526,25 @@ mod tests {
     }
 
     #[test]
+    fn documents_are_read_whole_only_up_to_their_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::create(dir.path()).unwrap();
+        let small = layout.write_blob(b"{}").unwrap();
+        assert_eq!(layout.read_document(&small).unwrap(), b"{}");
+        let large = layout
+            .write_blob(&vec![b' '; DOCUMENT_MAX as usize + 1])
+            .unwrap();
+        let err = layout.read_document(&large).unwrap_err().to_string();
+        assert!(err.contains("is larger than 4 MiB"), "{err}");
+        fs::write(dir.path().join("index.json"), vec![b' '; 5 << 20]).unwrap();
+        let err = layout.read_foreign_index().unwrap_err().to_string();
+        assert!(
+            err.contains("larger than 4 MiB, the limit of an index"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn quoted_untrusted_text_is_cut_short() {
         assert_eq!(quoted_prefix("a\nb"), "\"a\\nb\"");
         let long = "x".repeat(500);

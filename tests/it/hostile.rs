@@ -289,8 +289,26 @@ fn a_manifest_with_an_invalid_digest_is_refused_before_any_blob_request() {
             ),
         ),
     ]);
-    let registry = HostileRegistry::start(routes);
+    // A config is read whole: one declared larger than a document may be is not fetched.
+    let mut huge_config = config.clone();
+    huge_config["size"] = json!(5 << 20);
+    let routes = routes.into_iter().chain([(
+        "/v2/evil/manifests/huge-config".to_string(),
+        Answer::Body(OCI_MANIFEST, manifest(&huge_config, &[])),
+    )]);
+    let registry = HostileRegistry::start(routes.collect());
     let sb = Sandbox::new();
+
+    let out = sb
+        .sealer()
+        .args(["pull", &registry.image("huge-config")])
+        .output()
+        .unwrap();
+    let err = stderr_of_failed(&out, "a pull of a 5 MiB config");
+    assert!(
+        err.contains("declares 5242880 bytes, over the 4 MiB limit of an image config"),
+        "{err}"
+    );
 
     let out = sb
         .sealer()
