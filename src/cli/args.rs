@@ -14,7 +14,8 @@ use std::path::PathBuf;
     version,
     about = "Build, share and run clusters as a declarative plan/apply engine",
     long_about = None,
-    after_help = "Images, credentials and state live in $SEALER_HOME (default ~/.sealer)."
+    after_help = "Images, credentials and state live in $SEALER_HOME (default ~/.sealer). \
+                  An image may unpack to $SEALER_MAX_UNPACKED at most (default 8GiB)."
 )]
 pub struct Cli {
     #[command(subcommand)]

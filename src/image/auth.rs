@@ -1,7 +1,7 @@
 //! Registry credentials in `$SEALER_HOME/auth.json`, in Docker's `config.json` shape
 //! (`{"auths": {"HOST[:PORT]": {"auth": base64("user:password")}}}`), created 0600.
 
-use crate::diag::{Error, IoContext, Result};
+use crate::diag::{Error, Result};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
@@ -71,7 +71,7 @@ impl AuthStore {
         let bytes = serde_json::to_vec_pretty(file)
             .map_err(|e| Error::msg(format!("cannot encode credentials: {e}")))?;
         let dir = self.path.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(dir).with_path("cannot create", dir)?;
+        crate::home::open_home(dir)?;
         let tmp = dir.join(format!(".auth.json.tmp-{}", std::process::id()));
         let result = (|| -> std::io::Result<()> {
             // Created 0600 from the start: the secret is never readable by others, even briefly.

@@ -6,6 +6,7 @@
 
 use super::oci::{Descriptor, Index};
 use crate::diag::{Error, IoContext, Result, io_error};
+use crate::limits::{DOCUMENT_MAX, format_size};
 use sha2::{Digest as _, Sha256};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -30,24 +31,62 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
-/// Checks that a digest is `sha256:` + 64 lowercase hex digits, so it is safe in a path.
+/// What is wrong with a digest, if anything. Only `sha256:` + 64 lowercase hex digits is
+/// taken: sealer verifies sha256 alone, and nothing else is safe to put in a URL or a path
+/// (a digest comes from manifests, which come from registries and layouts).
+pub fn digest_problem(digest: &str) -> Option<String> {
+    let Some((algorithm, hex)) = digest.split_once(':') else {
+        return Some("not a digest (expected sha256:<64 lowercase hex digits>)".into());
+    };
+    // The image spec's algorithm grammar: a well-formed name of another algorithm is
+    // unsupported; anything else is malformed.
+    let well_formed = !algorithm.is_empty()
+        && algorithm
+            .bytes()
+            .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'+' | b'.' | b'_' | b'-'));
+    if algorithm != "sha256" {
+        return Some(if well_formed {
+            format!("digest algorithm {algorithm} is not supported (sealer verifies sha256 only)")
+        } else {
+            "not a digest (expected sha256:<64 lowercase hex digits>)".into()
+        });
+    }
+    if hex.len() != 64 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Some("a sha256 digest is 64 lowercase hex digits".into());
+    }
+    None
+}
+
+/// The hex part of a valid digest (see [`digest_problem`]), else an error quoting it.
 pub fn check_digest(digest: &str) -> Result<&str> {
-    match digest.strip_prefix("sha256:") {
-        Some(hex)
-            if hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) =>
-        {
-            Ok(hex)
-        }
-        _ => Err(Error::msg(format!(
-            "unsupported or malformed digest {digest:?} (expected sha256:<64 hex digits>)"
+    match digest_problem(digest) {
+        None => Ok(&digest["sha256:".len()..]),
+        Some(why) => Err(Error::msg(format!(
+            "invalid digest {}: {why}",
+            quoted_prefix(digest)
         ))),
+    }
+}
+
+/// A string from untrusted input, quoted and cut short enough for one line of a message.
+pub fn quoted_prefix(text: &str) -> String {
+    const SHOWN: usize = 80;
+    match text.char_indices().nth(SHOWN) {
+        Some((end, _)) => format!("{:?}...", &text[..end]),
+        None => format!("{text:?}"),
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct Layout {
     root: PathBuf,
+    /// The mode new files get (the umask may lower it): 0600 in the store, where nobody else
+    /// has business; the umask's choice in layouts `save` writes to share.
+    file_mode: u32,
 }
+
+/// Files of a layout meant to be shared: as the umask says.
+const SHARED_FILE_MODE: u32 = 0o666;
 
 impl Layout {
     /// Opens an existing layout, checking its `oci-layout` marker.
@@ -67,14 +106,22 @@ impl Layout {
         }
         Ok(Layout {
             root: root.to_path_buf(),
+            file_mode: SHARED_FILE_MODE,
         })
     }
 
     /// Creates the layout if it does not exist yet (an empty index), else opens it.
     pub fn create(root: &Path) -> Result<Layout> {
+        Layout::create_with(root, SHARED_FILE_MODE)
+    }
+
+    /// Like [`Layout::create`], for a layout whose new files have mode `file_mode` (the
+    /// store's: [`crate::home::FILE_MODE`]). The caller makes its directories as private.
+    pub fn create_with(root: &Path, file_mode: u32) -> Result<Layout> {
         fs::create_dir_all(root.join("blobs/sha256")).with_path("cannot create", root)?;
         let layout = Layout {
             root: root.to_path_buf(),
+            file_mode,
         };
         if !root.join(LAYOUT_FILE).exists() {
             layout.write_atomic(&root.join(LAYOUT_FILE), LAYOUT_CONTENT)?;
@@ -82,7 +129,10 @@ impl Layout {
         if !root.join("index.json").exists() {
             layout.write_index(&Index::default())?;
         }
-        Layout::open(root)
+        Ok(Layout {
+            file_mode,
+            ..Layout::open(root)?
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -98,10 +148,16 @@ impl Layout {
         self.blob_path(digest).is_ok_and(|p| p.is_file())
     }
 
-    /// Reads a blob and verifies its digest.
-    pub fn read_blob(&self, digest: &str) -> Result<Vec<u8>> {
+    /// Reads a document blob (a manifest or an image config) and verifies its digest. Such
+    /// blobs are read whole, so one larger than [`DOCUMENT_MAX`] is refused unread.
+    pub fn read_document(&self, digest: &str) -> Result<Vec<u8>> {
         let path = self.blob_path(digest)?;
-        let bytes = fs::read(&path).with_path("cannot read blob", &path)?;
+        let bytes = read_at_most(&path, DOCUMENT_MAX)?.ok_or_else(|| {
+            Error::msg(format!(
+                "blob {digest} is larger than {}, the limit of a manifest or an image config",
+                format_size(DOCUMENT_MAX)
+            ))
+        })?;
         let actual = sha256_digest(&bytes);
         if actual != digest {
             return Err(Error::msg(format!(
@@ -145,7 +201,7 @@ impl Layout {
     pub fn blob_writer(&self) -> Result<BlobWriter> {
         let dir = self.root.join("blobs/sha256");
         let tmp = temp_name(&dir);
-        let file = File::create(&tmp).with_path("cannot create", &tmp)?;
+        let file = create_file(&tmp, self.file_mode).with_path("cannot create", &tmp)?;
         Ok(BlobWriter {
             dir,
             tmp,
@@ -167,11 +223,24 @@ impl Layout {
         Ok(())
     }
 
+    /// The index of a layout sealer wrote (the store's own, which grows with its names).
     pub fn read_index(&self) -> Result<Index> {
         let path = self.root.join("index.json");
         let bytes = fs::read(&path).with_path("cannot read", &path)?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| Error::msg(format!("{}: invalid index: {e}", path.display())))
+        parse_index(&path, &bytes)
+    }
+
+    /// The index of a layout from elsewhere (`sealer load`), at most [`DOCUMENT_MAX`] bytes.
+    pub fn read_foreign_index(&self) -> Result<Index> {
+        let path = self.root.join("index.json");
+        let bytes = read_at_most(&path, DOCUMENT_MAX)?.ok_or_else(|| {
+            Error::msg(format!(
+                "{} is larger than {}, the limit of an index",
+                path.display(),
+                format_size(DOCUMENT_MAX)
+            ))
+        })?;
+        parse_index(&path, &bytes)
     }
 
     pub fn write_index(&self, index: &Index) -> Result<()> {
@@ -198,17 +267,63 @@ impl Layout {
         Ok(freed)
     }
 
+    /// Removes temp files older than `age` (best effort): what killed writers left. A live
+    /// writer's file is younger, as it is written to all along.
+    pub fn remove_stale_temps(&self, age: std::time::Duration) {
+        for dir in [self.root.clone(), self.root.join("blobs/sha256")] {
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let stale = entry.file_name().to_string_lossy().starts_with(TMP_PREFIX)
+                    && entry
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .is_ok_and(|t| t.elapsed().is_ok_and(|elapsed| elapsed > age));
+                if stale {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
+    }
+
     fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
-        write_atomic(path, bytes)
+        write_atomic(path, bytes, self.file_mode)
     }
 }
 
-/// Writes a file atomically: temp file in the same directory, fsync, rename, fsync the dir.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+fn parse_index(path: &Path, bytes: &[u8]) -> Result<Index> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| Error::msg(format!("{}: invalid index: {e}", path.display())))
+}
+
+/// A file's bytes, or `None` when it has more than `max`: never more than that is read.
+fn read_at_most(path: &Path, max: u64) -> Result<Option<Vec<u8>>> {
+    let file = File::open(path).with_path("cannot read", path)?;
+    let mut bytes = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .with_path("cannot read", path)?;
+    Ok((bytes.len() as u64 <= max).then_some(bytes))
+}
+
+fn create_file(path: &Path, mode: u32) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)
+}
+
+/// Writes a file atomically, created with `mode`: temp file in the same directory, fsync,
+/// rename, fsync the dir.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = temp_name(dir);
     let result = (|| -> io::Result<()> {
-        let mut file = File::create(&tmp)?;
+        let mut file = create_file(&tmp, mode)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         fs::rename(&tmp, path)?;
@@ -349,4 +464,90 @@ pub fn digest_reader(mut reader: impl Read) -> io::Result<(String, u64)> {
     io::copy(&mut reader, &mut hasher)?;
     let (_, digest, size) = hasher.finish();
     Ok((digest, size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_sha256_digests_in_lowercase_hex_are_taken() {
+        let good = format!("sha256:{}", "0a".repeat(32));
+        assert_eq!(digest_problem(&good), None);
+        assert_eq!(check_digest(&good).unwrap(), "0a".repeat(32));
+        let sha512 = format!("sha512:{}", "0".repeat(128));
+        assert!(
+            digest_problem(&sha512)
+                .unwrap()
+                .contains("algorithm sha512 is not supported")
+        );
+        for bad in [
+            String::new(),
+            "sha256".into(),
+            "sha256:".into(),
+            format!("sha256:{}", "A".repeat(64)),
+            format!("sha256:{}", "0".repeat(63)),
+            format!("sha256:{}/..", "0".repeat(62)),
+            format!("sha256:../../{}", "0".repeat(58)),
+            format!("SHA256:{}", "0".repeat(64)),
+            format!("../x:{}", "0".repeat(64)),
+            "sha256:?x=1".into(),
+        ] {
+            let why = digest_problem(&bad).unwrap_or_else(|| panic!("{bad:?} was taken"));
+            assert!(!why.contains("is not supported"), "{bad:?}: {why}");
+            assert!(check_digest(&bad).is_err());
+        }
+    }
+
+    #[test]
+    fn stale_temp_files_go_and_fresh_ones_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::create(dir.path()).unwrap();
+        let blobs = dir.path().join("blobs/sha256");
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+        for (name, modified) in [
+            (".tmp-1-0", Some(old)),
+            (".tmp-1-1", None),
+            ("not-a-temp", Some(old)),
+        ] {
+            for dir in [dir.path(), blobs.as_path()] {
+                let file = File::create(dir.join(name)).unwrap();
+                if let Some(time) = modified {
+                    file.set_modified(time).unwrap();
+                }
+            }
+        }
+        layout.remove_stale_temps(std::time::Duration::from_secs(3600));
+        for dir in [dir.path(), blobs.as_path()] {
+            assert!(!dir.join(".tmp-1-0").exists());
+            assert!(dir.join(".tmp-1-1").exists(), "a live writer's file stays");
+            assert!(dir.join("not-a-temp").exists());
+        }
+    }
+
+    #[test]
+    fn documents_are_read_whole_only_up_to_their_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::create(dir.path()).unwrap();
+        let small = layout.write_blob(b"{}").unwrap();
+        assert_eq!(layout.read_document(&small).unwrap(), b"{}");
+        let large = layout
+            .write_blob(&vec![b' '; DOCUMENT_MAX as usize + 1])
+            .unwrap();
+        let err = layout.read_document(&large).unwrap_err().to_string();
+        assert!(err.contains("is larger than 4 MiB"), "{err}");
+        fs::write(dir.path().join("index.json"), vec![b' '; 5 << 20]).unwrap();
+        let err = layout.read_foreign_index().unwrap_err().to_string();
+        assert!(
+            err.contains("larger than 4 MiB, the limit of an index"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn quoted_untrusted_text_is_cut_short() {
+        assert_eq!(quoted_prefix("a\nb"), "\"a\\nb\"");
+        let long = "x".repeat(500);
+        assert_eq!(quoted_prefix(&long), format!("\"{}\"...", "x".repeat(80)));
+    }
 }

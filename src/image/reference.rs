@@ -154,13 +154,10 @@ impl std::str::FromStr for Reference {
 }
 
 fn check_digest(digest: &str) -> std::result::Result<(), String> {
-    let Some(hex) = digest.strip_prefix("sha256:") else {
-        return Err("only sha256 digests are supported".into());
-    };
-    if hex.len() != 64 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        return Err("a sha256 digest is 64 lowercase hex digits".into());
+    match super::layout::digest_problem(digest) {
+        Some(why) => Err(why),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 fn check_tag(tag: &str) -> std::result::Result<(), String> {

@@ -14,8 +14,11 @@ use super::oci::{
 };
 use super::reference::Reference;
 use crate::diag::{Error, IoContext, Result};
+use crate::home::FILE_MODE;
+use crate::limits::STALE_TEMP_AGE;
 use std::collections::BTreeSet;
 use std::fs::{self, File};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 pub struct Store {
@@ -50,7 +53,7 @@ impl Image {
 
     /// Reads an image out of any layout, verifying manifest and config digests.
     pub fn read(layout: &Layout, descriptor: &Descriptor) -> Result<Image> {
-        let bytes = layout.read_blob(&descriptor.digest)?;
+        let bytes = layout.read_document(&descriptor.digest)?;
         let manifest: Manifest = serde_json::from_slice(&bytes)
             .map_err(|e| Error::msg(format!("manifest {} is not valid: {e}", descriptor.digest)))?;
         let media_type = manifest
@@ -63,7 +66,7 @@ impl Image {
                 descriptor.digest
             )));
         }
-        let config_bytes = layout.read_blob(&manifest.config.digest)?;
+        let config_bytes = layout.read_document(&manifest.config.digest)?;
         let config: ImageConfig = serde_json::from_slice(&config_bytes).map_err(|e| {
             Error::msg(format!(
                 "image config {} is not valid: {e}",
@@ -86,20 +89,25 @@ pub struct LockGuard {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store of `$SEALER_HOME`.
+    /// Opens (creating if needed) the store of `$SEALER_HOME`: its directories 0700 (made so,
+    /// or tightened), its new files 0600.
     pub fn open(home: &Path) -> Result<Store> {
         let root = home.join("images");
-        fs::create_dir_all(&root).with_path("cannot create", &root)?;
+        crate::home::open_home(home)?;
+        for dir in [root.clone(), root.join("blobs"), root.join("blobs/sha256")] {
+            crate::home::private_dir(&dir)?;
+        }
         // Two first uses racing must not both write an empty index over a fresh tag.
         let lock_path = root.join("index.lock");
         let lock = fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(FILE_MODE)
             .open(&lock_path)
             .with_path("cannot open lock file", &lock_path)?;
         lock.lock().with_path("cannot lock", &lock_path)?;
-        let layout = Layout::create(&root)?;
+        let layout = Layout::create_with(&root, FILE_MODE)?;
         Ok(Store { layout })
     }
 
@@ -113,15 +121,18 @@ impl Store {
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(FILE_MODE)
             .open(&path)
             .with_path("cannot open lock file", &path)
     }
 
-    /// Taken by anything that writes blobs before tagging them.
+    /// Taken by anything that writes blobs before tagging them (build, pull, load). Temp
+    /// files killed writers left are removed here, so they go with the next write.
     pub fn writer_lock(&self) -> Result<LockGuard> {
         let file = self.lock_file("gc.lock")?;
         file.lock_shared()
             .with_path("cannot lock", &self.layout.root().join("gc.lock"))?;
+        self.layout.remove_stale_temps(STALE_TEMP_AGE);
         Ok(LockGuard { _file: file })
     }
 

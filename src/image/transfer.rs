@@ -64,7 +64,7 @@ fn staging_path(dir: &Path) -> PathBuf {
 /// leaves the store's names untouched. `name` names an image the layout left unnamed.
 pub fn load(store: &Store, dir: &Path, name: Option<&Reference>) -> Result<Vec<Reference>> {
     let source = Layout::open(dir)?;
-    let index = source.read_index()?;
+    let index = source.read_foreign_index()?;
     if index.manifests.is_empty() {
         return Err(Error::msg(format!(
             "{}: the layout holds no image",

@@ -484,9 +484,17 @@ fn context(settings: &Settings, prepared: &Prepared, exec: &ExecSettings) -> Res
         .any(|c| c.resource_type == ResourceType::Rootfs && c.action != Action::Delete);
     if needs_rootfs {
         let store = settings.store()?;
-        let mut trees = vec![crate::rootfs::extract(&store, &compiled.images.cluster.1)?];
+        let mut trees = vec![crate::rootfs::extract(
+            &store,
+            &compiled.images.cluster.1,
+            settings.max_unpacked,
+        )?];
         for (_, image) in &compiled.images.apps {
-            trees.push(crate::rootfs::extract(&store, image)?);
+            trees.push(crate::rootfs::extract(
+                &store,
+                image,
+                settings.max_unpacked,
+            )?);
         }
         let input = crate::rootfs::RenderInput::from_clusterfile(cf, &trees, &cluster_env);
         let rendered = crate::rootfs::render(&settings.home, &input)?;

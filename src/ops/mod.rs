@@ -29,10 +29,13 @@ pub struct Settings {
     /// The operator's `$HOME`: what `~` in the Clusterfile's `pk` and `sandbox` stands for
     /// where those files are used (validation, apply). Plans keep `~` as written.
     pub user_home: Option<PathBuf>,
+    /// What an image's layers may unpack to, together: `$SEALER_MAX_UNPACKED`, else
+    /// [`UNPACKED_DEFAULT`](crate::limits::UNPACKED_DEFAULT).
+    pub max_unpacked: u64,
 }
 
 impl Settings {
-    /// Reads `SEALER_HOME` (else `$HOME/.sealer`) and `HOME`.
+    /// Reads `SEALER_HOME` (else `$HOME/.sealer`), `HOME` and `SEALER_MAX_UNPACKED`.
     pub fn from_env() -> crate::Result<Settings> {
         let user_home = user_home();
         let home =
@@ -51,6 +54,7 @@ impl Settings {
             state_path: home.join(crate::state::STATE_FILE_NAME),
             home,
             user_home,
+            max_unpacked: max_unpacked()?,
         })
     }
 
@@ -64,6 +68,23 @@ impl Settings {
 
     pub fn store(&self) -> crate::Result<crate::image::Store> {
         crate::image::Store::open(&self.home)
+    }
+}
+
+/// `$SEALER_MAX_UNPACKED` (unset or empty: the default), read once, when settings are
+/// resolved; a value that is not a size is an error, never the default in silence.
+fn max_unpacked() -> crate::Result<u64> {
+    use crate::limits::{UNPACKED_DEFAULT, UNPACKED_VAR, parse_size};
+    match std::env::var(UNPACKED_VAR) {
+        Ok(text) if !text.trim().is_empty() => parse_size(&text).map_err(|why| {
+            crate::Error::msg(format!("{UNPACKED_VAR}: {why}")).hint(format!(
+                "{UNPACKED_VAR} is a size: bytes, or e.g. 16GiB or 512MiB"
+            ))
+        }),
+        Ok(_) | Err(std::env::VarError::NotPresent) => Ok(UNPACKED_DEFAULT),
+        Err(std::env::VarError::NotUnicode(_)) => Err(crate::Error::msg(format!(
+            "{UNPACKED_VAR}: not a size (not even UTF-8)"
+        ))),
     }
 }
 

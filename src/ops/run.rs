@@ -69,7 +69,7 @@ where
         &PlanOptions::default(),
     )?;
     plan.context = context;
-    let tree = crate::rootfs::extract(&store, &image)?;
+    let tree = crate::rootfs::extract(&store, &image, settings.max_unpacked)?;
     let manifest = crate::rootfs::Manifest::scan(&tree)?;
     let source = RootfsSource {
         root: tree,

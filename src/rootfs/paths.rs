@@ -29,6 +29,12 @@ pub fn clean(path: &Path) -> Result<Vec<String>, String> {
     Ok(parts)
 }
 
+/// Whether `name` names an entry of its directory: not empty, `.` or `..`, and without a
+/// `/` or a NUL. Only such names are ever joined to a tree's paths.
+pub fn is_plain_name(name: &str) -> bool {
+    !matches!(name, "" | "." | "..") && !name.contains(['/', '\0'])
+}
+
 /// Whether a symlink at `link` (clean components) with this target stays inside the tree.
 ///
 /// The target must be relative, of the form `(../)*name(/name)*`: its `..` come first and do
@@ -83,6 +89,12 @@ pub fn prepare_parents(root: &Path, parts: &[String], in_the_way: InTheWay) -> R
     let Some((last, parents)) = parts.split_last() else {
         return Ok(path);
     };
+    if let Some(bad) = parts.iter().find(|p| !is_plain_name(p)) {
+        return Err(crate::diag::Error::msg(format!(
+            "{bad:?} in {} is not a name in its directory",
+            parts.join("/")
+        )));
+    }
     for (i, part) in parents.iter().enumerate() {
         path.push(part);
         match fs::symlink_metadata(&path) {
@@ -113,8 +125,12 @@ pub fn prepare_parents(root: &Path, parts: &[String], in_the_way: InTheWay) -> R
     Ok(path)
 }
 
-/// `root/parts` when every parent is a real directory (no symlink on the way), else `None`.
+/// `root/parts` when every parent is a real directory (no symlink on the way), else `None`;
+/// `None` too when a part is not a plain name (`..` would leave the tree, `.` name it).
 pub fn resolve_existing(root: &Path, parts: &[String]) -> Option<PathBuf> {
+    if !parts.iter().all(|p| is_plain_name(p)) {
+        return None;
+    }
     let mut path = root.to_path_buf();
     let (last, parents) = parts.split_last()?;
     for part in parents {
@@ -142,6 +158,20 @@ mod tests {
         assert!(clean(Path::new("../a")).is_err());
         assert!(clean(Path::new("a/../../b")).is_err());
         assert!(clean(Path::new("/etc/passwd")).is_err());
+    }
+
+    #[test]
+    fn plain_names_are_entries_of_their_directory() {
+        for good in ["a", ".a", "..a", "a..", "...", ".wh.x"] {
+            assert!(is_plain_name(good), "{good:?}");
+        }
+        for bad in ["", ".", "..", "a/b", "/", "a\0"] {
+            assert!(!is_plain_name(bad), "{bad:?}");
+        }
+        let root = Path::new("/tree");
+        let up = vec!["..".to_string()];
+        assert_eq!(resolve_existing(root, &up), None);
+        assert!(prepare_parents(root, &up, InTheWay::Refuse).is_err());
     }
 
     #[test]

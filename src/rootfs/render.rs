@@ -82,7 +82,8 @@ pub fn render(home: &Path, input: &RenderInput<'_>) -> Result<Rendered> {
         return Err(Error::msg(format!("invalid cluster name {cluster:?}")));
     }
     let dir = home.join("cache/rendered");
-    fs::create_dir_all(&dir).with_path("cannot create", &dir)?;
+    crate::home::private_dir(&home.join("cache"))?;
+    crate::home::private_dir(&dir)?;
     stale_temps_removed(&dir);
     let tmp = TempDir::create(&dir, cluster)?;
     let root = tmp.path();

@@ -10,6 +10,7 @@ use crate::image::oci::{
     Manifest as OciManifest, RootFs,
 };
 use crate::image::{Image, Store};
+use crate::limits::UNPACKED_DEFAULT;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write as _;
@@ -182,7 +183,7 @@ fn layers_apply_in_order_with_whiteouts_and_opaque_dirs() {
         Member::File("ro/file", "r", 0o444),
     ]);
     let image = home.image(&[base, top]);
-    let root = extract(&home.store, &image).unwrap();
+    let root = extract(&home.store, &image, UNPACKED_DEFAULT).unwrap();
     assert_eq!(
         root,
         home.path()
@@ -225,7 +226,10 @@ fn layers_apply_in_order_with_whiteouts_and_opaque_dirs() {
     // A complete cache is reused as it is.
     fs::set_permissions(root.join("ro"), fs::Permissions::from_mode(0o755)).unwrap();
     fs::write(root.join("marker"), "").unwrap();
-    assert_eq!(extract(&home.store, &image).unwrap(), root);
+    assert_eq!(
+        extract(&home.store, &image, UNPACKED_DEFAULT).unwrap(),
+        root
+    );
     assert!(root.join("marker").exists());
 }
 
@@ -245,13 +249,113 @@ fn entries_that_escape_the_root_are_refused() {
     for (members, why) in cases {
         let home = Home::new();
         let image = home.image(&[layer(&members)]);
-        let err = extract(&home.store, &image).unwrap_err().to_string();
+        let err = extract(&home.store, &image, UNPACKED_DEFAULT)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(why), "{why}: {err}");
         assert!(
             home.cache_entries().is_empty(),
             "{why}: nothing left behind"
         );
     }
+}
+
+#[test]
+fn whiteouts_of_dot_dot_dot_or_nothing_are_refused_and_delete_nothing() {
+    for (entry, hidden) in [
+        (".wh...", "\"..\""),
+        ("a/.wh...", "\"..\""),
+        (".wh..", "\".\""),
+        (".wh.", "\"\""),
+    ] {
+        let home = Home::new();
+        // Another image's tree next to this one, in the cache the whiteout would remove.
+        let sibling = cache_dir(&home.store).join("rootfs/other-image");
+        fs::create_dir_all(&sibling).unwrap();
+        fs::write(sibling.join("kept"), "kept").unwrap();
+        let image = home.image(&[
+            layer(&[Member::Dir("a/", 0o755), Member::File("a/f", "f", 0o644)]),
+            layer(&[Member::File(entry, "", 0o644)]),
+        ]);
+        let err = extract(&home.store, &image, UNPACKED_DEFAULT)
+            .unwrap_err()
+            .to_string();
+        let layer = &image.manifest.layers[1].digest;
+        assert!(
+            err.contains(&format!("cannot unpack layer {layer} of image")),
+            "{entry}: {err}"
+        );
+        assert!(
+            err.contains(&format!("whiteout {entry} hides {hidden}")),
+            "{entry}: {err}"
+        );
+        assert_eq!(read(&sibling.join("kept")), "kept", "{entry}");
+        assert_eq!(home.cache_entries(), ["other-image"], "{entry}");
+    }
+}
+
+#[test]
+fn an_image_that_unpacks_past_the_limit_stops_there_and_leaves_nothing() {
+    let limit = crate::limits::MIB;
+    let zeros = "\0".repeat(600 * 1024);
+    let big = "\0".repeat(3 << 20);
+    let cases: Vec<(Vec<Vec<u8>>, &str)> = vec![
+        // One file larger than the limit: refused from its header, before it is written.
+        (
+            vec![layer(&[Member::File("big", &big, 0o644)])],
+            "entry big (3145728 bytes): the image unpacks to more than 1 MiB",
+        ),
+        // Each layer under the limit, both together over it.
+        (
+            vec![
+                layer(&[Member::File("a", &zeros, 0o644)]),
+                layer(&[Member::File("b", &zeros, 0o644)]),
+            ],
+            "the image unpacks to more than 1 MiB",
+        ),
+    ];
+    for (layers, want) in cases {
+        let home = Home::new();
+        let image = home.image(&layers);
+        let err = extract(&home.store, &image, limit).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains(want), "{text}");
+        assert!(text.contains("(SEALER_MAX_UNPACKED)"), "{text}");
+        let hint = &err.diagnostics()[0].hints;
+        assert!(hint[0].contains("SEALER_MAX_UNPACKED=2MiB"), "{hint:?}");
+        assert!(
+            home.cache_entries().is_empty(),
+            "{want}: nothing left behind"
+        );
+        // The same image under the default limit unpacks.
+        extract(&home.store, &image, UNPACKED_DEFAULT).unwrap();
+    }
+}
+
+#[test]
+fn tar_headers_the_reader_keeps_in_memory_have_a_limit_of_their_own() {
+    // A GNU long name of 2 MiB: the tar reader would hold it whole, at any size.
+    let name = "d/".repeat(1 << 20) + "f";
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut builder = tar::Builder::new(gz);
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_mode(0o644);
+    header.set_size(0);
+    builder
+        .append_data(&mut header, &name, std::io::empty())
+        .unwrap();
+    let bomb = builder.into_inner().unwrap().finish().unwrap();
+    let home = Home::new();
+    let image = home.image(&[bomb]);
+    let err = extract(&home.store, &image, UNPACKED_DEFAULT)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("take more than 1 MiB, the limit of one entry's headers"),
+        "{err}"
+    );
+    assert!(home.cache_entries().is_empty());
 }
 
 #[test]
@@ -266,7 +370,7 @@ fn files_under_a_lower_symlink_replace_it_instead_of_following_it() {
             Member::File("real/.wh.nothing", "", 0o644),
         ]),
     ]);
-    let root = extract(&home.store, &image).unwrap();
+    let root = extract(&home.store, &image, UNPACKED_DEFAULT).unwrap();
     assert!(paths::is_real_dir(&root.join("etc")));
     assert_eq!(read(&root.join("etc/passwd")), "mine");
     assert!(!root.join("real/passwd").exists());
@@ -284,7 +388,9 @@ fn a_corrupt_layer_is_refused() {
     // Valid gzip and tar, but not the content the digest names.
     fs::write(&blob, layer(&[Member::File("a", "b", 0o644)])).unwrap();
     image.manifest.layers[0].size = fs::metadata(&blob).unwrap().len();
-    let err = extract(&home.store, &image).unwrap_err().to_string();
+    let err = extract(&home.store, &image, UNPACKED_DEFAULT)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("corrupt blob"), "{err}");
 }
 

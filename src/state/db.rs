@@ -111,8 +111,9 @@ fn create(path: &Path) -> Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    // Only directories created here get 0700; an existing one (the user's $SEALER_HOME)
-    // keeps the mode its owner gave it. The file itself is 0600 either way.
+    // Directories created here get 0700; an existing one keeps its mode here (`--state` may
+    // name any directory; $SEALER_HOME is tightened by `home::open_home` when the store or the
+    // credentials open it). The file itself is 0600 either way.
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)

@@ -8,6 +8,7 @@ mod build;
 mod cli_docs;
 mod examples;
 mod fuzz;
+mod hostile;
 mod interop;
 mod plan;
 mod plan_is_what_runs;

@@ -74,6 +74,13 @@ fn the_quickstart_cluster_applies_inside_its_sandbox_and_nowhere_else() {
     ]));
 
     assert_eq!(fingerprint(), before, "the apply wrote outside its sandbox");
+    // What sealer keeps of it (the unpacked image, the rendered rootfs) is private.
+    for dir in ["", "images", "cache", "cache/rootfs", "cache/rendered"] {
+        use std::os::unix::fs::PermissionsExt;
+        let path = sb.home().join(dir);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", path.display());
+    }
     let upper = sb.path(".quickstart/sandbox/upper");
     assert!(upper.join("etc/kubernetes/admin.conf").is_file());
     assert!(upper.join("root/.kube/config").is_file());

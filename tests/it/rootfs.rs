@@ -182,7 +182,10 @@ fn the_rendered_rootfs_is_synced_content_addressed_over_ssh() {
     );
     let store = Store::open(&sb.home()).expect("store");
     let (_, image) = store.get(IMAGE).expect("the built image");
-    let trees = vec![rootfs::extract(&store, &image).unwrap_or_else(|e| panic!("{}", e.render()))];
+    let trees = vec![
+        rootfs::extract(&store, &image, sealer::limits::UNPACKED_DEFAULT)
+            .unwrap_or_else(|e| panic!("{}", e.render())),
+    ];
 
     let rendered = render(&sb, &trees, "root");
     let text = |path: &str| std::fs::read_to_string(rendered.root.join(path)).expect(path);

@@ -264,3 +264,61 @@ fn a_tag_only_layout_name_needs_a_name_flag() {
         serde_json::from_str(&stdout_of(b.sealer().args(["inspect", "notes:v2"]))).unwrap();
     assert_eq!(image["digest"], digest.as_str());
 }
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn the_store_is_private_and_an_older_ones_directories_are_tightened() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new();
+    // What an older sealer made under umask 022: 0755 directories, a 0644 blob.
+    let blobs = sb.home().join("images/blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    for dir in [
+        sb.home(),
+        sb.home().join("images"),
+        sb.home().join("images/blobs"),
+        blobs.clone(),
+    ] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::write(blobs.join("0".repeat(64)), "old").unwrap();
+
+    build(&sb, "notes:v1", &release_notes_context(&sb));
+
+    for dir in ["", "images", "images/blobs", "images/blobs/sha256"] {
+        assert_eq!(mode(&sb.home().join(dir)), 0o700, "$SEALER_HOME/{dir}");
+    }
+    let written: Vec<PathBuf> = files_under(&sb.home().join("images"))
+        .into_iter()
+        .filter(|p| !p.ends_with("0".repeat(64)))
+        .collect();
+    assert!(
+        written.len() >= 6,
+        "index, layout, locks, blobs: {written:?}"
+    );
+    for file in written {
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+}

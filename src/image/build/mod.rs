@@ -23,6 +23,7 @@ use crate::image::oci::{
 use crate::image::reference::Reference;
 use crate::image::store::{Image, Store};
 use crate::kubefile::{self, AppKind, Kubefile, Pos, Word};
+use crate::limits::{DOCUMENT_MAX, format_size};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -469,6 +470,8 @@ pub async fn build(
     };
     let config_bytes = serde_json::to_vec(&config)
         .map_err(|e| Error::msg(format!("cannot encode the image config: {e}")))?;
+    within_document_limit("image config", &config_bytes)
+        .map_err(|e| e.hint("LABELs and ENV make up the config: keep large content in files"))?;
     let config_digest = store.layout().write_blob(&config_bytes)?;
     let manifest = Manifest {
         schema_version: 2,
@@ -479,6 +482,7 @@ pub async fn build(
     };
     let manifest_bytes = serde_json::to_vec(&manifest)
         .map_err(|e| Error::msg(format!("cannot encode the manifest: {e}")))?;
+    within_document_limit("manifest", &manifest_bytes)?;
     let manifest_digest = store.layout().write_blob(&manifest_bytes)?;
     let mut descriptor = Descriptor::new(
         MANIFEST_MEDIA_TYPE,
@@ -494,6 +498,19 @@ pub async fn build(
         image,
         warnings: all_warnings,
     })
+}
+
+/// An image whose manifest or config is over the limit could not be read back, nor pushed:
+/// registries refuse such documents too.
+fn within_document_limit(what: &str, bytes: &[u8]) -> Result<()> {
+    if bytes.len() as u64 > DOCUMENT_MAX {
+        return Err(Error::msg(format!(
+            "the {what} would be {} bytes, over the {} limit of a {what}",
+            bytes.len(),
+            format_size(DOCUMENT_MAX)
+        )));
+    }
+    Ok(())
 }
 
 /// The text of a small rootfs file the deployer reads at plan time (kubeadm defaults,

@@ -5,6 +5,7 @@
 use crate::diag::{Diagnostic, Error, Result};
 use crate::kubefile::{AppKind, Instruction, Kubefile, Pos, Word, is_identifier};
 use crate::kubeversion::Constraint;
+use crate::limits::{EXPANDED_TOTAL_MAX, EXPANDED_VALUE_MAX, format_size};
 use std::collections::{BTreeMap, BTreeSet};
 
 pub const KUBE_VERSION_LABEL: &str = "app.alpha.sealer.io/supported-kube-version";
@@ -76,6 +77,7 @@ pub fn resolve(
     global.insert("ARCH".into(), arch.into());
     let mut declared: BTreeSet<String> = BTreeSet::new();
     let mut after_from = false;
+    let mut expander = Expander::default();
     let mut recipe = Recipe {
         from: From::Scratch,
         from_pos: Pos { line: 1, column: 1 },
@@ -92,8 +94,8 @@ pub fn resolve(
 
     for node in &file.nodes {
         let vars = if after_from { &scope } else { &global };
-        let sub = |w: &Word| Word {
-            text: substitute(&w.text, vars),
+        let mut sub = |w: &Word| Word {
+            text: expander.expand(file, &w.text, w.pos, vars),
             pos: w.pos,
         };
         match &node.instruction {
@@ -102,7 +104,7 @@ pub fn resolve(
                 let value = build_args
                     .get(&name.text)
                     .cloned()
-                    .or_else(|| default.as_ref().map(|d| substitute(&d.text, vars)))
+                    .or_else(|| default.as_ref().map(|d| sub(d).text))
                     .or_else(|| {
                         if after_from {
                             global.get(&name.text).cloned()
@@ -132,9 +134,8 @@ pub fn resolve(
             }
             Instruction::Label(pairs) => {
                 for pair in pairs {
-                    recipe
-                        .labels
-                        .push((sub(&pair.key), substitute(&pair.value.text, vars)));
+                    let key = sub(&pair.key);
+                    recipe.labels.push((key, sub(&pair.value).text));
                 }
             }
             Instruction::KubeVersion(constraint) => {
@@ -149,7 +150,7 @@ pub fn resolve(
             }
             Instruction::Copy { sources, dest } => recipe.steps.push(Step::Copy {
                 pos: node.pos,
-                sources: sources.iter().map(sub).collect(),
+                sources: sources.iter().map(&mut sub).collect(),
                 dest: sub(dest),
             }),
             Instruction::App {
@@ -160,7 +161,7 @@ pub fn resolve(
                 pos: node.pos,
                 kind: *kind,
                 name: sub(name),
-                sources: sources.iter().map(sub).collect(),
+                sources: sources.iter().map(&mut sub).collect(),
             }),
             Instruction::AppCmds { name, parts } => {
                 // Deploy-time shell commands: no substitution (spec: kubefile.md, ARG).
@@ -174,9 +175,7 @@ pub fn resolve(
                     .entry(name.text.clone())
                     .or_insert_with(|| (BTreeMap::new(), node.pos));
                 for pair in pairs {
-                    entry
-                        .0
-                        .insert(pair.key.text.clone(), substitute(&pair.value.text, vars));
+                    entry.0.insert(pair.key.text.clone(), sub(&pair.value).text);
                 }
             }
             Instruction::Env(pairs) => {
@@ -187,13 +186,12 @@ pub fn resolve(
                             format!("invalid ENV name {:?}", pair.key.text),
                         ));
                     }
-                    recipe
-                        .env
-                        .insert(pair.key.text.clone(), substitute(&pair.value.text, vars));
+                    let value = sub(&pair.value).text;
+                    recipe.env.insert(pair.key.text.clone(), value);
                 }
             }
             Instruction::Launch(names) => {
-                recipe.launch = Some((node.pos, names.iter().map(sub).collect()));
+                recipe.launch = Some((node.pos, names.iter().map(&mut sub).collect()));
             }
             Instruction::Cmds(cmds) => recipe.cmds.extend(cmds.iter().cloned()),
             Instruction::Cmd(cmd) => {
@@ -213,6 +211,7 @@ pub fn resolve(
                 recipe.maintainer = Some(text.clone());
             }
         }
+        errors.append(&mut expander.errors);
     }
 
     for (key, value) in &recipe.labels {
@@ -276,21 +275,95 @@ fn check_label(
     }
 }
 
-/// Replaces `${NAME}` and `$NAME` of declared variables; leaves other `$` text alone.
-pub fn substitute(text: &str, vars: &BTreeMap<String, String>) -> String {
-    if !text.contains('$') {
-        return text.to_string();
+/// `${NAME}` substitution within budgets. Without them, a chain of ARGs that each double the
+/// last (`ARG A1=${A0}${A0}` ... `A39`) asks for 2^39 bytes from forty short lines, and many
+/// values under the limit of one add up (issue 12).
+#[derive(Default)]
+struct Expander {
+    /// Bytes of every value expanded so far.
+    total: usize,
+    /// Values over a budget, located; taken by the caller as it goes.
+    errors: Vec<Diagnostic>,
+    /// The total budget ran out: its error is reported, and nothing more is expanded.
+    exhausted: bool,
+}
+
+impl Expander {
+    /// `text` with `vars` substituted, at most [`EXPANDED_VALUE_MAX`] bytes; over a budget,
+    /// an error at `pos` and an empty value (so the values made of it stay small and the
+    /// error is reported once).
+    fn expand(
+        &mut self,
+        file: &Kubefile,
+        text: &str,
+        pos: Pos,
+        vars: &BTreeMap<String, String>,
+    ) -> String {
+        if !text.contains('$') {
+            return text.to_string();
+        }
+        if self.exhausted {
+            return String::new();
+        }
+        let Some(value) = substitute(text, vars, EXPANDED_VALUE_MAX) else {
+            self.errors.push(
+                file.error_at(
+                    pos,
+                    format!(
+                        "this value expands to more than {}, the limit of a value after ${{...}} substitution",
+                        format_size(EXPANDED_VALUE_MAX as u64)
+                    ),
+                )
+                .hint("ARG values are for short strings: keep large content in a file of the build context"),
+            );
+            return String::new();
+        };
+        self.total += value.len();
+        if self.total > EXPANDED_TOTAL_MAX {
+            self.exhausted = true;
+            self.errors.push(
+                file.error_at(
+                    pos,
+                    format!(
+                        "the values of this Kubefile expand to more than {} together, the limit of a Kubefile's ${{...}} substitutions",
+                        format_size(EXPANDED_TOTAL_MAX as u64)
+                    ),
+                )
+                .hint("ARG values are for short strings: keep large content in a file of the build context"),
+            );
+            return String::new();
+        }
+        value
     }
-    let mut out = String::with_capacity(text.len());
+}
+
+/// Replaces `${NAME}` and `$NAME` of declared variables; leaves other `$` text alone.
+/// `None` when the result would be longer than `max` bytes: it is never built past that.
+pub fn substitute(text: &str, vars: &BTreeMap<String, String>, max: usize) -> Option<String> {
+    if !text.contains('$') {
+        return (text.len() <= max).then(|| text.to_string());
+    }
+    let mut out = String::with_capacity(text.len().min(max));
+    let push = |out: &mut String, part: &str| {
+        if out.len() + part.len() > max {
+            return false;
+        }
+        out.push_str(part);
+        true
+    };
     let mut rest = text;
     while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
+        if !push(&mut out, &rest[..at]) {
+            return None;
+        }
         let after = &rest[at + 1..];
         if let Some(inner) = after.strip_prefix('{')
             && let Some(end) = inner.find('}')
             && let Some(value) = vars.get(&inner[..end])
         {
-            out.push_str(value);
+            if !push(&mut out, value) {
+                return None;
+            }
             rest = &inner[end + 1..];
             continue;
         }
@@ -303,15 +376,18 @@ pub fn substitute(text: &str, vars: &BTreeMap<String, String>) -> String {
         if ident_len > 0
             && let Some(value) = vars.get(&after[..ident_len])
         {
-            out.push_str(value);
+            if !push(&mut out, value) {
+                return None;
+            }
             rest = &after[ident_len..];
             continue;
         }
-        out.push('$');
+        if !push(&mut out, "$") {
+            return None;
+        }
         rest = after;
     }
-    out.push_str(rest);
-    out
+    push(&mut out, rest).then_some(out)
 }
 
 #[cfg(test)]
@@ -321,12 +397,74 @@ mod tests {
     #[test]
     fn substitution_touches_only_declared_names() {
         let vars = BTreeMap::from([("ARCH".to_string(), "amd64".to_string())]);
-        assert_eq!(substitute("bin/${ARCH}/x", &vars), "bin/amd64/x");
+        let sub = |text| substitute(text, &vars, 100).unwrap();
+        assert_eq!(sub("bin/${ARCH}/x"), "bin/amd64/x");
+        assert_eq!(sub("$ARCH-$HOME ${X} $"), "amd64-$HOME ${X} $");
+        assert_eq!(sub("${ARCH"), "${ARCH");
+        assert_eq!(sub("$ARCHX"), "$ARCHX");
+    }
+
+    #[test]
+    fn substitution_stops_at_its_limit() {
+        let vars = BTreeMap::from([("A".to_string(), "x".repeat(4))]);
         assert_eq!(
-            substitute("$ARCH-$HOME ${X} $", &vars),
-            "amd64-$HOME ${X} $"
+            substitute("${A}${A}", &vars, 8).as_deref(),
+            Some("xxxxxxxx")
         );
-        assert_eq!(substitute("${ARCH", &vars), "${ARCH");
-        assert_eq!(substitute("$ARCHX", &vars), "$ARCHX");
+        assert_eq!(substitute("${A}${A}", &vars, 7), None);
+        assert_eq!(substitute("${A}$A!", &vars, 8), None);
+        assert_eq!(substitute("$A$", &vars, 4), None);
+        assert_eq!(substitute("123456789", &vars, 8), None);
+    }
+
+    fn kubefile(text: &str) -> Kubefile {
+        crate::kubefile::parse(std::path::Path::new("Kubefile"), text).unwrap()
+    }
+
+    /// `ARG A0=x`, then ARGs that each double the last, up to `A{n}`, then a LABEL of it.
+    fn doubling_chain(seed: &str, n: usize) -> String {
+        let mut text = format!("FROM scratch\nARG A0={seed}\n");
+        for i in 1..=n {
+            text.push_str(&format!("ARG A{i}=${{A{}}}${{A{}}}\n", i - 1, i - 1));
+        }
+        text.push_str(&format!("LABEL k=${{A{n}}}\n"));
+        text
+    }
+
+    #[test]
+    fn a_doubling_arg_chain_is_one_located_error_at_the_limit() {
+        let file = kubefile(&doubling_chain("x", 39));
+        let err = resolve(&file, &BTreeMap::new(), "amd64").unwrap_err();
+        let [d] = err.diagnostics() else {
+            panic!("one error, not {err}");
+        };
+        // A20 is 1 MiB exactly; A21 would be 2 MiB.
+        assert_eq!(
+            d.headline(),
+            "Kubefile:23:9: error: this value expands to more than 1 MiB, the limit of a value after ${...} substitution"
+        );
+        let ok = resolve(
+            &kubefile(&doubling_chain("x", 20)),
+            &BTreeMap::new(),
+            "amd64",
+        )
+        .unwrap();
+        assert_eq!(ok.labels[0].1.len(), 1 << 20);
+    }
+
+    #[test]
+    fn many_values_under_the_limit_add_up_to_the_total_limit() {
+        let mut text = doubling_chain("x", 19);
+        // The chain and its LABEL (line 22) make 1.5 MiB, each LABEL from line 23 on 512 KiB
+        // more: the 30th takes the total past 16 MiB.
+        for i in 0..40 {
+            text.push_str(&format!("LABEL k{i}=${{A19}}\n"));
+        }
+        let err = resolve(&kubefile(&text), &BTreeMap::new(), "amd64").unwrap_err();
+        let [d] = err.diagnostics() else {
+            panic!("one error, not {err}");
+        };
+        assert!(d.message.contains("more than 16 MiB together"), "{d}");
+        assert_eq!(d.location.as_ref().unwrap().line, 23 + 29);
     }
 }

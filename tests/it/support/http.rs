@@ -70,7 +70,9 @@ impl Response {
     }
 }
 
-type Handler = dyn Fn(&Request) -> Response + Send + Sync + 'static;
+/// Writes the whole answer, status line and headers included, to the connection: for
+/// answers a [`Response`] cannot be (a body without `Content-Length` that never ends).
+type RawHandler = dyn Fn(&Request, &mut TcpStream) + Send + Sync + 'static;
 
 /// A running server; stops (and joins its accept thread) on drop.
 pub struct Server {
@@ -83,10 +85,18 @@ impl Server {
     /// Binds 127.0.0.1 on a free port (the listener is kept, so no port race) and serves
     /// every request with `handler`.
     pub fn start(handler: impl Fn(&Request) -> Response + Send + Sync + 'static) -> Server {
+        Server::start_raw(move |request, stream| {
+            let response = handler(request);
+            let _ = write_response(stream, request, &response);
+        })
+    }
+
+    /// Like [`Server::start`], with a handler that writes its answers itself.
+    pub fn start_raw(handler: impl Fn(&Request, &mut TcpStream) + Send + Sync + 'static) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
         let stop = Arc::new(AtomicBool::new(false));
-        let handler: Arc<Handler> = Arc::new(handler);
+        let handler: Arc<RawHandler> = Arc::new(handler);
         let thread = {
             let stop = stop.clone();
             std::thread::Builder::new()
@@ -134,14 +144,13 @@ impl Drop for Server {
     }
 }
 
-fn serve_connection(mut stream: TcpStream, handler: &Handler) {
+fn serve_connection(mut stream: TcpStream, handler: &RawHandler) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
     let _ = stream.set_write_timeout(Some(Duration::from_secs(30)));
     let Some(request) = read_request(&mut stream) else {
         return;
     };
-    let response = handler(&request);
-    let _ = write_response(&mut stream, &request, &response);
+    handler(&request, &mut stream);
     let _ = stream.shutdown(Shutdown::Write);
 }
 

@@ -42,6 +42,21 @@ impl Sandbox {
         cmd
     }
 
+    /// `sealer ARGS...` under `prlimit --data=BYTES`: a sealer that tried to hold more than
+    /// that would fail to allocate and abort, instead of passing on a machine with memory to
+    /// spare. The data limit counts what is allocated, not the address space reserved (which
+    /// grows with the machine's cores: allocator arenas, threads).
+    pub fn sealer_within(&self, data_bytes: u64) -> Command {
+        let mut cmd = Command::new("prlimit");
+        cmd.arg(format!("--data={data_bytes}"))
+            .arg("--")
+            .arg(env!("CARGO_BIN_EXE_sealer"))
+            .env("SEALER_HOME", self.home())
+            .env("HOME", self.dir.path())
+            .env_remove("NO_COLOR");
+        cmd
+    }
+
     /// Writes `files` (path, content) under `rel` and returns that directory.
     pub fn write_tree(&self, rel: &str, files: &[(&str, &str)]) -> PathBuf {
         let root = self.path(rel);

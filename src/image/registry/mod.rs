@@ -1,11 +1,19 @@
-//! Pushing to and pulling from OCI distribution registries with `oci-client`.
+//! Pushing to and pulling from OCI distribution registries.
 //!
 //! Manifests travel as raw bytes so digests survive the round trip; blobs are verified
 //! against their descriptors before they become visible in the store. Anonymous, basic and
-//! token (Bearer) auth are handled by `oci-client` from the stored credentials.
+//! token (Bearer) auth, from the stored credentials. Pushes go through `oci-client`; pulls,
+//! where the registry is the one sending, through [`session`], which bounds every body it
+//! reads (manifests at [`DOCUMENT_MAX`], blobs at their declared size).
 
+mod login;
+mod session;
+
+pub use login::login;
+
+use self::session::Session;
 use super::auth::{AuthStore, Credentials};
-use super::layout::sha256_digest;
+use super::layout::{check_digest, sha256_digest};
 use super::metadata::Platform;
 use super::oci::{
     DOCKER_MANIFEST_MEDIA_TYPE, Descriptor, INDEX_MEDIA_TYPE, Index, MANIFEST_MEDIA_TYPE, Manifest,
@@ -13,11 +21,10 @@ use super::oci::{
 use super::reference::Reference;
 use super::store::{Image, Store};
 use crate::diag::{Error, Result};
-use futures_util::StreamExt;
+use crate::limits::{DOCUMENT_MAX, format_size};
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, RegistryOperation};
-use std::io::Write;
 use std::time::Duration;
 
 const DOCKER_LIST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
@@ -52,11 +59,18 @@ fn is_loopback(registry: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-fn client(registry: &str, connection: Connection) -> Client {
-    let protocol = if connection.insecure || is_loopback(registry) {
-        ClientProtocol::Http
+fn scheme(registry: &str, connection: Connection) -> &'static str {
+    if connection.insecure || is_loopback(registry) {
+        "http"
     } else {
-        ClientProtocol::Https
+        "https"
+    }
+}
+
+fn client(registry: &str, connection: Connection) -> Client {
+    let protocol = match scheme(registry, connection) {
+        "http" => ClientProtocol::Http,
+        _ => ClientProtocol::Https,
     };
     Client::new(ClientConfig {
         protocol,
@@ -182,7 +196,7 @@ pub async fn push(
             .map_err(|e| remote_error("cannot push", &reference, e))?;
         uploaded += 1;
     }
-    let manifest_bytes = store.layout().read_blob(image.digest())?;
+    let manifest_bytes = store.layout().read_document(image.digest())?;
     let media_type = image
         .manifest
         .media_type
@@ -205,6 +219,11 @@ pub async fn push(
 
 /// Downloads an image into the store and names it as asked. For a multi-platform index the
 /// manifest of `platform` is taken.
+///
+/// Nothing the registry sends is trusted before it is checked: manifests are read up to
+/// [`DOCUMENT_MAX`] and verified against the digest asked for; every digest they name is
+/// validated before it is put in a URL or a path; a blob stops at its declared size and
+/// becomes visible only with the digest it was declared with.
 pub async fn pull(
     store: &Store,
     auth: &AuthStore,
@@ -212,35 +231,36 @@ pub async fn pull(
     platform: &Platform,
     connection: Connection,
 ) -> Result<Image> {
-    let remote = remote_reference(reference);
-    let client = client(reference.registry(), connection);
-    let registry_auth = registry_auth(auth, reference.registry())?;
-    client
-        .auth(&remote, &registry_auth, RegistryOperation::Pull)
-        .await
-        .map_err(|e| remote_error("cannot pull", reference, e))?;
+    let fail = |message: String| Error::msg(format!("cannot pull {reference}: {message}"));
+    let mut session = Session::open(reference, auth.get(reference.registry())?, connection).await?;
     let accepted = [
         MANIFEST_MEDIA_TYPE,
         DOCKER_MANIFEST_MEDIA_TYPE,
         INDEX_MEDIA_TYPE,
         DOCKER_LIST_MEDIA_TYPE,
     ];
-    let (mut bytes, mut digest) = client
-        .pull_manifest_raw(&remote, &registry_auth, &accepted)
-        .await
-        .map_err(|e| remote_error("cannot pull", reference, e))?;
+    let wanted = reference.digest().or(reference.tag()).unwrap_or("latest");
+    let (mut bytes, said) = session.manifest(wanted, &accepted).await?;
+    let mut digest = sha256_digest(&bytes);
     if let Some(want) = reference.digest()
-        && sha256_digest(&bytes) != want
+        && digest != want
     {
-        return Err(Error::msg(format!(
-            "cannot pull {reference}: the registry sent a manifest with digest {}",
-            sha256_digest(&bytes)
+        return Err(fail(format!(
+            "the registry sent a manifest with digest {digest}"
+        )));
+    }
+    if let Some(said) = said
+        && said.starts_with("sha256:")
+        && said != digest
+    {
+        return Err(fail(format!(
+            "manifest digest mismatch (registry said {said})"
         )));
     }
     let mut media_type = media_type_of(&bytes);
     if media_type == INDEX_MEDIA_TYPE || media_type == DOCKER_LIST_MEDIA_TYPE {
-        let index: Index = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::msg(format!("cannot pull {reference}: invalid index: {e}")))?;
+        let index: Index =
+            serde_json::from_slice(&bytes).map_err(|e| fail(format!("invalid index: {e}")))?;
         let chosen = index
             .manifests
             .iter()
@@ -249,46 +269,33 @@ pub async fn pull(
                     .as_ref()
                     .is_some_and(|p| p.os == platform.os && p.architecture == platform.architecture)
             })
-            .ok_or_else(|| {
-                Error::msg(format!(
-                    "cannot pull {reference}: the index has no image for {platform}"
-                ))
-            })?;
-        let by_digest = remote.clone_with_digest(chosen.digest.clone());
-        (bytes, digest) = client
-            .pull_manifest_raw(&by_digest, &registry_auth, &accepted)
-            .await
-            .map_err(|e| remote_error("cannot pull", reference, e))?;
+            .ok_or_else(|| fail(format!("the index has no image for {platform}")))?;
+        check_digest(&chosen.digest).map_err(|e| {
+            e.context(format!(
+                "cannot pull {reference}: the index's {platform} image"
+            ))
+        })?;
+        (bytes, _) = session.manifest(&chosen.digest, &accepted).await?;
+        digest = sha256_digest(&bytes);
+        if digest != chosen.digest {
+            return Err(fail(format!(
+                "the registry sent a manifest with digest {digest} for {}",
+                chosen.digest
+            )));
+        }
         media_type = media_type_of(&bytes);
     }
-    if sha256_digest(&bytes) != digest {
-        return Err(Error::msg(format!(
-            "cannot pull {reference}: manifest digest mismatch (registry said {digest})"
-        )));
-    }
-    let manifest: Manifest = serde_json::from_slice(&bytes)
-        .map_err(|e| Error::msg(format!("cannot pull {reference}: invalid manifest: {e}")))?;
+    let manifest: Manifest =
+        serde_json::from_slice(&bytes).map_err(|e| fail(format!("invalid manifest: {e}")))?;
+    check_blobs(&manifest).map_err(|e| e.context(format!("cannot pull {reference}")))?;
     let _writer = store.writer_lock()?;
     for blob in manifest.blobs() {
         if store.layout().has_blob(&blob.digest) {
             continue;
         }
-        let mut stream = client
-            .pull_blob_stream(&remote, blob.digest.as_str())
-            .await
-            .map_err(|e| remote_error("cannot pull", reference, e))?;
+        // Dropped on any error, the writer removes its temp file.
         let mut writer = store.layout().blob_writer()?;
-        while let Some(chunk) = stream.stream.next().await {
-            let chunk = chunk.map_err(|e| {
-                Error::msg(format!(
-                    "cannot pull {reference}: blob {}: {e}",
-                    blob.digest
-                ))
-            })?;
-            writer
-                .write_all(&chunk)
-                .map_err(|e| Error::msg(format!("cannot store blob {}: {e}", blob.digest)))?;
-        }
+        session.blob(blob, &mut writer).await?;
         writer.commit_expecting(blob)?;
     }
     let manifest_digest = store.layout().write_blob(&bytes)?;
@@ -297,6 +304,23 @@ pub async fn pull(
     descriptor.platform = Some(image.config.platform());
     store.tag(reference, &descriptor)?;
     Ok(image)
+}
+
+/// Checks what a manifest names before anything is requested: every digest valid, and a
+/// config no larger than a document may be (it is read whole).
+fn check_blobs(manifest: &Manifest) -> Result<()> {
+    for blob in manifest.blobs() {
+        check_digest(&blob.digest)?;
+    }
+    if manifest.config.size > DOCUMENT_MAX {
+        return Err(Error::msg(format!(
+            "its config {} declares {} bytes, over the {} limit of an image config",
+            manifest.config.digest,
+            manifest.config.size,
+            format_size(DOCUMENT_MAX)
+        )));
+    }
+    Ok(())
 }
 
 fn media_type_of(bytes: &[u8]) -> String {
@@ -310,134 +334,6 @@ fn media_type_of(bytes: &[u8]) -> String {
         .unwrap_or_else(|| MANIFEST_MEDIA_TYPE.to_string())
 }
 
-/// Checks credentials the way `docker login` does: `GET /v2/` with them, following a
-/// Bearer challenge to the token service.
-pub async fn login(
-    registry: &str,
-    credentials: &Credentials,
-    connection: Connection,
-) -> Result<()> {
-    let scheme = if connection.insecure || is_loopback(registry) {
-        "http"
-    } else {
-        "https"
-    };
-    let http = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(30))
-        .timeout(Duration::from_secs(60))
-        .build()
-        .map_err(|e| Error::msg(format!("cannot create an HTTP client: {e}")))?;
-    let url = format!("{scheme}://{registry}/v2/");
-    let fail = |e: reqwest::Error| {
-        let mut err = Error::msg(format!(
-            "cannot reach {url}: {}",
-            crate::diag::error_chain(&e)
-        ));
-        if scheme == "https" {
-            err = err.hint("for a registry that speaks plain HTTP, pass --insecure");
-        }
-        err
-    };
-    let first = http.get(&url).send().await.map_err(fail)?;
-    if first.status().is_success() {
-        // Open registry: credentials are not needed, but they may be for pushes; check them.
-        let again = http
-            .get(&url)
-            .basic_auth(&credentials.username, Some(&credentials.password))
-            .send()
-            .await
-            .map_err(fail)?;
-        return check_status(registry, again.status());
-    }
-    let challenge = first
-        .headers()
-        .get(reqwest::header::WWW_AUTHENTICATE)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    if challenge.to_ascii_lowercase().starts_with("bearer") {
-        let params = parse_challenge(&challenge);
-        let realm = params
-            .iter()
-            .find(|(k, _)| k == "realm")
-            .map(|(_, v)| v.clone())
-            .ok_or_else(|| Error::msg(format!("{registry}: Bearer challenge without a realm")))?;
-        let mut query: Vec<(String, String)> =
-            vec![("account".into(), credentials.username.clone())];
-        if let Some((_, service)) = params.iter().find(|(k, _)| k == "service") {
-            query.push(("service".into(), service.clone()));
-        }
-        let answer = http
-            .get(&realm)
-            .query(&query)
-            .basic_auth(&credentials.username, Some(&credentials.password))
-            .send()
-            .await
-            .map_err(fail)?;
-        return check_status(registry, answer.status());
-    }
-    let answer = http
-        .get(&url)
-        .basic_auth(&credentials.username, Some(&credentials.password))
-        .send()
-        .await
-        .map_err(fail)?;
-    check_status(registry, answer.status())
-}
-
-fn check_status(registry: &str, status: reqwest::StatusCode) -> Result<()> {
-    if status.is_success() {
-        Ok(())
-    } else if status == reqwest::StatusCode::UNAUTHORIZED
-        || status == reqwest::StatusCode::FORBIDDEN
-    {
-        Err(Error::msg(format!(
-            "login to {registry} failed: wrong user name or password ({status})"
-        )))
-    } else {
-        Err(Error::msg(format!(
-            "login to {registry} failed: the registry answered {status}"
-        )))
-    }
-}
-
-/// `Bearer realm="...",service="..."` → pairs.
-fn parse_challenge(header: &str) -> Vec<(String, String)> {
-    let rest = header.split_once(' ').map_or("", |(_, r)| r);
-    let mut out = Vec::new();
-    let mut chars = rest.chars().peekable();
-    loop {
-        let key: String = chars
-            .by_ref()
-            .skip_while(|c| *c == ',' || c.is_whitespace())
-            .take_while(|c| *c != '=')
-            .collect();
-        if key.is_empty() {
-            break;
-        }
-        let mut value = String::new();
-        if chars.peek() == Some(&'"') {
-            chars.next();
-            for c in chars.by_ref() {
-                if c == '"' {
-                    break;
-                }
-                value.push(c);
-            }
-        } else {
-            while let Some(&c) = chars.peek() {
-                if c == ',' {
-                    break;
-                }
-                value.push(c);
-                chars.next();
-            }
-        }
-        out.push((key.trim().to_ascii_lowercase(), value));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -449,18 +345,5 @@ mod tests {
         assert!(is_loopback("[::1]:5000"));
         assert!(!is_loopback("registry.example.com:5000"));
         assert!(!is_loopback("10.0.0.1"));
-    }
-
-    #[test]
-    fn challenge_parsing() {
-        let p = parse_challenge(
-            r#"Bearer realm="http://127.0.0.1:9/token",service="reg",scope="a:b:pull""#,
-        );
-        assert_eq!(
-            p[0],
-            ("realm".to_string(), "http://127.0.0.1:9/token".to_string())
-        );
-        assert_eq!(p[1], ("service".to_string(), "reg".to_string()));
-        assert_eq!(p.len(), 3);
     }
 }
