@@ -434,7 +434,9 @@ fn execute(
                 }
             };
             if signal.await.is_some() {
-                eprintln!("\ninterrupted: finishing the running steps (Ctrl-C again to abort)");
+                eprintln!(
+                    "\ninterrupted: finishing the running steps (Ctrl-C or SIGTERM again to abort)"
+                );
                 let _ = tx.send(true);
                 let again = async {
                     tokio::select! {

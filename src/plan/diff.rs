@@ -401,7 +401,14 @@ fn drop_plugins_whose_phase_does_not_occur(
     };
     let keep: Vec<bool> = changes
         .iter()
-        .map(|c| c.resource_type != ResourceType::Plugin || c.action == Action::Delete || occurs(c))
+        // A tainted plugin started and never finished (a killed or aborted apply): its phase
+        // did occur, and running it again is how that apply completes.
+        .map(|c| {
+            c.resource_type != ResourceType::Plugin
+                || c.action == Action::Delete
+                || c.reason_code == ReasonCode::ReplaceBecauseTainted
+                || occurs(c)
+        })
         .collect();
     let mut out = Vec::with_capacity(changes.len());
     for (c, keep) in changes.into_iter().zip(keep) {

@@ -383,6 +383,15 @@ fn plugins_wait_for_their_phase() {
             .iter()
             .any(|c| c.address == "plugin.p.post-install")
     );
+    // An apply killed while the plugin ran left it tainted: its phase did occur, and the
+    // next plan runs it again to finish that apply.
+    let mut killed = state.clone();
+    killed.get_mut("plugin.p.post-install").unwrap().status = Status::Tainted;
+    let resumed = plan_against(&ds, &killed);
+    assert_eq!(
+        change_of(&resumed, "plugin.p.post-install").map(|c| c.reason_code),
+        Some(ReasonCode::ReplaceBecauseTainted)
+    );
 }
 
 /// Master 10.0.0.1, worker 10.0.0.2 and the four teardown plugins.

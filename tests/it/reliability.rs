@@ -668,3 +668,92 @@ fn a_replaced_host_takes_its_new_key() {
     let out = d.sealer(&["plan", "-f", &file, "--detailed-exitcode"]);
     assert_eq!(out.status.code(), Some(0));
 }
+
+/// Runs `sealer ARGS --json`, sends SIGTERM `signals` times (300 ms apart) at the first
+/// event line `at` accepts, and returns the exit code and stderr.
+fn run_signalled(
+    d: &Deploy,
+    args: &[&str],
+    signals: usize,
+    mut at: impl FnMut(&str) -> bool,
+) -> (Option<i32>, String) {
+    let binary = assert_cmd::cargo::cargo_bin("sealer");
+    let mut cmd = d.bed.command(&binary);
+    cmd.args(args)
+        .arg("--json")
+        .env("SEALER_HOME", d.sb.home())
+        .env("HOME", d.sb.path(""))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // `ip netns exec` execs sealer: the child's pid is sealer's.
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let errors = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    let stdout = child.stdout.take().unwrap();
+    let mut sent = false;
+    for line in BufReader::new(stdout).lines() {
+        let Ok(line) = line else { break };
+        if !sent && at(&line) {
+            sent = true;
+            for i in 0..signals {
+                if i > 0 {
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+                let status = std::process::Command::new("kill")
+                    .args(["-TERM", &child.id().to_string()])
+                    .status()
+                    .unwrap();
+                assert!(status.success());
+            }
+        }
+    }
+    assert!(sent, "sealer {args:?} ended before the signal");
+    let code = child.wait().unwrap().code();
+    (code, errors.join().unwrap())
+}
+
+/// SIGTERM stops an apply like a first Ctrl-C: the running steps finish and are recorded,
+/// no new one starts, the lock is released. A second one aborts at once (143): the running
+/// step stays tainted and the lock goes with the process. Each time the next apply finishes
+/// the job without a lock to take over.
+#[test]
+fn sigterm_stops_after_the_running_steps_and_a_second_one_aborts() {
+    let d = Deploy::new(TestBed::start(2));
+    let slow = "---\napiVersion: sealer.io/v1\nkind: Plugin\nmetadata: {name: slow}\nspec:\n  type: SHELL\n  action: post-install\n  data: sleep 5\n";
+    let file = d.clusterfile(&[0], &[1], slow);
+    let file = file.to_str().unwrap().to_string();
+    let apply = ["apply", "-f", file.as_str(), "--auto-approve"];
+
+    let (code, err) = run_signalled(&d, &apply, 1, |l| l.contains("\"type\":\"step_done\""));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("interrupted: finishing the running steps"),
+        "{err}"
+    );
+    assert!(err.contains("steps did not start"), "{err}");
+    integrity_check(&d);
+
+    let slow_step = "\"address\":\"plugin.slow.post-install\"";
+    let start = Instant::now();
+    let (code, err) = run_signalled(&d, &apply, 2, |l| {
+        l.contains("\"type\":\"step_start\"") && l.contains(slow_step)
+    });
+    assert_eq!(code, Some(143), "{err}");
+    assert!(err.contains("aborted"), "{err}");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "the abort waited for the sleeping step"
+    );
+    let plan = d.sealer_ok(&["plan", "-f", &file]);
+    assert!(
+        plan.contains("# plugin.slow.post-install must be replaced (tainted by a failed apply)"),
+        "{plan}"
+    );
+
+    // The abort released its lock: nothing to take over.
+    let out = d.sealer(&apply);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("taken over"), "{err}");
+    d.assert_no_changes(&file);
+}
