@@ -85,12 +85,10 @@ pub fn json(refresh: &Refresh) -> serde_json::Value {
     })
 }
 
-/// Text from hosts (tool output in findings) without control characters, which could
-/// rewrite what a terminal shows.
+/// Text from hosts (tool output in findings) as plans show outside text: control
+/// characters, which could rewrite what a terminal shows, as visible escapes.
 fn clean(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
+    sealer::plan::human::visible(text).into_owned()
 }
 
 #[cfg(test)]
@@ -149,7 +147,7 @@ mod tests {
             "Read 5 resources of cluster \"demo\" back from 3 hosts (state serial 7); nothing on a host or in the state changed.\n\n\
              Drift: the hosts differ from what the state records:\n\n\
              \x20 ~ app.dashboard (drifted)\n\
-             \x20     objects of a.yaml: NotFound?[2J\n\
+             \x20     objects of a.yaml: NotFound\\u{1b}[2J\n\
              \x20 - kubernetes.worker.10.0.0.3 (gone)\n\
              \x20     node node-3 is not in `kubectl get nodes`\n\n\
              Could not read:\n\n\

@@ -621,8 +621,13 @@ impl StateStore {
         if current.host != lock::host_name() {
             return Ok(Some(current));
         }
-        let file = lock::open_lock_file(&self.shared.path, cluster)?;
-        Ok(lock::held_elsewhere(&file).then_some(current))
+        // Read-only, as plans are: no lock file means no holder ever took it on this host.
+        let path = lock::lock_file_path(&self.shared.path, cluster);
+        match std::fs::File::open(&path) {
+            Ok(file) => Ok(lock::held_elsewhere(&file).then_some(current)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(crate::diag::io_error("cannot read the lock file", &path, e)),
+        }
     }
 
     /// Removes the cluster's lock if its ID is `lock_id` (what `sealer state unlock ID`
