@@ -29,33 +29,65 @@ const SECRET_KEYS: &[&str] = &[
 /// kept as written.
 pub fn mask_secrets(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
+    // The indentation of a secret key whose value is a block below it (`password: |`, or a
+    // nested mapping or list): the lines indented deeper are its value.
+    let mut block: Option<usize> = None;
     for line in text.split_inclusive('\n') {
-        out.push_str(&mask_line(line));
+        let indent = line.len() - line.trim_start_matches([' ', '\t']).len();
+        let blank = line.trim().is_empty();
+        if let Some(at) = block {
+            if blank {
+                out.push_str(line);
+                continue;
+            }
+            if indent > at {
+                let newline = if line.ends_with('\n') { "\n" } else { "" };
+                out.push_str(&format!("{}{MASKED}{newline}", &line[..indent]));
+                continue;
+            }
+            block = None;
+        }
+        let (masked, opens_block) = mask_line(line);
+        if opens_block {
+            block = Some(indent);
+        }
+        out.push_str(&masked);
     }
     out
 }
 
-fn mask_line(line: &str) -> String {
+/// The line with a secret-looking key's value masked, and whether that key's value is the
+/// block of lines below it.
+fn mask_line(line: &str) -> (String, bool) {
     let Some(sep) = line.find([':', '=']) else {
-        return line.to_string();
+        return (line.to_string(), false);
     };
     let key = line[..sep]
         .trim()
         .trim_start_matches("- ")
         .trim_matches(['"', '\'']);
+    let value = line[sep + 1..].trim_end_matches(['\n', '\r']).trim();
+    if !looks_secret(key) {
+        return (line.to_string(), false);
+    }
+    if value.is_empty() || value.starts_with('|') || value.starts_with('>') {
+        return (line.to_string(), true);
+    }
+    let newline = if line.ends_with('\n') { "\n" } else { "" };
+    (
+        format!("{}{} {MASKED}{newline}", &line[..sep], &line[sep..=sep]),
+        false,
+    )
+}
+
+/// Whether a key names a secret (`DB_PASSWORD`, `apiToken`, `tls.privateKey`...).
+fn looks_secret(key: &str) -> bool {
     let plain: String = key
         .chars()
         .filter(|c| !matches!(c, '-' | '_' | '.'))
         .flat_map(char::to_lowercase)
         .collect();
-    let value = line[sep + 1..].trim_end_matches(['\n', '\r']);
-    let secret = SECRET_KEYS.iter().any(|k| plain.contains(k));
-    // A key that opens a block (`password:` alone) has nothing on its line to hide.
-    if !secret || value.trim().is_empty() || value.trim() == "|" || value.trim() == ">" {
-        return line.to_string();
-    }
-    let newline = if line.ends_with('\n') { "\n" } else { "" };
-    format!("{}{} {MASKED}{newline}", &line[..sep], &line[sep..=sep])
+    SECRET_KEYS.iter().any(|k| plain.contains(k))
 }
 
 /// A text kept whole unless it is secret as a whole (a Config processed `toSecret`).
@@ -79,8 +111,13 @@ pub fn env_digests(env: &Env) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The first 12 hex digits of SHA-256 over the key and value.
+/// The first 12 hex digits of SHA-256 over the key and value; [`MASKED`] for a key that
+/// looks secret, whose value a digest could be guessed back from (a change of it is then
+/// named as `env changed`, from the env digest, without the key).
 pub fn value_digest(key: &str, value: &str) -> String {
+    if looks_secret(key) {
+        return MASKED.to_string();
+    }
     let digest = Sha256::digest(format!("sealer-env\0{key}\0{value}").as_bytes());
     digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
 }
@@ -110,11 +147,10 @@ mod tests {
 
     #[test]
     fn secret_looking_values_are_masked_and_the_rest_kept() {
-        let text =
-            "user: admin\nDB_PASSWORD=hunter2\n  apiToken: \"abc\"\npassword:\n  - x\nreplicas: 3";
+        let text = "user: admin\nDB_PASSWORD=hunter2\n  apiToken: \"abc\"\npassword:\n  - x\nreplicas: 3\ntls:\n  privateKey: |\n    -----BEGIN\n    abc\n\n  cert: x\n";
         assert_eq!(
             mask_secrets(text),
-            "user: admin\nDB_PASSWORD= (sensitive value)\n  apiToken: (sensitive value)\npassword:\n  - x\nreplicas: 3"
+            "user: admin\nDB_PASSWORD= (sensitive value)\n  apiToken: (sensitive value)\npassword:\n  (sensitive value)\nreplicas: 3\ntls:\n  privateKey: |\n    (sensitive value)\n    (sensitive value)\n\n  cert: x\n"
         );
         assert_eq!(
             explained_text("a: 1\nb: 2\n", true),
@@ -132,5 +168,6 @@ mod tests {
         );
         assert_ne!(value_digest("K", "v1"), value_digest("K", "v2"));
         assert_eq!(value_digest("K", "v1").len(), 12);
+        assert_eq!(value_digest("DB_PASSWORD", "hunter2"), MASKED);
     }
 }
