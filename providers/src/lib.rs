@@ -18,6 +18,6 @@ pub mod transport;
 
 pub use ssh::{HostKeyPolicy, SshAuth, SshConfig, SshTransport};
 pub use transport::{
-    Exec, ExecOutput, ExitStatus, OutputChunk, OutputSink, Stdin, Transport, TransportError,
-    TransportErrorKind,
+    Exec, ExecOutput, ExitStatus, MAX_OUTPUT, OutputChunk, OutputSink, Stdin, Transport,
+    TransportError, TransportErrorKind,
 };

@@ -139,18 +139,25 @@ impl LocalTransport {
     }
 }
 
+/// Reads a pipe to its end, keeping at most [`crate::transport::MAX_OUTPUT`] bytes;
+/// `None` when there was more.
 async fn pump(
     mut reader: impl tokio::io::AsyncRead + Unpin,
     stderr: bool,
     sink: Option<OutputSink>,
-) -> Vec<u8> {
+) -> Option<Vec<u8>> {
     let mut all = Vec::new();
+    let mut overflowed = false;
     let mut buf = vec![0u8; 16 * 1024];
     while let Ok(n) = reader.read(&mut buf).await {
         if n == 0 {
             break;
         }
-        all.extend_from_slice(&buf[..n]);
+        if all.len() + n <= crate::transport::MAX_OUTPUT {
+            all.extend_from_slice(&buf[..n]);
+        } else {
+            overflowed = true;
+        }
         if let Some(sink) = &sink {
             let _ = sink.send(OutputChunk {
                 stderr,
@@ -158,7 +165,7 @@ async fn pump(
             });
         }
     }
-    all
+    (!overflowed).then_some(all)
 }
 
 impl Transport for LocalTransport {
@@ -236,8 +243,17 @@ impl Transport for LocalTransport {
         if let Some(task) = stdin_task {
             task.abort();
         }
-        let stdout = out.await.unwrap_or_default();
-        let stderr = err.await.unwrap_or_default();
+        let (Some(stdout), Some(stderr)) =
+            (out.await.unwrap_or_default(), err.await.unwrap_or_default())
+        else {
+            return Err(self.error(
+                TransportErrorKind::Output,
+                format!(
+                    "the command printed more than {} MiB, the most sealer keeps of a command",
+                    crate::transport::MAX_OUTPUT >> 20
+                ),
+            ));
+        };
         Ok(ExecOutput {
             status,
             stdout,
@@ -284,5 +300,20 @@ mod tests {
             .unwrap();
         assert_eq!(out.status, ExitStatus::TimedOut);
         assert!(start.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_output_is_an_error_not_a_full_memory() {
+        let t = LocalTransport::new("127.0.0.1");
+        let script = format!(
+            "head -c {} /dev/zero; echo fine >&2",
+            crate::transport::MAX_OUTPUT + 1
+        );
+        let err = t
+            .exec(&Exec::new(script, Duration::from_secs(60)), None)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, TransportErrorKind::Output);
+        assert!(err.message.contains("more than 256 MiB"), "{}", err.message);
     }
 }

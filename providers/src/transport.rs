@@ -67,6 +67,11 @@ impl std::fmt::Display for ExitStatus {
     }
 }
 
+/// The most output (stdout and stderr each) a command's result keeps: a host that floods its
+/// output cannot exhaust the operator's memory. Beyond it the command fails with
+/// [`TransportErrorKind::Output`]; what was streamed to a sink was streamed.
+pub const MAX_OUTPUT: usize = 256 << 20;
+
 #[derive(Debug, Clone)]
 pub struct ExecOutput {
     pub status: ExitStatus,
@@ -95,6 +100,8 @@ pub enum TransportErrorKind {
     Connection,
     /// Local I/O (reading a key file, a stdin file).
     Io,
+    /// The command printed more than [`MAX_OUTPUT`].
+    Output,
 }
 
 /// A failure to run a command at all (a command that ran and failed is an [`ExecOutput`]).

@@ -762,3 +762,21 @@ fn agent_login() {
         }
     });
 }
+
+/// A host that floods its output fails the command with the limit named; the operator's
+/// memory holds at most the limit.
+#[test]
+fn a_flood_of_output_fails_the_command_naming_the_limit() {
+    let bed = TestBed::start(1);
+    in_hub(&bed, || async {
+        let t = connect(config(&bed, 0)).await;
+        let script = format!("head -c {} /dev/zero", sealer_providers::MAX_OUTPUT + 1);
+        let err = t
+            .exec(&Exec::new(script, Duration::from_secs(120)), None)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, TransportErrorKind::Output, "{err}");
+        // The connection still serves the next command.
+        assert_eq!(ok(&t, "echo next").await, "next\n");
+    });
+}

@@ -319,6 +319,13 @@ impl Inner {
                     ),
                 ))
             }
+            Ended::TooMuchOutput => Err(self.error(
+                TransportErrorKind::Output,
+                format!(
+                    "the command printed more than {} MiB, the most sealer keeps of a command",
+                    crate::transport::MAX_OUTPUT >> 20
+                ),
+            )),
             Ended::Refused => Err(self.error(
                 TransportErrorKind::Connection,
                 "the host refused to run the command".to_string(),

@@ -99,6 +99,8 @@ pub(crate) enum Ended {
     Lost,
     /// The host refused the exec request.
     Refused,
+    /// The command printed more than [`crate::transport::MAX_OUTPUT`].
+    TooMuchOutput,
     /// sudo did not let us in: no password configured, wrong password, not in sudoers.
     Sudo(SudoFailure),
     /// The local stdin file could not be read.
@@ -306,14 +308,20 @@ pub(crate) async fn run(
         stdout: Vec::new(),
         stderr: Vec::new(),
     };
-    let emit = |out: &mut ExecOutput, stderr: bool, bytes: &[u8]| {
+    let mut overflowed = false;
+    let mut emit = |out: &mut ExecOutput, stderr: bool, bytes: &[u8]| {
         if bytes.is_empty() {
             return;
         }
-        if stderr {
-            out.stderr.extend_from_slice(bytes);
+        let kept = if stderr {
+            &mut out.stderr
         } else {
-            out.stdout.extend_from_slice(bytes);
+            &mut out.stdout
+        };
+        if kept.len() + bytes.len() <= crate::transport::MAX_OUTPUT {
+            kept.extend_from_slice(bytes);
+        } else {
+            overflowed = true;
         }
         if let Some(sink) = sink {
             let _ = sink.send(OutputChunk {
@@ -399,6 +407,9 @@ pub(crate) async fn run(
     }
     // The host closed the channel (it answers our close itself), or the connection is gone.
     guard.disarm();
+    if overflowed {
+        return Ended::TooMuchOutput;
+    }
     if let Some(g) = &gate {
         return match status {
             Some(_) => Ended::Sudo(g.failure()),
