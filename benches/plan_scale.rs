@@ -57,6 +57,7 @@ fn input(hosts: usize, apps: usize) -> ClusterInput {
             env_digest: "sha256:env".into(),
             overrides: BTreeMap::new(),
             env: BTreeMap::new(),
+            texts: BTreeMap::new(),
         })
         .collect();
     ClusterInput {

@@ -5,7 +5,9 @@
 //! diff. Secrets never enter them: values under secret-looking keys are masked, and a
 //! Config processed `toSecret` is kept as a line count only.
 
+use super::launch::FileOverride;
 use crate::clusterfile::env::Env;
+use crate::rootfs::app_files::ImageFile;
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
 
@@ -122,6 +124,74 @@ pub fn value_digest(key: &str, value: &str) -> String {
     digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
 }
 
+/// Text shown of one app, at most: past it, files are named with their digest only.
+pub const MAX_APP_TEXT: usize = 256 * 1024;
+
+/// What each file of an app holds once the image's file has had the Config documents, then
+/// the Application files, written over it (the render's order): the text the host gets,
+/// secrets masked. Files the plan cannot show (binary, long, or past [`MAX_APP_TEXT`]) are
+/// named with their digest in `digests`, so a change of them still shows.
+pub fn app_texts(
+    image: &BTreeMap<String, ImageFile>,
+    overrides: &[FileOverride],
+    digests: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut ordered: Vec<&FileOverride> = overrides.iter().collect();
+    ordered.sort_by_key(|o| !o.from_config);
+    let paths: std::collections::BTreeSet<&String> = image
+        .keys()
+        .chain(ordered.iter().map(|o| &o.path))
+        .collect();
+    let mut shown = 0;
+    let mut out = BTreeMap::new();
+    for path in paths {
+        let unshown = |why: &str| {
+            let digest = digests.get(path).map(String::as_str).unwrap_or("");
+            let short = &digest[..digest.len().min("sha256:".len() + 12)];
+            format!("(not shown: {why}; {short}…)\n")
+        };
+        let mut text = match image.get(path) {
+            Some(ImageFile::Text(text)) => Some(text.clone()),
+            Some(ImageFile::Unshown { size, why }) => {
+                out.insert(path.clone(), unshown(&format!("{why}, {size} bytes")));
+                continue;
+            }
+            None => None,
+        };
+        let mut secret = false;
+        let mut failed = None;
+        for o in ordered.iter().filter(|o| &o.path == path) {
+            secret |= o.secret;
+            let written = crate::rootfs::config::process(&o.data, &o.steps).and_then(|p| {
+                crate::rootfs::config::rewritten(text.as_deref(), p, o.strategy, &o.name, path)
+            });
+            match written {
+                Ok(t) => text = Some(t),
+                Err(why) => failed = Some(why),
+            }
+        }
+        let entry = match (failed, text) {
+            (Some(why), _) => unshown(&why),
+            (None, None) => continue,
+            (None, Some(text)) if shown + text.len() > MAX_APP_TEXT => {
+                unshown("the app's texts are over 256 KiB")
+            }
+            (None, Some(text)) => {
+                shown += text.len();
+                explained_text(&text, secret || is_kubernetes_secret(&text))
+            }
+        };
+        out.insert(path.clone(), entry);
+    }
+    out
+}
+
+/// Whether a manifest holds a Kubernetes Secret, whose data is secret as a whole.
+fn is_kubernetes_secret(text: &str) -> bool {
+    text.lines()
+        .any(|l| l.trim_end() == "kind: Secret" || l.trim_end() == "kind: \"Secret\"")
+}
+
 /// What differs between two explanations (`Config x`, `env K`...), in words: `NAME changed`,
 /// `NAME added`, `NAME removed`, in key order, each with `what` before its name.
 pub fn differences(
@@ -156,6 +226,57 @@ mod tests {
             explained_text("a: 1\nb: 2\n", true),
             "(sensitive value) (2 lines)\n"
         );
+    }
+
+    #[test]
+    fn app_texts_write_configs_then_application_files_and_name_what_they_cannot_show() {
+        use crate::clusterfile::{ProcessStep, Strategy};
+        let image = BTreeMap::from([
+            (
+                "d.yaml".to_string(),
+                ImageFile::Text("spec:\n  replicas: 1\n  password: x\n".into()),
+            ),
+            (
+                "bin".to_string(),
+                ImageFile::Unshown {
+                    size: 9,
+                    why: "binary",
+                },
+            ),
+            ("list.yaml".to_string(), ImageFile::Text("- a\n".into())),
+        ]);
+        let o = |path: &str, data: &str, from_config: bool, steps: Vec<ProcessStep>| FileOverride {
+            path: path.into(),
+            strategy: Strategy::Merge,
+            data: data.into(),
+            steps,
+            name: "n".into(),
+            source: "s".into(),
+            from_config,
+            secret: false,
+        };
+        // The Application file is listed first but written last, as the render does.
+        let overrides = [
+            o("d.yaml", "spec: {replicas: 3}", false, vec![]),
+            o("d.yaml", "spec: {replicas: 2, paused: true}", true, vec![]),
+            o("list.yaml", "k: v", true, vec![]),
+            o("new.yaml", "a: b", true, vec![ProcessStep::ToSecret]),
+        ];
+        let digests = BTreeMap::from([("bin".to_string(), "sha256:0123456789abcdef".to_string())]);
+        let texts = app_texts(&image, &overrides, &digests);
+        assert_eq!(
+            texts["d.yaml"],
+            "spec:\n  replicas: 3\n  password: (sensitive value)\n  paused: true\n"
+        );
+        assert_eq!(
+            texts["bin"],
+            "(not shown: binary, 9 bytes; sha256:0123456789ab…)\n"
+        );
+        assert!(
+            texts["list.yaml"].starts_with("(not shown: cannot merge into document 1 of list.yaml"),
+            "{texts:?}"
+        );
+        assert_eq!(texts["new.yaml"], "(sensitive value) (7 lines)\n");
     }
 
     #[test]

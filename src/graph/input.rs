@@ -132,6 +132,9 @@ pub struct AppInput {
     pub overrides: BTreeMap<String, String>,
     /// Its env as a short digest per key (`graph::explain`).
     pub env: BTreeMap<String, String>,
+    /// What its files hold once written, by path, secrets masked (`explain::app_texts`);
+    /// empty when the image's tree was not read.
+    pub texts: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

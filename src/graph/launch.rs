@@ -4,10 +4,12 @@
 //! can point at it in the Clusterfile.
 
 use super::input::{AppInput, Launch};
+use crate::clusterfile::{ProcessStep, Strategy};
 use crate::image::build::recipe::KUBE_VERSION_LABEL;
 use crate::image::layout::sha256_digest;
 use crate::image::{ImageMetadata, ImageType};
 use crate::kubeversion::{Constraint, Version};
+use crate::rootfs::app_files::AppFiles;
 use std::collections::BTreeMap;
 
 /// One image of the cluster (the cluster image first, then Application `spec.images`).
@@ -17,16 +19,24 @@ pub struct LaunchImage<'a> {
     pub digest: String,
     pub metadata: &'a ImageMetadata,
     pub labels: &'a BTreeMap<String, String>,
+    /// Its apps' files as shipped, when its tree was read (plans show what they become).
+    pub files: Option<&'a AppFiles>,
 }
 
 /// An Application `files` entry: written over an app file before the rootfs is copied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileOverride {
     pub path: String,
-    pub strategy: String,
+    pub strategy: Strategy,
     pub data: String,
+    /// The Config's `process` steps (none for Application files).
+    pub steps: Vec<ProcessStep>,
+    /// The Config's name (a new Secret is named after it), or the app's.
+    pub name: String,
     /// Where it comes from, for people: `Config NAME` or `Application config APP`.
     pub source: String,
+    /// A Config document (written before the Application files, as the render does).
+    pub from_config: bool,
     /// Processed `toSecret`: shown as a line count only.
     pub secret: bool,
 }
@@ -196,10 +206,17 @@ pub fn resolve_launch(
                     .map(|f| (f.clone(), image.digest.clone()))
                     .collect()
             });
+        let app_overrides = request.app_files.get(&name).map_or(&[][..], Vec::as_slice);
+        let texts = image
+            .files
+            .and_then(|f| f.get(&name))
+            .map(|shipped| super::explain::app_texts(shipped, app_overrides, &files))
+            .unwrap_or_default();
         let mut overrides: BTreeMap<String, String> = BTreeMap::new();
-        for o in request.app_files.get(&name).into_iter().flatten() {
+        for o in app_overrides {
             let before = files.get(&o.path).cloned().unwrap_or_default();
-            let digest = sha256_digest(format!("{before}\n{}\n{}", o.strategy, o.data).as_bytes());
+            let digest =
+                sha256_digest(format!("{before}\n{}\n{}", o.strategy.as_str(), o.data).as_bytes());
             files.insert(o.path.clone(), digest);
             overrides
                 .entry(o.path.clone())
@@ -207,7 +224,7 @@ pub fn resolve_launch(
                 .push_str(&format!(
                     "# {} ({})\n{}",
                     o.source,
-                    o.strategy,
+                    o.strategy.as_str(),
                     super::explain::explained_text(&o.data, o.secret)
                 ));
         }
@@ -233,6 +250,7 @@ pub fn resolve_launch(
             env_digest,
             overrides,
             env,
+            texts,
         });
     }
     if errors.is_empty() {
@@ -324,12 +342,14 @@ mod tests {
                 digest: "sha256:a".into(),
                 metadata: &cluster,
                 labels: &labels,
+                files: None,
             },
             LaunchImage {
                 name: "redis".into(),
                 digest: "sha256:b".into(),
                 metadata: &extra,
                 labels: &labels,
+                files: None,
             },
         ];
         let mut req = LaunchRequest::default();
@@ -386,12 +406,14 @@ mod tests {
                 digest: "sha256:a".into(),
                 metadata: &a,
                 labels: &labels,
+                files: None,
             },
             LaunchImage {
                 name: "b".into(),
                 digest: "sha256:b".into(),
                 metadata: &b,
                 labels: &labels,
+                files: None,
             },
         ];
         let req = LaunchRequest {

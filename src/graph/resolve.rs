@@ -11,6 +11,7 @@ use crate::clusterfile::{Clusterfile, Span};
 use crate::diag::{Diagnostic, Error, Result};
 use crate::image::layout::sha256_digest;
 use crate::image::{Image, ImageType, Reference};
+use crate::rootfs::app_files::AppFiles;
 use std::collections::BTreeMap;
 
 pub const RUNTIME_VERSION_LABEL: &str = "cluster.alpha.sealer.io/cluster-runtime-version";
@@ -25,6 +26,9 @@ const DEFAULT_VIP: &str = "10.103.97.2";
 pub struct Images {
     pub cluster: (Reference, Image),
     pub apps: Vec<(Reference, Image)>,
+    /// Image digest → its apps' files as shipped (read from the unpacked trees), so the
+    /// plan shows what app files become; an image missing here shows digests only.
+    pub app_files: BTreeMap<String, AppFiles>,
 }
 
 impl Images {
@@ -96,6 +100,7 @@ pub fn resolve(cf: &Clusterfile, images: &Images) -> Result<ClusterInput> {
         digest: cluster_image.digest().to_string(),
         metadata: meta,
         labels,
+        files: images.app_files.get(cluster_image.digest()),
     }];
     let app_spans: Vec<Span> = cf
         .application
@@ -126,6 +131,7 @@ pub fn resolve(cf: &Clusterfile, images: &Images) -> Result<ClusterInput> {
             digest: image.digest().to_string(),
             metadata: app_meta,
             labels: app_labels,
+            files: images.app_files.get(image.digest()),
         });
     }
 
@@ -284,22 +290,28 @@ pub fn resolve(cf: &Clusterfile, images: &Images) -> Result<ClusterInput> {
                 .iter()
                 .map(|f| FileOverride {
                     path: f.path.value.clone(),
-                    strategy: f.strategy.value.as_str().to_string(),
+                    strategy: f.strategy.value,
                     data: f.data.value.clone(),
+                    steps: Vec::new(),
+                    name: config.name.value.clone(),
                     source: format!("Application config {}", config.name.value),
+                    from_config: false,
                     secret: false,
                 })
                 .collect();
             for f in &files {
                 rootfs_inputs.push_str(&format!(
                     "file {} {} {}\n{}\n",
-                    config.name.value, f.path, f.strategy, f.data
+                    config.name.value,
+                    f.path,
+                    f.strategy.as_str(),
+                    f.data
                 ));
                 explained.insert(
                     format!("Application config {} file {}", config.name.value, f.path),
                     format!(
                         "# ({})\n{}",
-                        f.strategy,
+                        f.strategy.as_str(),
                         super::explain::mask_secrets(&f.data)
                     ),
                 );
@@ -318,9 +330,12 @@ pub fn resolve(cf: &Clusterfile, images: &Images) -> Result<ClusterInput> {
                 .or_default()
                 .push(FileOverride {
                     path: c.path.value.clone(),
-                    strategy: c.strategy.value.as_str().to_string(),
+                    strategy: c.strategy.value,
                     data: c.data.value.clone(),
+                    steps: c.process.iter().map(|p| p.value).collect(),
+                    name: c.name.value.clone(),
                     source: format!("Config {}", c.name.value),
+                    from_config: true,
                     secret: c
                         .process
                         .iter()

@@ -34,6 +34,7 @@ pub fn app(name: &str) -> AppInput {
         env_digest: "sha256:env".into(),
         overrides: BTreeMap::new(),
         env: BTreeMap::new(),
+        texts: BTreeMap::new(),
     }
 }
 

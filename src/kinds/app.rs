@@ -21,9 +21,13 @@ pub const SCHEMA: Schema = Schema {
     replace_on: &[],
     sensitive: &[],
     computed: &[],
-    explains: &["overrides", "env"],
+    explains: &["overrides", "env", "texts"],
     lives_on: &[Foundation::Host, Foundation::Etcd],
 };
+
+/// The attribute of app file texts: a record without it (made by an older sealer) has
+/// nothing to diff them with, and plans do not show them as all new.
+pub const TEXTS: &str = "texts";
 
 /// The address of the Cluster `cmd` / Application `cmds` / image CMDS that run instead of apps.
 pub const RAW_LAUNCH: &str = "launch-cmds";
@@ -50,6 +54,11 @@ pub struct AppAttrs {
     pub overrides: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    /// What its files hold once written (texts, secrets masked): shows how a file changed,
+    /// whether a new image or a Config changed it. Always recorded, so a record without it
+    /// is one an older sealer made, with nothing to compare with ([`TEXTS`]).
+    #[serde(default)]
+    pub texts: BTreeMap<String, String>,
     /// Apps of `sealer run` images live in their own tree next to the rootfs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root: Option<String>,
@@ -69,6 +78,7 @@ impl AppAttrs {
             env_digest: Some(app.env_digest.clone()),
             overrides: app.overrides.clone(),
             env: app.env.clone(),
+            texts: app.texts.clone(),
             root: None,
             installed_by: None,
         }
@@ -84,6 +94,7 @@ impl AppAttrs {
             env_digest: None,
             overrides: BTreeMap::new(),
             env: BTreeMap::new(),
+            texts: BTreeMap::new(),
             root: None,
             installed_by: None,
         }
@@ -118,7 +129,10 @@ pub fn describe_update(
     after: &Attributes,
     changed: &BTreeSet<String>,
 ) -> Option<String> {
-    if !changed.iter().all(|c| c == "files" || c == "env_digest") {
+    if !changed
+        .iter()
+        .all(|c| c == "files" || c == "env_digest" || c == "image")
+    {
         return None;
     }
     // Each attribute read on its own: a record of an older sealer lacks the explanations.
@@ -129,6 +143,10 @@ pub fn describe_update(
     };
     let (old_overrides, new_overrides) = (map(before, "overrides"), map(after, "overrides"));
     let mut causes = Vec::new();
+    if changed.contains("image") {
+        let image = after.get("image").and_then(|v| v.as_str()).unwrap_or("");
+        causes.push(format!("image {}", super::rootfs::short_image(image)));
+    }
     if changed.contains("files") {
         let (old_files, new_files) = (map(before, "files"), map(after, "files"));
         let names: BTreeSet<&String> = new_files

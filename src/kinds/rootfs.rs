@@ -105,7 +105,7 @@ pub fn describe_update(
 }
 
 /// `NAME@sha256:0123456789ab…` for a reason line.
-fn short_image(image: &str) -> String {
+pub(super) fn short_image(image: &str) -> String {
     match image.split_once("@sha256:") {
         Some((name, hex)) => format!("{name}@sha256:{}…", &hex[..hex.len().min(12)]),
         None => image.to_string(),

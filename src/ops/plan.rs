@@ -59,7 +59,17 @@ where
             apps.push(fetch(&image.value, image.span).await?);
         }
     }
-    let images = Images { cluster, apps };
+    let mut app_files = std::collections::BTreeMap::new();
+    for (_, image) in std::iter::once(&cluster).chain(&apps) {
+        if let Some(files) = shipped_app_files(settings, &store, image)? {
+            app_files.insert(image.digest().to_string(), files);
+        }
+    }
+    let images = Images {
+        cluster,
+        apps,
+        app_files,
+    };
     let input = resolve(&cf, &images)?;
     let resources = graph::compile(&input);
     // A cycle can only come from plugin phases and app order; report it now, not at plan.
@@ -84,6 +94,21 @@ where
         input,
         resources,
     })
+}
+
+/// The files of an image's apps as it ships them, from its unpacked tree (unpacked once into
+/// the cache, which apply uses too); `None` for an image without apps.
+fn shipped_app_files(
+    settings: &Settings,
+    store: &crate::image::Store,
+    image: &Image,
+) -> Result<Option<crate::rootfs::app_files::AppFiles>> {
+    let Some(meta) = image.metadata.as_ref().filter(|m| !m.apps.is_empty()) else {
+        return Ok(None);
+    };
+    let tree = crate::rootfs::extract(store, image, settings.max_unpacked)?;
+    let names = meta.apps.iter().map(|a| a.name.as_str());
+    crate::rootfs::app_files::app_files(&tree, names).map(Some)
 }
 
 /// A plan and what it was made from.

@@ -125,6 +125,7 @@ fn apps_of(reference: &Reference, image: &Image, kube_version: &str) -> Result<V
         digest: image.digest().to_string(),
         metadata: meta,
         labels: &image.config.config.labels,
+        files: None,
     };
     let launch = crate::graph::launch::resolve_launch(
         &crate::graph::launch::LaunchRequest::default(),
@@ -150,6 +151,7 @@ fn apps_of(reference: &Reference, image: &Image, kube_version: &str) -> Result<V
             env_digest: String::new(),
             overrides: BTreeMap::new(),
             env: BTreeMap::new(),
+            texts: BTreeMap::new(),
         }],
     };
     if apps.is_empty() {

@@ -197,6 +197,12 @@ pub fn render_change(out: &mut String, change: &Change, style: Style) {
                 let forces = change.forcing.contains(key);
                 attr.update_line(out, o, n, forces);
             }
+            (None, Some(_))
+                if change.resource_type == crate::resource::ResourceType::App
+                    && key == crate::kinds::app::TEXTS =>
+            {
+                hidden += 1
+            }
             (None, Some(n)) => attr.value_line(out, "+", n),
             (Some(o), None) => attr.value_line(out, "-", o),
             (None, None) => {}

@@ -323,16 +323,36 @@ fn write_processed(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(format!("cannot read {}: {e}", target.shown)),
     };
-    let content = match processed {
-        Processed::Secret(values) => secret(existing.as_deref(), values, config_name)
-            .map_err(|why| format!("{}: {why}", target.shown))?,
+    let content = rewritten(
+        existing.as_deref(),
+        processed,
+        strategy,
+        config_name,
+        &target.shown,
+    )?;
+    write_file(&target.path, content.as_bytes(), None).map_err(|e| e.to_string())
+}
+
+/// What a file holds after `processed` is written over `existing` (None: no such file) with
+/// `strategy`: the in-memory half of a Config or Application file, shared by the render
+/// and by plans, which show the rendered text of app files.
+pub fn rewritten(
+    existing: Option<&str>,
+    processed: Processed,
+    strategy: Strategy,
+    config_name: &str,
+    shown: &str,
+) -> Result<String, String> {
+    match processed {
+        Processed::Secret(values) => {
+            secret(existing, values, config_name).map_err(|why| format!("{shown}: {why}"))
+        }
         Processed::Values(values) => {
             let text = yaml::to_string(&[Yaml::Map(values)])?;
-            merged(existing.as_deref(), text, strategy, &target.shown)?
+            merged(existing, text, strategy, shown)
         }
-        Processed::Text(text) => merged(existing.as_deref(), text, strategy, &target.shown)?,
-    };
-    write_file(&target.path, content.as_bytes(), None).map_err(|e| e.to_string())
+        Processed::Text(text) => merged(existing, text, strategy, shown),
+    }
 }
 
 fn merged(

@@ -12,6 +12,7 @@
 //! nothing here ever writes into an existing file: every write removes the path first and
 //! creates a new file (see [`paths`]).
 
+pub mod app_files;
 mod budget;
 pub mod config;
 mod extract;

@@ -817,3 +817,49 @@ fn markdown_of_a_targeted_replacement() {
     assert!(md.contains("**Partial plan**"), "{md}");
     insta::assert_snapshot!(redact(&md));
 }
+
+#[test]
+fn a_new_app_image_shows_how_each_app_file_changes_with_secrets_masked() {
+    let sb = with_image();
+    let build = |web: &str, token: &str| {
+        let secret = format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: web}}\ndata:\n  token: {token}\n"
+        );
+        let ctx = sb.write_tree(
+            "web",
+            &[
+                (
+                    "Kubefile",
+                    "FROM scratch\nAPP web local://manifests\nLAUNCH [\"web\"]\n",
+                ),
+                ("manifests/web.yaml", web),
+                ("manifests/secret.yaml", &secret),
+            ],
+        );
+        stdout_of(
+            sb.sealer()
+                .args(["build", "--type", "app-installer", "-t", "web:v1"])
+                .arg(&ctx),
+        );
+    };
+    let web = "kind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 2\n  template:\n    spec:\n      containers:\n        - image: sea.hub:5000/web:1.0\n";
+    build(web, "b2xkLXRva2Vu");
+    let mut spec = Spec::three_by_three();
+    spec.extra = "---\napiVersion: sealer.io/v2\nkind: Application\nmetadata: {name: apps}\nspec:\n  images: [web:v1]\n";
+    apply_state(&sb, &spec);
+    build(&web.replace("web:1.0", "web:1.1"), "bmV3LXRva2Vu");
+    let text = plan(&sb, &write(&sb, &spec), &[]);
+    assert!(
+        text.contains("# app.web will be updated in place (image web:v1@sha256:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("-         - image: sea.hub:5000/web:1.0\n")
+            && text.contains("+         - image: sea.hub:5000/web:1.1\n"),
+        "the manifest's change is a diff: {text}"
+    );
+    for token in ["b2xkLXRva2Vu", "bmV3LXRva2Vu"] {
+        assert!(!text.contains(token), "a Secret's data is shown: {text}");
+    }
+    insta::assert_snapshot!(redact(&text));
+}
