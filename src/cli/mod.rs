@@ -139,8 +139,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             out(&format!("{}\n", report.digest))
         }
         Command::Validate(args) => {
-            let compiled =
-                runtime()?.block_on(ops::compile(&settings, &args.file, pull(&settings)))?;
+            let compiled = runtime()?.block_on(ops::compile(
+                &settings,
+                &args.file,
+                // Nothing compiled here is kept or shown: its digests need no state.
+                &sealer::clusterfile::DigestKey::throwaway()?,
+                pull(&settings),
+            ))?;
             let cf = &compiled.clusterfile;
             let plural = |n: usize, one: &str, many: &str| {
                 format!("{n} {}", if n == 1 { one } else { many })
@@ -155,8 +160,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Graph(args) => {
-            let compiled =
-                runtime()?.block_on(ops::compile(&settings, &args.file, pull(&settings)))?;
+            let compiled = runtime()?.block_on(ops::compile(
+                &settings,
+                &args.file,
+                // Nothing compiled here is kept or shown: its digests need no state.
+                &sealer::clusterfile::DigestKey::throwaway()?,
+                pull(&settings),
+            ))?;
             out(&sealer::graph::to_dot(
                 compiled.clusterfile.name(),
                 &compiled.resources,

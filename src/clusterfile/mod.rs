@@ -33,7 +33,7 @@ pub use local_files::check_local_files;
 pub use model::*;
 pub use registry::{RegistryEndpoint, RegistryKind};
 pub use resolve::DEFAULT_DATA_ROOT;
-pub use secret::Secret;
+pub use secret::{DigestKey, KEYED_PREFIX, Secret};
 pub use span::{Span, Spanned};
 pub use taint::{Taint, TaintEffect, TaintError};
 

@@ -6,9 +6,9 @@
 //! Config processed `toSecret` is kept as a line count only.
 
 use super::launch::FileOverride;
+use crate::clusterfile::DigestKey;
 use crate::clusterfile::env::Env;
 use crate::rootfs::app_files::ImageFile;
-use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
 
 /// What a masked value reads as.
@@ -107,23 +107,23 @@ pub fn explained_text(text: &str, secret: bool) -> String {
 
 /// A short digest per env key: enough to tell which key changed, too short to be a useful
 /// fingerprint of the value on its own.
-pub fn env_digests(env: &Env) -> BTreeMap<String, String> {
+pub fn env_digests(key: &DigestKey, env: &Env) -> BTreeMap<String, String> {
     env.iter()
-        .map(|(k, v)| (k.clone(), value_digest(k, &v.to_string())))
+        .map(|(k, v)| (k.clone(), value_digest(key, k, &v.to_string())))
         .collect()
 }
 
-/// The first 12 hex digits of SHA-256 over the key and value; [`MASKED`] for a key that
+/// The first 12 hex digits of the keyed digest of the key and value; [`MASKED`] for a key that
 /// looks secret, whose value a digest could be guessed back from (a change of it is then
 /// named as `env changed`, from the env digest, without the key).
-pub fn value_digest(key: &str, value: &str) -> String {
-    if looks_secret(key) {
+pub fn value_digest(key: &DigestKey, name: &str, value: &str) -> String {
+    if looks_secret(name) {
         return MASKED.to_string();
     }
-    let digest = Sha256::digest(format!("sealer-env\0{key}\0{value}").as_bytes());
-    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+    let digest = key.digest(format!("sealer-env\0{name}\0{value}").as_bytes());
+    let hex = digest.rsplit(':').next().unwrap_or(&digest);
+    hex[..hex.len().min(12)].to_string()
 }
-
 /// Text shown of one app, at most: past it, files are named with their digest only.
 pub const MAX_APP_TEXT: usize = 256 * 1024;
 
@@ -287,8 +287,14 @@ mod tests {
             differences("env ", &a, &b),
             ["env A removed", "env B changed", "env C added"]
         );
-        assert_ne!(value_digest("K", "v1"), value_digest("K", "v2"));
-        assert_eq!(value_digest("K", "v1").len(), 12);
-        assert_eq!(value_digest("DB_PASSWORD", "hunter2"), MASKED);
+        let key = DigestKey::new([7; 32]);
+        assert_ne!(value_digest(&key, "K", "v1"), value_digest(&key, "K", "v2"));
+        assert_ne!(
+            value_digest(&key, "K", "v1"),
+            value_digest(&DigestKey::new([8; 32]), "K", "v1"),
+            "another state's key gives another digest"
+        );
+        assert_eq!(value_digest(&key, "K", "v1").len(), 12);
+        assert_eq!(value_digest(&key, "DB_PASSWORD", "hunter2"), MASKED);
     }
 }

@@ -4,7 +4,7 @@
 //! can point at it in the Clusterfile.
 
 use super::input::{AppInput, Launch};
-use crate::clusterfile::{ProcessStep, Strategy};
+use crate::clusterfile::{DigestKey, ProcessStep, Strategy};
 use crate::image::build::recipe::KUBE_VERSION_LABEL;
 use crate::image::layout::sha256_digest;
 use crate::image::{ImageMetadata, ImageType};
@@ -105,6 +105,7 @@ impl LaunchError {
 pub fn resolve_launch(
     request: &LaunchRequest,
     images: &[LaunchImage<'_>],
+    key: &DigestKey,
 ) -> Result<Launch, Vec<LaunchError>> {
     // Raw commands: Cluster cmd, else Application cmds, else the cluster image's CMDS.
     let image_cmds = images
@@ -216,7 +217,7 @@ pub fn resolve_launch(
         for o in app_overrides {
             let before = files.get(&o.path).cloned().unwrap_or_default();
             let digest =
-                sha256_digest(format!("{before}\n{}\n{}", o.strategy.as_str(), o.data).as_bytes());
+                key.digest(format!("{before}\n{}\n{}", o.strategy.as_str(), o.data).as_bytes());
             files.insert(o.path.clone(), digest);
             overrides
                 .entry(o.path.clone())
@@ -230,7 +231,7 @@ pub fn resolve_launch(
         }
         let mut env = request.env.clone();
         for (k, v) in &app.env {
-            env.insert(k.clone(), super::explain::value_digest(k, v));
+            env.insert(k.clone(), super::explain::value_digest(key, k, v));
         }
         let kind = app.app_type.map_or("custom", |t| t.as_str()).to_string();
         let env_digest = sha256_digest(
@@ -354,18 +355,18 @@ mod tests {
         ];
         let mut req = LaunchRequest::default();
         assert_eq!(
-            names(&resolve_launch(&req, &images).unwrap()),
+            names(&resolve_launch(&req, &images, &DigestKey::legacy()).unwrap()),
             ["calico", "redis"]
         );
         req.launch_apps = Some(vec!["redis".into(), "nginx".into()]);
         assert_eq!(
-            names(&resolve_launch(&req, &images).unwrap()),
+            names(&resolve_launch(&req, &images, &DigestKey::legacy()).unwrap()),
             ["nginx", "redis"],
             "cluster image apps first"
         );
         req.app_names = Some(vec!["".into()]);
         assert!(
-            names(&resolve_launch(&req, &images).unwrap()).is_empty(),
+            names(&resolve_launch(&req, &images, &DigestKey::legacy()).unwrap()).is_empty(),
             "[\"\"] launches nothing"
         );
         req.app_names = Some(vec!["nginx".into()]);
@@ -376,7 +377,8 @@ mod tests {
                 "kubectl apply -f b.yaml".into(),
             ],
         );
-        let Launch::Apps(apps) = resolve_launch(&req, &images).unwrap() else {
+        let Launch::Apps(apps) = resolve_launch(&req, &images, &DigestKey::legacy()).unwrap()
+        else {
             panic!()
         };
         assert_eq!(
@@ -387,10 +389,13 @@ mod tests {
             ]
         );
         req.application_cmds = vec!["echo app".into()];
-        assert_eq!(names(&resolve_launch(&req, &images).unwrap()), ["echo app"]);
+        assert_eq!(
+            names(&resolve_launch(&req, &images, &DigestKey::legacy()).unwrap()),
+            ["echo app"]
+        );
         req.cluster_cmd = vec!["echo cluster".into()];
         assert_eq!(
-            names(&resolve_launch(&req, &images).unwrap()),
+            names(&resolve_launch(&req, &images, &DigestKey::legacy()).unwrap()),
             ["echo cluster"]
         );
     }
@@ -420,7 +425,7 @@ mod tests {
             app_names: Some(vec!["y".into()]),
             ..Default::default()
         };
-        let errs = resolve_launch(&req, &images).unwrap_err();
+        let errs = resolve_launch(&req, &images, &DigestKey::legacy()).unwrap_err();
         let text: Vec<String> = errs.iter().map(LaunchError::message).collect();
         assert_eq!(
             text,

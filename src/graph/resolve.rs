@@ -7,9 +7,8 @@ use super::launch::{
 };
 use crate::clusterfile::env::{Env, EnvValue};
 use crate::clusterfile::registry::RegistryKind;
-use crate::clusterfile::{Clusterfile, Span};
+use crate::clusterfile::{Clusterfile, DigestKey, Span};
 use crate::diag::{Diagnostic, Error, Result};
-use crate::image::layout::sha256_digest;
 use crate::image::{Image, ImageType, Reference};
 use crate::rootfs::app_files::AppFiles;
 use std::collections::BTreeMap;
@@ -54,7 +53,7 @@ fn env_from_image(map: &BTreeMap<String, String>) -> Env {
     env
 }
 
-pub fn resolve(cf: &Clusterfile, images: &Images) -> Result<ClusterInput> {
+pub fn resolve(cf: &Clusterfile, images: &Images, key: &DigestKey) -> Result<ClusterInput> {
     let mut errors: Vec<Diagnostic> = Vec::new();
     let at = |span: Span, message: String| Diagnostic::error(message).at(cf.location(span));
     let (cluster_ref, cluster_image) = &images.cluster;
@@ -161,11 +160,11 @@ pub fn resolve(cf: &Clusterfile, images: &Images) -> Result<ClusterInput> {
             local: host.transport == crate::clusterfile::Transport::Local,
             // As anchored at load, `~` unexpanded: the plan is the same under any HOME.
             sandbox: host.ssh.sandbox.clone(),
-            password_digest: host.ssh.password.as_ref().map(|s| s.digest()),
+            password_digest: host.ssh.password.as_ref().map(|s| s.digest(key)),
             key_file: host.ssh.pk.clone(),
-            key_passphrase_digest: host.ssh.pk_passwd.as_ref().map(|s| s.digest()),
-            env_digest: sha256_digest(env_json(&env).as_bytes()),
-            env: super::explain::env_digests(&env),
+            key_passphrase_digest: host.ssh.pk_passwd.as_ref().map(|s| s.digest(key)),
+            env_digest: key.digest(env_json(&env).as_bytes()),
+            env: super::explain::env_digests(key, &env),
             labels: host.labels.clone(),
             taints: host.taints.iter().map(|t| t.to_string()).collect(),
         });
@@ -181,7 +180,7 @@ pub fn resolve(cf: &Clusterfile, images: &Images) -> Result<ClusterInput> {
     };
 
     let registry = cf.registry();
-    let password_digest = registry.password.as_ref().map(|s| s.digest());
+    let password_digest = registry.password.as_ref().map(|s| s.digest(key));
     let registry_input = match &registry.kind {
         RegistryKind::Local {
             ha,
@@ -268,8 +267,8 @@ pub fn resolve(cf: &Clusterfile, images: &Images) -> Result<ClusterInput> {
         app_names: cf
             .app_names()
             .map(|names| names.into_iter().map(str::to_string).collect()),
-        env_digest: sha256_digest(env_json(&cluster_env).as_bytes()),
-        env: super::explain::env_digests(&cluster_env),
+        env_digest: key.digest(env_json(&cluster_env).as_bytes()),
+        env: super::explain::env_digests(key, &cluster_env),
         ..LaunchRequest::default()
     };
     if let Some(app) = &cf.application {
@@ -343,7 +342,7 @@ pub fn resolve(cf: &Clusterfile, images: &Images) -> Result<ClusterInput> {
                 });
         }
     }
-    let launch = match resolve_launch(&request, &launch_images) {
+    let launch = match resolve_launch(&request, &launch_images, key) {
         Ok(launch) => Some(launch),
         Err(launch_errors) => {
             for e in launch_errors {
@@ -483,7 +482,7 @@ pub fn resolve(cf: &Clusterfile, images: &Images) -> Result<ClusterInput> {
         svc_cidr,
         pod_cidr,
         vip,
-        rootfs_inputs_digest: sha256_digest(rootfs_inputs.as_bytes()),
+        rootfs_inputs_digest: key.digest(rootfs_inputs.as_bytes()),
         rootfs_inputs: explained,
         launch: launch.unwrap_or(super::input::Launch::Raw(Vec::new())),
         plugins,

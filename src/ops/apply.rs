@@ -94,7 +94,8 @@ where
         ))
         .hint("make the plan with `sealer plan -f CLUSTERFILE --out FILE`"));
     };
-    let compiled = compile(settings, cf_path, pull).await.map_err(|e| {
+    let key = session.store.digest_key()?;
+    let compiled = compile(settings, cf_path, &key, pull).await.map_err(|e| {
         e.context(format!(
             "the plan was made from {}, which does not compile now",
             cf_path.display()
@@ -138,7 +139,10 @@ where
     Fut: Future<Output = Result<Image>>,
 {
     let compiled = match file {
-        Some(path) => Some(compile(settings, path, pull).await?),
+        Some(path) => {
+            let store = StateStore::open_or_create(&settings.state_path)?;
+            Some(compile(settings, path, &store.digest_key()?, pull).await?)
+        }
         None => None,
     };
     let name = match (&compiled, cluster) {
@@ -213,6 +217,33 @@ impl Session {
     }
 }
 
+/// Rewrites the plain digests an older sealer recorded in keyed ones (`plan::rekey`), as
+/// the plan read them: resources and history, before any step runs. Only with the
+/// Clusterfile, which tells what each digest was of; `sealer run` and `destroy --cluster`
+/// leave them for the next apply.
+fn rekey_recorded(
+    store: &StateStore,
+    state: &ClusterState,
+    compiled: Option<&Compiled>,
+) -> Result<()> {
+    let Some(compiled) = compiled.filter(|_| !state.digests_keyed) else {
+        return Ok(());
+    };
+    let rekey = super::plan::legacy_rekey(compiled)?;
+    let every_sensitive: std::collections::BTreeSet<&str> = ResourceType::ALL
+        .iter()
+        .flat_map(|t| crate::kinds::schema(*t).sensitive.iter().copied())
+        .collect();
+    store.rekey(&state.name, |address, attributes| {
+        let recorded = state.resources.get(address);
+        rekey.apply_attributes(address, attributes, |attr| match recorded {
+            Some(r) => r.sensitive.contains(attr),
+            None => every_sensitive.contains(attr),
+        })
+    })?;
+    Ok(())
+}
+
 /// The name of the cluster a Clusterfile declares (to lock its state before planning).
 pub fn cluster_of(path: &Path) -> Result<String> {
     Ok(crate::clusterfile::load(path)?.name().to_string())
@@ -258,6 +289,7 @@ pub async fn execute(
         Some(s) => s,
         None => store.create_cluster(&plan.cluster)?,
     };
+    rekey_recorded(store, &state, prepared.compiled.as_ref())?;
     let ctx = context(settings, &prepared, exec)?;
     let access = access(&prepared, &state, exec, settings.user_home.as_deref());
     let runner = Arc::new(Runner {

@@ -1,12 +1,13 @@
 //! Plans: `sealer validate`, `plan`, `show`, `graph`.
 
 use super::Settings;
-use crate::clusterfile::{self, Clusterfile};
+use crate::clusterfile::{self, Clusterfile, DigestKey};
 use crate::diag::{Error, Result};
 use crate::graph::resolve::{Images, resolve};
 use crate::graph::{self, ClusterInput};
 use crate::image::{Image, Platform, Reference};
 use crate::plan::context::Context;
+use crate::plan::rekey::Rekey;
 use crate::plan::saved::SavedPlan;
 use crate::plan::{Current, Plan, PlanOptions, diff};
 use crate::resource::Desired;
@@ -23,11 +24,19 @@ pub struct Compiled {
     pub images: Images,
     pub input: ClusterInput,
     pub resources: Vec<Desired>,
+    /// The key its digests were made with (the state's; `DigestKey`).
+    pub key: DigestKey,
 }
 
 /// Loads the Clusterfile, fetches its images (store first, else `pull`), checks them and
-/// compiles the resource graph. Everything `sealer validate` checks; no host is contacted.
-pub async fn compile<F, Fut>(settings: &Settings, path: &Path, pull: F) -> Result<Compiled>
+/// compiles the resource graph with digests keyed by `key`. Everything `sealer validate`
+/// checks; no host is contacted.
+pub async fn compile<F, Fut>(
+    settings: &Settings,
+    path: &Path,
+    key: &DigestKey,
+    pull: F,
+) -> Result<Compiled>
 where
     F: Fn(Reference, Platform) -> Fut,
     Fut: Future<Output = Result<Image>>,
@@ -70,7 +79,7 @@ where
         apps,
         app_files,
     };
-    let input = resolve(&cf, &images)?;
+    let input = resolve(&cf, &images, key)?;
     let resources = graph::compile(&input);
     // A cycle can only come from plugin phases and app order; report it now, not at plan.
     let nodes: Vec<crate::plan::order::Node> = resources
@@ -93,7 +102,23 @@ where
         images,
         input,
         resources,
+        key: key.clone(),
     })
+}
+
+/// How the digests an older sealer recorded read with `compiled`'s key
+/// ([`Rekey`]): the same configuration compiled again with plain digests.
+pub fn legacy_rekey(compiled: &Compiled) -> Result<Rekey> {
+    let legacy = resolve(
+        &compiled.clusterfile,
+        &compiled.images,
+        &DigestKey::legacy(),
+    )?;
+    Ok(Rekey::new(
+        &graph::compile(&legacy),
+        &compiled.resources,
+        &compiled.key,
+    ))
 }
 
 /// The files of an image's apps as it ships them, from its unpacked tree (unpacked once into
@@ -138,13 +163,12 @@ where
     F: Fn(Reference, Platform) -> Fut,
     Fut: Future<Output = Result<Image>>,
 {
-    let compiled = compile(settings, path, pull).await?;
+    // Plans never write a cluster's state; the first one makes the (empty) state database,
+    // which holds the key of its digests.
+    let store = StateStore::open_or_create(&settings.state_path)?;
+    let compiled = compile(settings, path, &store.digest_key()?, pull).await?;
     let name = compiled.clusterfile.name().to_string();
-    // Plans read the state and never write it; no state file means a new cluster.
-    let (state, running) = match StateStore::open_existing(&settings.state_path)? {
-        Some(store) => (store.cluster(&name)?, store.running(&name)?),
-        None => (None, None),
-    };
+    let (state, running) = (store.cluster(&name)?, store.running(&name)?);
     let mut saved = derive(&compiled, path, state.as_ref(), options)?;
     if let Some(running) = &running {
         // Recorded tainted as they started: what looks like a failure is the work of the
@@ -174,10 +198,22 @@ pub fn derive(
     options: &PlanOptions,
 ) -> Result<SavedPlan> {
     let name = compiled.clusterfile.name();
+    // A state of an older sealer reads in keyed digests (`plan::rekey`).
+    let rekeyed = match state {
+        Some(s) if !s.digests_keyed => {
+            let rekey = legacy_rekey(compiled)?;
+            let mut resources = s.resources.clone();
+            for r in resources.values_mut() {
+                rekey.apply(r);
+            }
+            Some(resources)
+        }
+        _ => None,
+    };
     let current = state.map(|s| Current {
         lineage: &s.lineage,
         serial: s.serial,
-        resources: &s.resources,
+        resources: rekeyed.as_ref().unwrap_or(&s.resources),
     });
     let mut plan = diff(name, &compiled.resources, current, options)?;
     plan.context = Context::of_input(&compiled.input);

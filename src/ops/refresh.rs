@@ -88,9 +88,16 @@ where
     F: Fn(Reference, Platform) -> Fut,
     Fut: Future<Output = Result<Image>>,
 {
-    let compiled = compile(settings, path, pull).await?;
+    let store = StateStore::open_existing(&settings.state_path)?;
+    // Read-back compares hosts with the record, never digests; a state-less refresh fails
+    // below, after the Clusterfile is checked.
+    let key = match &store {
+        Some(store) => store.digest_key()?,
+        None => crate::clusterfile::DigestKey::throwaway()?,
+    };
+    let compiled = compile(settings, path, &key, pull).await?;
     let cluster = compiled.clusterfile.name().to_string();
-    let state = StateStore::open_existing(&settings.state_path)?
+    let state = store
         .map(|store| store.cluster(&cluster))
         .transpose()?
         .flatten()

@@ -130,6 +130,8 @@ fn apps_of(reference: &Reference, image: &Image, kube_version: &str) -> Result<V
     let launch = crate::graph::launch::resolve_launch(
         &crate::graph::launch::LaunchRequest::default(),
         &[launch_image],
+        // Apps of `run` record no env digest and have no Config data over their files.
+        &crate::clusterfile::DigestKey::legacy(),
     )
     .map_err(|errors| {
         Error::many(

@@ -417,12 +417,16 @@ pub fn inline(value: &Value) -> String {
     }
 }
 
-/// `sha256:` + 64 hex digits → the first 12 digits and an ellipsis: enough to compare by eye.
+/// `sha256:` (or `hmac-sha256:`) + 64 hex digits → the first 12 digits and an ellipsis:
+/// enough to compare by eye.
 fn shorten_digest(s: &str) -> String {
-    match s.strip_prefix("sha256:") {
-        Some(hex) if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
-            format!("sha256:{}…", &hex[..12])
+    for prefix in ["sha256:", crate::clusterfile::KEYED_PREFIX] {
+        if let Some(hex) = s.strip_prefix(prefix)
+            && hex.len() == 64
+            && hex.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            return format!("{prefix}{}…", &hex[..12]);
         }
-        _ => s.to_string(),
     }
+    s.to_string()
 }

@@ -11,6 +11,7 @@ pub mod human;
 pub mod json;
 pub mod markdown;
 pub mod order;
+pub mod rekey;
 pub mod saved;
 pub mod teardown;
 

@@ -83,6 +83,9 @@ pub struct ClusterState {
     pub resources: BTreeMap<String, Recorded>,
     /// What [`StateStore::set_applied_config`] stored last; `None` until then.
     pub applied_config: Option<serde_json::Value>,
+    /// Whether its digests are keyed with [`StateStore::digest_key`]; `false` for a cluster
+    /// an older sealer recorded, until [`StateStore::rekey`] rewrites them.
+    pub digests_keyed: bool,
 }
 
 /// What one write did.
@@ -239,10 +242,10 @@ impl StateStore {
         let tx = conn
             .transaction()
             .map_err(|e| shared.err("cannot read", e))?;
-        type Head = (i64, String, i64, String, String, Option<String>);
+        type Head = (i64, String, i64, String, String, Option<String>, bool);
         let head: Option<Head> = tx
             .query_row(
-                "SELECT id, lineage, serial, created_at, updated_at, applied_config
+                "SELECT id, lineage, serial, created_at, updated_at, applied_config, digests_keyed
                  FROM clusters WHERE name = ?1",
                 [name],
                 |r| {
@@ -253,12 +256,14 @@ impl StateStore {
                         r.get(3)?,
                         r.get(4)?,
                         r.get(5)?,
+                        r.get(6)?,
                     ))
                 },
             )
             .optional()
             .map_err(|e| shared.err("cannot read", e))?;
-        let Some((id, lineage, serial, created_at, updated_at, config)) = head else {
+        let Some((id, lineage, serial, created_at, updated_at, config, digests_keyed)) = head
+        else {
             return Ok(None);
         };
         let serial = self.checked_serial(name, serial)?;
@@ -286,6 +291,7 @@ impl StateStore {
             updated_at,
             resources,
             applied_config,
+            digests_keyed,
         }))
     }
 
@@ -318,8 +324,8 @@ impl StateStore {
         let now = now(&tx).map_err(|e| shared.err("cannot read the time from", e))?;
         let insert = || -> rusqlite::Result<()> {
             tx.execute(
-                "INSERT INTO clusters (name, lineage, serial, created_at, updated_at)
-                 VALUES (?1, ?2, 1, ?3, ?3)",
+                "INSERT INTO clusters (name, lineage, serial, created_at, updated_at, digests_keyed)
+                 VALUES (?1, ?2, 1, ?3, ?3, 1)",
                 params![name, lineage, now],
             )?;
             let id = tx.last_insert_rowid();
@@ -339,7 +345,89 @@ impl StateStore {
             updated_at: now,
             resources: BTreeMap::new(),
             applied_config: None,
+            digests_keyed: true,
         })
+    }
+
+    /// The key of this state's digests (`clusterfile::DigestKey`), made with the database.
+    pub fn digest_key(&self) -> Result<crate::clusterfile::DigestKey> {
+        let shared = &self.shared;
+        let key: Vec<u8> = shared
+            .conn()
+            .query_row("SELECT key FROM digest_key WHERE id = 1", [], |r| r.get(0))
+            .map_err(|e| shared.err("cannot read the digest key from", e))?;
+        let key: [u8; 32] = key.try_into().map_err(|_| {
+            Error::msg(format!(
+                "state database {} is damaged: its digest key is not 32 bytes",
+                shared.path.display()
+            ))
+        })?;
+        Ok(crate::clusterfile::DigestKey::new(key))
+    }
+
+    /// Rewrites the digests an older sealer recorded for `cluster` (resources and history,
+    /// through `rewrite`, which says whether it changed anything) and marks the cluster keyed,
+    /// in one transaction. The serial stays: the state says the same thing, in keyed digests.
+    /// Returns how many rows changed.
+    pub fn rekey(
+        &self,
+        cluster: &str,
+        rewrite: impl Fn(&str, &mut crate::resource::Attributes) -> bool,
+    ) -> Result<usize> {
+        let shared = &self.shared;
+        let mut conn = shared.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| shared.err("cannot write", e))?;
+        let run = || -> rusqlite::Result<Result<usize>> {
+            let Some(id) = tx
+                .query_row("SELECT id FROM clusters WHERE name = ?1", [cluster], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .optional()?
+            else {
+                return Ok(Ok(0));
+            };
+            let mut changed = 0;
+            for (select, update) in [
+                (
+                    "SELECT address, attributes, address FROM resources WHERE cluster_id = ?1",
+                    "UPDATE resources SET attributes = ?1 WHERE cluster_id = ?2 AND address = ?3",
+                ),
+                (
+                    "SELECT address, attributes, serial FROM history
+                     WHERE cluster_id = ?1 AND attributes IS NOT NULL AND address IS NOT NULL",
+                    "UPDATE history SET attributes = ?1 WHERE cluster_id = ?2 AND serial = ?3",
+                ),
+            ] {
+                let rows: Vec<(String, String, rusqlite::types::Value)> = tx
+                    .prepare(select)?
+                    .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<rusqlite::Result<_>>()?;
+                for (address, text, row) in rows {
+                    // A history row of an `applied_config` write is not a resource's
+                    // attributes; only objects are rewritten.
+                    let Ok(mut attributes) =
+                        serde_json::from_str::<crate::resource::Attributes>(&text)
+                    else {
+                        continue;
+                    };
+                    if rewrite(&address, &mut attributes) {
+                        let text = match serde_json::to_string(&attributes) {
+                            Ok(text) => text,
+                            Err(e) => return Ok(Err(Error::msg(e.to_string()))),
+                        };
+                        tx.execute(update, params![text, id, row])?;
+                        changed += 1;
+                    }
+                }
+            }
+            tx.execute("UPDATE clusters SET digests_keyed = 1 WHERE id = ?1", [id])?;
+            Ok(Ok(changed))
+        };
+        let changed = run().map_err(|e| shared.err("cannot write", e))??;
+        tx.commit().map_err(|e| shared.err("cannot commit to", e))?;
+        Ok(changed)
     }
 
     /// Records one finished step: inserts or replaces the resource at `resource.address`.

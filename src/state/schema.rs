@@ -17,11 +17,18 @@ pub(crate) struct Migration {
 
 /// Every migration, in order, numbered from 1 without gaps. Released ones are never edited
 /// (`state-schema/README.md`): databases out there already ran them.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_initial",
-    sql: include_str!("../../state-schema/migrations/0001_initial.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_initial",
+        sql: include_str!("../../state-schema/migrations/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_digest_key",
+        sql: include_str!("../../state-schema/migrations/0002_digest_key.sql"),
+    },
+];
 
 /// `PRAGMA application_id` of a sealer state database ("SEAL"), set by the first migration.
 pub(crate) const APPLICATION_ID: i64 = 0x5345_414c;

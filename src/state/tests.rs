@@ -86,15 +86,16 @@ fn migrations_are_numbered_from_one_without_gaps_and_match_the_files() {
     assert_eq!(files, embedded);
 }
 
-const FAKE_V2: Migration = Migration {
-    version: 2,
-    name: "0002_test",
+/// One past the newest real migration.
+const FAKE_NEXT: Migration = Migration {
+    version: 3,
+    name: "0003_test",
     sql: "CREATE TABLE notes (text TEXT NOT NULL) STRICT; INSERT INTO notes VALUES ('migrated');",
 };
 
-const BROKEN_V2: Migration = Migration {
-    version: 2,
-    name: "0002_broken",
+const BROKEN_NEXT: Migration = Migration {
+    version: 3,
+    name: "0003_broken",
     sql: "CREATE TABLE half (x INTEGER); THIS IS NOT SQL;",
 };
 
@@ -111,22 +112,27 @@ fn an_older_schema_is_migrated_forward_in_one_transaction() {
     drop(store);
 
     let mut conn = rusqlite::Connection::open(&path).unwrap();
-    let migrations = [schema::MIGRATIONS[0], FAKE_V2];
+    assert_eq!(
+        schema::current_version(),
+        2,
+        "FAKE_NEXT follows the newest migration"
+    );
+    let migrations = [schema::MIGRATIONS[0], schema::MIGRATIONS[1], FAKE_NEXT];
     schema::check_and_migrate_with(&mut conn, &path, &migrations).unwrap();
-    assert_eq!(user_version(&conn), 2);
+    assert_eq!(user_version(&conn), 3);
     let note: String = conn
         .query_row("SELECT text FROM notes", [], |r| r.get(0))
         .unwrap();
     assert_eq!(note, "migrated");
     // Running again is a no-op.
     schema::check_and_migrate_with(&mut conn, &path, &migrations).unwrap();
-    assert_eq!(user_version(&conn), 2);
-    // This binary (which knows version 1 only) now refuses the file.
+    assert_eq!(user_version(&conn), 3);
+    // This binary (which knows up to version 2) now refuses the file.
     drop(conn);
     let err = StateStore::open_existing(&path).unwrap_err();
     assert!(
         err.to_string()
-            .contains("has schema version 2, newer than this sealer understands (1)"),
+            .contains("has schema version 3, newer than this sealer understands (2)"),
         "{err}"
     );
 }
@@ -136,14 +142,14 @@ fn a_failed_migration_leaves_the_old_schema_whole() {
     let (_dir, path) = temp_db();
     drop(StateStore::open_or_create(&path).unwrap());
     let mut conn = rusqlite::Connection::open(&path).unwrap();
-    let err = schema::check_and_migrate_with(&mut conn, &path, &[schema::MIGRATIONS[0], BROKEN_V2])
-        .unwrap_err();
+    let migrations = [schema::MIGRATIONS[0], schema::MIGRATIONS[1], BROKEN_NEXT];
+    let err = schema::check_and_migrate_with(&mut conn, &path, &migrations).unwrap_err();
     assert!(
         err.to_string()
-            .contains("schema migration 0002_broken failed"),
+            .contains("schema migration 0003_broken failed"),
         "{err}"
     );
-    assert_eq!(user_version(&conn), 1);
+    assert_eq!(user_version(&conn), 2);
     let half: i64 = conn
         .query_row(
             "SELECT count(*) FROM sqlite_schema WHERE name = 'half'",

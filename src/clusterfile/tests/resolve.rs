@@ -282,9 +282,18 @@ fn secrets_never_show_in_debug_output() {
         format!("{secret} {secret:?}"),
         "(sensitive value) (sensitive value)"
     );
+    // What an older sealer recorded, and what it is now: HMAC-SHA256 under the state's key.
     assert_eq!(
-        secret.digest(),
+        secret.digest(&DigestKey::legacy()),
         "sha256:30c952fab122c3f9759f02a6d95c3758b246b4fee239957b2d4fee46e26170c4"
+    );
+    assert_eq!(
+        secret.digest(&DigestKey::new([0; 32])),
+        "hmac-sha256:b341db40a4fff0be22734225a191a5296924222c7ecbeea220726b7aabe6a742"
+    );
+    assert_ne!(
+        secret.digest(&DigestKey::new([0; 32])),
+        secret.digest(&DigestKey::new([1; 32]))
     );
 }
 
