@@ -27,6 +27,11 @@ pub const EXPANDED_TOTAL_MAX: usize = 16 * MIB as usize;
 /// around them), so an entry count is bounded too.
 pub const UNPACKED_DEFAULT: u64 = 8 * GIB;
 
+/// One `http(s)://` APP source of a Kubefile: a server that never stops sending must not fill
+/// the disk. As large as a whole image may unpack to by default, which no single file of a
+/// usable image exceeds.
+pub const DOWNLOAD_MAX: u64 = UNPACKED_DEFAULT;
+
 /// The environment variable that sets the unpacked-size limit: bytes, or a size with a unit.
 pub const UNPACKED_VAR: &str = "SEALER_MAX_UNPACKED";
 

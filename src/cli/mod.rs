@@ -397,6 +397,7 @@ fn execute(
         eprint!("{text}");
     }
     if !plan.has_changes() {
+        ops::rekey(&session, &prepared)?;
         return Ok(ExitCode::SUCCESS);
     }
     if confirm {

@@ -217,6 +217,16 @@ impl Session {
     }
 }
 
+/// Rewrites the plain digests an older sealer recorded for the session's cluster in keyed
+/// ones, as the prepared plan read them (`plan::rekey`). An apply with no changes does it
+/// too: it changes no host and nothing the state says.
+pub fn rekey(session: &Session, prepared: &Prepared) -> Result<()> {
+    match session.store.cluster(&session.cluster)? {
+        Some(state) => rekey_recorded(&session.store, &state, prepared.compiled.as_ref()),
+        None => Ok(()),
+    }
+}
+
 /// Rewrites the plain digests an older sealer recorded in keyed ones (`plan::rekey`), as
 /// the plan read them: resources and history, before any step runs. Only with the
 /// Clusterfile, which tells what each digest was of; `sealer run` and `destroy --cluster`

@@ -225,11 +225,15 @@ fn check_header(path: &Path) -> Result<()> {
 
 /// Per-connection settings. `synchronous=FULL`: every committed step must survive a power
 /// cut, which matters more than speed (a step takes seconds, an fsync milliseconds).
+/// `secure_delete`: what a write replaces or deletes (a digest rewritten by `rekey`, a
+/// removed resource) is overwritten with zeros, not left in free pages of the file.
 fn configure(conn: &Connection, path: &Path) -> Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(|e| sql_error(path, "cannot configure", e))?;
-    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;")
-        .map_err(|e| sql_error(path, "cannot configure", e))?;
+    conn.execute_batch(
+        "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA secure_delete = ON;",
+    )
+    .map_err(|e| sql_error(path, "cannot configure", e))?;
     Ok(())
 }
 

@@ -427,6 +427,10 @@ impl StateStore {
         };
         let changed = run().map_err(|e| shared.err("cannot write", e))??;
         tx.commit().map_err(|e| shared.err("cannot commit to", e))?;
+        // The WAL still holds the pages as they were: copy them back and empty it, so the
+        // plain digests leave the disk now rather than at some later checkpoint. A reader
+        // in another process can keep it from emptying: the next write's checkpoint does.
+        let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         Ok(changed)
     }
 

@@ -75,8 +75,11 @@ fn plan(sb: &Sandbox, file: &Path, extra: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// Digests change with the sealer version recorded in images: hide them.
+/// Digests change with the sealer version recorded in images, and keyed ones (an env key's
+/// 12 hex digits among them) with the key of each test's new state: hide them.
 fn redact(text: &str) -> String {
+    let text = redact_env_digests(text);
+    let text = text.as_str();
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(i) = rest.find("sha256:") {
@@ -103,6 +106,30 @@ fn redact(text: &str) -> String {
         }
         None => out,
     }
+}
+
+/// `"0123456789ab"` (an env key's keyed digest) → `"[env digest]"`.
+fn redact_env_digests(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('"') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let digest = after.len() > 12
+            && after.as_bytes()[12] == b'"'
+            && after[..12]
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if digest {
+            out.push_str("\"[env digest]\"");
+            rest = &after[13..];
+        } else {
+            out.push('"');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Records a saved plan as applied: what the executor commits step by step.

@@ -303,3 +303,183 @@ fn refresh_only_reads_every_resource_back_changes_nothing_and_names_what_drifted
     let err = q.refused(&["plan", "-f", q.file(), "--refresh-only", "--out", "x.bin"]);
     assert!(err.contains("cannot be used with"), "{err}");
 }
+
+/// The quickstart's resources compiled by the library with digests keyed by `key`.
+fn compiled(
+    q: &Quickstart,
+    key: &sealer::clusterfile::DigestKey,
+) -> Vec<sealer::resource::Desired> {
+    let home = q.sb.home();
+    let settings = sealer::ops::Settings {
+        state_path: home.join("state.db"),
+        home,
+        user_home: None,
+        max_unpacked: sealer::limits::UNPACKED_DEFAULT,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let pull = |reference: sealer::image::Reference, _| async move {
+        Err(sealer::Error::msg(format!(
+            "{reference} is not in the store"
+        )))
+    };
+    runtime
+        .block_on(sealer::ops::compile(&settings, &q.clusterfile, key, pull))
+        .unwrap()
+        .resources
+}
+
+/// Turns the state into what an older sealer wrote: every attribute as `legacy` has it
+/// (plain SHA-256 digests), in resources and history, in a version-1 database. Returns the
+/// plain digests it wrote.
+fn downgrade(db: &Path, legacy: &[sealer::resource::Desired]) -> Vec<String> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut plain = Vec::new();
+    for desired in legacy {
+        let text: String = conn
+            .query_row(
+                "SELECT attributes FROM resources WHERE address = ?1",
+                [&desired.address],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let mut attributes: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&text).unwrap();
+        for (key, old) in &desired.attributes {
+            let Some(now) = attributes.get(key) else {
+                continue;
+            };
+            let leaves = |v: &serde_json::Value| -> Vec<String> {
+                match v {
+                    serde_json::Value::String(s) => vec![s.clone()],
+                    serde_json::Value::Object(m) => m
+                        .values()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect(),
+                    _ => Vec::new(),
+                }
+            };
+            let current = leaves(now);
+            plain.extend(
+                leaves(old)
+                    .into_iter()
+                    .filter(|s| s.len() >= 12 && !current.contains(s)),
+            );
+            attributes.insert(key.clone(), old.clone());
+        }
+        let text = serde_json::to_string(&attributes).unwrap();
+        conn.execute(
+            "UPDATE resources SET attributes = ?1 WHERE address = ?2",
+            [&text, &desired.address],
+        )
+        .unwrap();
+        conn.execute(
+            "UPDATE history SET attributes = ?1 WHERE address = ?2 AND attributes IS NOT NULL",
+            [&text, &desired.address],
+        )
+        .unwrap();
+    }
+    conn.execute_batch(
+        "ALTER TABLE clusters DROP COLUMN digests_keyed; DROP TABLE digest_key; PRAGMA user_version = 1;",
+    )
+    .unwrap();
+    plain.sort();
+    plain.dedup();
+    plain
+}
+
+fn holds(path: &Path, needle: &str) -> bool {
+    let wal = PathBuf::from(format!("{}-wal", path.display()));
+    [path.to_path_buf(), wal].iter().any(|p| {
+        std::fs::read(p)
+            .is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
+    })
+}
+
+#[test]
+fn a_state_of_an_older_sealer_plans_no_change_and_apply_leaves_no_plain_digest() {
+    let q = Quickstart::new();
+    let password = "legacy-registry-pw-7f3c";
+    q.write(&format!(
+        "  env: [Greeting=hello]\n  registry:\n    localRegistry:\n      username: admin\n      password: {password}\n---\napiVersion: sealer.io/v1\nkind: Config\nmetadata: {{name: db}}\nspec:\n  path: etc/db.yaml\n  data: |\n    pool: 5\n"
+    ));
+    q.ok(&["apply", "-f", q.file(), "--auto-approve"]);
+    let db = q.sb.home().join("state.db");
+    let legacy = compiled(&q, &sealer::clusterfile::DigestKey::legacy());
+    let plain = downgrade(&db, &legacy);
+    let password_digest = sealer::clusterfile::Secret::new(password)
+        .digest(&sealer::clusterfile::DigestKey::legacy());
+    assert!(
+        plain.contains(&password_digest),
+        "the downgrade wrote the plain password digest: {plain:?}"
+    );
+    assert!(holds(&db, &password_digest));
+
+    // Read through the key the migration made: the same cluster, no change, and no plain
+    // digest in what the plan writes.
+    let text = q.ok(&["plan", "-f", q.file(), "--out", "p.bin"]);
+    assert!(text.contains("No changes."), "{text}");
+    let json = q.ok(&["plan", "-f", q.file(), "--json"]);
+    let saved = std::fs::read_to_string(q.sb.path("p.bin")).unwrap();
+    for digest in &plain {
+        assert!(!json.contains(digest), "{digest} in the plan JSON");
+        assert!(!saved.contains(digest), "{digest} in the saved plan");
+    }
+
+    // Apply rewrites what it recorded, resources and history, and still changes nothing.
+    let applied = q.ok(&["apply", "p.bin"]);
+    assert!(!applied.contains("error"), "{applied}");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    for digest in &plain {
+        let rows: i64 = conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM resources WHERE instr(attributes, ?1) > 0)
+                  + (SELECT count(*) FROM history WHERE instr(attributes, ?1) > 0)",
+                [digest],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let which: Vec<String> = conn
+            .prepare("SELECT address || ' ' || attributes FROM resources WHERE instr(attributes, ?1) > 0")
+            .unwrap()
+            .query_map([digest], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(rows, 0, "{digest} is still in a row: {which:?}");
+    }
+    for digest in &plain {
+        assert!(!holds(&db, digest), "{digest} is still in the state's file");
+    }
+    let keyed: i64 = conn
+        .query_row("SELECT digests_keyed FROM clusters", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(keyed, 1);
+    drop(conn);
+    let text = q.ok(&["plan", "-f", q.file()]);
+    assert!(text.contains("No changes."), "{text}");
+}
+
+#[test]
+fn the_same_password_has_another_digest_in_another_state() {
+    let q = Quickstart::new();
+    q.write("  registry:\n    localRegistry:\n      username: admin\n      password: same-pw\n");
+    let digest = |state: &str| -> String {
+        let json = q.ok(&["plan", "-f", q.file(), "--state", state, "--out", "x.bin"]);
+        drop(json);
+        let saved = std::fs::read_to_string(q.sb.path("x.bin")).unwrap();
+        let at = saved
+            .find("\"password\":\"hmac-sha256:")
+            .expect("a keyed password digest");
+        saved[at..at + 90].to_string()
+    };
+    let (a, b) = (digest("a.db"), digest("b.db"));
+    assert_ne!(a, b, "two states key the same password differently");
+    assert_eq!(
+        a,
+        digest("a.db"),
+        "one state keys it the same way every time"
+    );
+}

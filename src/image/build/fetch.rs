@@ -26,11 +26,14 @@ pub fn file_name(url: &reqwest::Url) -> Result<String, String> {
     Ok(name.to_string())
 }
 
-/// Downloads `url` into `dir`. Non-2xx answers are errors.
+/// Downloads `url` into `dir`, at most `limit` bytes ([`crate::limits::DOWNLOAD_MAX`]); a
+/// larger answer is an error naming the limit, and what was written is removed. Non-2xx
+/// answers are errors.
 pub async fn download(
     client: &reqwest::Client,
     url: &str,
     dir: &Path,
+    limit: u64,
 ) -> Result<Downloaded, String> {
     let parsed = reqwest::Url::parse(url).map_err(|e| format!("invalid URL {url}: {e}"))?;
     let name = file_name(&parsed)?;
@@ -45,6 +48,15 @@ pub async fn download(
             "cannot download {url}: the server answered {status}"
         ));
     }
+    let too_large = |size: u64| {
+        format!(
+            "cannot download {url}: it is over {} ({size} bytes or more), the limit of one APP source",
+            crate::limits::format_size(limit)
+        )
+    };
+    if let Some(declared) = response.content_length().filter(|&n| n > limit) {
+        return Err(too_large(declared));
+    }
     let path = dir.join(format!("{}-{name}", unique()));
     let mut file = tokio::fs::File::create(&path)
         .await
@@ -56,6 +68,11 @@ pub async fn download(
         .map_err(|e| format!("cannot download {url}: {}", crate::diag::error_chain(&e)))?
     {
         size += chunk.len() as u64;
+        if size > limit {
+            drop(file);
+            let _ = tokio::fs::remove_file(&path).await;
+            return Err(too_large(size));
+        }
         file.write_all(&chunk)
             .await
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
@@ -80,4 +97,55 @@ fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     N.fetch_add(1, Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read as _, Write as _};
+
+    /// A server that answers once with `head`, then streams zeros until the client leaves.
+    fn server(head: &'static str) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut request = [0u8; 1024];
+            let _ = conn.read(&mut request);
+            let _ = conn.write_all(head.as_bytes());
+            let zeros = vec![0u8; 64 * 1024];
+            for _ in 0..1024 {
+                if conn.write_all(&zeros).is_err() {
+                    return;
+                }
+            }
+        });
+        format!("http://{addr}/app.tar")
+    }
+
+    fn download_with_limit(url: &str, dir: &Path) -> Result<Downloaded, String> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(download(&client().unwrap(), url, dir, 1024 * 1024))
+    }
+
+    #[test]
+    fn an_endless_answer_stops_at_the_limit_and_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = server("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+        let err = download_with_limit(&url, dir.path()).unwrap_err();
+        assert!(err.contains("it is over 1 MiB"), "{err}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_declared_size_over_the_limit_is_refused_before_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = server("HTTP/1.1 200 OK\r\nContent-Length: 5000000000\r\n\r\n");
+        let err = download_with_limit(&url, dir.path()).unwrap_err();
+        assert!(err.contains("5000000000 bytes"), "{err}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
 }

@@ -634,7 +634,7 @@ async fn place_app_source(
         let client = http
             .as_ref()
             .ok_or_else(|| located(file, source, "no HTTP client".into()))?;
-        let got = fetch::download(client, &source.text, downloads)
+        let got = fetch::download(client, &source.text, downloads, crate::limits::DOWNLOAD_MAX)
             .await
             .map_err(|e| located(file, source, format!("app {}: {e}", app.text)))?;
         put(tree, &got.name, got.path, false, got.size);
