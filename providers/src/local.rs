@@ -111,7 +111,12 @@ impl LocalTransport {
         Ok(t)
     }
 
-    fn command(&self, script: &str) -> Command {
+    /// The command that runs a script of `script_len` bytes sent first on its stdin: the
+    /// script (and the exports in it) never appears in a command line, which any local
+    /// user can read in `/proc/*/cmdline`. `head -c` reads no further than the script, so
+    /// the command's own stdin follows it. The SSH transport does the same.
+    fn command(&self, script_len: usize) -> Command {
+        let script = format!("s=$(head -c {script_len}) && eval \"$s\"");
         match &self.sandbox {
             None => {
                 let mut cmd = Command::new("bash");
@@ -183,34 +188,34 @@ impl Transport for LocalTransport {
             None => None,
         };
         let mut child = self
-            .command(&exec.script)
-            .stdin(match exec.stdin {
-                Stdin::Null => Stdio::null(),
-                _ => Stdio::piped(),
-            })
+            .command(exec.script.len())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .process_group(0)
             .spawn()
             .map_err(|e| self.error(TransportErrorKind::Io, format!("cannot start bash: {e}")))?;
-        let stdin_task = match (&exec.stdin, child.stdin.take()) {
-            (Stdin::Bytes(bytes), Some(mut pipe)) => {
-                let bytes = bytes.clone();
-                Some(tokio::spawn(async move {
-                    let _ = pipe.write_all(&bytes).await;
-                }))
-            }
-            (Stdin::File(path), Some(mut pipe)) => {
-                let path = path.clone();
-                Some(tokio::spawn(async move {
-                    if let Ok(mut file) = tokio::fs::File::open(&path).await {
-                        let _ = tokio::io::copy(&mut file, &mut pipe).await;
+        let stdin_task = child.stdin.take().map(|mut pipe| {
+            let script = exec.script.clone().into_bytes();
+            let stdin = exec.stdin.clone();
+            tokio::spawn(async move {
+                if pipe.write_all(&script).await.is_err() {
+                    return;
+                }
+                match stdin {
+                    Stdin::Null => {}
+                    Stdin::Bytes(bytes) => {
+                        let _ = pipe.write_all(&bytes).await;
                     }
-                }))
-            }
-            _ => None,
-        };
+                    Stdin::File(path) => {
+                        if let Ok(mut file) = tokio::fs::File::open(&path).await {
+                            let _ = tokio::io::copy(&mut file, &mut pipe).await;
+                        }
+                    }
+                }
+            })
+        });
         let out = tokio::spawn(pump(
             child.stdout.take().expect("piped"),
             false,
@@ -285,6 +290,31 @@ mod tests {
             }
         }
         assert_eq!(streamed, b"hello");
+    }
+
+    #[tokio::test]
+    async fn a_script_is_in_no_command_line() {
+        let t = LocalTransport::new("127.0.0.1");
+        // The command line of every process, the script's own included: none has its text.
+        let script = "export TOKEN=marker-5f1e2d\nfor p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done; echo \"done $TOKEN\"\n";
+        let out = t
+            .exec(&Exec::new(script, Duration::from_secs(10)), None)
+            .await
+            .unwrap();
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(stdout.contains("done marker-5f1e2d"), "{stdout}");
+        assert!(stdout.contains("eval"), "the launcher is listed: {stdout}");
+        assert_eq!(stdout.matches("marker-5f1e2d").count(), 1, "{stdout}");
+    }
+
+    #[tokio::test]
+    async fn a_script_without_stdin_reads_end_of_file() {
+        let t = LocalTransport::new("127.0.0.1");
+        let out = t
+            .exec(&Exec::new("cat; echo after", Duration::from_secs(10)), None)
+            .await
+            .unwrap();
+        assert_eq!(out.stdout, b"after\n");
     }
 
     #[tokio::test]
