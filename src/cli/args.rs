@@ -295,6 +295,35 @@ pub enum StateCommand {
     /// Remove a lock left by a process that is gone (never done silently)
     #[command(after_help = "Example:\n  sealer state unlock 3f2a9c0d --cluster my-cluster")]
     Unlock(StateUnlockArgs),
+    /// Show every write to a cluster's state: serial, time, command and what changed
+    #[command(after_help = "Example:\n  sealer state history --cluster my-cluster")]
+    History(StateHistoryArgs),
+    /// Forget resources without touching their hosts (e.g. a host that is gone for good)
+    #[command(
+        after_help = "Example:\n  sealer state rm host.192.168.0.9 rootfs.192.168.0.9 --cluster my-cluster"
+    )]
+    Rm(StateRmArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StateHistoryArgs {
+    #[command(flatten)]
+    pub select: StateSelect,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StateRmArgs {
+    /// Addresses to forget, e.g. host.192.168.0.9
+    #[arg(required = true, value_name = "ADDRESS")]
+    pub addresses: Vec<String>,
+    #[command(flatten)]
+    pub select: StateSelect,
+    /// How long to wait for the state lock held by another sealer: 30, 30s, 5m, 1h
+    #[arg(long, default_value = "0", value_name = "DURATION", value_parser = parse_duration)]
+    pub lock_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

@@ -321,6 +321,29 @@ fn run(cli: Cli) -> Result<ExitCode> {
             eprintln!("removed the lock held by {info}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::State(StateCommand::History(args)) => {
+            let settings = settings.with_state_path(args.select.state);
+            let lines = ops::state_history(&settings, args.select.cluster.as_deref())?;
+            if args.json {
+                out(&format!("{}\n", to_pretty(&serde_json::json!(lines))))
+            } else {
+                out(&render::history_text(&lines))
+            }
+        }
+        Command::State(StateCommand::Rm(args)) => {
+            let settings = settings.with_state_path(args.select.state);
+            let serial = ops::remove_from_state(
+                &settings,
+                args.select.cluster.as_deref(),
+                &args.addresses,
+                args.lock_timeout,
+            )?;
+            eprintln!(
+                "Removed {} from the state (serial {serial}); nothing on the hosts changed.",
+                args.addresses.join(", ")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Pull(args) => {
             let (reference, image) =
                 runtime()?.block_on(ops::pull(&settings, &args.name, args.insecure))?;

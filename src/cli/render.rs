@@ -72,6 +72,43 @@ pub fn state_listing(listing: &StateListing, path: &Path) -> String {
     }
 }
 
+/// `sealer state history`: one aligned line per write, oldest first.
+pub fn history_text(lines: &[sealer::ops::HistoryLine]) -> String {
+    let rows: Vec<[String; 5]> = lines
+        .iter()
+        .map(|l| {
+            [
+                l.serial.to_string(),
+                l.at.clone(),
+                l.command.clone().unwrap_or_else(|| "-".to_string()),
+                sealer::plan::human::visible(l.address.as_deref().unwrap_or("-")).into_owned(),
+                l.summary.clone(),
+            ]
+        })
+        .collect();
+    let header = ["SERIAL", "TIME", "COMMAND", "ADDRESS", "CHANGE"];
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(header.map(str::to_string)).chain(rows) {
+        let mut text = String::new();
+        for (i, (c, w)) in row.iter().zip(widths).enumerate() {
+            if i + 1 == row.len() {
+                text.push_str(c);
+            } else {
+                text.push_str(&format!("{c:<w$}   "));
+            }
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
 /// `sealer state show ADDR`: the recorded attributes, secrets hidden.
 pub fn recorded_text(r: &Recorded) -> String {
     let mut out = format!("# {} ({}", r.address, r.resource_type);

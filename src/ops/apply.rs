@@ -207,7 +207,7 @@ impl Session {
         operation: &str,
         timeout: Duration,
     ) -> Result<Session> {
-        let store = StateStore::open_or_create(&settings.state_path)?;
+        let store = StateStore::open_or_create(&settings.state_path)?.for_command(operation);
         let lock = store.lock(cluster, &LockHolder::this_process(operation), timeout)?;
         Ok(Session {
             store,

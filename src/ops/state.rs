@@ -1,9 +1,9 @@
-//! State inspection: `sealer state list`, `state show`, `state unlock`.
+//! State inspection and surgery: `sealer state list`, `show`, `history`, `rm`, `unlock`.
 
 use super::Settings;
 use crate::diag::{Error, Result};
 use crate::resource::Recorded;
-use crate::state::{ClusterState, ClusterSummary, LockInfo, StateStore};
+use crate::state::{ClusterState, ClusterSummary, LockHolder, LockInfo, Operation, StateStore};
 use std::path::Path;
 
 /// What `sealer state list` shows.
@@ -100,4 +100,143 @@ pub fn unlock_state(settings: &Settings, cluster: Option<&str>, lock_id: &str) -
         },
     };
     store.break_lock(&name, lock_id)
+}
+
+/// One write of `sealer state history`, in words.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HistoryLine {
+    pub serial: u64,
+    pub at: String,
+    /// The sealer command that wrote it (`apply`, `destroy`, `run`, `state rm`); `None` for
+    /// writes of a sealer that did not record it.
+    pub command: Option<String>,
+    pub operation: String,
+    pub address: Option<String>,
+    /// What the write did: `created`, `updated: ssh_port, password`, `removed`, ...
+    pub summary: String,
+}
+
+/// The history of the chosen cluster, each write summarised against the one before it of
+/// the same resource (the history keeps each commit's attributes, so replaying it tells
+/// what changed).
+pub fn state_history(settings: &Settings, cluster: Option<&str>) -> Result<Vec<HistoryLine>> {
+    let store = StateStore::open_existing(&settings.state_path)?.ok_or_else(|| {
+        Error::msg(format!(
+            "there is no state at {}",
+            settings.state_path.display()
+        ))
+    })?;
+    let Some(state) = choose(&store, cluster)? else {
+        return Ok(Vec::new());
+    };
+    let mut last: std::collections::BTreeMap<String, serde_json::Value> = Default::default();
+    let mut lines = Vec::new();
+    for v in store.history(&state.name)? {
+        let summary = match v.operation {
+            Operation::Create => "cluster state created".to_string(),
+            Operation::Config => "applied configuration set".to_string(),
+            Operation::Secret => "secret stored".to_string(),
+            Operation::Remove => {
+                if let Some(a) = &v.address {
+                    last.remove(a);
+                }
+                "removed".to_string()
+            }
+            // A step marks its resource tainted as it starts and records it when it
+            // finishes; a finished step is compared with the resource's last finished one.
+            Operation::Taint => "step started (tainted until it finishes)".to_string(),
+            Operation::Commit => {
+                let before = v.address.as_ref().and_then(|a| last.get(a));
+                let said = match (before, &v.attributes) {
+                    (None, _) => "created".to_string(),
+                    (Some(old), Some(new)) => match changed_keys(old, new) {
+                        keys if keys.is_empty() => "recorded again, unchanged".to_string(),
+                        keys => format!("updated: {}", keys.join(", ")),
+                    },
+                    (Some(_), None) => "recorded".to_string(),
+                };
+                if let (Some(a), Some(new)) = (&v.address, &v.attributes) {
+                    last.insert(a.clone(), new.clone());
+                }
+                said
+            }
+        };
+        lines.push(HistoryLine {
+            serial: v.serial,
+            at: v.at,
+            command: v.command,
+            operation: v.operation.as_str().to_string(),
+            address: v.address,
+            summary,
+        });
+    }
+    Ok(lines)
+}
+
+/// The top-level attributes that differ between two attribute objects, by name.
+fn changed_keys(old: &serde_json::Value, new: &serde_json::Value) -> Vec<String> {
+    let (Some(old), Some(new)) = (old.as_object(), new.as_object()) else {
+        return Vec::new();
+    };
+    let keys: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    keys.into_iter()
+        .filter(|k| old.get(*k) != new.get(*k))
+        .cloned()
+        .collect()
+}
+
+/// Forgets `addresses` in the chosen cluster's state, under its lock: the hosts are not
+/// touched, and the next plan sees those resources as never applied. Refused, with nothing
+/// forgotten, when an address is not recorded or a resource that stays depends on one.
+/// Returns the state's serial afterwards.
+pub fn remove_from_state(
+    settings: &Settings,
+    cluster: Option<&str>,
+    addresses: &[String],
+    lock_timeout: std::time::Duration,
+) -> Result<u64> {
+    let name = cluster_name(settings, cluster)?;
+    let store = StateStore::open_or_create(&settings.state_path)?.for_command("state rm");
+    let _lock = store.lock(&name, &LockHolder::this_process("state rm"), lock_timeout)?;
+    let state = store
+        .cluster(&name)?
+        .ok_or_else(|| Error::msg(format!("no cluster \"{name}\" in the state")))?;
+    let unknown: Vec<&String> = addresses
+        .iter()
+        .filter(|a| !state.resources.contains_key(a.as_str()))
+        .collect();
+    if !unknown.is_empty() {
+        let list: Vec<&str> = unknown.iter().map(|a| a.as_str()).collect();
+        return Err(Error::msg(format!(
+            "no resource {} in the state of cluster \"{name}\"; nothing was removed",
+            list.join(", ")
+        ))
+        .hint("`sealer state list` shows the recorded addresses"));
+    }
+    let leaving: std::collections::BTreeSet<&str> = addresses.iter().map(String::as_str).collect();
+    let mut dependents: Vec<String> = state
+        .resources
+        .values()
+        .filter(|r| !leaving.contains(r.address.as_str()))
+        .filter(|r| r.depends_on.iter().any(|d| leaving.contains(d.as_str())))
+        .map(|r| r.address.clone())
+        .collect();
+    if !dependents.is_empty() {
+        dependents.sort();
+        let mut all: Vec<&str> = leaving.iter().copied().collect();
+        all.extend(dependents.iter().map(String::as_str));
+        return Err(Error::msg(format!(
+            "{} depend on what you remove; nothing was removed",
+            dependents.join(", ")
+        ))
+        .hint(format!(
+            "forget them too: sealer state rm {}",
+            all.join(" ")
+        )));
+    }
+    let mut serial = state.serial;
+    for address in leaving {
+        serial = store.remove(&name, address)?;
+    }
+    Ok(serial)
 }

@@ -55,6 +55,8 @@ pub const STATE_FILE_NAME: &str = "state.db";
 /// An open state database.
 pub struct StateStore {
     shared: Arc<Shared>,
+    /// The sealer command its writes are for, recorded in their history rows.
+    command: Option<String>,
 }
 
 /// One line of `sealer state list`-style overviews.
@@ -149,6 +151,8 @@ pub struct StateVersion {
     /// `commit` (and `taint` of a resource committed tainted): the new attributes;
     /// `config`: the new applied configuration.
     pub attributes: Option<serde_json::Value>,
+    /// The sealer command that made it; `None` for writes of an older sealer.
+    pub command: Option<String>,
 }
 
 /// The cluster row a write works on.
@@ -168,7 +172,14 @@ struct LogEntry {
 /// `clusters` columns of an overview: name, lineage, serial, updated_at, resource count.
 type SummaryRow = (String, String, i64, String, i64);
 /// `history` columns: serial, at, operation, address, attributes.
-type HistoryRow = (i64, String, String, Option<String>, Option<String>);
+type HistoryRow = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
 
 /// UTC now as RFC 3339, from SQLite itself, so that no clock code lives here.
 const NOW_SQL: &str = "SELECT strftime('%Y-%m-%dT%H:%M:%SZ', 'now')";
@@ -185,6 +196,7 @@ impl StateStore {
     pub fn open_existing(path: &Path) -> Result<Option<StateStore>> {
         Ok(db::open_existing(path)?.map(|shared| StateStore {
             shared: Arc::new(shared),
+            command: None,
         }))
     }
 
@@ -194,7 +206,15 @@ impl StateStore {
     pub fn open_or_create(path: &Path) -> Result<StateStore> {
         Ok(StateStore {
             shared: Arc::new(db::open_or_create(path)?),
+            command: None,
         })
+    }
+
+    /// The same store, recording `command` (`apply`, `destroy`, ...) with every write it
+    /// makes from now on (`sealer state history`).
+    pub fn for_command(mut self, command: &str) -> StateStore {
+        self.command = Some(command.to_string());
+        self
     }
 
     /// The file this store reads and writes.
@@ -330,8 +350,9 @@ impl StateStore {
             )?;
             let id = tx.last_insert_rowid();
             tx.execute(
-                "INSERT INTO history (cluster_id, serial, at, operation) VALUES (?1, 1, ?2, 'create')",
-                params![id, now],
+                "INSERT INTO history (cluster_id, serial, at, operation, command)
+                 VALUES (?1, 1, ?2, 'create', ?3)",
+                params![id, now, self.command],
             )?;
             Ok(())
         };
@@ -550,17 +571,24 @@ impl StateStore {
             .ok_or_else(|| no_cluster(cluster))?;
         let read = || -> rusqlite::Result<Vec<HistoryRow>> {
             let mut stmt = tx.prepare(
-                "SELECT serial, at, operation, address, attributes FROM history
+                "SELECT serial, at, operation, address, attributes, command FROM history
                  WHERE cluster_id = ?1 ORDER BY serial",
             )?;
             let rows = stmt.query_map([c.id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
             })?;
             rows.collect()
         };
         let rows = read().map_err(|e| shared.err("cannot read", e))?;
         rows.into_iter()
-            .map(|(serial, at, operation, address, attributes)| {
+            .map(|(serial, at, operation, address, attributes, command)| {
                 let serial = self.checked_serial(cluster, serial)?;
                 let operation = Operation::parse(&operation).ok_or_else(|| {
                     self.damaged(
@@ -583,6 +611,7 @@ impl StateStore {
                     operation,
                     address,
                     attributes,
+                    command,
                 })
             })
             .collect()
@@ -872,15 +901,16 @@ impl StateStore {
                 params![c.id, to_sql_serial(serial), now],
             )?;
             tx.execute(
-                "INSERT INTO history (cluster_id, serial, at, operation, address, attributes)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO history (cluster_id, serial, at, operation, address, attributes, command)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
                     c.id,
                     to_sql_serial(serial),
                     now,
                     operation.as_str(),
                     entry.address,
-                    entry.attributes
+                    entry.attributes,
+                    self.command
                 ],
             )?;
             Ok(())

@@ -1,4 +1,4 @@
--- 0002_digest_key: digests of secrets keyed per state.
+-- 0002_digest_key: digests of secrets keyed per state; the command of each history row.
 --
 -- Released migrations are never edited: a change is a new numbered file (see ../README.md).
 
@@ -15,3 +15,7 @@ INSERT INTO digest_key (id, key) VALUES (1, randomblob(32));
 -- after the first apply rewrites their plain SHA-256 digests (`plan::rekey`).
 ALTER TABLE clusters ADD COLUMN digests_keyed INTEGER NOT NULL DEFAULT 0
     CHECK (digests_keyed IN (0, 1));
+
+-- The sealer command that made each write (`apply`, `destroy`, `run`, `state rm`), for
+-- `sealer state history`; NULL for writes of an older sealer.
+ALTER TABLE history ADD COLUMN command TEXT;

@@ -483,3 +483,60 @@ fn the_same_password_has_another_digest_in_another_state() {
         "one state keys it the same way every time"
     );
 }
+
+#[test]
+fn state_history_says_who_changed_what_and_state_rm_forgets_only_what_nothing_needs() {
+    let q = Quickstart::new();
+    q.ok(&["apply", "-f", q.file(), "--auto-approve"]);
+    let history = q.ok(&["state", "history"]);
+    let lines: Vec<&str> = history.lines().collect();
+    assert!(lines[0].starts_with("SERIAL   TIME"), "{history}");
+    assert!(
+        lines[1].contains("apply") && lines[1].ends_with("cluster state created"),
+        "{history}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains(" apply ")
+            && l.contains("kubernetes.init")
+            && l.ends_with("created")),
+        "{history}"
+    );
+
+    // Refused as a whole: other resources depend on kubernetes.init.
+    let err = q.refused(&["state", "rm", "kubernetes.init", "node_meta.127.0.0.1"]);
+    assert!(
+        err.contains("depend on what you remove; nothing was removed"),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: forget them too: sealer state rm"),
+        "{err}"
+    );
+    let err = q.refused(&["state", "rm", "host.10.9.9.9"]);
+    assert!(
+        err.contains("no resource host.10.9.9.9 in the state"),
+        "{err}"
+    );
+    let list = q.ok(&["state", "list"]);
+    assert!(list.contains("node_meta.127.0.0.1\n"), "{list}");
+
+    let out = q.sealer(&["state", "rm", "node_meta.127.0.0.1"]);
+    let said = succeeded(&out, &["state", "rm"]);
+    drop(said);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("nothing on the hosts changed"), "{stderr}");
+    assert!(!q.ok(&["state", "list"]).contains("node_meta.127.0.0.1"));
+    let plan = q.ok(&["plan", "-f", q.file()]);
+    assert!(
+        plan.contains("# node_meta.127.0.0.1 will be created"),
+        "{plan}"
+    );
+
+    let json: serde_json::Value =
+        serde_json::from_str(&q.ok(&["state", "history", "--json"])).unwrap();
+    let last = json.as_array().unwrap().last().unwrap();
+    assert_eq!(last["command"], "state rm");
+    assert_eq!(last["operation"], "remove");
+    assert_eq!(last["address"], "node_meta.127.0.0.1");
+    assert_eq!(last["summary"], "removed");
+}
