@@ -196,7 +196,7 @@ pub struct ExecArgs {
     #[arg(long, value_name = "PATH")]
     pub state: Option<PathBuf>,
     /// Apply without asking for confirmation
-    #[arg(long)]
+    #[arg(long, short = 'y', visible_alias = "yes")]
     pub auto_approve: bool,
     /// Steps running at once, across hosts (steps on one host run one at a time)
     #[arg(long, default_value_t = 10, value_name = "N")]

@@ -438,7 +438,8 @@ fn execute(
         let mut answer = String::new();
         let _ = std::io::stdin().read_line(&mut answer);
         if answer.trim() != "yes" {
-            eprintln!("Apply cancelled.");
+            let what = if plan.destroy { "Destroy" } else { "Apply" };
+            eprintln!("{what} cancelled: nothing changed.");
             return Ok(ExitCode::from(1));
         }
     }
@@ -500,7 +501,9 @@ fn execute(
     if report.success() {
         if !args.json {
             let what = if plan.destroy { "Destroy" } else { "Apply" };
-            eprintln!("\n{what} complete: {} steps done.", report.done.len());
+            let steps = report.done.len();
+            let noun = if steps == 1 { "step" } else { "steps" };
+            eprintln!("\n{what} complete: {steps} {noun} done.");
         }
         return Ok(ExitCode::SUCCESS);
     }

@@ -58,6 +58,10 @@ pub fn state_listing(listing: &StateListing, path: &Path) -> String {
             }
             out
         }
+        StateListing::Resources(state) if state.resources.is_empty() => format!(
+            "# cluster \"{}\" has no resources (state serial {})\n",
+            state.name, state.serial
+        ),
         StateListing::Resources(state) => {
             let mut out = String::new();
             for (address, r) in &state.resources {

@@ -37,13 +37,13 @@ pub use secret::{DigestKey, KEYED_PREFIX, Secret};
 pub use span::{Span, Spanned};
 pub use taint::{Taint, TaintEffect, TaintError};
 
-use crate::diag::{Diagnostic, IoContext, Location, Result};
+use crate::diag::{Diagnostic, Error, IoContext, Location, Result};
 use std::path::{Path, PathBuf};
 
 /// Reads and validates a Clusterfile; every problem of the file is in the error. Its
 /// relative `sandbox` and `pk` paths are anchored at its directory.
 pub fn load(path: &Path) -> Result<Clusterfile> {
-    let bytes = std::fs::read(path).with_path("read", path)?;
+    let bytes = read_clusterfile(path)?;
     from_bytes(path, bytes)
 }
 
@@ -81,10 +81,22 @@ pub fn parse_plugins(path: &Path, text: &str) -> Result<Vec<Plugin>> {
 /// keys) are not read: validating and planning need no secret, only connecting does
 /// ([`check_local_files`], at apply).
 pub fn validate_file(path: &Path) -> Result<(Clusterfile, String)> {
-    let bytes = std::fs::read(path).with_path("read", path)?;
+    let bytes = read_clusterfile(path)?;
     let digest = crate::image::layout::sha256_digest(&bytes);
     let file = from_bytes(path, bytes)?;
     Ok((file, digest))
+}
+
+/// The bytes of the Clusterfile at `path`; a missing one says how to name another.
+fn read_clusterfile(path: &Path) -> Result<Vec<u8>> {
+    match std::fs::read(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::msg(format!(
+            "no Clusterfile at {}",
+            path.display()
+        ))
+        .hint("pass the file with -f PATH (the default is ./Clusterfile); examples/clusterfiles/ has some to start from")),
+        other => other.with_path("read", path),
+    }
 }
 
 fn not_utf8(path: &Path, bytes: &[u8], valid_up_to: usize) -> Diagnostic {

@@ -128,9 +128,21 @@ impl SavedPlan {
     }
 
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<SavedPlan> {
+        // A Clusterfile given where a plan file goes is the likely mistake: say so.
+        let looks_like_clusterfile = std::str::from_utf8(bytes).is_ok_and(|text| {
+            text.lines()
+                .any(|l| l.starts_with("apiVersion:") || l.starts_with("kind:"))
+        });
         let not_a_plan = || {
-            Error::msg(format!("{} is not a saved sealer plan", path.display()))
-                .hint("make one with `sealer plan -f Clusterfile --out FILE`")
+            let error = Error::msg(format!("{} is not a saved sealer plan", path.display()));
+            if looks_like_clusterfile {
+                error.hint(format!(
+                    "it looks like a Clusterfile: apply it with `sealer apply -f {}`",
+                    path.display()
+                ))
+            } else {
+                error.hint("make one with `sealer plan -f Clusterfile --out FILE`")
+            }
         };
         let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|_| not_a_plan())?;
         if value.get("kind").and_then(|k| k.as_str()) != Some(MAGIC) {

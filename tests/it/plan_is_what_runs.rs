@@ -540,3 +540,30 @@ fn state_history_says_who_changed_what_and_state_rm_forgets_only_what_nothing_ne
     assert_eq!(last["address"], "node_meta.127.0.0.1");
     assert_eq!(last["summary"], "removed");
 }
+
+#[test]
+fn a_newcomers_slips_get_hints_and_the_words_fit() {
+    let q = Quickstart::new();
+    let err = q.refused(&["validate", "-f", "nope.yaml"]);
+    assert!(
+        err.contains("error: no Clusterfile at nope.yaml\nhint: pass the file with -f PATH"),
+        "{err}"
+    );
+    let err = q.refused(&["apply", q.file()]);
+    assert!(
+        err.contains("hint: it looks like a Clusterfile: apply it with `sealer apply -f "),
+        "{err}"
+    );
+    let out = q.sealer(&["apply", "-f", q.file(), "-y"]);
+    succeeded(&out, &["apply", "-y"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("\nApply complete: "), "{stderr}");
+    assert!(stderr.trim_end().ends_with(" steps done."), "{stderr}");
+    let out = q.sealer(&["destroy", "-f", q.file(), "--yes"]);
+    succeeded(&out, &["destroy", "--yes"]);
+    let list = q.ok(&["state", "list"]);
+    assert!(
+        list.starts_with("# cluster \"quickstart\" has no resources (state serial "),
+        "{list}"
+    );
+}
