@@ -12,6 +12,7 @@ use crate::diag::{Diagnostic, Error, Result};
 use crate::image::layout::sha256_digest;
 use crate::image::{Image, ImageType, Reference};
 use crate::rootfs::app_files::AppFiles;
+use crate::rootfs::shipped::Shipped;
 use std::collections::BTreeMap;
 
 pub const RUNTIME_VERSION_LABEL: &str = "cluster.alpha.sealer.io/cluster-runtime-version";
@@ -29,6 +30,10 @@ pub struct Images {
     /// Image digest → its apps' files as shipped (read from the unpacked trees), so the
     /// plan shows what app files become; an image missing here shows digests only.
     pub app_files: BTreeMap<String, AppFiles>,
+    /// The cluster image's `etc/kubeadm.yml` and `plugins/*.yaml`, read from its unpacked
+    /// tree when its metadata does not record them (images Go Sealer built); `None` means the
+    /// metadata's copies are used.
+    pub cluster_shipped: Option<Shipped>,
 }
 
 impl Images {
@@ -373,8 +378,12 @@ pub fn resolve(cf: &Clusterfile, images: &Images) -> Result<ClusterInput> {
         scope: p.scope.iter().map(|s| s.value.clone()).collect(),
         data: p.data.value.clone(),
     };
+    let (image_kubeadm, image_plugins) = match &images.cluster_shipped {
+        Some(shipped) => (shipped.kubeadm.as_deref(), &shipped.plugins),
+        None => (meta.kubeadm_config.as_deref(), &meta.plugins),
+    };
     let mut by_name: BTreeMap<String, PluginInput> = BTreeMap::new();
-    for (file, text) in &meta.plugins {
+    for (file, text) in image_plugins {
         let shown = std::path::PathBuf::from(format!("{cluster_ref}:plugins/{file}"));
         match crate::clusterfile::parse_plugins(&shown, text) {
             Ok(plugins) => {
@@ -460,9 +469,8 @@ pub fn resolve(cf: &Clusterfile, images: &Images) -> Result<ClusterInput> {
         svc_cidr: svc_cidr.clone(),
         cert_sans: cert_sans.clone(),
     };
-    let kubeadm_config =
-        super::kubeadm::config(meta.kubeadm_config.as_deref(), &documents, &forced)
-            .map_err(|e| e.context(format!("{cluster_ref}")))?;
+    let kubeadm_config = super::kubeadm::config(image_kubeadm, &documents, &forced)
+        .map_err(|e| e.context(format!("{cluster_ref}")))?;
     Ok(ClusterInput {
         name: cf.name().to_string(),
         rootfs_path: format!(

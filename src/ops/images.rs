@@ -42,13 +42,22 @@ where
     }
     let store = settings.store()?;
     let prepared = build::prepare(options)?;
-    let base = match &prepared.base {
+    let mut base = match &prepared.base {
         None => None,
         Some(reference) => match store.find(&reference.to_string())? {
             Some((_, image)) => Some(image),
             None => Some(pull_base(reference.clone(), prepared.platform().clone()).await?),
         },
     };
+    // A base Go Sealer built records its kubeadm defaults and plugins only in its rootfs:
+    // read them there, so the new image's metadata inherits them as it does ours.
+    if let (Some(reference), Some(image)) = (&prepared.base, base.as_mut())
+        && let Some(shipped) = super::plan::shipped_by_rootfs(settings, &store, (reference, image))?
+        && let Some(meta) = image.metadata.as_mut()
+    {
+        meta.kubeadm_config = shipped.kubeadm;
+        meta.plugins = shipped.plugins;
+    }
     let built = build::build(&store, prepared, base, options).await?;
     Ok(BuildOutcome {
         names: options.tags.clone(),

@@ -20,6 +20,7 @@ pub mod manifest;
 mod merge;
 mod paths;
 mod render;
+pub mod shipped;
 pub mod template;
 pub mod yaml;
 

@@ -8,6 +8,7 @@ mod build;
 mod cli_docs;
 mod examples;
 mod fuzz;
+mod go_sealer;
 mod hostile;
 mod interop;
 mod plan;
