@@ -15,6 +15,10 @@ use crate::rootfs::app_files::AppFiles;
 use crate::rootfs::shipped::Shipped;
 use std::collections::BTreeMap;
 
+pub const RUNTIME_TYPE_LABEL: &str = "cluster.alpha.sealer.io/cluster-runtime-type";
+/// The cluster runtime sealer installs: Kubernetes with kubeadm. An image without the label
+/// (or with an empty value) is one too, as Sealer reads it.
+pub const SUPPORTED_RUNTIME_TYPE: &str = "kubernetes";
 pub const RUNTIME_VERSION_LABEL: &str = "cluster.alpha.sealer.io/cluster-runtime-version";
 pub const CONTAINER_RUNTIME_LABEL: &str = "cluster.alpha.sealer.io/container-runtime-type";
 pub const CONTAINER_RUNTIME_VERSION_LABEL: &str =
@@ -81,6 +85,23 @@ pub fn resolve(cf: &Clusterfile, images: &Images) -> Result<ClusterInput> {
         );
     }
     let labels = &cluster_image.config.config.labels;
+    if let Some(kind) = labels
+        .get(RUNTIME_TYPE_LABEL)
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty() && *v != SUPPORTED_RUNTIME_TYPE)
+    {
+        errors.push(
+            at(
+                image_span,
+                format!(
+                    "{cluster_ref} installs a {kind:?} cluster (label {RUNTIME_TYPE_LABEL}), which sealer cannot install: the only supported cluster runtime is {SUPPORTED_RUNTIME_TYPE:?} (kubeadm)"
+                ),
+            )
+            .hint(format!(
+                "use a Kubernetes cluster image (label {RUNTIME_TYPE_LABEL}={SUPPORTED_RUNTIME_TYPE}, or none)"
+            )),
+        );
+    }
     let kube_version = labels
         .get(RUNTIME_VERSION_LABEL)
         .cloned()
