@@ -103,7 +103,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Load(args) => {
-            let names = ops::load_images(&settings, &args.input, args.name.as_deref())?;
+            let platform = args
+                .platform
+                .as_deref()
+                .map(|p| {
+                    sealer::image::Platform::parse(p).ok_or_else(|| {
+                        sealer::diag::Error::msg(format!("invalid --platform {p:?}"))
+                            .hint("write os/arch, e.g. linux/amd64")
+                    })
+                })
+                .transpose()?;
+            let names = ops::load_images(
+                &settings,
+                &args.input,
+                args.name.as_deref(),
+                platform.as_ref(),
+            )?;
             out(&names
                 .iter()
                 .map(|r| format!("loaded {r}\n"))

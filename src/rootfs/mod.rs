@@ -13,7 +13,7 @@
 //! creates a new file (see [`paths`]).
 
 pub mod app_files;
-mod budget;
+pub(crate) mod budget;
 pub mod config;
 mod extract;
 pub mod manifest;

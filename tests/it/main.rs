@@ -4,6 +4,7 @@
 mod support;
 
 mod apply;
+mod archives;
 mod build;
 mod cli_docs;
 mod examples;
