@@ -46,7 +46,11 @@ where
         None => None,
         Some(reference) => match store.find(&reference.to_string())? {
             Some((_, image)) => Some(image),
-            None => Some(pull_base(reference.clone(), prepared.platform().clone()).await?),
+            None => Some(
+                pull_base(reference.clone(), prepared.platform().clone())
+                    .await
+                    .map_err(|e| prepared.base_unavailable(e))?,
+            ),
         },
     };
     // A base Go Sealer built records its kubeadm defaults and plugins only in its rootfs:

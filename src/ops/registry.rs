@@ -46,7 +46,8 @@ pub async fn pull(settings: &Settings, name: &str, insecure: bool) -> Result<(Re
     Ok((reference, image))
 }
 
-/// Fetches the base image of a build that is not in the store.
+/// Fetches the base image of a build that is not in the store (no extra context: the
+/// build locates a failure at the Kubefile's FROM).
 pub async fn pull_base(
     settings: &Settings,
     reference: &Reference,
@@ -54,13 +55,7 @@ pub async fn pull_base(
 ) -> Result<Image> {
     let store = settings.store()?;
     let auth = AuthStore::new(&settings.home);
-    registry::pull(&store, &auth, reference, platform, Connection::default())
-        .await
-        .map_err(|e| {
-            e.context(format!(
-                "base image {reference} is not in the local store, and pulling it failed"
-            ))
-        })
+    registry::pull(&store, &auth, reference, platform, Connection::default()).await
 }
 
 /// Fetches an image a Clusterfile names that is not in the store (no extra context: the

@@ -66,6 +66,33 @@ pub struct Built {
     pub warnings: Vec<Diagnostic>,
 }
 
+impl Prepared {
+    /// A failure to fetch the base image, located at the FROM that names it, with what
+    /// the fetch said.
+    pub fn base_unavailable(&self, error: Error) -> Error {
+        let recipe::From::Image { name, .. } = &self.recipe.from else {
+            return error;
+        };
+        let said: Vec<String> = error
+            .diagnostics()
+            .iter()
+            .map(|d| d.message.clone())
+            .collect();
+        Error::from(
+            self.kubefile
+                .error_at(
+                    name.pos,
+                    format!(
+                        "base image {} is not in the local store and cannot be pulled: {}",
+                        name.text,
+                        said.join("; ")
+                    ),
+                )
+                .hint("check the name, `sealer login` to its registry, or `sealer load` / `sealer build` it first"),
+        )
+    }
+}
+
 pub fn prepare(options: &BuildOptions) -> Result<Prepared> {
     let path = &options.kubefile;
     let source = std::fs::read_to_string(path)
