@@ -504,9 +504,22 @@ pub struct PushArgs {
 pub struct PullArgs {
     /// Image to pull (REGISTRY/REPO:TAG or REGISTRY/REPO@sha256:...)
     pub name: String,
+    /// The platform to pull from a multi-platform index, os/arch (default: this machine's)
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<String>,
     /// Talk plain HTTP to the registry
     #[arg(long)]
     pub insecure: bool,
+}
+
+/// Parses a `--platform` value.
+pub fn parse_platform(text: Option<&str>) -> Result<Option<Platform>> {
+    text.map(|p| {
+        Platform::parse(p).ok_or_else(|| {
+            Error::msg(format!("invalid --platform {p:?}")).hint("write os/arch, e.g. linux/amd64")
+        })
+    })
+    .transpose()
 }
 
 /// A duration as people write it on a command line: whole seconds (`30`), or a number with

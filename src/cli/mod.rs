@@ -103,16 +103,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Load(args) => {
-            let platform = args
-                .platform
-                .as_deref()
-                .map(|p| {
-                    sealer::image::Platform::parse(p).ok_or_else(|| {
-                        sealer::diag::Error::msg(format!("invalid --platform {p:?}"))
-                            .hint("write os/arch, e.g. linux/amd64")
-                    })
-                })
-                .transpose()?;
+            let platform = args::parse_platform(args.platform.as_deref())?;
             let names = ops::load_images(
                 &settings,
                 &args.input,
@@ -327,8 +318,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Pull(args) => {
-            let (reference, image) =
-                runtime()?.block_on(ops::pull(&settings, &args.name, args.insecure))?;
+            let platform = args::parse_platform(args.platform.as_deref())?;
+            let (reference, image) = runtime()?.block_on(ops::pull(
+                &settings,
+                &args.name,
+                platform.as_ref(),
+                args.insecure,
+            ))?;
             eprintln!("pulled {reference}");
             out(&format!("{}\n", image.digest()))
         }

@@ -112,7 +112,9 @@ pub fn load(
         .hint("load a layout holding one image with `sealer load -i DIR --name NAME:TAG`"));
     }
     let mut plan: Vec<(Reference, Image)> = Vec::new();
-    for listed in &index.manifests {
+    for listed in one_per_name(&index.manifests, platform)
+        .map_err(|e| e.context(format!("{}", shown.display())))?
+    {
         let reference = match (listed.ref_name(), name) {
             (_, Some(n)) if index.manifests.len() == 1 => n.clone(),
             (Some(text), _) => parse_layout_name(text, shown)?,
@@ -155,6 +157,69 @@ pub fn load(
     Ok(names)
 }
 
+/// The entries of a layout's index, one per name: several under one name, each for a
+/// platform (what some tools write instead of a nested index), give the one of `platform`.
+fn one_per_name<'a>(entries: &'a [Descriptor], platform: &Platform) -> Result<Vec<&'a Descriptor>> {
+    let mut by_name: std::collections::BTreeMap<&str, Vec<&Descriptor>> = Default::default();
+    for entry in entries {
+        if let Some(name) = entry.ref_name() {
+            by_name.entry(name).or_default().push(entry);
+        }
+    }
+    let mut out: Vec<&Descriptor> = Vec::new();
+    for entry in entries {
+        let Some(name) = entry.ref_name() else {
+            out.push(entry);
+            continue;
+        };
+        // Decided once, at the first entry of the name.
+        let Some(same) = by_name.remove(name) else {
+            continue;
+        };
+        if same.len() == 1 {
+            out.push(entry);
+            continue;
+        }
+        let platforms: Vec<&Platform> = same.iter().filter_map(|e| e.platform.as_ref()).collect();
+        if platforms.len() != same.len() {
+            return Err(Error::msg(format!(
+                "the layout names {} images {name}, not all with a platform",
+                same.len()
+            )));
+        }
+        match same.iter().find(|e| {
+            e.platform
+                .as_ref()
+                .is_some_and(|p| platform_matches(p, platform))
+        }) {
+            Some(found) => out.push(found),
+            None => return Err(no_image_for(platform, platforms.into_iter())),
+        }
+    }
+    Ok(out)
+}
+
+fn platform_matches(offered: &Platform, wanted: &Platform) -> bool {
+    offered.os == wanted.os
+        && offered.architecture == wanted.architecture
+        && (wanted.variant.is_none() || offered.variant == wanted.variant)
+}
+
+fn no_image_for<'a>(platform: &Platform, offered: impl Iterator<Item = &'a Platform>) -> Error {
+    let mut offered: Vec<String> = offered.map(|p| p.to_string()).collect();
+    offered.sort();
+    offered.dedup();
+    Error::msg(format!(
+        "the multi-platform index has no image for {platform} (it has {})",
+        if offered.is_empty() {
+            "none with a platform".to_string()
+        } else {
+            offered.join(", ")
+        }
+    ))
+    .hint("pass --platform OS/ARCH to load another platform's image")
+}
+
 /// The manifest of `platform` in the multi-platform index `listed` names.
 fn choose_platform(
     source: &Layout,
@@ -164,34 +229,21 @@ fn choose_platform(
     let bytes = source.read_document(&listed.digest)?;
     let index: Index = serde_json::from_slice(&bytes)
         .map_err(|e| Error::msg(format!("index {} is not valid: {e}", listed.digest)))?;
-    let matches = |p: &Platform| {
-        p.os == platform.os
-            && p.architecture == platform.architecture
-            && (platform.variant.is_none() || p.variant == platform.variant)
-    };
-    if let Some(found) = index
+    index
         .manifests
         .iter()
-        .find(|d| d.platform.as_ref().is_some_and(matches))
-    {
-        return Ok(found.clone());
-    }
-    let mut offered: Vec<String> = index
-        .manifests
-        .iter()
-        .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
-        .collect();
-    offered.sort();
-    offered.dedup();
-    Err(Error::msg(format!(
-        "the multi-platform index has no image for {platform} (it has {})",
-        if offered.is_empty() {
-            "none with a platform".to_string()
-        } else {
-            offered.join(", ")
-        }
-    ))
-    .hint("pass --platform OS/ARCH to load another platform's image"))
+        .find(|d| {
+            d.platform
+                .as_ref()
+                .is_some_and(|p| platform_matches(p, platform))
+        })
+        .cloned()
+        .ok_or_else(|| {
+            no_image_for(
+                platform,
+                index.manifests.iter().filter_map(|d| d.platform.as_ref()),
+            )
+        })
 }
 
 /// skopeo's `oci:DIR:TAG` writes just the tag (`v1`) as the name. Such a name is not a

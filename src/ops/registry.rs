@@ -31,15 +31,23 @@ pub async fn push(settings: &Settings, name: &str, insecure: bool) -> Result<Pus
     registry::push(&store, &auth, name, Connection { insecure }).await
 }
 
-pub async fn pull(settings: &Settings, name: &str, insecure: bool) -> Result<(Reference, Image)> {
+/// Pulls `name`; of a multi-platform index, the image of `platform` (default: this
+/// machine's).
+pub async fn pull(
+    settings: &Settings,
+    name: &str,
+    platform: Option<&Platform>,
+    insecure: bool,
+) -> Result<(Reference, Image)> {
     let reference = Reference::parse(name)?;
     let store = settings.store()?;
     let auth = AuthStore::new(&settings.home);
+    let platform = platform.cloned().unwrap_or_else(Platform::host);
     let image = registry::pull(
         &store,
         &auth,
         &reference,
-        &Platform::host(),
+        &platform,
         Connection { insecure },
     )
     .await?;

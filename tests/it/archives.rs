@@ -4,6 +4,7 @@
 use crate::interop::{path_str, skopeo};
 use crate::registry::{Transcript, app_names, build_web, digest_of, inspect, web_context};
 use crate::support::Sandbox;
+use crate::support::registry::Registry;
 use serde_json::{Value, json};
 use std::path::Path;
 
@@ -109,8 +110,9 @@ fn load_reads_oci_and_docker_archives_skopeo_wrote() {
     assert!(err.contains("junk.tar"), "{err}");
 }
 
-/// A layout whose index.json names one multi-platform index holding `images`.
-fn multi_platform_layout(dir: &Path, name: &str, images: &[(&Path, &str)]) {
+/// A layout whose index.json names one multi-platform index holding `images` (`nested`),
+/// or lists the images under one name, each with its platform.
+fn multi_platform_layout(dir: &Path, name: &str, images: &[(&Path, &str)], nested: bool) {
     let blobs = dir.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).unwrap();
     std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
@@ -125,7 +127,15 @@ fn multi_platform_layout(dir: &Path, name: &str, images: &[(&Path, &str)]) {
         let mut m = index["manifests"][0].clone();
         m.as_object_mut().unwrap().remove("annotations");
         m["platform"] = json!({"os": "linux", "architecture": arch});
+        if !nested {
+            m["annotations"] = json!({"org.opencontainers.image.ref.name": name});
+        }
         manifests.push(m);
+    }
+    if !nested {
+        let top = json!({"schemaVersion": 2, "manifests": manifests});
+        std::fs::write(dir.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
+        return;
     }
     let nested = serde_json::to_vec(&json!({
         "schemaVersion": 2,
@@ -170,7 +180,7 @@ fn a_multi_platform_index_loads_this_machines_image_or_the_one_asked_for() {
     assert_ne!(digests["amd64"], digests["arm64"]);
     let multi = sb.path("multi");
     let images: Vec<(&Path, &str)> = layouts.iter().map(|(p, a)| (p.as_path(), *a)).collect();
-    multi_platform_layout(&multi, "apps/web:v1", &images);
+    multi_platform_layout(&multi, "apps/web:v1", &images, true);
 
     let host = Sandbox::new();
     let loaded = t.ok(host.sealer().args(["load", "-i"]).arg(&multi));
@@ -201,6 +211,45 @@ fn a_multi_platform_index_loads_this_machines_image_or_the_one_asked_for() {
         "{err}"
     );
     assert!(err.contains("--platform"), "{err}");
+
+    // The same images listed flat under one name, each with its platform.
+    let flat = sb.path("flat");
+    multi_platform_layout(&flat, "apps/web:v1", &images, false);
+    let other = Sandbox::new();
+    t.ok(other
+        .sealer()
+        .args(["load", "--platform", "linux/arm64", "-i"])
+        .arg(&flat));
+    assert_eq!(
+        inspect(&other, "apps/web:v1")["digest"],
+        digests["arm64"].as_str()
+    );
+    let err = t.fails(
+        Sandbox::new()
+            .sealer()
+            .args(["load", "--platform", "linux/riscv64", "-i"])
+            .arg(&flat),
+    );
+    assert!(err.contains("no image for linux/riscv64"), "{err}");
+
+    // Through a registry: skopeo pushes the index, pull picks a platform the same way.
+    let registry = Registry::anonymous();
+    let remote = registry.image("apps/web:multi");
+    skopeo(&[
+        "copy",
+        "--all",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:apps/web:v1", path_str(&multi)),
+        &format!("docker://{remote}"),
+    ]);
+    for arch in ["amd64", "arm64"] {
+        let other = Sandbox::new();
+        let pulled =
+            t.ok(other
+                .sealer()
+                .args(["pull", "--platform", &format!("linux/{arch}"), &remote]));
+        assert_eq!(digest_of(&pulled), digests[arch]);
+    }
 
     // The same index in an archive.
     let archive = sb.path("multi.tar");

@@ -73,23 +73,25 @@ impl Prepared {
         let recipe::From::Image { name, .. } = &self.recipe.from else {
             return error;
         };
-        let said: Vec<String> = error
-            .diagnostics()
-            .iter()
-            .map(|d| d.message.clone())
-            .collect();
-        Error::from(
-            self.kubefile
-                .error_at(
-                    name.pos,
-                    format!(
-                        "base image {} is not in the local store and cannot be pulled: {}",
-                        name.text,
-                        said.join("; ")
-                    ),
-                )
-                .hint("check the name, `sealer login` to its registry, or `sealer load` / `sealer build` it first"),
-        )
+        let inner = error.diagnostics();
+        let said: Vec<&str> = inner.iter().map(|d| d.message.as_str()).collect();
+        let mut located = self.kubefile.error_at(
+            name.pos,
+            format!(
+                "base image {} is not in the local store and cannot be pulled: {}",
+                name.text,
+                said.join("; ")
+            ),
+        );
+        // What the pull knew to advise (e.g. `sealer login` after a 401) comes first.
+        located.notes = inner.iter().flat_map(|d| d.notes.clone()).collect();
+        located.hints = inner.iter().flat_map(|d| d.hints.clone()).collect();
+        if located.hints.is_empty() {
+            located = located.hint(
+                "check the name and that its registry is reachable, or `sealer load` / `sealer build` it first",
+            );
+        }
+        Error::from(located)
     }
 }
 
