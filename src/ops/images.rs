@@ -170,8 +170,10 @@ pub fn load_images(
     // directory goes when this returns.
     let cache = crate::rootfs::cache_dir(&store);
     crate::home::private_dir(&cache)?;
+    // A load killed midway left its directory: the PID in the name tells it is gone.
+    crate::rootfs::stale_temps_removed(&cache);
     let temp = tempfile::Builder::new()
-        .prefix(".tmp-load-")
+        .prefix(&format!(".tmp-load-{}-", std::process::id()))
         .tempdir_in(&cache)
         .with_path("cannot create a temp directory in", &cache)?;
     let layout = crate::image::archive::unpack(input, temp.path(), settings.max_unpacked)?;

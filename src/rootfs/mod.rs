@@ -120,7 +120,7 @@ fn remove_tree(path: &Path) {
 
 /// Removes temp and set-aside trees left in `dir` by sealer processes that are gone
 /// (killed mid-unpack); the PID is part of their name.
-fn stale_temps_removed(dir: &Path) {
+pub(crate) fn stale_temps_removed(dir: &Path) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };

@@ -285,12 +285,16 @@ fn an_archive_entry_that_escapes_is_refused_and_nothing_lands_outside() {
     builder.append(&header, &b"evil"[..]).unwrap();
     builder.finish().unwrap();
     drop(builder);
+    // What a load killed midway left (its PID is past any pid_max) goes with the next load.
+    let cache = sb.home().join("cache");
+    let stale = cache.join(".tmp-load-4194305-AbC123");
+    std::fs::create_dir_all(stale.join("archive")).unwrap();
     let err = t.fails(sb.sealer().args(["load", "-i"]).arg(&archive));
+    assert!(!stale.exists(), "a dead load's temp directory is removed");
     assert!(
         err.contains("entry \"../../../../evil-from-archive\" escapes the archive"),
         "{err}"
     );
-    let cache = sb.home().join("cache");
     for dir in [sb.path(""), sb.home(), cache.clone()] {
         assert!(!dir.join("evil-from-archive").exists());
     }

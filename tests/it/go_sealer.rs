@@ -63,6 +63,20 @@ fn their_kubeadm_defaults_and_plugins_are_planned() {
     for version in VERSIONS {
         let sb = Sandbox::new();
         stdout_of(sb.sealer().args(["load", "-i"]).arg(layout(version)));
+        // Each version's annotation shape reads the same.
+        let image: Value = serde_json::from_str(&stdout_of(
+            sb.sealer().args(["inspect", &reference(version)]),
+        ))
+        .unwrap();
+        assert_eq!(image["type"], "kube-installer", "{version}");
+        assert_eq!(
+            image["applications"][0]["files"],
+            serde_json::json!(["calico.sh"])
+        );
+        assert_eq!(
+            image["applications"][0]["launchCmd"], "cd application/apps/calico/ && bash calico.sh",
+            "{version}"
+        );
         let file = clusterfile(&sb, &reference(version), "");
         let plan = plan_json(&sb, &file);
 
