@@ -117,6 +117,11 @@ pub fn load(
     {
         let reference = match (listed.ref_name(), name) {
             (_, Some(n)) if index.manifests.len() == 1 => n.clone(),
+            // Docker 25+'s `docker save` keeps the full name here and only the tag in
+            // the OCI annotation.
+            (Some(_), _) if listed.annotations.contains_key(CONTAINERD_NAME_ANNOTATION) => {
+                parse_layout_name(&listed.annotations[CONTAINERD_NAME_ANNOTATION], shown)?
+            }
             (Some(text), _) => parse_layout_name(text, shown)?,
             (None, _) => unreachable_name(shown)?,
         };
@@ -156,6 +161,9 @@ pub fn load(
     }
     Ok(names)
 }
+
+/// The image name containerd and Docker 25+ record in an OCI layout's index.
+const CONTAINERD_NAME_ANNOTATION: &str = "io.containerd.image.name";
 
 /// The entries of a layout's index, one per name: several under one name, each for a
 /// platform (what some tools write instead of a nested index), give the one of `platform`.

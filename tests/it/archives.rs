@@ -97,6 +97,30 @@ fn load_reads_oci_and_docker_archives_skopeo_wrote() {
     assert_eq!(image["labels"]["io.example/owner"], "team-a");
     assert_eq!(image["platform"], original["platform"]);
 
+    // Docker 25+ writes an OCI archive naming the image by its tag only, with the full name
+    // in containerd's annotation.
+    let docker25 = sb.path("docker25");
+    t.ok(sb.sealer().args(["save", "web:v1", "-o"]).arg(&docker25));
+    let mut index: Value =
+        serde_json::from_slice(&std::fs::read(docker25.join("index.json")).unwrap()).unwrap();
+    index["manifests"][0]["annotations"] = json!({
+        "io.containerd.image.name": "docker.io/apps/web:v4",
+        "org.opencontainers.image.ref.name": "v4",
+    });
+    std::fs::write(
+        docker25.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+    let docker25_tar = sb.path("docker25.tar");
+    let mut builder = tar::Builder::new(std::fs::File::create(&docker25_tar).unwrap());
+    builder.append_dir_all(".", &docker25).unwrap();
+    builder.finish().unwrap();
+    drop(builder);
+    let loaded = t.ok(fresh.sealer().args(["load", "-i"]).arg(&docker25_tar));
+    assert_eq!(loaded.trim(), "loaded apps/web:v4");
+    assert_eq!(inspect(&fresh, "apps/web:v4")["digest"], digest.as_str());
+
     let out = sb.path("missing.tar");
     let err = t.fails(fresh.sealer().args(["load", "-i"]).arg(&out));
     assert!(err.contains("does not exist"), "{err}");
