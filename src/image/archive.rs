@@ -139,7 +139,7 @@ pub fn unpack(file: &Path, into: &Path, max_unpacked: u64) -> Result<PathBuf> {
         inner: decompressed,
         budget: &budget,
     };
-    let result = unpack_tar(&mut metered, &tree, &budget);
+    let result = unpack_tar(&mut metered, &tree, &budget, MAX_ENTRIES);
     if let Some(over) = budget.exceeded() {
         return Err(over.context(format!("{shown}")));
     }
@@ -161,7 +161,12 @@ pub fn unpack(file: &Path, into: &Path, max_unpacked: u64) -> Result<PathBuf> {
 /// Link path → the path it names, both relative to the archive's root.
 type Links = BTreeMap<PathBuf, PathBuf>;
 
-fn unpack_tar(reader: &mut dyn Read, root: &Path, budget: &Budget) -> Result<Links> {
+fn unpack_tar(
+    reader: &mut dyn Read,
+    root: &Path,
+    budget: &Budget,
+    max_entries: usize,
+) -> Result<Links> {
     let mut links = Links::new();
     let mut archive = tar::Archive::new(reader);
     let mut entries = archive
@@ -177,9 +182,9 @@ fn unpack_tar(reader: &mut dyn Read, root: &Path, budget: &Budget) -> Result<Lin
         };
         let mut entry = entry.map_err(|e| Error::msg(format!("broken tar archive: {e}")))?;
         count += 1;
-        if count > MAX_ENTRIES {
+        if count > max_entries {
             return Err(Error::msg(format!(
-                "the archive has more than {MAX_ENTRIES} entries, the most sealer reads"
+                "the archive has more than {max_entries} entries, the most sealer reads"
             )));
         }
         let raw = entry
@@ -468,6 +473,42 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("neither an OCI archive"), "{err}");
+    }
+
+    #[test]
+    fn entries_past_the_limit_and_links_inside_are_handled() {
+        let bytes = tar_of(&[
+            ("a", tar::EntryType::Regular, b"1"),
+            ("b", tar::EntryType::Regular, b"2"),
+            ("c", tar::EntryType::Regular, b"3"),
+        ]);
+        let root = tempfile::tempdir().unwrap();
+        let budget = Budget::new(1 << 20);
+        let err = unpack_tar(&mut bytes.as_slice(), root.path(), &budget, 2)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("more than 2 entries, the most sealer reads"),
+            "{err}"
+        );
+
+        // A link inside the archive is an alias, never a link on disk.
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Symlink);
+        header.set_size(0);
+        header.set_link_name("../layer.tar").unwrap();
+        header.set_path("id/layer.tar").unwrap();
+        header.set_cksum();
+        builder.append(&header, io::empty()).unwrap();
+        let bytes = builder.into_inner().unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let links = unpack_tar(&mut bytes.as_slice(), root.path(), &budget, 10).unwrap();
+        assert_eq!(
+            links.get(Path::new("id/layer.tar")),
+            Some(&PathBuf::from("layer.tar"))
+        );
+        assert!(!root.path().join("id/layer.tar").exists());
     }
 
     #[test]
