@@ -39,11 +39,16 @@ pub enum Command {
     /// Remove image names from the local store (and blobs nothing else uses)
     #[command(after_help = "Example:\n  sealer rmi my-app:v1")]
     Rmi(RmiArgs),
-    /// Write an image as a standalone OCI image layout directory
-    #[command(after_help = "Example:\n  sealer save my-app:v1 -o ./my-app-layout")]
+    /// Write an image as an OCI archive (FILE.tar) or a standalone OCI image layout directory
+    #[command(
+        after_help = "Examples:\n  sealer save my-app:v1 -o my-app.tar\n  sealer save my-app:v1 -o ./my-app-layout"
+    )]
     Save(SaveArgs),
-    /// Load the images of an OCI image layout directory into the local store
-    #[command(after_help = "Example:\n  sealer load -i ./my-app-layout")]
+    /// Load the images of an OCI or docker archive, or of an OCI image layout directory, into
+    /// the local store
+    #[command(
+        after_help = "Examples:\n  sealer load -i my-app.tar\n  sealer load -i ./my-app-layout --platform linux/arm64"
+    )]
     Load(LoadArgs),
     /// Store credentials for a registry (password read from stdin)
     #[command(
@@ -473,19 +478,25 @@ pub struct RmiArgs {
 pub struct SaveArgs {
     /// Image to save
     pub name: String,
-    /// Directory to create (must not exist or be empty)
-    #[arg(short, long, value_name = "DIR")]
+    /// Where to write: FILE.tar writes an OCI archive (a tar, replacing the file); any other
+    /// name a directory holding an OCI image layout (it must not exist or be empty)
+    #[arg(short, long, value_name = "FILE.tar|DIR")]
     pub output: PathBuf,
 }
 
 #[derive(Debug, Args)]
 pub struct LoadArgs {
-    /// OCI image layout directory
-    #[arg(short, long, value_name = "DIR")]
+    /// An OCI image layout directory, or an archive: an OCI archive or a docker archive
+    /// (what `sealer save -o FILE.tar`, `docker save` and `skopeo copy ... oci-archive:` write)
+    #[arg(short, long, value_name = "FILE.tar|DIR")]
     pub input: PathBuf,
     /// Name for the image when the layout holds one unnamed image
     #[arg(long, value_name = "NAME[:TAG]")]
     pub name: Option<String>,
+    /// The platform to load from a multi-platform index, os/arch[/variant] (default: this
+    /// machine's)
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -522,9 +533,22 @@ pub struct PushArgs {
 pub struct PullArgs {
     /// Image to pull (REGISTRY/REPO:TAG or REGISTRY/REPO@sha256:...)
     pub name: String,
+    /// The platform to pull from a multi-platform index, os/arch (default: this machine's)
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<String>,
     /// Talk plain HTTP to the registry
     #[arg(long)]
     pub insecure: bool,
+}
+
+/// Parses a `--platform` value.
+pub fn parse_platform(text: Option<&str>) -> Result<Option<Platform>> {
+    text.map(|p| {
+        Platform::parse(p).ok_or_else(|| {
+            Error::msg(format!("invalid --platform {p:?}")).hint("write os/arch, e.g. linux/amd64")
+        })
+    })
+    .transpose()
 }
 
 /// A duration as people write it on a command line: whole seconds (`30`), or a number with

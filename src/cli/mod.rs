@@ -103,7 +103,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Load(args) => {
-            let names = ops::load_images(&settings, &args.input, args.name.as_deref())?;
+            let platform = args::parse_platform(args.platform.as_deref())?;
+            let names = ops::load_images(
+                &settings,
+                &args.input,
+                args.name.as_deref(),
+                platform.as_ref(),
+            )?;
             out(&names
                 .iter()
                 .map(|r| format!("loaded {r}\n"))
@@ -345,8 +351,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Pull(args) => {
-            let (reference, image) =
-                runtime()?.block_on(ops::pull(&settings, &args.name, args.insecure))?;
+            let platform = args::parse_platform(args.platform.as_deref())?;
+            let (reference, image) = runtime()?.block_on(ops::pull(
+                &settings,
+                &args.name,
+                platform.as_ref(),
+                args.insecure,
+            ))?;
             eprintln!("pulled {reference}");
             out(&format!("{}\n", image.digest()))
         }

@@ -11,8 +11,13 @@ use crate::clusterfile::{Clusterfile, DigestKey, Span};
 use crate::diag::{Diagnostic, Error, Result};
 use crate::image::{Image, ImageType, Reference};
 use crate::rootfs::app_files::AppFiles;
+use crate::rootfs::shipped::Shipped;
 use std::collections::BTreeMap;
 
+pub const RUNTIME_TYPE_LABEL: &str = "cluster.alpha.sealer.io/cluster-runtime-type";
+/// The cluster runtime sealer installs: Kubernetes with kubeadm. An image without the label
+/// (or with an empty value) is one too, as Sealer reads it.
+pub const SUPPORTED_RUNTIME_TYPE: &str = "kubernetes";
 pub const RUNTIME_VERSION_LABEL: &str = "cluster.alpha.sealer.io/cluster-runtime-version";
 pub const CONTAINER_RUNTIME_LABEL: &str = "cluster.alpha.sealer.io/container-runtime-type";
 pub const CONTAINER_RUNTIME_VERSION_LABEL: &str =
@@ -28,6 +33,10 @@ pub struct Images {
     /// Image digest → its apps' files as shipped (read from the unpacked trees), so the
     /// plan shows what app files become; an image missing here shows digests only.
     pub app_files: BTreeMap<String, AppFiles>,
+    /// The cluster image's `etc/kubeadm.yml` and `plugins/*.yaml`, read from its unpacked
+    /// tree when its metadata does not record them (images Go Sealer built); `None` means the
+    /// metadata's copies are used.
+    pub cluster_shipped: Option<Shipped>,
 }
 
 impl Images {
@@ -75,6 +84,23 @@ pub fn resolve(cf: &Clusterfile, images: &Images, key: &DigestKey) -> Result<Clu
         );
     }
     let labels = &cluster_image.config.config.labels;
+    if let Some(kind) = labels
+        .get(RUNTIME_TYPE_LABEL)
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty() && *v != SUPPORTED_RUNTIME_TYPE)
+    {
+        errors.push(
+            at(
+                image_span,
+                format!(
+                    "{cluster_ref} installs a {kind:?} cluster (label {RUNTIME_TYPE_LABEL}), which sealer cannot install: the only supported cluster runtime is {SUPPORTED_RUNTIME_TYPE:?} (kubeadm)"
+                ),
+            )
+            .hint(format!(
+                "use a Kubernetes cluster image (label {RUNTIME_TYPE_LABEL}={SUPPORTED_RUNTIME_TYPE}, or none)"
+            )),
+        );
+    }
     let kube_version = labels
         .get(RUNTIME_VERSION_LABEL)
         .cloned()
@@ -372,8 +398,12 @@ pub fn resolve(cf: &Clusterfile, images: &Images, key: &DigestKey) -> Result<Clu
         scope: p.scope.iter().map(|s| s.value.clone()).collect(),
         data: p.data.value.clone(),
     };
+    let (image_kubeadm, image_plugins) = match &images.cluster_shipped {
+        Some(shipped) => (shipped.kubeadm.as_deref(), &shipped.plugins),
+        None => (meta.kubeadm_config.as_deref(), &meta.plugins),
+    };
     let mut by_name: BTreeMap<String, PluginInput> = BTreeMap::new();
-    for (file, text) in &meta.plugins {
+    for (file, text) in image_plugins {
         let shown = std::path::PathBuf::from(format!("{cluster_ref}:plugins/{file}"));
         match crate::clusterfile::parse_plugins(&shown, text) {
             Ok(plugins) => {
@@ -459,9 +489,8 @@ pub fn resolve(cf: &Clusterfile, images: &Images, key: &DigestKey) -> Result<Clu
         svc_cidr: svc_cidr.clone(),
         cert_sans: cert_sans.clone(),
     };
-    let kubeadm_config =
-        super::kubeadm::config(meta.kubeadm_config.as_deref(), &documents, &forced)
-            .map_err(|e| e.context(format!("{cluster_ref}")))?;
+    let kubeadm_config = super::kubeadm::config(image_kubeadm, &documents, &forced)
+        .map_err(|e| e.context(format!("{cluster_ref}")))?;
     Ok(ClusterInput {
         name: cf.name().to_string(),
         rootfs_path: format!(

@@ -1,6 +1,7 @@
 //! Sealer Images: references, metadata, OCI layouts, the local store, builds, `save`/`load`,
 //! registries and their credentials.
 
+pub mod archive;
 pub mod auth;
 pub mod build;
 pub mod inspect;

@@ -4,6 +4,7 @@
 pub mod ast;
 mod lexer;
 mod parser;
+pub use parser::{APP_NAME_HINT, is_valid_app_name};
 
 pub use ast::{AppKind, Instruction, Node, Pair, Pos, Word};
 pub(crate) use parser::is_identifier;

@@ -181,7 +181,10 @@ fn parse_line(line: &LogicalLine, escape: char) -> Result<Node, LineError> {
                     &format!("{keyword} NAME local://PATH..."),
                 );
             };
-            check_app_name(&name)?;
+            // `${ARG}` in the name is checked once substituted, at build (kubefile.md, ARG).
+            if !name.text.contains('$') {
+                check_app_name(&name)?;
+            }
             Instruction::App {
                 kind,
                 name,
@@ -358,23 +361,27 @@ fn require_json(
     }
 }
 
-fn check_app_name(name: &Word) -> Result<(), LineError> {
-    let valid = name
-        .text
-        .chars()
+/// Letters, digits, `-`, `_` and `.`, starting with a letter or digit.
+pub fn is_valid_app_name(name: &str) -> bool {
+    name.chars()
         .next()
         .is_some_and(|c| c.is_ascii_alphanumeric())
         && name
-            .text
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if valid {
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+pub const APP_NAME_HINT: &str =
+    "app names are letters, digits, '-', '_' and '.', starting with a letter or digit";
+
+fn check_app_name(name: &Word) -> Result<(), LineError> {
+    if is_valid_app_name(&name.text) {
         Ok(())
     } else {
         fail_hint(
             name.pos,
             format!("invalid app name {:?}", name.text),
-            "app names are letters, digits, '-', '_' and '.', starting with a letter or digit",
+            APP_NAME_HINT,
         )
     }
 }

@@ -1,7 +1,7 @@
 //! Local image operations: build, images, inspect, tag, rmi, save, load.
 
 use super::Settings;
-use crate::diag::{Diagnostic, Error, Result};
+use crate::diag::{Diagnostic, Error, IoContext, Result};
 use crate::image::build::{self, BuildOptions};
 use crate::image::{Image, Platform, Reference, inspect, transfer};
 use std::path::Path;
@@ -42,13 +42,26 @@ where
     }
     let store = settings.store()?;
     let prepared = build::prepare(options)?;
-    let base = match &prepared.base {
+    let mut base = match &prepared.base {
         None => None,
         Some(reference) => match store.find(&reference.to_string())? {
             Some((_, image)) => Some(image),
-            None => Some(pull_base(reference.clone(), prepared.platform().clone()).await?),
+            None => Some(
+                pull_base(reference.clone(), prepared.platform().clone())
+                    .await
+                    .map_err(|e| prepared.base_unavailable(e))?,
+            ),
         },
     };
+    // A base Go Sealer built records its kubeadm defaults and plugins only in its rootfs:
+    // read them there, so the new image's metadata inherits them as it does ours.
+    if let (Some(reference), Some(image)) = (&prepared.base, base.as_mut())
+        && let Some(shipped) = super::plan::shipped_by_rootfs(settings, &store, (reference, image))?
+        && let Some(meta) = image.metadata.as_mut()
+    {
+        meta.kubeadm_config = shipped.kubeadm;
+        meta.plugins = shipped.plugins;
+    }
     let built = build::build(&store, prepared, base, options).await?;
     Ok(BuildOutcome {
         names: options.tags.clone(),
@@ -135,8 +148,34 @@ pub fn save_image(settings: &Settings, name: &str, dir: &Path) -> Result<Referen
     Ok(reference)
 }
 
-pub fn load_images(settings: &Settings, dir: &Path, name: Option<&str>) -> Result<Vec<Reference>> {
+/// Loads the images of an OCI layout directory, or of an archive (OCI or docker) at `input`.
+/// Of a multi-platform index, `platform`'s image is loaded (default: this machine's).
+pub fn load_images(
+    settings: &Settings,
+    input: &Path,
+    name: Option<&str>,
+    platform: Option<&Platform>,
+) -> Result<Vec<Reference>> {
     let store = settings.store()?;
     let name = name.map(Reference::parse).transpose()?;
-    transfer::load(&store, dir, name.as_ref())
+    let platform = platform.cloned().unwrap_or_else(Platform::host);
+    if input.is_dir() {
+        return transfer::load(&store, input, input, name.as_ref(), &platform);
+    }
+    if !input.exists() {
+        return Err(Error::msg(format!("{} does not exist", input.display()))
+            .hint("load an OCI layout directory or an image archive (.tar)"));
+    }
+    // Unpacked next to the store, so the blobs are copied within one filesystem; the temp
+    // directory goes when this returns.
+    let cache = crate::rootfs::cache_dir(&store);
+    crate::home::private_dir(&cache)?;
+    // A load killed midway left its directory: the PID in the name tells it is gone.
+    crate::rootfs::stale_temps_removed(&cache);
+    let temp = tempfile::Builder::new()
+        .prefix(&format!(".tmp-load-{}-", std::process::id()))
+        .tempdir_in(&cache)
+        .with_path("cannot create a temp directory in", &cache)?;
+    let layout = crate::image::archive::unpack(input, temp.path(), settings.max_unpacked)?;
+    transfer::load(&store, &layout, input, name.as_ref(), &platform)
 }

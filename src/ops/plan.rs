@@ -74,10 +74,12 @@ where
             app_files.insert(image.digest().to_string(), files);
         }
     }
+    let cluster_shipped = shipped_by_rootfs(settings, &store, (&cluster.0, &cluster.1))?;
     let images = Images {
         cluster,
         apps,
         app_files,
+        cluster_shipped,
     };
     let input = resolve(&cf, &images, key)?;
     let resources = graph::compile(&input);
@@ -134,6 +136,28 @@ fn shipped_app_files(
     let tree = crate::rootfs::extract(store, image, settings.max_unpacked)?;
     let names = meta.apps.iter().map(|a| a.name.as_str());
     crate::rootfs::app_files::app_files(&tree, names).map(Some)
+}
+
+/// The kubeadm defaults and plugins of an image whose metadata does not record them (no
+/// `io.sealer.rs/metadata` annotation: an image Go Sealer built), read from its unpacked
+/// tree; `None` when the metadata has them, or the image is not a Sealer Image.
+pub(super) fn shipped_by_rootfs(
+    settings: &Settings,
+    store: &crate::image::Store,
+    (reference, image): (&Reference, &Image),
+) -> Result<Option<crate::rootfs::shipped::Shipped>> {
+    if image.metadata.is_none()
+        || image
+            .manifest
+            .annotations
+            .contains_key(crate::image::metadata::OWN_ANNOTATION)
+    {
+        return Ok(None);
+    }
+    let tree = crate::rootfs::extract(store, image, settings.max_unpacked)?;
+    crate::rootfs::shipped::read(&tree)
+        .map(Some)
+        .map_err(|e| e.context(format!("image {reference}")))
 }
 
 /// A plan and what it was made from.

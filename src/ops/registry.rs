@@ -31,22 +31,31 @@ pub async fn push(settings: &Settings, name: &str, insecure: bool) -> Result<Pus
     registry::push(&store, &auth, name, Connection { insecure }).await
 }
 
-pub async fn pull(settings: &Settings, name: &str, insecure: bool) -> Result<(Reference, Image)> {
+/// Pulls `name`; of a multi-platform index, the image of `platform` (default: this
+/// machine's).
+pub async fn pull(
+    settings: &Settings,
+    name: &str,
+    platform: Option<&Platform>,
+    insecure: bool,
+) -> Result<(Reference, Image)> {
     let reference = Reference::parse(name)?;
     let store = settings.store()?;
     let auth = AuthStore::new(&settings.home);
+    let platform = platform.cloned().unwrap_or_else(Platform::host);
     let image = registry::pull(
         &store,
         &auth,
         &reference,
-        &Platform::host(),
+        &platform,
         Connection { insecure },
     )
     .await?;
     Ok((reference, image))
 }
 
-/// Fetches the base image of a build that is not in the store.
+/// Fetches the base image of a build that is not in the store (no extra context: the
+/// build locates a failure at the Kubefile's FROM).
 pub async fn pull_base(
     settings: &Settings,
     reference: &Reference,
@@ -54,13 +63,7 @@ pub async fn pull_base(
 ) -> Result<Image> {
     let store = settings.store()?;
     let auth = AuthStore::new(&settings.home);
-    registry::pull(&store, &auth, reference, platform, Connection::default())
-        .await
-        .map_err(|e| {
-            e.context(format!(
-                "base image {reference} is not in the local store, and pulling it failed"
-            ))
-        })
+    registry::pull(&store, &auth, reference, platform, Connection::default()).await
 }
 
 /// Fetches an image a Clusterfile names that is not in the store (no extra context: the

@@ -13,13 +13,14 @@
 //! creates a new file (see [`paths`]).
 
 pub mod app_files;
-mod budget;
+pub(crate) mod budget;
 pub mod config;
 mod extract;
 pub mod manifest;
 mod merge;
 mod paths;
 mod render;
+pub mod shipped;
 pub mod template;
 pub mod yaml;
 
@@ -119,7 +120,7 @@ fn remove_tree(path: &Path) {
 
 /// Removes temp and set-aside trees left in `dir` by sealer processes that are gone
 /// (killed mid-unpack); the PID is part of their name.
-fn stale_temps_removed(dir: &Path) {
+pub(crate) fn stale_temps_removed(dir: &Path) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };

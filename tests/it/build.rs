@@ -205,8 +205,12 @@ fn bad_input_is_a_located_error_and_writes_nothing() {
             "Kubefile:2:1: error: APPCMDS for unknown app z",
         ),
         (
-            "FROM not-in-store:v1\n",
-            "error: base image not-in-store:v1 is not in the local store, and pulling it failed",
+            "# a base that cannot be pulled is located at its FROM\n\nFROM   not-in-store:v1\n",
+            "Kubefile:3:8: error: base image not-in-store:v1 is not in the local store and cannot be pulled:",
+        ),
+        (
+            "FROM scratch\nARG NAME=../x\nAPP ${NAME} local://a.yaml\n",
+            "Kubefile:3:5: error: invalid app name \"../x\"",
         ),
     ];
     let sb = Sandbox::new();
@@ -318,6 +322,48 @@ fn a_base_that_is_not_a_sealer_image_is_refused() {
         err.contains("Kubefile:1:6: error: plain:v1 is not a Sealer Image"),
         "{err}"
     );
+}
+
+/// ARG values are substituted in an APP's name (kubefile.md), and in LAUNCH's, with
+/// --build-arg winning over the default.
+#[test]
+fn an_app_name_takes_arg_values() {
+    let sb = Sandbox::new();
+    let ctx = sb.write_tree(
+        "ctx",
+        &[
+            (
+                "Kubefile",
+                "FROM scratch\nARG APPNAME=web\nAPP ${APPNAME} local://app.yaml\nAPPCMDS web [\"kubectl apply -f app.yaml\"]\nLAUNCH [\"$APPNAME\"]\n",
+            ),
+            ("app.yaml", "kind: ConfigMap\n"),
+        ],
+    );
+    stdout_of(sb.sealer().args(["build", "-t", "t:web"]).arg(&ctx));
+    let image = inspect(&sb, "t:web");
+    assert_eq!(image["applications"][0]["name"], "web");
+    assert_eq!(
+        image["applications"][0]["files"],
+        serde_json::json!(["app.yaml"])
+    );
+    assert_eq!(image["launch"]["app_names"], serde_json::json!(["web"]));
+
+    let ctx = sb.write_tree(
+        "ctx2",
+        &[
+            (
+                "Kubefile",
+                "FROM scratch\nARG APPNAME=web\nAPP ${APPNAME} local://app.yaml\n",
+            ),
+            ("app.yaml", "kind: ConfigMap\n"),
+        ],
+    );
+    stdout_of(
+        sb.sealer()
+            .args(["build", "-t", "t:api", "--build-arg", "APPNAME=api"])
+            .arg(&ctx),
+    );
+    assert_eq!(inspect(&sb, "t:api")["applications"][0]["name"], "api");
 }
 
 #[test]

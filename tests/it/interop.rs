@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// Runs skopeo, failing the test with its stderr when it fails; returns stdout.
-fn skopeo(args: &[&str]) -> Vec<u8> {
+pub(crate) fn skopeo(args: &[&str]) -> Vec<u8> {
     require_tool(SKOPEO, "skopeo");
     let out = Command::new(SKOPEO)
         .args(args)
@@ -29,7 +29,7 @@ fn skopeo(args: &[&str]) -> Vec<u8> {
     out.stdout
 }
 
-fn path_str(path: &Path) -> &str {
+pub(crate) fn path_str(path: &Path) -> &str {
     path.to_str().expect("UTF-8 path")
 }
 

@@ -4,10 +4,12 @@
 mod support;
 
 mod apply;
+mod archives;
 mod build;
 mod cli_docs;
 mod examples;
 mod fuzz;
+mod go_sealer;
 mod hostile;
 mod interop;
 mod plan;

@@ -596,7 +596,11 @@ fn build_pulls_its_base_with_the_stored_credentials() {
 
     let sb = Sandbox::new();
     let ctx = child_context(&sb, &base);
-    let err = t.fails(sb.sealer().args(["build", "-t", "child:v1"]).arg(&ctx));
+    // Located at the Kubefile's FROM, with the registry's advice.
+    let outcome = t.run(sb.sealer().args(["build", "-t", "child:v1"]).arg(&ctx));
+    assert_eq!(outcome.code, Some(1), "{}", t.text);
+    let err = outcome.stderr;
+    assert!(err.contains("/Kubefile:1:6: error: base image"), "{err}");
     assert!(err.contains(&base), "{err}");
     assert!(err.contains("sealer login"), "{err}");
     assert!(images(&sb).is_empty(), "a failed build names nothing");

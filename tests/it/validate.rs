@@ -74,7 +74,75 @@ fn a_missing_clusterfile_is_an_error() {
             .args(["validate", "-f", "/nonexistent/Clusterfile"]),
     );
     assert!(
-        stderr.contains("error: read /nonexistent/Clusterfile: No such file or directory"),
+        stderr.contains(
+            "error: no Clusterfile at /nonexistent/Clusterfile\nhint: pass the file with -f PATH"
+        ),
         "{stderr}"
     );
+}
+
+/// A cluster image whose runtime sealer cannot install (k3s, k0s, ...) is refused where the
+/// Clusterfile names it; one without the label is a Kubernetes (kubeadm) image, as in Sealer.
+#[test]
+fn a_cluster_image_of_an_unsupported_runtime_is_refused_at_spec_image() {
+    let sb = Sandbox::new();
+    let clusterfile = sb.path("Clusterfile");
+    for (tag, label) in [
+        (
+            "k3s",
+            "LABEL cluster.alpha.sealer.io/cluster-runtime-type=k3s\n",
+        ),
+        (
+            "k0s",
+            "LABEL cluster.alpha.sealer.io/cluster-runtime-type=k0s\n",
+        ),
+        (
+            "kubernetes",
+            "LABEL cluster.alpha.sealer.io/cluster-runtime-type=kubernetes\n",
+        ),
+        ("none", ""),
+    ] {
+        let ctx = sb.write_tree(
+            tag,
+            &[
+                ("Kubefile", &format!("FROM scratch\n{label}COPY etc etc\n")),
+                ("etc/note", "x\n"),
+            ],
+        );
+        crate::support::stdout_of(
+            sb.sealer()
+                .args(["build", "--platform", "linux/amd64", "-t"])
+                .arg(format!("rt/{tag}:v1"))
+                .arg(&ctx),
+        );
+        std::fs::write(
+            &clusterfile,
+            format!(
+                "apiVersion: sealer.io/v2\nkind: Cluster\nmetadata:\n  name: c\nspec:\n  image: rt/{tag}:v1\n  ssh: {{user: root, passwd: x}}\n  hosts:\n    - ips: [10.0.0.2]\n      roles: [master]\n"
+            ),
+        )
+        .unwrap();
+        let out = sb
+            .sealer()
+            .current_dir(sb.path(""))
+            .args(["validate", "-f", "Clusterfile"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if tag == "k3s" || tag == "k0s" {
+            assert!(!out.status.success(), "{tag}");
+            assert!(
+                stderr.contains(&format!(
+                    "Clusterfile:6:10: error: rt/{tag}:v1 installs a \"{tag}\" cluster (label cluster.alpha.sealer.io/cluster-runtime-type), which sealer cannot install: the only supported cluster runtime is \"kubernetes\" (kubeadm)\n"
+                )),
+                "{stderr}"
+            );
+            assert!(
+                stderr.contains("hint: use a Kubernetes cluster image"),
+                "{stderr}"
+            );
+        } else {
+            assert!(out.status.success(), "{tag}: {stderr}");
+        }
+    }
 }

@@ -118,6 +118,13 @@ fn a_missing_file_is_an_error() {
     let e = load(Path::new("/nonexistent/Clusterfile")).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "error: read /nonexistent/Clusterfile: No such file or directory"
+        "error: no Clusterfile at /nonexistent/Clusterfile"
+    );
+    assert!(
+        e.diagnostics()[0]
+            .hints
+            .iter()
+            .any(|h| h.starts_with("pass the file with -f PATH")),
+        "{e:?}"
     );
 }

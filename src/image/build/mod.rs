@@ -66,6 +66,35 @@ pub struct Built {
     pub warnings: Vec<Diagnostic>,
 }
 
+impl Prepared {
+    /// A failure to fetch the base image, located at the FROM that names it, with what
+    /// the fetch said.
+    pub fn base_unavailable(&self, error: Error) -> Error {
+        let recipe::From::Image { name, .. } = &self.recipe.from else {
+            return error;
+        };
+        let inner = error.diagnostics();
+        let said: Vec<&str> = inner.iter().map(|d| d.message.as_str()).collect();
+        let mut located = self.kubefile.error_at(
+            name.pos,
+            format!(
+                "base image {} is not in the local store and cannot be pulled: {}",
+                name.text,
+                said.join("; ")
+            ),
+        );
+        // What the pull knew to advise (e.g. `sealer login` after a 401) comes first.
+        located.notes = inner.iter().flat_map(|d| d.notes.clone()).collect();
+        located.hints = inner.iter().flat_map(|d| d.hints.clone()).collect();
+        if located.hints.is_empty() {
+            located = located.hint(
+                "check the name and that its registry is reachable, or `sealer load` / `sealer build` it first",
+            );
+        }
+        Error::from(located)
+    }
+}
+
 pub fn prepare(options: &BuildOptions) -> Result<Prepared> {
     let path = &options.kubefile;
     let source = std::fs::read_to_string(path)

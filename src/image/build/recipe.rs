@@ -157,12 +157,21 @@ pub fn resolve(
                 kind,
                 name,
                 sources,
-            } => recipe.steps.push(Step::App {
-                pos: node.pos,
-                kind: *kind,
-                name: sub(name),
-                sources: sources.iter().map(&mut sub).collect(),
-            }),
+            } => {
+                let name = sub(name);
+                if !crate::kubefile::is_valid_app_name(&name.text) {
+                    errors.push(
+                        file.error_at(name.pos, format!("invalid app name {:?}", name.text))
+                            .hint(crate::kubefile::APP_NAME_HINT),
+                    );
+                }
+                recipe.steps.push(Step::App {
+                    pos: node.pos,
+                    kind: *kind,
+                    name,
+                    sources: sources.iter().map(&mut sub).collect(),
+                });
+            }
             Instruction::AppCmds { name, parts } => {
                 // Deploy-time shell commands: no substitution (spec: kubefile.md, ARG).
                 recipe

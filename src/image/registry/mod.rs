@@ -27,7 +27,7 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, RegistryOperation};
 use std::time::Duration;
 
-const DOCKER_LIST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+use super::oci::DOCKER_LIST_MEDIA_TYPE;
 
 /// How to reach a registry.
 #[derive(Debug, Clone, Copy, Default)]
