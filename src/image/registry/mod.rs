@@ -2,18 +2,18 @@
 //!
 //! Manifests travel as raw bytes so digests survive the round trip; blobs are verified
 //! against their descriptors before they become visible in the store. Anonymous, basic and
-//! token (Bearer) auth, from the stored credentials. Pushes go through `oci-client`; pulls,
-//! where the registry is the one sending, through [`session`], which bounds every body it
-//! reads (manifests at [`DOCUMENT_MAX`], blobs at their declared size).
+//! token (Bearer) auth, from the stored credentials. Both directions go through
+//! [`session`], which bounds every body it reads (manifests at [`DOCUMENT_MAX`], blobs at
+//! their declared size) and streams pushed blobs from the store.
 
 mod login;
 mod session;
 
 pub use login::login;
 
-use self::session::Session;
-use super::auth::{AuthStore, Credentials};
-use super::layout::{check_digest, sha256_digest};
+use self::session::{Access, Session};
+use super::auth::AuthStore;
+use super::layout::{check_digest, digest_reader, sha256_digest};
 use super::metadata::Platform;
 use super::oci::{
     DOCKER_MANIFEST_MEDIA_TYPE, Descriptor, INDEX_MEDIA_TYPE, Index, MANIFEST_MEDIA_TYPE, Manifest,
@@ -22,10 +22,6 @@ use super::reference::Reference;
 use super::store::{Image, Store};
 use crate::diag::{Error, Result};
 use crate::limits::{DOCUMENT_MAX, format_size};
-use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, RegistryOperation};
-use std::time::Duration;
 
 use super::oci::DOCKER_LIST_MEDIA_TYPE;
 
@@ -67,87 +63,6 @@ fn scheme(registry: &str, connection: Connection) -> &'static str {
     }
 }
 
-fn client(registry: &str, connection: Connection) -> Client {
-    let protocol = match scheme(registry, connection) {
-        "http" => ClientProtocol::Http,
-        _ => ClientProtocol::Https,
-    };
-    Client::new(ClientConfig {
-        protocol,
-        connect_timeout: Some(Duration::from_secs(30)),
-        read_timeout: Some(Duration::from_secs(300)),
-        user_agent: concat!("sealer/", env!("CARGO_PKG_VERSION")),
-        ..ClientConfig::default()
-    })
-}
-
-fn remote_reference(reference: &Reference) -> oci_client::Reference {
-    let registry = reference.registry().to_string();
-    let repository = reference.remote_repository();
-    match (reference.tag(), reference.digest()) {
-        (Some(tag), Some(digest)) => oci_client::Reference::with_tag_and_digest(
-            registry,
-            repository,
-            tag.to_string(),
-            digest.to_string(),
-        ),
-        (None, Some(digest)) => {
-            oci_client::Reference::with_digest(registry, repository, digest.to_string())
-        }
-        (Some(tag), None) => oci_client::Reference::with_tag(registry, repository, tag.to_string()),
-        (None, None) => oci_client::Reference::with_tag(registry, repository, "latest".into()),
-    }
-}
-
-fn registry_auth(auth: &AuthStore, registry: &str) -> Result<RegistryAuth> {
-    Ok(match auth.get(registry)? {
-        Some(Credentials { username, password }) => RegistryAuth::Basic(username, password),
-        None => RegistryAuth::Anonymous,
-    })
-}
-
-/// A registry error with the cause chain and a hint for the usual suspects.
-fn remote_error(
-    action: &str,
-    reference: &Reference,
-    error: oci_client::errors::OciDistributionError,
-) -> Error {
-    use oci_client::errors::OciDistributionError as E;
-    let text = crate::diag::error_chain(&error);
-    let mut err = Error::msg(format!("{action} {reference}: {text}"));
-    // A 401/403 comes back in several shapes: oci-client's own auth errors, a reqwest status
-    // error (e.g. from the HEAD of `blob_exists`), a server error, or an error envelope.
-    let refused = |status: u16| status == 401 || status == 403;
-    let denied = match &error {
-        E::AuthenticationFailure(_) | E::UnauthorizedError { .. } => true,
-        E::RequestError(e) => e.status().is_some_and(|s| refused(s.as_u16())),
-        E::ServerError { code, .. } => refused(*code),
-        E::RegistryError { envelope, .. } => envelope.errors.iter().any(|e| {
-            matches!(
-                e.code,
-                oci_client::errors::OciErrorCode::Unauthorized
-                    | oci_client::errors::OciErrorCode::Denied
-            )
-        }),
-        _ => false,
-    };
-    match &error {
-        _ if denied => {
-            err = err.hint(format!(
-                "log in with `sealer login {} -u USER --password-stdin`",
-                reference.registry()
-            ));
-        }
-        E::RequestError(_)
-            if text.contains("https") || text.contains("tls") || text.contains("certificate") =>
-        {
-            err = err.hint("for a registry that speaks plain HTTP, pass --insecure");
-        }
-        _ => {}
-    }
-    err
-}
-
 /// Uploads an image of the store under its name. Blobs the registry has are skipped.
 pub async fn push(
     store: &Store,
@@ -156,44 +71,34 @@ pub async fn push(
     connection: Connection,
 ) -> Result<PushReport> {
     let (reference, image) = store.get(name)?;
-    if reference.digest().is_some() && reference.tag().is_none() {
+    let Some(tag) = reference.tag().map(str::to_string) else {
         return Err(Error::msg(format!(
             "cannot push {reference}: a registry names images by tag"
         ))
         .hint("tag it first: sealer tag IMAGE REGISTRY/REPO:TAG"));
-    }
-    let remote = remote_reference(&reference);
-    let client = client(reference.registry(), connection);
-    let registry_auth = registry_auth(auth, reference.registry())?;
-    client
-        .auth(&remote, &registry_auth, RegistryOperation::Push)
-        .await
-        .map_err(|e| remote_error("cannot push", &reference, e))?;
+    };
+    let credentials = auth.get(reference.registry())?;
+    let mut session = Session::open(&reference, credentials, connection, Access::Push).await?;
     let mut uploaded = 0;
     let mut skipped = 0;
     for blob in image.manifest.blobs() {
-        let exists = client
-            .blob_exists(&remote, &blob.digest)
-            .await
-            .map_err(|e| remote_error("cannot push", &reference, e))?;
-        if exists {
+        if session.has_blob(&blob.digest).await? {
             skipped += 1;
             continue;
         }
+        // Checked as it is read, so a blob damaged on disk is named before it is sent.
         let path = store.layout().blob_path(&blob.digest)?;
-        let data = tokio::fs::read(&path)
-            .await
+        let file = std::fs::File::open(&path)
             .map_err(|e| crate::diag::io_error("cannot read blob", &path, e))?;
-        if sha256_digest(&data) != blob.digest {
+        let (digest, size) = digest_reader(std::io::BufReader::new(file))
+            .map_err(|e| crate::diag::io_error("cannot read blob", &path, e))?;
+        if digest != blob.digest || size != blob.size {
             return Err(Error::msg(format!(
                 "corrupt blob {} in the local store",
                 path.display()
             )));
         }
-        client
-            .push_blob(&remote, data, &blob.digest)
-            .await
-            .map_err(|e| remote_error("cannot push", &reference, e))?;
+        session.push_blob(blob, &path).await?;
         uploaded += 1;
     }
     let manifest_bytes = store.layout().read_document(image.digest())?;
@@ -202,13 +107,9 @@ pub async fn push(
         .media_type
         .clone()
         .unwrap_or_else(|| MANIFEST_MEDIA_TYPE.to_string());
-    let content_type = media_type
-        .parse()
-        .map_err(|_| Error::msg(format!("invalid manifest media type {media_type}")))?;
-    client
-        .push_manifest_raw(&remote, manifest_bytes, content_type)
-        .await
-        .map_err(|e| remote_error("cannot push", &reference, e))?;
+    session
+        .push_manifest(&tag, &media_type, &manifest_bytes)
+        .await?;
     Ok(PushReport {
         reference,
         digest: image.digest().to_string(),
@@ -232,7 +133,13 @@ pub async fn pull(
     connection: Connection,
 ) -> Result<Image> {
     let fail = |message: String| Error::msg(format!("cannot pull {reference}: {message}"));
-    let mut session = Session::open(reference, auth.get(reference.registry())?, connection).await?;
+    let mut session = Session::open(
+        reference,
+        auth.get(reference.registry())?,
+        connection,
+        Access::Pull,
+    )
+    .await?;
     let accepted = [
         MANIFEST_MEDIA_TYPE,
         DOCKER_MANIFEST_MEDIA_TYPE,

@@ -1,10 +1,13 @@
-//! The pull side of the distribution API: `/v2/`, the token service, manifests and blobs,
+//! The distribution API: `/v2/`, the token service, manifests and blobs, pulled and pushed,
 //! with every response body read incrementally against a limit. Manifests, indexes and token
-//! answers stop at [`DOCUMENT_MAX`], blobs at their declared size, error bodies at a few KiB.
+//! answers stop at [`DOCUMENT_MAX`], blobs at their declared size, error bodies at a few KiB,
+//! and the answers to a push are never read but for errors. Blobs are pushed streamed from
+//! the store, never held in memory whole.
 //!
 //! oci-client reads whole bodies (`Response::bytes`, also of error answers and of the token
-//! service a registry names), so a registry that never ends a response could take all the
-//! memory there is; pulls therefore speak HTTP here, and oci-client only pushes.
+//! service a registry names) and pushes blobs from memory, so a registry that never ends a
+//! response could take all the memory there is, and so could a large layer: both directions
+//! therefore speak HTTP here.
 
 use super::login::parse_challenge;
 use super::{Connection, scheme};
@@ -34,8 +37,16 @@ enum Challenge {
     },
 }
 
-/// A connection to one repository of a registry, authenticated for pulls.
+/// What a session is for: the token scope it asks for, and the verb of its messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Pull,
+    Push,
+}
+
+/// A connection to one repository of a registry, authenticated for pulls or pushes.
 pub struct Session {
+    access: Access,
     http: reqwest::Client,
     /// `SCHEME://HOST/v2/REPOSITORY/`
     base: String,
@@ -55,12 +66,13 @@ enum Body {
 }
 
 impl Session {
-    /// Pings the registry and authenticates as its challenge asks (a Bearer token for pulls
-    /// of this repository, or basic auth with the stored credentials).
+    /// Pings the registry and authenticates as its challenge asks (a Bearer token for
+    /// `access` to this repository, or basic auth with the stored credentials).
     pub async fn open(
         reference: &Reference,
         credentials: Option<Credentials>,
         connection: Connection,
+        access: Access,
     ) -> Result<Session> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(30))
@@ -75,6 +87,7 @@ impl Session {
         let root = format!("{}://{host}/v2/", scheme(reference.registry(), connection));
         let repository = reference.remote_repository();
         let mut session = Session {
+            access,
             http,
             base: format!("{root}{repository}/"),
             repository,
@@ -127,7 +140,14 @@ impl Session {
             (Challenge::None, _) | (Challenge::Basic, None) => None,
             (Challenge::Basic, Some(c)) => Some(basic(c)),
             (Challenge::Bearer { realm, service }, _) => {
-                let mut query = vec![("scope", format!("repository:{}:pull", self.repository))];
+                let actions = match self.access {
+                    Access::Pull => "pull",
+                    Access::Push => "pull,push",
+                };
+                let mut query = vec![(
+                    "scope",
+                    format!("repository:{}:{actions}", self.repository),
+                )];
                 if let Some(service) = service {
                     query.push(("service", service.clone()));
                 }
@@ -170,9 +190,22 @@ impl Session {
     /// `GET` with the session's authorization; a 401 to a Bearer token (expired during a
     /// long pull) gets one fresh token and one retry.
     async fn get(&mut self, url: &str, accept: &str) -> Result<reqwest::Response> {
+        self.send(url, |http| {
+            http.get(url).header(reqwest::header::ACCEPT, accept)
+        })
+        .await
+    }
+
+    /// A request `build` makes (again, for the retry), with the session's authorization and
+    /// one retry with a fresh token after a 401 to a Bearer token.
+    async fn send(
+        &mut self,
+        url: &str,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response> {
         let mut retried = false;
         loop {
-            let mut request = self.http.get(url).header(reqwest::header::ACCEPT, accept);
+            let mut request = build(&self.http);
             if let Some(authorization) = &self.authorization {
                 request = request.header(reqwest::header::AUTHORIZATION, authorization);
             }
@@ -269,8 +302,98 @@ impl Session {
         Ok(())
     }
 
+    /// Whether the repository has blob `digest` already (`HEAD`).
+    pub async fn has_blob(&mut self, digest: &str) -> Result<bool> {
+        check_digest(digest).map_err(|e| e.context(self.action()))?;
+        let url = format!("{}blobs/{digest}", self.base);
+        let response = self.send(&url, |http| http.head(&url)).await?;
+        match response.status() {
+            s if s.is_success() => Ok(true),
+            reqwest::StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(self.status_error(&format!("blob {digest}"), response).await),
+        }
+    }
+
+    /// Uploads blob `blob` from the file at `path`, streamed (`POST` an upload, then one
+    /// `PUT` of the whole file with its digest, the monolithic upload every registry takes).
+    /// A token that expires meanwhile gets one fresh token and the upload starts again.
+    pub async fn push_blob(&mut self, blob: &Descriptor, path: &std::path::Path) -> Result<()> {
+        check_digest(&blob.digest).map_err(|e| e.context(self.action()))?;
+        let bearer = matches!(self.challenge, Challenge::Bearer { .. });
+        for attempt in 0..2 {
+            let uploads = format!("{}blobs/uploads/", self.base);
+            let started = self.send(&uploads, |http| http.post(&uploads)).await?;
+            if started.status() != reqwest::StatusCode::ACCEPTED {
+                return Err(self
+                    .status_error(&format!("the upload of blob {}", blob.digest), started)
+                    .await);
+            }
+            let location = started
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|h| h.to_str().ok())
+                .ok_or_else(|| self.error("the registry started an upload without a Location"))?;
+            let mut url = reqwest::Url::parse(&uploads)
+                .and_then(|base| base.join(location))
+                .map_err(|e| self.error(format!("the upload Location {location:?}: {e}")))?;
+            url.query_pairs_mut().append_pair("digest", &blob.digest);
+            let file = tokio::fs::File::open(path)
+                .await
+                .map_err(|e| crate::diag::io_error("cannot read blob", path, e))?;
+            let mut request = self
+                .http
+                .put(url.clone())
+                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                .header(reqwest::header::CONTENT_LENGTH, blob.size)
+                .body(reqwest::Body::from(file));
+            if let Some(authorization) = &self.authorization {
+                request = request.header(reqwest::header::AUTHORIZATION, authorization);
+            }
+            let response = request
+                .send()
+                .await
+                .map_err(|e| self.request_error(url.as_str(), e))?;
+            match response.status() {
+                reqwest::StatusCode::CREATED => return Ok(()),
+                reqwest::StatusCode::UNAUTHORIZED if bearer && attempt == 0 => {
+                    self.authenticate().await?;
+                }
+                _ => {
+                    return Err(self
+                        .status_error(&format!("blob {}", blob.digest), response)
+                        .await);
+                }
+            }
+        }
+        Err(self.error(format!(
+            "blob {}: the registry refused the upload with a fresh token too",
+            blob.digest
+        )))
+    }
+
+    /// Puts the manifest `bytes` of media type `media_type` under `tag`.
+    pub async fn push_manifest(&mut self, tag: &str, media_type: &str, bytes: &[u8]) -> Result<()> {
+        let url = format!("{}manifests/{tag}", self.base);
+        let response = self
+            .send(&url, |http| {
+                http.put(&url)
+                    .header(reqwest::header::CONTENT_TYPE, media_type)
+                    .body(bytes.to_vec())
+            })
+            .await?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(self.status_error(&format!("manifest {tag}"), response).await)
+        }
+    }
+
     fn action(&self) -> String {
-        format!("cannot pull {}", self.reference)
+        let verb = match self.access {
+            Access::Pull => "pull",
+            Access::Push => "push",
+        };
+        format!("cannot {verb} {}", self.reference)
     }
 
     fn error(&self, message: impl std::fmt::Display) -> Error {
