@@ -127,17 +127,31 @@ pub async fn read(r: &Runner, recorded: &Recorded) -> Result<ReadBack, StepFailu
     if let Some(source) = ctx.registry_hosts.first() {
         let served = format!("/etc/sealer/registry/{}.crt", ctx.registry_domain);
         let served = super::read::file_digests(r, source, &[served]).await?;
-        let paths: Vec<String> = ["/etc/containerd/certs.d", "/etc/docker/certs.d"]
-            .iter()
-            .map(|dir| format!("{dir}/{}/ca.crt", ctx.registry_endpoint))
-            .collect();
+        let served = &served[0];
+        let wrong_ca = format!("is not the certificate the registry on {source} serves");
+        // Each file, the digest it should have, and what it is when it has another.
+        let mut expected: Vec<(String, Option<String>, &str)> =
+            ["/etc/containerd/certs.d", "/etc/docker/certs.d"]
+                .iter()
+                .map(|dir| {
+                    let path = format!("{dir}/{}/ca.crt", ctx.registry_endpoint);
+                    (path, served.clone(), wrong_ca.as_str())
+                })
+                .collect();
+        // containerd reads the CA only through its hosts.toml.
+        let hosts_toml = steps::containerd_hosts_toml(&ctx.registry_endpoint);
+        let hosts_toml = crate::image::layout::sha256_digest(hosts_toml.as_bytes());
+        expected.push((
+            steps::containerd_hosts_toml_path(&ctx.registry_endpoint),
+            Some(hosts_toml.trim_start_matches("sha256:").to_string()),
+            "is not the registry host configuration sealer writes",
+        ));
+        let paths: Vec<String> = expected.iter().map(|(p, _, _)| p.clone()).collect();
         let found = super::read::file_digests(r, &host, &paths).await?;
-        for (path, digest) in paths.iter().zip(found) {
-            match (digest, &served[0]) {
+        for ((path, want, wrong), digest) in expected.iter().zip(found) {
+            match (digest, want) {
                 (None, _) => findings.push(format!("{path} is missing")),
-                (Some(d), Some(s)) if &d != s => findings.push(format!(
-                    "{path} is not the certificate the registry on {source} serves"
-                )),
+                (Some(d), Some(w)) if &d != w => findings.push(format!("{path} {wrong}")),
                 _ => {}
             }
         }

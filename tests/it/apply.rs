@@ -317,6 +317,37 @@ fn three_masters_three_workers_cni_and_two_apps() {
                 .contains("apiserver.cluster.local")
         );
     }
+    // Workers reach the three masters through the VIP: the one-shot IPVS rule (seautil
+    // returns only with --run-once), then the lvscare static pod from the cluster registry
+    // that keeps caring for it.
+    for i in 3..6 {
+        let seautil: Vec<String> = d
+            .commands(i)
+            .into_iter()
+            .map(|(_, _, c)| c)
+            .filter(|c| c.starts_with("seautil ipvs"))
+            .collect();
+        assert_eq!(seautil.len(), 1, "host {i}: {seautil:?}");
+        assert!(seautil[0].ends_with(" --run-once"), "{seautil:?}");
+        let pod = d
+            .bed
+            .ssh_ok(i, "cat /etc/kubernetes/manifests/kube-lvscare.yaml");
+        assert!(
+            pod.contains("    image: sea.hub:5000/sealerio/lvscare:v1.1.3-beta.8\n"),
+            "{pod}"
+        );
+        let mut args = String::from(
+            "    - care\n    - --vs\n    - 10.103.97.2:6443\n    - --health-path\n    - /healthz\n    - --health-schem\n    - https\n",
+        );
+        for m in 0..3 {
+            args.push_str(&format!("    - --rs\n    - {}:6443\n", ip(m)));
+        }
+        assert!(pod.contains(&args), "{args} not in:\n{pod}");
+    }
+    for i in 0..3 {
+        let manifests = d.bed.ssh_ok(i, "ls /etc/kubernetes/manifests");
+        assert!(!manifests.contains("lvscare"), "master {i}: {manifests}");
+    }
     // The apps ran on master0 in launch order.
     let master0 = d.commands(0);
     let pos = |needle: &str| {
@@ -494,8 +525,15 @@ fn scale_up_scale_down_and_app_change() {
         .unwrap()
         .2;
     assert!(
-        !rule.contains(&ip(2)),
+        !rule.contains(&ip(2)) && rule.ends_with(" --run-once"),
         "the removed master left the workers' rule: {rule}"
+    );
+    let pod = d
+        .bed
+        .ssh_ok(3, "cat /etc/kubernetes/manifests/kube-lvscare.yaml");
+    assert!(
+        pod.contains(&format!("    - {}:6443\n", ip(1))) && !pod.contains(&ip(2)),
+        "the removed master left the workers' lvscare pod:\n{pod}"
     );
 
     // An app file change re-runs only that app.
