@@ -214,8 +214,24 @@ pub fn describe_update(
     if !changed.contains("masters") {
         return None;
     }
-    let masters = |a: &Attributes| -> Vec<String> {
-        a.get("masters")
+    let (moves, now) = came_and_went(before, after, "masters");
+    let follows = if now.len() > 1 {
+        "the VIP's IPVS rule and kube-lvscare.yaml are rewritten"
+    } else {
+        "the worker reaches master0 directly; kube-lvscare.yaml and the IPVS rule go"
+    };
+    Some(format!("masters changed ({moves}): {follows}"))
+}
+
+/// Who joined and who left the list attribute `key` (`10.0.0.5 joined, 10.0.0.4 left`),
+/// and the list now.
+pub(crate) fn came_and_went(
+    before: &Attributes,
+    after: &Attributes,
+    key: &str,
+) -> (String, Vec<String>) {
+    let list = |a: &Attributes| -> Vec<String> {
+        a.get(key)
             .and_then(|v| v.as_array())
             .map(|v| {
                 v.iter()
@@ -224,7 +240,7 @@ pub fn describe_update(
             })
             .unwrap_or_default()
     };
-    let (was, now) = (masters(before), masters(after));
+    let (was, now) = (list(before), list(after));
     let mut moves = Vec::new();
     let joined: Vec<&str> = now
         .iter()
@@ -242,12 +258,7 @@ pub fn describe_update(
     if !left.is_empty() {
         moves.push(format!("{} left", left.join(", ")));
     }
-    let follows = if now.len() > 1 {
-        "the VIP's IPVS rule and kube-lvscare.yaml are rewritten"
-    } else {
-        "the worker reaches master0 directly; kube-lvscare.yaml and the IPVS rule go"
-    };
-    Some(format!("masters changed ({}): {follows}", moves.join(", ")))
+    (moves.join(", "), now)
 }
 
 /// The last line of a secret command's output, remembered as a secret so that no output
@@ -301,11 +312,17 @@ pub async fn create(r: &Runner, change: &Change) -> Result<Attributes, StepFailu
     // Workers of several masters reach them through the VIP's IPVS rule, set up once
     // init-kube.sh has installed seautil and before the join needs it, and kept by the
     // lvscare static pod the kubelet starts once joined.
-    let pre_join = if !control_plane && ctx.masters.len() > 1 {
+    let mut pre_join = if !control_plane && ctx.masters.len() > 1 {
         api_balancing(r, None)
     } else {
         String::new()
     };
+    // The registry's lvscare pod again: a reset of an earlier join emptied the manifests.
+    if let Some(pod) = super::registry_client::registry_lvscare_pod(r, &host)
+        && !control_plane
+    {
+        pre_join.push_str(pod.trim_start_matches("set -e\n"));
+    }
     r.run(
         a,
         &host,

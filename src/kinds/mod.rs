@@ -173,6 +173,7 @@ pub fn describe_update(
         ResourceType::App => app::describe_update(before, after, changed),
         ResourceType::Rootfs => rootfs::describe_update(before, after),
         ResourceType::KubernetesWorker => kubernetes_join::describe_update(before, after, changed),
+        ResourceType::RegistryClient => registry_client::describe_update(before, after, changed),
         _ => None,
     }
 }

@@ -327,8 +327,27 @@ fn three_masters_three_workers_cni_and_two_apps() {
             .map(|(_, _, c)| c)
             .filter(|c| c.starts_with("seautil ipvs"))
             .collect();
-        assert_eq!(seautil.len(), 1, "host {i}: {seautil:?}");
-        assert!(seautil[0].ends_with(" --run-once"), "{seautil:?}");
+        // One rule for the registries (before the join), one for the API servers.
+        assert_eq!(seautil.len(), 2, "host {i}: {seautil:?}");
+        assert!(
+            seautil.iter().all(|c| c.ends_with(" --run-once")),
+            "{seautil:?}"
+        );
+        // The registry domain: through the VIP to every HA registry, like the API.
+        let hosts = d.bed.ssh_ok(i, "cat /etc/hosts");
+        assert!(hosts.contains("\n10.103.97.2 sea.hub\n"), "{hosts}");
+        let registries = d.bed.ssh_ok(i, "cat /etc/fake-ipvs/10.103.97.2:5000");
+        assert_eq!(
+            registries,
+            format!("{}:5000\n{}:5000\n{}:5000\n", ip(0), ip(1), ip(2))
+        );
+        let reg_pod = d
+            .bed
+            .ssh_ok(i, "cat /etc/kubernetes/manifests/reg-lvscare.yaml");
+        assert!(
+            reg_pod.contains("    - 10.103.97.2:5000\n    - --health-path\n    - /\n"),
+            "{reg_pod}"
+        );
         let pod = d
             .bed
             .ssh_ok(i, "cat /etc/kubernetes/manifests/kube-lvscare.yaml");
@@ -344,9 +363,12 @@ fn three_masters_three_workers_cni_and_two_apps() {
         }
         assert!(pod.contains(&args), "{args} not in:\n{pod}");
     }
+    // Masters reach the API and their registry themselves.
     for i in 0..3 {
         let manifests = d.bed.ssh_ok(i, "ls /etc/kubernetes/manifests");
         assert!(!manifests.contains("lvscare"), "master {i}: {manifests}");
+        let hosts = d.bed.ssh_ok(i, "cat /etc/hosts");
+        assert!(hosts.contains(&format!("\n{} sea.hub\n", ip(i))), "{hosts}");
     }
     // The apps ran on master0 in launch order.
     let master0 = d.commands(0);
@@ -535,6 +557,15 @@ fn scale_up_scale_down_and_app_change() {
         pod.contains(&format!("    - {}:6443\n", ip(1))) && !pod.contains(&ip(2)),
         "the removed master left the workers' lvscare pod:\n{pod}"
     );
+    // Its registry left the registry VIP's rule and pod too.
+    assert_eq!(
+        d.bed.ssh_ok(3, "cat /etc/fake-ipvs/10.103.97.2:5000"),
+        format!("{}:5000\n{}:5000\n", ip(0), ip(1))
+    );
+    let reg_pod = d
+        .bed
+        .ssh_ok(3, "cat /etc/kubernetes/manifests/reg-lvscare.yaml");
+    assert!(!reg_pod.contains(&ip(2)), "{reg_pod}");
 
     // An app file change re-runs only that app.
     let app = "---\napiVersion: sealer.io/v2\nkind: Application\nmetadata: {name: apps}\nspec:\n  configs:\n    - name: dashboard\n      files:\n        - {path: 10-deployment.yaml, strategy: merge, data: \"spec: {replicas: 3}\"}\n";
