@@ -6,6 +6,7 @@ mod support;
 mod apply;
 mod build;
 mod cli_docs;
+mod containerd;
 mod examples;
 mod fuzz;
 mod hostile;
