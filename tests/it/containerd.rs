@@ -226,6 +226,13 @@ fn a_real_containerd_pulls_the_pause_image_from_the_cluster_registry_through_cri
         ),
     );
 
+    // The stand-in the demo image ships prints exactly what the real containerd prints, so
+    // the configuration containerd.sh derived from it is the real one's.
+    assert_eq!(
+        bed.ssh_ok(0, "/usr/local/bin/containerd config default"),
+        bed.ssh_ok(0, &format!("{CONTAINERD} config default")),
+        "the containerd stand-in's default config is not Debian's containerd's"
+    );
     // containerd with the configuration the apply wrote (the image's containerd.sh).
     let config = bed.ssh_ok(0, "cat /etc/containerd/config.toml");
     assert!(
