@@ -379,11 +379,45 @@ pub async fn update(r: &Runner, change: &Change) -> Result<Attributes, StepFailu
 pub async fn read(r: &Runner, recorded: &Recorded) -> Result<ReadBack, StepFailure> {
     let host = super::read::host_of(r, recorded);
     let kubelet = "/etc/kubernetes/kubelet.conf".to_string();
-    let found = super::read::file_digests(r, &host, std::slice::from_ref(&kubelet)).await?;
+    let mut paths = vec![kubelet.clone()];
+    // A worker of several masters: its lvscare pod, as the recorded masters make it.
+    let pod = match recorded.resource_type {
+        ResourceType::KubernetesWorker => {
+            let attrs: WorkerAttrs = super::read::attributes(recorded)?;
+            attrs.lvscare_image.as_ref().map(|image| {
+                let vs = api_virtual_server(&attrs.api_endpoint, &attrs.masters);
+                steps::lvscare_static_pod(KUBE_LVSCARE, &vs, image)
+            })
+        }
+        _ => None,
+    };
+    let pod_path = format!("{}/{KUBE_LVSCARE}.yaml", steps::STATIC_POD_DIR);
+    if pod.is_some() {
+        paths.push(pod_path.clone());
+    }
+    let found = super::read::file_digests(r, &host, &paths).await?;
     if found[0].is_none() {
         return Ok(ReadBack::gone(format!(
             "{kubelet} is not there: {host} has not joined, or it was reset"
         )));
+    }
+    let mut findings = Vec::new();
+    if let Some(pod) = &pod {
+        let want = crate::image::layout::sha256_digest(pod.as_bytes());
+        match found.get(1).cloned().flatten() {
+            None => findings.push(format!(
+                "{pod_path} is missing: no lvscare keeps the route to the masters"
+            )),
+            Some(d) if d != want.trim_start_matches("sha256:") => findings.push(format!(
+                "{pod_path} is not the lvscare pod sealer wrote for masters {:?}",
+                recorded
+                    .attributes
+                    .get("masters")
+                    .cloned()
+                    .unwrap_or_default()
+            )),
+            Some(_) => {}
+        }
     }
     let node = r.node_name(&recorded.address, &host).await?;
     Ok(match super::read::api_nodes(r).await? {
@@ -391,7 +425,7 @@ pub async fn read(r: &Runner, recorded: &Recorded) -> Result<ReadBack, StepFailu
         Ok(nodes) if !nodes.contains(&node) => {
             ReadBack::gone(format!("node {node} is not in `kubectl get nodes`"))
         }
-        Ok(_) => ReadBack::AsRecorded,
+        Ok(_) => ReadBack::of_findings(findings),
     })
 }
 

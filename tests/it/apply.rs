@@ -416,6 +416,8 @@ fn three_masters_three_workers_cni_and_two_apps() {
     );
     d.bed.ssh_ok(4, "rm /etc/kubernetes/kubelet.conf");
     d.bed
+        .ssh_ok(5, "rm /etc/kubernetes/manifests/kube-lvscare.yaml");
+    d.bed
         .ssh_ok(0, "sed -i /^zone=/d /var/lib/fake-kube/nodes/node-3/labels");
     let text = refresh(2);
     for expected in [
@@ -427,7 +429,11 @@ fn three_masters_three_workers_cni_and_two_apps() {
             "~ node_meta.{} (drifted)\n      label zone=a is missing",
             ip(3)
         ),
-        "2 of ".to_string(),
+        format!(
+            "~ kubernetes.worker.{} (drifted)\n      /etc/kubernetes/manifests/kube-lvscare.yaml is missing",
+            ip(5)
+        ),
+        "3 of ".to_string(),
     ] {
         assert!(text.contains(&expected), "{expected:?} not in:\n{text}");
     }
