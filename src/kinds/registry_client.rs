@@ -249,6 +249,28 @@ pub async fn read(r: &Runner, recorded: &Recorded) -> Result<ReadBack, StepFailu
             }
         }
     }
+    // A host reaching HA registries through the VIP: the reg-lvscare pod of the recorded
+    // registry hosts.
+    if let (false, Some(vip), Some(port)) =
+        (attrs.balanced_over.is_empty(), &attrs.endpoint, attrs.port)
+    {
+        let vs = registry_virtual_server(vip, port, &attrs.balanced_over);
+        let image = super::kubernetes_join::lvscare_image(&format!("{}:{port}", attrs.domain));
+        let pod = steps::lvscare_static_pod(REG_LVSCARE, &vs, &image);
+        let want = crate::image::layout::sha256_digest(pod.as_bytes());
+        let path = format!("{}/{REG_LVSCARE}.yaml", steps::STATIC_POD_DIR);
+        let found = super::read::file_digests(r, &host, std::slice::from_ref(&path)).await?;
+        match &found[0] {
+            None => findings.push(format!(
+                "{path} is missing: no lvscare keeps the route to the registries"
+            )),
+            Some(d) if d != want.trim_start_matches("sha256:") => findings.push(format!(
+                "{path} is not the lvscare pod sealer wrote for registries {:?}",
+                attrs.balanced_over
+            )),
+            Some(_) => {}
+        }
+    }
     if attrs.username.is_some() {
         let paths = [
             "/var/lib/kubelet/config.json".to_string(),

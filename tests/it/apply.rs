@@ -415,8 +415,10 @@ fn three_masters_three_workers_cni_and_two_apps() {
         "{text}"
     );
     d.bed.ssh_ok(4, "rm /etc/kubernetes/kubelet.conf");
-    d.bed
-        .ssh_ok(5, "rm /etc/kubernetes/manifests/kube-lvscare.yaml");
+    d.bed.ssh_ok(
+        5,
+        "rm /etc/kubernetes/manifests/kube-lvscare.yaml /etc/kubernetes/manifests/reg-lvscare.yaml",
+    );
     d.bed
         .ssh_ok(0, "sed -i /^zone=/d /var/lib/fake-kube/nodes/node-3/labels");
     let text = refresh(2);
@@ -433,7 +435,11 @@ fn three_masters_three_workers_cni_and_two_apps() {
             "~ kubernetes.worker.{} (drifted)\n      /etc/kubernetes/manifests/kube-lvscare.yaml is missing",
             ip(5)
         ),
-        "3 of ".to_string(),
+        format!(
+            "~ registry_client.{} (drifted)\n      /etc/kubernetes/manifests/reg-lvscare.yaml is missing",
+            ip(5)
+        ),
+        "4 of ".to_string(),
     ] {
         assert!(text.contains(&expected), "{expected:?} not in:\n{text}");
     }
