@@ -15,6 +15,11 @@ command -v skopeo >/dev/null 2>&1 || packages+=(skopeo)
 [ -x /usr/bin/sudo ] || packages+=(sudo)
 # The quickstart (run from a fresh clone below): its cluster's registry certificate.
 command -v openssl >/dev/null 2>&1 || packages+=(openssl)
+# A real containerd pulling through CRI on a bed host (tests/it/containerd.rs); the CRI
+# client's bindings (the k8s-cri crate) are generated at build time with protoc.
+[ -x /usr/bin/containerd ] || packages+=(containerd)
+[ -x /usr/bin/runc ] || packages+=(runc)
+command -v protoc >/dev/null 2>&1 || packages+=(protobuf-compiler)
 command -v git >/dev/null 2>&1 || packages+=(git)
 # The workflow lint (scripts/lint-workflows.sh): actionlint runs it on every run: script.
 command -v shellcheck >/dev/null 2>&1 || packages+=(shellcheck)

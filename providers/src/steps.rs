@@ -129,7 +129,9 @@ pub fn read_file(path: &str) -> String {
 }
 
 /// Trusts the registry CA for containerd and docker (`certs.d/DOMAIN:PORT/ca.crt`, from
-/// stdin) and maps the domain in `/etc/hosts`.
+/// stdin) and maps the domain in `/etc/hosts`. containerd 1.6 reads its certs.d directory
+/// (once the image's `containerd.sh` sets `config_path`) through a `hosts.toml` naming the
+/// server and its CA ([`containerd_hosts_toml`]); docker reads `ca.crt` as it is.
 pub fn registry_client(cluster: &str, endpoint: &str, hosts_entry: Option<&str>) -> String {
     let mut script = String::from("set -e\nca=$(cat)\n");
     for dir in ["/etc/containerd/certs.d", "/etc/docker/certs.d"] {
@@ -140,9 +142,30 @@ pub fn registry_client(cluster: &str, endpoint: &str, hosts_entry: Option<&str>)
             f = quote(&format!("{d}/ca.crt"))
         ));
     }
+    script.push_str(&format!(
+        "printf '%s' {} > {}\n",
+        quote(&containerd_hosts_toml(endpoint)),
+        quote(&containerd_hosts_toml_path(endpoint))
+    ));
     let entries: Vec<String> = hosts_entry.into_iter().map(str::to_string).collect();
     script.push_str(&hosts_block(cluster, "registry", &entries));
     script
+}
+
+/// Where containerd looks for the registry host configuration of `endpoint`.
+pub fn containerd_hosts_toml_path(endpoint: &str) -> String {
+    format!("/etc/containerd/certs.d/{endpoint}/hosts.toml")
+}
+
+/// containerd's host configuration for the registry at `endpoint` (`DOMAIN:PORT`): pulls
+/// go to it over HTTPS (without it, containerd speaks plain HTTP to a loopback registry)
+/// and trust the CA next to it.
+pub fn containerd_hosts_toml(endpoint: &str) -> String {
+    let server = format!("https://{endpoint}");
+    format!(
+        "server = {server:?}\n\n[host.{server:?}]\n  ca = {ca:?}\n",
+        ca = format!("/etc/containerd/certs.d/{endpoint}/ca.crt"),
+    )
 }
 
 pub fn registry_client_destroy(cluster: &str, endpoint: &str) -> String {
@@ -282,7 +305,17 @@ fn join_via_config(control_plane: bool) -> String {
          \x20   - $hash\n\
          EOF\n",
     );
-    if control_plane {
+    if !control_plane {
+        // A worker of several masters has its lvscare static pod before it joins, as in
+        // Sealer; kubeadm refuses a non-empty manifests directory unless told.
+        join.push_str(
+            "cat >> \"$config\" <<EOF\n\
+             nodeRegistration:\n\
+             \x20 ignorePreflightErrors:\n\
+             \x20 - DirAvailable--etc-kubernetes-manifests\n\
+             EOF\n",
+        );
+    } else {
         join.push_str(
             "read -r key\n\
              cat >> \"$config\" <<EOF\n\
@@ -307,17 +340,115 @@ pub fn point_apiserver_at(cluster: &str, ip: &str) -> String {
     )
 }
 
-/// The IPVS rule workers use to reach several masters through the virtual IP.
-pub fn ipvs_rule(vip: &str, masters: &[String]) -> String {
-    let mut cmd = format!(
-        "set -e\nseautil ipvs --vs {}",
-        quote(&format!("{vip}:6443"))
-    );
-    for m in masters {
-        cmd.push_str(&format!(" --rs {}", quote(&format!("{m}:6443"))));
+/// A virtual server balanced over real servers, as lvscare cares for it: the IPVS rule
+/// workers use to reach several masters (or HA registries) through the virtual IP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VirtualServer<'a> {
+    pub vip: &'a str,
+    pub port: u16,
+    pub real_servers: &'a [String],
+    /// The HTTPS path lvscare probes on each real server (`/healthz` for the API server,
+    /// `/` for a registry, which has no health path).
+    pub health_path: &'a str,
+}
+
+impl VirtualServer<'_> {
+    /// lvscare's arguments after its command: `--vs`, health check, one `--rs` each.
+    fn args(&self) -> Vec<String> {
+        let mut args = vec![
+            "--vs".to_string(),
+            format!("{}:{}", self.vip, self.port),
+            "--health-path".to_string(),
+            self.health_path.to_string(),
+            "--health-schem".to_string(),
+            "https".to_string(),
+        ];
+        for rs in self.real_servers {
+            args.push("--rs".to_string());
+            args.push(format!("{rs}:{}", self.port));
+        }
+        args
     }
-    cmd.push('\n');
-    cmd
+}
+
+/// Creates the IPVS rule once (`seautil ipvs ... --run-once`: without it, seautil stays in
+/// the foreground caring for the rule and never returns). `seautil` is the image's, run
+/// from `seautil_dir` when given (before `init-kube.sh` installs it), else from `PATH`.
+pub fn ipvs_rule(vs: &VirtualServer, seautil_dir: Option<&str>) -> String {
+    let seautil = match seautil_dir {
+        Some(dir) => quote(&format!("{dir}/seautil")),
+        None => "seautil".to_string(),
+    };
+    let args: Vec<String> = vs.args().iter().map(|a| quote(a)).collect();
+    format!("set -e\n{seautil} ipvs {} --run-once\n", args.join(" "))
+}
+
+/// Removes the IPVS rule of the virtual server `vip:port` (`seautil ipvs --clean` returns).
+pub fn ipvs_rule_clean(vip: &str, port: u16, seautil_dir: Option<&str>) -> String {
+    let seautil = match seautil_dir {
+        Some(dir) => quote(&format!("{dir}/seautil")),
+        None => "seautil".to_string(),
+    };
+    // Best effort: a rule already gone (a reboot, a cleaned host) must not stop the update.
+    format!(
+        "set -e\n{seautil} ipvs --vs {} --clean || true\n",
+        quote(&format!("{vip}:{port}"))
+    )
+}
+
+/// Where the kubelet finds static pods.
+pub const STATIC_POD_DIR: &str = "/etc/kubernetes/manifests";
+
+/// The lvscare static pod `name` (`kube-lvscare`, `reg-lvscare`) that keeps caring for the
+/// virtual server after the one-shot rule, across reboots, as Sealer writes it: `lvscare
+/// care` with the same arguments, host network, privileged, `/lib/modules` mounted.
+pub fn lvscare_static_pod(name: &str, vs: &VirtualServer, image: &str) -> String {
+    let mut args = String::from("    - care\n");
+    for a in vs.args() {
+        args.push_str(&format!("    - {}\n", yaml_scalar(&a)));
+    }
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: kube-system\n  labels:\n    app: {name}\nspec:\n  containers:\n  - name: main\n    image: {image}\n    imagePullPolicy: IfNotPresent\n    command:\n    - /usr/bin/lvscare\n    args:\n{args}    securityContext:\n      privileged: true\n    volumeMounts:\n    - mountPath: /lib/modules\n      name: lib-modules\n      readOnly: true\n  hostNetwork: true\n  priorityClassName: system-node-critical\n  volumes:\n  - name: lib-modules\n    hostPath:\n      path: /lib/modules\n",
+        name = yaml_scalar(name),
+        image = yaml_scalar(image),
+    )
+}
+
+/// A YAML plain scalar when it reads back as the same string (`--vs`, `10.0.0.2:6443`),
+/// else a double-quoted one.
+fn yaml_scalar(s: &str) -> String {
+    let safe = s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-./_:".contains(c));
+    let other_type = s.parse::<f64>().is_ok()
+        || ["true", "false", "yes", "no", "on", "off", "null", "~"]
+            .contains(&s.to_ascii_lowercase().as_str());
+    if safe && !s.is_empty() && s != "-" && !s.starts_with(':') && !s.ends_with(':') && !other_type
+    {
+        s.to_string()
+    } else {
+        serde_json::Value::String(s.to_string()).to_string()
+    }
+}
+
+/// Writes (or rewrites) the static pod `name` with `yaml` through a temp file, so a kill
+/// leaves the old or the new pod, never half of one.
+pub fn write_static_pod(name: &str, yaml: &str) -> String {
+    let path = format!("{STATIC_POD_DIR}/{name}.yaml");
+    format!(
+        "set -e\nmkdir -p {dir}\ntmp=$(mktemp {dir}/.sealer-static-pod.XXXXXX)\nprintf '%s' {y} > \"$tmp\"\nchmod 644 \"$tmp\"\nmv -f \"$tmp\" {p}\n",
+        dir = STATIC_POD_DIR,
+        y = quote(yaml),
+        p = quote(&path),
+    )
+}
+
+/// Removes the static pod `name` (the kubelet stops it).
+pub fn remove_static_pod(name: &str) -> String {
+    format!(
+        "set -e\nrm -f {}\n",
+        quote(&format!("{STATIC_POD_DIR}/{name}.yaml"))
+    )
 }
 
 /// Resets a node: `kubeadm reset -f`, then the image's clean script when it has one.
@@ -495,6 +626,47 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("sealer-steps-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         dir.display().to_string()
+    }
+
+    #[test]
+    fn a_registry_client_gives_containerd_a_hosts_toml_naming_the_server_and_its_ca() {
+        let dir = format!("{}/client", tempfile_dir());
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(format!("{dir}/etc")).unwrap();
+        std::fs::write(format!("{dir}/etc/hosts"), "").unwrap();
+        let script =
+            registry_client("c", "sea.hub:5000", None).replace("/etc/", &format!("{dir}/etc/"));
+        let mut child = Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        child.stdin.take().unwrap().write_all(b"CA PEM").unwrap();
+        assert!(child.wait().unwrap().success());
+        let host_dir = format!("{dir}/etc/containerd/certs.d/sea.hub:5000");
+        assert_eq!(
+            std::fs::read_to_string(format!("{host_dir}/ca.crt")).unwrap(),
+            "CA PEM\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(format!("{dir}/etc/docker/certs.d/sea.hub:5000/ca.crt"))
+                .unwrap(),
+            "CA PEM\n"
+        );
+        // containerd 1.6 reads this file (not a bare ca.crt) once config_path names certs.d.
+        assert_eq!(
+            std::fs::read_to_string(format!("{host_dir}/hosts.toml")).unwrap(),
+            // (`{dir}` stands for `/`.)
+            format!(
+                "server = \"https://sea.hub:5000\"\n\n[host.\"https://sea.hub:5000\"]\n  ca = \"{dir}/etc/containerd/certs.d/sea.hub:5000/ca.crt\"\n"
+            )
+        );
+        assert_eq!(
+            containerd_hosts_toml_path("sea.hub:5000"),
+            "/etc/containerd/certs.d/sea.hub:5000/hosts.toml"
+        );
     }
 
     #[test]

@@ -67,11 +67,16 @@ pub fn compile(input: &ClusterInput) -> Vec<Desired> {
         RegistryInput::External { .. } => Vec::new(),
     };
     let (reg_domain, _) = registry::domain_port(&input.registry);
+    // HA registries (several): a registry host reaches its own; the others reach them all
+    // through the VIP that the image's seautil rule and lvscare pod balance (deploy.md).
+    let balanced = registry_hosts.len() > 1;
     let registry_line = |host: &HostInput| -> Option<String> {
         match &input.registry {
             RegistryInput::Local { ha, .. } => {
                 let ip = if *ha && host.is_master() {
                     host.ip.clone()
+                } else if balanced {
+                    input.vip.clone()
                 } else {
                     master0.ip.clone()
                 };
@@ -113,7 +118,16 @@ pub fn compile(input: &ClusterInput) -> Vec<Desired> {
         let ip = host.ip.as_str();
         let endpoint =
             registry_line(host).map(|l| l.split(' ').next().unwrap_or_default().to_string());
-        let attrs = registry_client::RegistryClientAttrs::from_input(&input.registry, endpoint);
+        let balanced_over = if balanced && !registry_hosts.iter().any(|r| r.ip == host.ip) {
+            registry_hosts.iter().map(|r| r.ip.clone()).collect()
+        } else {
+            Vec::new()
+        };
+        let attrs = registry_client::RegistryClientAttrs::from_input(
+            &input.registry,
+            endpoint,
+            balanced_over,
+        );
         let mut deps = vec![format!("container_runtime.{ip}")];
         deps.extend(registry_addresses.iter().cloned());
         b.push(registry_client::desired(ip, &attrs, deps));

@@ -67,6 +67,46 @@ pub struct WorkerAttrs {
     pub api_endpoint: String,
     /// The masters' IPs, which the VIP balances over.
     pub masters: Vec<String>,
+    /// With several masters, the image of the lvscare static pod
+    /// (`/etc/kubernetes/manifests/kube-lvscare.yaml`) that keeps the VIP's rule: from the
+    /// cluster's registry, as Sealer does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lvscare_image: Option<String>,
+}
+
+/// lvscare's repository and tag in the cluster registry (Sealer's `LvsCareRepoAndTag`).
+pub const LVSCARE_REPO_AND_TAG: &str = "sealerio/lvscare:v1.1.3-beta.8";
+
+/// The lvscare image in the registry at `endpoint` (`DOMAIN[:PORT]`).
+pub fn lvscare_image(registry_endpoint: &str) -> String {
+    format!("{registry_endpoint}/{LVSCARE_REPO_AND_TAG}")
+}
+
+/// The static pod caring for the API server's VIP on a worker.
+pub const KUBE_LVSCARE: &str = "kube-lvscare";
+
+/// The API server's virtual server over the masters.
+fn api_virtual_server<'a>(vip: &'a str, masters: &'a [String]) -> steps::VirtualServer<'a> {
+    steps::VirtualServer {
+        vip,
+        port: 6443,
+        real_servers: masters,
+        health_path: "/healthz",
+    }
+}
+
+/// A worker's way to several masters: the one-shot IPVS rule (seautil, installed by
+/// `init-kube.sh`, or from the rootfs before it ran), then the lvscare static pod that
+/// keeps it.
+fn api_balancing(r: &Runner, seautil_dir: Option<&str>) -> String {
+    let ctx = &r.ctx;
+    let vs = api_virtual_server(&ctx.vip, &ctx.masters);
+    let pod = steps::lvscare_static_pod(KUBE_LVSCARE, &vs, &lvscare_image(&ctx.registry_endpoint));
+    format!(
+        "{}{}",
+        steps::ipvs_rule(&vs, seautil_dir),
+        steps::write_static_pod(KUBE_LVSCARE, &pod).trim_start_matches("set -e\n")
+    )
 }
 
 /// The address of a host's join: `kubernetes.init` for master0; none for a host that is
@@ -92,6 +132,7 @@ pub struct Joins {
     master0: String,
     api_endpoint: String,
     masters: Vec<String>,
+    lvscare_image: Option<String>,
 }
 
 impl Joins {
@@ -99,10 +140,12 @@ impl Joins {
     pub fn new(input: &ClusterInput, master0: &HostInput) -> Joins {
         let masters = input.master_ips();
         // One master serves the API itself; several are reached through the VIP.
-        let api_endpoint = if masters.len() == 1 {
-            master0.ip.clone()
+        let (api_endpoint, lvscare_image) = if masters.len() == 1 {
+            (master0.ip.clone(), None)
         } else {
-            input.vip.clone()
+            let (domain, port) = super::registry::domain_port(&input.registry);
+            let endpoint = port.map_or(domain.clone(), |p| format!("{domain}:{p}"));
+            (input.vip.clone(), Some(lvscare_image(&endpoint)))
         };
         Joins {
             kube_version: input.kube_version.clone(),
@@ -112,6 +155,7 @@ impl Joins {
             master0: master0.ip.clone(),
             api_endpoint,
             masters,
+            lvscare_image,
         }
     }
 
@@ -143,6 +187,7 @@ impl Joins {
             kubeadm_config_digest: self.kubeadm_config_digest.clone(),
             api_endpoint: self.api_endpoint.clone(),
             masters: self.masters.clone(),
+            lvscare_image: self.lvscare_image.clone(),
         };
         let mut depends_on = vec![
             kubernetes_init::ADDRESS.to_string(),
@@ -157,6 +202,63 @@ impl Joins {
             depends_on,
         )
     }
+}
+
+/// Why a worker is updated: the masters it balances over changed (the only update a join
+/// has), said with who joined or left and what follows on the worker.
+pub fn describe_update(
+    before: &Attributes,
+    after: &Attributes,
+    changed: &std::collections::BTreeSet<String>,
+) -> Option<String> {
+    if !changed.contains("masters") {
+        return None;
+    }
+    let (moves, now) = came_and_went(before, after, "masters");
+    let follows = if now.len() > 1 {
+        "the VIP's IPVS rule and kube-lvscare.yaml are rewritten"
+    } else {
+        "the worker reaches master0 directly; kube-lvscare.yaml and the IPVS rule go"
+    };
+    Some(format!("masters changed ({moves}): {follows}"))
+}
+
+/// Who joined and who left the list attribute `key` (`10.0.0.5 joined, 10.0.0.4 left`),
+/// and the list now.
+pub(crate) fn came_and_went(
+    before: &Attributes,
+    after: &Attributes,
+    key: &str,
+) -> (String, Vec<String>) {
+    let list = |a: &Attributes| -> Vec<String> {
+        a.get(key)
+            .and_then(|v| v.as_array())
+            .map(|v| {
+                v.iter()
+                    .filter_map(|m| m.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (was, now) = (list(before), list(after));
+    let mut moves = Vec::new();
+    let joined: Vec<&str> = now
+        .iter()
+        .filter(|m| !was.contains(m))
+        .map(String::as_str)
+        .collect();
+    if !joined.is_empty() {
+        moves.push(format!("{} joined", joined.join(", ")));
+    }
+    let left: Vec<&str> = was
+        .iter()
+        .filter(|m| !now.contains(m))
+        .map(String::as_str)
+        .collect();
+    if !left.is_empty() {
+        moves.push(format!("{} left", left.join(", ")));
+    }
+    (moves.join(", "), now)
 }
 
 /// The last line of a secret command's output, remembered as a secret so that no output
@@ -208,12 +310,19 @@ pub async fn create(r: &Runner, change: &Change) -> Result<Attributes, StepFailu
         ctx.vip.clone()
     };
     // Workers of several masters reach them through the VIP's IPVS rule, set up once
-    // init-kube.sh has installed seautil and before the join needs it.
-    let pre_join = if !control_plane && ctx.masters.len() > 1 {
-        steps::ipvs_rule(&ctx.vip, &ctx.masters)
+    // init-kube.sh has installed seautil and before the join needs it, and kept by the
+    // lvscare static pod the kubelet starts once joined.
+    let mut pre_join = if !control_plane && ctx.masters.len() > 1 {
+        api_balancing(r, None)
     } else {
         String::new()
     };
+    // The registry's lvscare pod again: a reset of an earlier join emptied the manifests.
+    if let Some(pod) = super::registry_client::registry_lvscare_pod(r, &host)
+        && !control_plane
+    {
+        pre_join.push_str(pod.trim_start_matches("set -e\n"));
+    }
     r.run(
         a,
         &host,
@@ -241,16 +350,25 @@ pub async fn create(r: &Runner, change: &Change) -> Result<Attributes, StepFailu
     Ok(Attributes::new())
 }
 
-/// A worker's update: the masters changed, so it moves where it reaches the API server
-/// (the VIP's IPVS rule over the masters, or master0 when it is the only one). Nothing
-/// else of a join changes in place.
+/// A worker's update: the masters changed, so it moves where it reaches the API server:
+/// the VIP's IPVS rule and lvscare static pod over the masters, or master0 when it is the
+/// only one (the rule and the pod go). Nothing else of a join changes in place.
 pub async fn update(r: &Runner, change: &Change) -> Result<Attributes, StepFailure> {
     let ctx = &r.ctx;
     let host = change.host.clone().unwrap_or_default();
     let script = if ctx.masters.len() > 1 {
-        steps::ipvs_rule(&ctx.vip, &ctx.masters)
+        format!(
+            "set -e\n{}{}",
+            steps::point_apiserver_at(&ctx.cluster, &ctx.vip).trim_start_matches("set -e\n"),
+            api_balancing(r, None).trim_start_matches("set -e\n")
+        )
     } else {
-        steps::point_apiserver_at(&ctx.cluster, &ctx.master0)
+        format!(
+            "set -e\n{}{}{}",
+            steps::remove_static_pod(KUBE_LVSCARE).trim_start_matches("set -e\n"),
+            steps::ipvs_rule_clean(&ctx.vip, 6443, None).trim_start_matches("set -e\n"),
+            steps::point_apiserver_at(&ctx.cluster, &ctx.master0).trim_start_matches("set -e\n"),
+        )
     };
     r.run(&change.address, &host, script, Stdin::Null).await?;
     Ok(Attributes::new())
@@ -261,11 +379,45 @@ pub async fn update(r: &Runner, change: &Change) -> Result<Attributes, StepFailu
 pub async fn read(r: &Runner, recorded: &Recorded) -> Result<ReadBack, StepFailure> {
     let host = super::read::host_of(r, recorded);
     let kubelet = "/etc/kubernetes/kubelet.conf".to_string();
-    let found = super::read::file_digests(r, &host, std::slice::from_ref(&kubelet)).await?;
+    let mut paths = vec![kubelet.clone()];
+    // A worker of several masters: its lvscare pod, as the recorded masters make it.
+    let pod = match recorded.resource_type {
+        ResourceType::KubernetesWorker => {
+            let attrs: WorkerAttrs = super::read::attributes(recorded)?;
+            attrs.lvscare_image.as_ref().map(|image| {
+                let vs = api_virtual_server(&attrs.api_endpoint, &attrs.masters);
+                steps::lvscare_static_pod(KUBE_LVSCARE, &vs, image)
+            })
+        }
+        _ => None,
+    };
+    let pod_path = format!("{}/{KUBE_LVSCARE}.yaml", steps::STATIC_POD_DIR);
+    if pod.is_some() {
+        paths.push(pod_path.clone());
+    }
+    let found = super::read::file_digests(r, &host, &paths).await?;
     if found[0].is_none() {
         return Ok(ReadBack::gone(format!(
             "{kubelet} is not there: {host} has not joined, or it was reset"
         )));
+    }
+    let mut findings = Vec::new();
+    if let Some(pod) = &pod {
+        let want = crate::image::layout::sha256_digest(pod.as_bytes());
+        match found.get(1).cloned().flatten() {
+            None => findings.push(format!(
+                "{pod_path} is missing: no lvscare keeps the route to the masters"
+            )),
+            Some(d) if d != want.trim_start_matches("sha256:") => findings.push(format!(
+                "{pod_path} is not the lvscare pod sealer wrote for masters {:?}",
+                recorded
+                    .attributes
+                    .get("masters")
+                    .cloned()
+                    .unwrap_or_default()
+            )),
+            Some(_) => {}
+        }
     }
     let node = r.node_name(&recorded.address, &host).await?;
     Ok(match super::read::api_nodes(r).await? {
@@ -273,7 +425,7 @@ pub async fn read(r: &Runner, recorded: &Recorded) -> Result<ReadBack, StepFailu
         Ok(nodes) if !nodes.contains(&node) => {
             ReadBack::gone(format!("node {node} is not in `kubectl get nodes`"))
         }
-        Ok(_) => ReadBack::AsRecorded,
+        Ok(_) => ReadBack::of_findings(findings),
     })
 }
 
@@ -328,6 +480,7 @@ mod tests {
             kubeadm_config_digest: "sha256:ab".into(),
             api_endpoint: "10.103.97.2".into(),
             masters: vec!["10.0.0.2".into(), "10.0.0.3".into()],
+            lvscare_image: None,
         }
     }
 
@@ -372,6 +525,61 @@ mod tests {
         let read: WorkerAttrs = from_attributes("kubernetes.worker.10.0.0.5", &recorded).unwrap();
         assert_eq!(read, worker());
         assert_eq!(to_attributes(&read), recorded);
+    }
+
+    #[test]
+    fn workers_balance_over_the_masters_with_a_one_shot_rule_and_an_lvscare_pod() {
+        let masters = vec!["10.0.0.2".to_string(), "10.0.0.3".to_string()];
+        let vs = api_virtual_server("10.103.97.2", &masters);
+        let rule = steps::ipvs_rule(&vs, None);
+        assert_eq!(
+            rule,
+            "set -e\nseautil ipvs --vs 10.103.97.2:6443 --health-path /healthz --health-schem https --rs 10.0.0.2:6443 --rs 10.0.0.3:6443 --run-once\n"
+        );
+        let pod = steps::lvscare_static_pod(KUBE_LVSCARE, &vs, &lvscare_image("sea.hub:5000"));
+        let pod: serde_json::Value = serde_saphyr::from_str(&pod).unwrap();
+        assert_eq!(pod["kind"], "Pod");
+        assert_eq!(pod["metadata"]["name"], "kube-lvscare");
+        assert_eq!(pod["spec"]["hostNetwork"], true);
+        let main = &pod["spec"]["containers"][0];
+        assert_eq!(main["image"], "sea.hub:5000/sealerio/lvscare:v1.1.3-beta.8");
+        assert_eq!(main["command"], json!(["/usr/bin/lvscare"]));
+        assert_eq!(
+            main["args"],
+            json!([
+                "care",
+                "--vs",
+                "10.103.97.2:6443",
+                "--health-path",
+                "/healthz",
+                "--health-schem",
+                "https",
+                "--rs",
+                "10.0.0.2:6443",
+                "--rs",
+                "10.0.0.3:6443"
+            ])
+        );
+        assert_eq!(main["securityContext"]["privileged"], true);
+    }
+
+    #[test]
+    fn a_workers_update_says_which_masters_came_and_went() {
+        let attrs = |masters: &[&str]| map(&[("masters", json!(masters))]);
+        let changed = ["masters".to_string()].into_iter().collect();
+        assert_eq!(
+            describe_update(&attrs(&["a", "b", "c"]), &attrs(&["a", "d"]), &changed).unwrap(),
+            "masters changed (d joined, b, c left): the VIP's IPVS rule and kube-lvscare.yaml are rewritten"
+        );
+        assert_eq!(
+            describe_update(&attrs(&["a", "b"]), &attrs(&["a"]), &changed).unwrap(),
+            "masters changed (b left): the worker reaches master0 directly; kube-lvscare.yaml and the IPVS rule go"
+        );
+        let other = ["kube_version".to_string()].into_iter().collect();
+        assert_eq!(
+            describe_update(&attrs(&["a"]), &attrs(&["a"]), &other),
+            None
+        );
     }
 
     #[test]

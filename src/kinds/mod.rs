@@ -172,6 +172,8 @@ pub fn describe_update(
     match resource_type {
         ResourceType::App => app::describe_update(before, after, changed),
         ResourceType::Rootfs => rootfs::describe_update(before, after),
+        ResourceType::KubernetesWorker => kubernetes_join::describe_update(before, after, changed),
+        ResourceType::RegistryClient => registry_client::describe_update(before, after, changed),
         _ => None,
     }
 }

@@ -317,6 +317,59 @@ fn three_masters_three_workers_cni_and_two_apps() {
                 .contains("apiserver.cluster.local")
         );
     }
+    // Workers reach the three masters through the VIP: the one-shot IPVS rule (seautil
+    // returns only with --run-once), then the lvscare static pod from the cluster registry
+    // that keeps caring for it.
+    for i in 3..6 {
+        let seautil: Vec<String> = d
+            .commands(i)
+            .into_iter()
+            .map(|(_, _, c)| c)
+            .filter(|c| c.starts_with("seautil ipvs"))
+            .collect();
+        // One rule for the registries (before the join), one for the API servers.
+        assert_eq!(seautil.len(), 2, "host {i}: {seautil:?}");
+        assert!(
+            seautil.iter().all(|c| c.ends_with(" --run-once")),
+            "{seautil:?}"
+        );
+        // The registry domain: through the VIP to every HA registry, like the API.
+        let hosts = d.bed.ssh_ok(i, "cat /etc/hosts");
+        assert!(hosts.contains("\n10.103.97.2 sea.hub\n"), "{hosts}");
+        let registries = d.bed.ssh_ok(i, "cat /etc/fake-ipvs/10.103.97.2:5000");
+        assert_eq!(
+            registries,
+            format!("{}:5000\n{}:5000\n{}:5000\n", ip(0), ip(1), ip(2))
+        );
+        let reg_pod = d
+            .bed
+            .ssh_ok(i, "cat /etc/kubernetes/manifests/reg-lvscare.yaml");
+        assert!(
+            reg_pod.contains("    - 10.103.97.2:5000\n    - --health-path\n    - /\n"),
+            "{reg_pod}"
+        );
+        let pod = d
+            .bed
+            .ssh_ok(i, "cat /etc/kubernetes/manifests/kube-lvscare.yaml");
+        assert!(
+            pod.contains("    image: sea.hub:5000/sealerio/lvscare:v1.1.3-beta.8\n"),
+            "{pod}"
+        );
+        let mut args = String::from(
+            "    - care\n    - --vs\n    - 10.103.97.2:6443\n    - --health-path\n    - /healthz\n    - --health-schem\n    - https\n",
+        );
+        for m in 0..3 {
+            args.push_str(&format!("    - --rs\n    - {}:6443\n", ip(m)));
+        }
+        assert!(pod.contains(&args), "{args} not in:\n{pod}");
+    }
+    // Masters reach the API and their registry themselves.
+    for i in 0..3 {
+        let manifests = d.bed.ssh_ok(i, "ls /etc/kubernetes/manifests");
+        assert!(!manifests.contains("lvscare"), "master {i}: {manifests}");
+        let hosts = d.bed.ssh_ok(i, "cat /etc/hosts");
+        assert!(hosts.contains(&format!("\n{} sea.hub\n", ip(i))), "{hosts}");
+    }
     // The apps ran on master0 in launch order.
     let master0 = d.commands(0);
     let pos = |needle: &str| {
@@ -362,6 +415,10 @@ fn three_masters_three_workers_cni_and_two_apps() {
         "{text}"
     );
     d.bed.ssh_ok(4, "rm /etc/kubernetes/kubelet.conf");
+    d.bed.ssh_ok(
+        5,
+        "rm /etc/kubernetes/manifests/kube-lvscare.yaml /etc/kubernetes/manifests/reg-lvscare.yaml",
+    );
     d.bed
         .ssh_ok(0, "sed -i /^zone=/d /var/lib/fake-kube/nodes/node-3/labels");
     let text = refresh(2);
@@ -374,7 +431,15 @@ fn three_masters_three_workers_cni_and_two_apps() {
             "~ node_meta.{} (drifted)\n      label zone=a is missing",
             ip(3)
         ),
-        "2 of ".to_string(),
+        format!(
+            "~ kubernetes.worker.{} (drifted)\n      /etc/kubernetes/manifests/kube-lvscare.yaml is missing",
+            ip(5)
+        ),
+        format!(
+            "~ registry_client.{} (drifted)\n      /etc/kubernetes/manifests/reg-lvscare.yaml is missing",
+            ip(5)
+        ),
+        "4 of ".to_string(),
     ] {
         assert!(text.contains(&expected), "{expected:?} not in:\n{text}");
     }
@@ -494,9 +559,25 @@ fn scale_up_scale_down_and_app_change() {
         .unwrap()
         .2;
     assert!(
-        !rule.contains(&ip(2)),
+        !rule.contains(&ip(2)) && rule.ends_with(" --run-once"),
         "the removed master left the workers' rule: {rule}"
     );
+    let pod = d
+        .bed
+        .ssh_ok(3, "cat /etc/kubernetes/manifests/kube-lvscare.yaml");
+    assert!(
+        pod.contains(&format!("    - {}:6443\n", ip(1))) && !pod.contains(&ip(2)),
+        "the removed master left the workers' lvscare pod:\n{pod}"
+    );
+    // Its registry left the registry VIP's rule and pod too.
+    assert_eq!(
+        d.bed.ssh_ok(3, "cat /etc/fake-ipvs/10.103.97.2:5000"),
+        format!("{}:5000\n{}:5000\n", ip(0), ip(1))
+    );
+    let reg_pod = d
+        .bed
+        .ssh_ok(3, "cat /etc/kubernetes/manifests/reg-lvscare.yaml");
+    assert!(!reg_pod.contains(&ip(2)), "{reg_pod}");
 
     // An app file change re-runs only that app.
     let app = "---\napiVersion: sealer.io/v2\nkind: Application\nmetadata: {name: apps}\nspec:\n  configs:\n    - name: dashboard\n      files:\n        - {path: 10-deployment.yaml, strategy: merge, data: \"spec: {replicas: 3}\"}\n";

@@ -742,3 +742,55 @@ fn seed_applied(sb: &Sandbox, file: &Path, cluster: &str) {
             .unwrap();
     }
 }
+
+/// The text between `# BEGIN NAME` and `# END NAME` (markers included) in `path`.
+fn marked_block(path: &Path, name: &str) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let begin = format!("# BEGIN {name}");
+    let end = format!("# END {name}");
+    let start = text
+        .find(&begin)
+        .unwrap_or_else(|| panic!("{}: no {begin:?}", path.display()));
+    let stop = text[start..]
+        .find(&end)
+        .unwrap_or_else(|| panic!("{}: no {end:?}", path.display()));
+    text[start..start + stop + end.len()].to_string()
+}
+
+/// The runtime and kubelet configuration real hosts get is the one the test bed deploys:
+/// the demo image's scripts carry the skeleton's blocks word for word, so a test of one is
+/// a test of the other.
+#[test]
+fn the_demo_image_configures_containerd_and_the_kubelet_as_the_skeleton_does() {
+    let images = examples().join("images");
+    for (script, block) in [
+        ("containerd.sh", "containerd config"),
+        ("init-kube.sh", "kubelet unit"),
+    ] {
+        let skeleton = marked_block(&images.join("cluster-image/scripts").join(script), block);
+        let demo = marked_block(&images.join("demo-cluster/scripts").join(script), block);
+        assert_eq!(demo, skeleton, "{script}: the {block} blocks differ");
+    }
+    let containerd = marked_block(
+        &images.join("cluster-image/scripts/containerd.sh"),
+        "containerd config",
+    );
+    for line in [
+        r#"config_path = "/etc/containerd/certs.d""#,
+        "sandbox_image = ",
+        "config images list",
+    ] {
+        assert!(containerd.contains(line), "{line:?} not in:\n{containerd}");
+    }
+    let unit = marked_block(
+        &images.join("cluster-image/scripts/init-kube.sh"),
+        "kubelet unit",
+    );
+    for line in [
+        "EnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env\n",
+        "EnvironmentFile=-/etc/default/kubelet\n",
+        "ExecStart=\nExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS\n",
+    ] {
+        assert!(unit.contains(line), "{line:?} not in:\n{unit}");
+    }
+}

@@ -7,6 +7,7 @@ mod apply;
 mod archives;
 mod build;
 mod cli_docs;
+mod containerd;
 mod examples;
 mod fuzz;
 mod go_sealer;

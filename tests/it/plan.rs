@@ -243,7 +243,7 @@ fn scale_down_by_one_worker_and_one_master() {
         "# kubernetes.worker.10.0.0.7 will be destroyed (removed from configuration) [disruptive]"
     ));
     assert!(text.contains(
-        "# kubernetes.worker.10.0.0.5 will be updated in place (attribute masters changed)"
+        "# kubernetes.worker.10.0.0.5 will be updated in place (masters changed (10.0.0.4 left): the VIP's IPVS rule and kube-lvscare.yaml are rewritten)"
     ));
     insta::assert_snapshot!(redact(&text));
 }

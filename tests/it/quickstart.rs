@@ -90,6 +90,24 @@ fn the_quickstart_cluster_applies_inside_its_sandbox_and_nowhere_else() {
         "{hosts}"
     );
     assert!(hosts.contains("127.0.0.1 sea.hub"), "{hosts}");
+    // containerd pulls from the cluster registry: its config reads certs.d, where the
+    // registry's hosts.toml names the server and the CA sealer copied there, and the pause
+    // image comes from that registry.
+    let containerd = std::fs::read_to_string(upper.join("etc/containerd/config.toml")).unwrap();
+    assert!(
+        containerd.contains("config_path = \"/etc/containerd/certs.d\"")
+            && containerd.contains("sandbox_image = \"sea.hub:5000/pause:3.5\""),
+        "{containerd}"
+    );
+    let certs = upper.join("etc/containerd/certs.d/sea.hub:5000");
+    assert_eq!(
+        std::fs::read_to_string(certs.join("hosts.toml")).unwrap(),
+        "server = \"https://sea.hub:5000\"\n\n[host.\"https://sea.hub:5000\"]\n  ca = \"/etc/containerd/certs.d/sea.hub:5000/ca.crt\"\n"
+    );
+    assert_eq!(
+        std::fs::read(certs.join("ca.crt")).unwrap(),
+        std::fs::read(upper.join("etc/sealer/registry/sea.hub.crt")).unwrap()
+    );
     assert!(
         upper
             .join("var/lib/sealer/data/quickstart/rootfs/scripts/init-kube.sh")

@@ -653,6 +653,8 @@ fn the_stand_ins_check_their_input_and_record_what_ran() {
     }
     let etc_before = bed.file_tree(1, "/etc");
     assert!(!Path::new("/usr/bin/kubeadm").exists());
+    // The machine may have Debian's containerd (the real-containerd tests use it).
+    let machine_containerd_config = std::fs::read("/etc/containerd/config.toml").ok();
 
     // Host preparation installs the stand-ins on that host only.
     for i in 0..2 {
@@ -665,12 +667,25 @@ fn the_stand_ins_check_their_input_and_record_what_ran() {
     ok_on(&bed, 0, "kubeadm version -o short | grep -x v1.22.15");
     let config = ok_on(&bed, 0, "cat /etc/containerd/config.toml");
     assert!(config.contains("SystemdCgroup = true"), "{config}");
+    // containerd 1.6 reads the registry's hosts.toml and CA only with config_path set, and
+    // an air-gapped host pulls the pause image from the cluster registry: the one kubeadm
+    // lists for the cluster's version.
+    assert!(
+        config.contains("      config_path = \"/etc/containerd/certs.d\"\n"),
+        "{config}"
+    );
+    assert!(
+        config.contains("    sandbox_image = \"sea.hub:5000/pause:3.5\"\n"),
+        "{config}"
+    );
+    assert!(!config.contains("registry.k8s.io"), "{config}");
     assert!(
         !Path::new("/usr/bin/kubeadm").exists(),
         "installed on the machine itself"
     );
-    assert!(
-        !Path::new("/etc/containerd").exists(),
+    assert_eq!(
+        std::fs::read("/etc/containerd/config.toml").ok(),
+        machine_containerd_config,
         "configured on the machine itself"
     );
 
@@ -728,8 +743,30 @@ fn the_stand_ins_check_their_input_and_record_what_ran() {
         0,
         &format!("echo '{master_ip} apiserver.cluster.local' >> /etc/hosts"),
     );
+    // kubeadm starts the kubelet from the unit init-kube.sh installs: one that does not read
+    // kubeadm-flags.env (as 10-kubeadm.conf does) starts kubelet 1.22 on dockershim, which
+    // finds no docker, and the init times out.
+    let dropin = "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf";
+    ok_on(
+        &bed,
+        0,
+        &format!("cp {dropin} /root/dropin && sed -i /kubeadm-flags.env/d {dropin}"),
+    );
+    fails_on(
+        &bed,
+        0,
+        &format!("{init} etc/kubeadm.yml"),
+        "Cannot connect to the Docker daemon at unix:///var/run/docker.sock",
+    );
+    ok_on(
+        &bed,
+        0,
+        &format!("kubeadm reset -f && cp /root/dropin {dropin}"),
+    );
     let out = ok_on(&bed, 0, &format!("{init} etc/kubeadm.yml"));
     assert!(out.contains("initialized successfully"), "{out}");
+    let flags = ok_on(&bed, 0, "cat /var/lib/kubelet/kubeadm-flags.env");
+    assert!(flags.contains("--container-runtime=remote"), "{flags}");
     assert!(out.contains("--control-plane --certificate-key"), "{out}");
     ok_on(
         &bed,
@@ -801,12 +838,57 @@ fn the_stand_ins_check_their_input_and_record_what_ran() {
         &format!("{join} --control-plane"),
         "needs --certificate-key",
     );
-    ok_on(&bed, 1, join);
+    // A static pod before the join (lvscare's, on a worker of several masters): kubeadm
+    // wants the manifests directory empty unless told to ignore it.
+    ok_on(
+        &bed,
+        1,
+        "mkdir -p /etc/kubernetes/manifests && echo 'kind: Pod' > /etc/kubernetes/manifests/kube-lvscare.yaml",
+    );
+    fails_on(
+        &bed,
+        1,
+        join,
+        "[ERROR DirAvailable--etc-kubernetes-manifests]: /etc/kubernetes/manifests is not empty",
+    );
+    ok_on(
+        &bed,
+        1,
+        &format!("{join} --ignore-preflight-errors=DirAvailable--etc-kubernetes-manifests"),
+    );
     ok_on(
         &bed,
         1,
         "grep -q 'server: https://apiserver.cluster.local:6443' /etc/kubernetes/kubelet.conf",
     );
+    // The kubelet kubeadm started got the runtime flags through the unit's drop-in.
+    let kubelet = command_log(&bed, 1)
+        .into_iter()
+        .rfind(|l| l.command.starts_with("kubelet "))
+        .expect("kubeadm join started the kubelet");
+    assert_eq!(kubelet.exit, 0, "{kubelet:?}");
+    assert!(
+        kubelet.command.contains(" --container-runtime=remote --container-runtime-endpoint=unix:///run/containerd/containerd.sock"),
+        "{kubelet:?}"
+    );
+    // kubelet 1.22 refuses flags it does not know.
+    fails_on(
+        &bed,
+        1,
+        "kubelet --no-such-flag=1",
+        "unknown flag: --no-such-flag",
+    );
+    // seautil: --run-once creates the rule and returns; without it seautil cares for the
+    // rule in the foreground and does not return (here: until `timeout` kills it).
+    let vs = "--vs 10.103.97.2:6443 --rs 10.0.0.2:6443 --rs 10.0.0.3:6443 --health-path /healthz --health-schem https";
+    ok_on(&bed, 1, &format!("seautil ipvs {vs} --run-once"));
+    assert_eq!(
+        ok_on(&bed, 1, "cat /etc/fake-ipvs/10.103.97.2:6443"),
+        "10.0.0.2:6443\n10.0.0.3:6443\n"
+    );
+    let (code, out, err) = on(&bed, 1, &format!("timeout 2 seautil ipvs {vs}"));
+    assert_eq!(code, 124, "seautil without --run-once returned: {out}{err}");
+    ok_on(&bed, 1, "seautil ipvs --vs 10.103.97.2:6443 --clean");
     fails_on(&bed, 1, join, "kubelet.conf already exists");
 
     // kubectl and helm on master0, against the fake API.
@@ -943,13 +1025,21 @@ fn the_stand_ins_check_their_input_and_record_what_ran() {
         summary,
         [
             "0 containerd.sh",
+            "0 kubeadm version",
+            "0 kubeadm config",
             "0 containerd config",
             "0 init-kube.sh",
             "1 kubeadm token",
             "1 kubeadm join",
             "1 kubeadm join",
             "1 kubeadm join",
+            "1 kubeadm join",
             "0 kubeadm join",
+            "0 kubelet --bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf",
+            "1 kubelet --no-such-flag=1",
+            "0 seautil ipvs",
+            "143 seautil ipvs",
+            "0 seautil ipvs",
             "1 kubeadm join",
             "1 kubeadm reset",
             "0 kubeadm reset",
@@ -958,12 +1048,12 @@ fn the_stand_ins_check_their_input_and_record_what_ran() {
         ],
         "{log:#?}"
     );
-    assert!(log[7].command.contains(" --token "), "{log:#?}");
+    assert!(log[10].command.contains(" --token "), "{log:#?}");
     let master = command_log(&bed, 0);
     let inits: Vec<i32> = master
         .iter()
         .filter(|l| l.command.starts_with("kubeadm init --upload-certs"))
         .map(|l| l.exit)
         .collect();
-    assert_eq!(inits, [1, 1, 1, 1, 1, 0, 1]);
+    assert_eq!(inits, [1, 1, 1, 1, 1, 1, 0, 1]);
 }

@@ -572,6 +572,19 @@ impl TestBed {
         let _ = fs::remove_file(host.dir.join("ssh.sock"));
     }
 
+    /// Where this process sees host `index`'s own mounts (its `/run`, `/tmp`): the root of
+    /// its PID 1, `/proc/PID/root`; say, to reach a unix socket a service of the host
+    /// listens on.
+    pub fn host_root(&self, index: usize) -> PathBuf {
+        let host = self.host(index);
+        let process = host.process.lock().unwrap();
+        let pid1 = process
+            .as_ref()
+            .and_then(|p| p.pid1)
+            .unwrap_or_else(|| panic!("host {index} is not running"));
+        PathBuf::from(format!("/proc/{pid1}/root"))
+    }
+
     /// Crashes host `index`: SIGKILL to the PID 1 of its PID namespace, so every process of
     /// the host dies at once. Its disk and network stay; [`restart`](Self::restart) boots it.
     pub fn kill(&self, index: usize) {

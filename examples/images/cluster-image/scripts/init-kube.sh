@@ -12,15 +12,42 @@ net.ipv4.ip_forward = 1
 SYSCTL
 sysctl --system >/dev/null
 swapoff -a
-cat > /etc/systemd/system/kubelet.service <<'UNIT'
+# BEGIN kubelet unit: the same in every example image (tests/it/examples.rs checks).
+# kubelet.service and kubeadm's drop-in 10-kubeadm.conf, as the Kubernetes packages install
+# them. kubeadm writes the kubelet's runtime flags to /var/lib/kubelet/kubeadm-flags.env
+# (with containerd: --container-runtime=remote --container-runtime-endpoint=...), and only
+# this drop-in passes them on: a kubelet <= 1.23 started without them runs dockershim, and
+# `kubeadm init` times out waiting for it.
+mkdir -p /etc/systemd/system/kubelet.service.d
+cat >/etc/systemd/system/kubelet.service <<'UNIT'
 [Unit]
-Description=kubelet
-After=containerd.service
+Description=kubelet: The Kubernetes Node Agent
+Documentation=https://kubernetes.io/docs/home/
+Wants=network-online.target
+After=network-online.target containerd.service
+
 [Service]
-ExecStart=/usr/bin/kubelet --config=/var/lib/kubelet/config.yaml --kubeconfig=/etc/kubernetes/kubelet.conf --bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf --container-runtime-endpoint=unix:///run/containerd/containerd.sock
+ExecStart=/usr/bin/kubelet
 Restart=always
+StartLimitInterval=0
+RestartSec=10
+
 [Install]
 WantedBy=multi-user.target
 UNIT
+cat >/etc/systemd/system/kubelet.service.d/10-kubeadm.conf <<'UNIT'
+# Note: This dropin only works with kubeadm and kubelet v1.11+
+[Service]
+Environment="KUBELET_KUBECONFIG_ARGS=--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf --kubeconfig=/etc/kubernetes/kubelet.conf"
+Environment="KUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml"
+# This is a file that "kubeadm init" and "kubeadm join" generates at runtime, populating the KUBELET_KUBEADM_ARGS variable dynamically
+EnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env
+# The user's overrides (KUBELET_EXTRA_ARGS): /etc/default/kubelet on Debian, /etc/sysconfig/kubelet on RPM distributions.
+EnvironmentFile=-/etc/default/kubelet
+EnvironmentFile=-/etc/sysconfig/kubelet
+ExecStart=
+ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS
+UNIT
+# END kubelet unit
 systemctl daemon-reload
 systemctl enable kubelet
