@@ -145,13 +145,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             out(&format!("{}\n", report.digest))
         }
         Command::Validate(args) => {
-            let compiled = runtime()?.block_on(ops::compile(
-                &settings,
-                &args.file,
-                // Nothing compiled here is kept or shown: its digests need no state.
-                &sealer::clusterfile::DigestKey::throwaway()?,
-                pull(&settings),
-            ))?;
+            let compiled = compile_statelessly(&settings, &args.file)?;
             let cf = &compiled.clusterfile;
             let plural = |n: usize, one: &str, many: &str| {
                 format!("{n} {}", if n == 1 { one } else { many })
@@ -166,13 +160,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Graph(args) => {
-            let compiled = runtime()?.block_on(ops::compile(
-                &settings,
-                &args.file,
-                // Nothing compiled here is kept or shown: its digests need no state.
-                &sealer::clusterfile::DigestKey::throwaway()?,
-                pull(&settings),
-            ))?;
+            let compiled = compile_statelessly(&settings, &args.file)?;
             out(&sealer::graph::to_dot(
                 compiled.clusterfile.name(),
                 &compiled.resources,
@@ -375,6 +363,17 @@ fn completions(shell: args::Shell) -> String {
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut Cli::command(), "sealer", &mut script);
     String::from_utf8_lossy(&script).into_owned()
+}
+
+/// A Clusterfile compiled for `validate` and `graph`, which keep and show none of its
+/// digests: they need no state's key.
+fn compile_statelessly(settings: &Settings, file: &std::path::Path) -> Result<ops::Compiled> {
+    runtime()?.block_on(ops::compile(
+        settings,
+        file,
+        &sealer::clusterfile::DigestKey::throwaway()?,
+        pull(settings),
+    ))
 }
 
 /// Locks the cluster's state for `operation`, saying so when it replaces the lock of a

@@ -144,10 +144,8 @@ impl Session {
                     Access::Pull => "pull",
                     Access::Push => "pull,push",
                 };
-                let mut query = vec![(
-                    "scope",
-                    format!("repository:{}:{actions}", self.repository),
-                )];
+                let mut query =
+                    vec![("scope", format!("repository:{}:{actions}", self.repository))];
                 if let Some(service) = service {
                     query.push(("service", service.clone()));
                 }
@@ -384,7 +382,9 @@ impl Session {
         if response.status().is_success() {
             Ok(())
         } else {
-            Err(self.status_error(&format!("manifest {tag}"), response).await)
+            Err(self
+                .status_error(&format!("manifest {tag}"), response)
+                .await)
         }
     }
 
