@@ -794,3 +794,81 @@ fn the_demo_image_configures_containerd_and_the_kubelet_as_the_skeleton_does() {
         assert!(unit.contains(line), "{line:?} not in:\n{unit}");
     }
 }
+
+/// `cluster-image/check.sh`, on a build context and on a saved image.
+fn check(args: &[&std::ffi::OsStr]) -> (i32, String) {
+    let out = std::process::Command::new("bash")
+        .arg(repo_root().join("examples/images/cluster-image/check.sh"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn the_image_check_names_what_a_real_deploy_lacks_and_passes_a_complete_image() {
+    // The skeleton as committed: no binaries, no containerd bundle, no registry content.
+    let (code, said) = check(&[]);
+    assert_eq!(code, 1, "{said}");
+    for missing in [
+        "missing: bin/kubeadm ",
+        "missing: bin/kubelet ",
+        "missing: bin/kubectl ",
+        "missing: cri/containerd.tar.gz ",
+        "missing: images/registry.tar ",
+        "missing: registry/ ",
+    ] {
+        assert!(said.contains(missing), "{missing} not reported:\n{said}");
+    }
+
+    // A context with every file, programs as ELF binaries (their first bytes are enough).
+    let sb = Sandbox::new();
+    let elf = "\x7fELF\x02\x01\x01";
+    let complete = sb.write_tree(
+        "complete",
+        &[
+            ("bin/kubeadm", elf),
+            ("bin/kubelet", elf),
+            ("bin/kubectl", elf),
+            ("bin/seautil", elf),
+            ("bin/helm", elf),
+            ("bin/crictl", elf),
+            ("cri/containerd.tar.gz", "x"),
+            ("images/registry.tar", "x"),
+            (
+                "registry/docker/registry/v2/repositories/pause/_layers/x",
+                "x",
+            ),
+        ],
+    );
+    let (code, said) = check(&[complete.as_os_str()]);
+    assert_eq!(code, 0, "{said}");
+    assert!(said.contains("ok: "), "{said}");
+
+    // The demo image, saved as an archive: its stand-ins are scripts, not the real tools.
+    stdout_of(
+        sb.sealer()
+            .args(["build", "-t", "demo:v1"])
+            .arg(repo_root().join("examples/images/demo-cluster")),
+    );
+    let archive = sb.path("demo.tar");
+    stdout_of(
+        sb.sealer()
+            .args(["save", "-o"])
+            .arg(&archive)
+            .arg("demo:v1"),
+    );
+    let (code, said) = check(&["--archive".as_ref(), archive.as_os_str()]);
+    assert_eq!(code, 1, "{said}");
+    assert!(
+        said.contains("missing: bin/kubeadm is not a real program: it is not an ELF binary"),
+        "{said}"
+    );
+    assert!(
+        !said.contains("missing: bin/kubeadm ("),
+        "the archive's bin/ was read: {said}"
+    );
+}
