@@ -730,6 +730,36 @@ fn the_stand_ins_check_their_input_and_record_what_ran() {
         &format!("{init} /root/nokind.yaml"),
         "Object 'Kind' is missing",
     );
+    // Real kubeadm's system checks: a port in use and forwarding off fail the init, each
+    // named; told to ignore them, it goes on (to the next failure, below).
+    ok_on(
+        &bed,
+        0,
+        "sysctl -q -w net.ipv4.ip_forward=0 && { python3 -c 'import socket, time; s = socket.socket(); s.bind((\"127.0.0.1\", 6443)); s.listen(); time.sleep(600)' </dev/null >/dev/null 2>&1 & echo $! > /root/listener.pid; } && sleep 1",
+    );
+    let (code, _, err) = on(&bed, 0, &format!("{init} etc/kubeadm.yml"));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("[ERROR Port-6443]: Port 6443 is in use"),
+        "{err}"
+    );
+    assert!(
+        err.contains("[ERROR FileContent--proc-sys-net-ipv4-ip_forward]: /proc/sys/net/ipv4/ip_forward contents are not set to 1"),
+        "{err}"
+    );
+    fails_on(
+        &bed,
+        0,
+        &format!(
+            "{init} etc/kubeadm.yml --ignore-preflight-errors=Port-6443,FileContent--proc-sys-net-ipv4-ip_forward"
+        ),
+        "lookup apiserver.cluster.local: no such host",
+    );
+    ok_on(
+        &bed,
+        0,
+        "kill $(cat /root/listener.pid) && sysctl -q -w net.ipv4.ip_forward=1 && sleep 0.5",
+    );
     // A good config, but the API endpoint does not resolve until /etc/hosts maps it.
     fails_on(
         &bed,
@@ -1055,5 +1085,5 @@ fn the_stand_ins_check_their_input_and_record_what_ran() {
         .filter(|l| l.command.starts_with("kubeadm init --upload-certs"))
         .map(|l| l.exit)
         .collect();
-    assert_eq!(inits, [1, 1, 1, 1, 1, 1, 0, 1]);
+    assert_eq!(inits, [1, 1, 1, 1, 1, 1, 1, 1, 0, 1]);
 }
