@@ -448,9 +448,14 @@ impl StateStore {
         };
         let changed = run().map_err(|e| shared.err("cannot write", e))??;
         tx.commit().map_err(|e| shared.err("cannot commit to", e))?;
-        // The WAL still holds the pages as they were: copy them back and empty it, so the
-        // plain digests leave the disk now rather than at some later checkpoint. A reader
-        // in another process can keep it from emptying: the next write's checkpoint does.
+        // Free pages of the file (from writes of a sealer without `secure_delete`) and the
+        // WAL still hold the old bytes: rebuild the file (once, in memory) and empty the
+        // WAL, so the plain digests leave the disk now. A reader in another process can keep
+        // the WAL from emptying: the next write's checkpoint does.
+        if changed > 0 {
+            conn.execute_batch("PRAGMA temp_store = MEMORY; VACUUM;")
+                .map_err(|e| shared.err("cannot compact", e))?;
+        }
         let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         Ok(changed)
     }

@@ -382,7 +382,8 @@ fn downgrade(db: &Path, legacy: &[sealer::resource::Desired]) -> Vec<String> {
         .unwrap();
     }
     conn.execute_batch(
-        "ALTER TABLE clusters DROP COLUMN digests_keyed; DROP TABLE digest_key; PRAGMA user_version = 1;",
+        "ALTER TABLE clusters DROP COLUMN digests_keyed; ALTER TABLE history DROP COLUMN command;
+         DROP TABLE digest_key; PRAGMA user_version = 1;",
     )
     .unwrap();
     plain.sort();
