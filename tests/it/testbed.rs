@@ -735,7 +735,7 @@ fn the_stand_ins_check_their_input_and_record_what_ran() {
     ok_on(
         &bed,
         0,
-        "sysctl -q -w net.ipv4.ip_forward=0 && { python3 -c 'import socket, time; s = socket.socket(); s.bind((\"127.0.0.1\", 6443)); s.listen(); time.sleep(600)' </dev/null >/dev/null 2>&1 & echo $! > /root/listener.pid; } && sleep 1",
+        "sysctl -q -w net.ipv4.ip_forward=0 && { python3 -c 'import socket, time; s = socket.socket(); s.bind((\"127.0.0.1\", 6443)); s.listen(); time.sleep(600)' </dev/null >/dev/null 2>&1 & echo $! > /root/listener.pid; } && for i in $(seq 300); do (exec 3<>/dev/tcp/127.0.0.1/6443) 2>/dev/null && exit 0; sleep 0.1; done; exit 1",
     );
     let (code, _, err) = on(&bed, 0, &format!("{init} etc/kubeadm.yml"));
     assert_eq!(code, 1, "{err}");
@@ -758,7 +758,7 @@ fn the_stand_ins_check_their_input_and_record_what_ran() {
     ok_on(
         &bed,
         0,
-        "kill $(cat /root/listener.pid) && sysctl -q -w net.ipv4.ip_forward=1 && sleep 0.5",
+        "kill $(cat /root/listener.pid) && sysctl -q -w net.ipv4.ip_forward=1 && for i in $(seq 300); do (exec 3<>/dev/tcp/127.0.0.1/6443) 2>/dev/null || exit 0; sleep 0.1; done; exit 1",
     );
     // A good config, but the API endpoint does not resolve until /etc/hosts maps it.
     fails_on(
