@@ -173,13 +173,7 @@ fn unpack_tar(
         .entries()
         .map_err(|e| Error::msg(format!("not a tar archive: {e}")))?;
     let mut count = 0usize;
-    loop {
-        budget.headers_begin();
-        let next = entries.next();
-        budget.headers_end();
-        let Some(entry) = next else {
-            break;
-        };
+    while let Some(entry) = budget.next_entry(&mut entries) {
         let mut entry = entry.map_err(|e| Error::msg(format!("broken tar archive: {e}")))?;
         count += 1;
         if count > max_entries {

@@ -45,14 +45,21 @@ impl Budget {
         self.limit.saturating_sub(self.used.get())
     }
 
-    /// What the tar reader reads from now on, until [`Budget::headers_end`], are the headers
-    /// of the next entry.
-    pub fn headers_begin(&self) {
-        self.headers_from.set(Some(self.used.get()));
+    /// The next entry of `entries`: what the tar reader reads to find it are its headers,
+    /// which it keeps whole in memory, so they are metered against a budget of their own.
+    pub fn next_entry<'a, R: std::io::Read>(
+        &self,
+        entries: &mut tar::Entries<'a, R>,
+    ) -> Option<std::io::Result<tar::Entry<'a, R>>> {
+        self.headers_begin();
+        let next = entries.next();
+        self.headers_from.set(None);
+        next
     }
 
-    pub fn headers_end(&self) {
-        self.headers_from.set(None);
+    /// What the tar reader reads from now on are the headers of the next entry.
+    fn headers_begin(&self) {
+        self.headers_from.set(Some(self.used.get()));
     }
 
     /// The error that explains an unpacking stopped by the meter, if the meter stopped it.

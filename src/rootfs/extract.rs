@@ -172,14 +172,7 @@ fn unpack_tar(
     let mut entries = archive
         .entries()
         .map_err(|e| Error::msg(format!("not a tar archive: {e}")))?;
-    loop {
-        // The tar reader keeps these whole in memory: they have a budget of their own.
-        budget.headers_begin();
-        let next = entries.next();
-        budget.headers_end();
-        let Some(entry) = next else {
-            break;
-        };
+    while let Some(entry) = budget.next_entry(&mut entries) {
         let mut entry = entry.map_err(|e| Error::msg(format!("broken tar archive: {e}")))?;
         unpack_entry(&mut entry, root, dir_modes, budget, &mut current)?;
         // Data an entry did not use (a whiteout's, a link's) is read here, not as headers
