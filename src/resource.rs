@@ -142,6 +142,23 @@ pub struct Recorded {
     pub sensitive: BTreeSet<String>,
     pub status: Status,
     pub depends_on: Vec<String>,
+    /// What a refresh found different on its host: the next plan repairs it. Set by
+    /// `sealer apply --refresh-only` (recorded) or by `plan --refresh` (this plan's reads);
+    /// cleared when the resource is recorded again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<Drift>,
+}
+
+/// Drift of a recorded resource: there but not as recorded, or not there at all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drift {
+    /// Not there any more (rather than there but different).
+    pub gone: bool,
+    /// What was found, in words an operator can check by hand.
+    pub findings: Vec<String>,
+    /// The state serial that recorded it; `None` when this plan's own reads found it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded_at: Option<u64>,
 }
 
 impl Recorded {
@@ -157,6 +174,7 @@ impl Recorded {
             sensitive: desired.sensitive.clone(),
             status: Status::Ready,
             depends_on: desired.depends_on.clone(),
+            drift: None,
         }
     }
 }

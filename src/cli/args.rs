@@ -190,6 +190,11 @@ pub struct PlanArgs {
     /// the hosts, changes nothing on them or in the state
     #[arg(long, conflicts_with_all = ["targets", "replace", "destroy", "out"])]
     pub refresh_only: bool,
+    /// Read every recorded resource back from its hosts first, and plan the repair of what
+    /// drifted (a saved plan cannot hold what was read: record drift with `sealer apply
+    /// --refresh-only`, then plan with --out)
+    #[arg(long, conflicts_with_all = ["refresh_only", "out", "destroy"])]
+    pub refresh: bool,
     #[command(flatten)]
     pub render: RenderArgs,
 }
@@ -237,6 +242,13 @@ pub struct ApplyArgs {
     /// Replace this resource even if unchanged (repeatable)
     #[arg(long = "replace", value_name = "ADDR")]
     pub replace: Vec<String>,
+    /// Read every recorded resource back from its hosts first, and repair what drifted
+    #[arg(long, conflicts_with = "plan_file")]
+    pub refresh: bool,
+    /// Read every recorded resource back and record what drifted in the state, changing
+    /// no host (the next plan repairs it)
+    #[arg(long, conflicts_with_all = ["plan_file", "targets", "replace", "refresh"])]
+    pub refresh_only: bool,
     #[command(flatten)]
     pub exec: ExecArgs,
 }

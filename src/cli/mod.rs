@@ -177,10 +177,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 replace: args.replace.clone(),
                 destroy: args.destroy,
             };
-            let outcome =
-                runtime()?.block_on(ops::plan(&settings, &args.file, &options, pull(&settings)));
+            let reads = read_settings(10);
+            let outcome = runtime()?.block_on(ops::plan_refreshed(
+                &settings,
+                &args.file,
+                &options,
+                args.refresh.then_some(&reads),
+                pull(&settings),
+            ));
             let outcome = match outcome {
-                Ok(outcome) => outcome,
+                Ok((outcome, refresh)) => {
+                    if let Some(refresh) = &refresh {
+                        eprintln!("{}", refresh::summary_line(refresh));
+                    }
+                    outcome
+                }
                 Err(error) if args.render.format() == PlanFormat::Json => {
                     // Machines get an object even when the plan fails; people get the error.
                     let cluster = ops::cluster_of(&args.file).ok();
@@ -216,10 +227,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Apply(args) if args.refresh_only => {
+            let settings = settings.with_state_path(args.exec.state.clone());
+            apply_refresh_only(&settings, &args)
+        }
         Command::Apply(args) => {
             let settings = settings.with_state_path(args.exec.state.clone());
             let rt = runtime()?;
             let lock = lock_timeout(&args.exec);
+            let reads = read_settings(args.exec.parallelism);
             let (session, prepared) = match (&args.plan_file, &args.file) {
                 (Some(plan_file), _) => {
                     let cluster = sealer::plan::saved::SavedPlan::read(plan_file)?
@@ -247,6 +263,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         &settings,
                         &file,
                         &options,
+                        args.refresh.then_some(&reads),
                         pull(&settings),
                     ))?;
                     (session, prepared)
@@ -585,12 +602,7 @@ fn refresh_only(settings: &Settings, args: &args::PlanArgs) -> Result<ExitCode> 
                 .hint("use --format human or --json"),
         );
     }
-    let exec = ops::ExecSettings {
-        parallelism: 10,
-        step_timeout: ops::READ_TIMEOUT,
-        lock_timeout: std::time::Duration::ZERO,
-        accept_new_host_keys: false,
-    };
+    let exec = read_settings(10);
     let refresh = runtime()?.block_on(ops::refresh(settings, &args.file, &exec, pull(settings)))?;
     let text = match format {
         PlanFormat::Json => format!("{}\n", to_pretty(&refresh::json(&refresh))),
@@ -608,6 +620,69 @@ fn refresh_only(settings: &Settings, args: &args::PlanArgs) -> Result<ExitCode> 
     if args.detailed_exitcode && refresh.drifted().next().is_some() {
         return Ok(ExitCode::from(2));
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// How reads back from hosts run: `parallelism` at once, each command bounded by
+/// [`ops::READ_TIMEOUT`], host keys only as pinned.
+fn read_settings(parallelism: usize) -> ops::ExecSettings {
+    ops::ExecSettings {
+        parallelism: parallelism.max(1),
+        step_timeout: ops::READ_TIMEOUT,
+        lock_timeout: std::time::Duration::ZERO,
+        accept_new_host_keys: false,
+    }
+}
+
+/// `apply --refresh-only`: under the cluster's lock, read every recorded resource back,
+/// show what drifted and what the state will record, and after confirmation record it
+/// (one state write; no host changes).
+fn apply_refresh_only(settings: &Settings, args: &args::ApplyArgs) -> Result<ExitCode> {
+    use std::io::IsTerminal;
+    let file = args.file.clone().unwrap_or_else(|| "Clusterfile".into());
+    let session = begin_session(
+        settings,
+        &ops::cluster_of(&file)?,
+        "apply",
+        lock_timeout(&args.exec),
+    )?;
+    let rt = runtime()?;
+    let record = rt.block_on(ops::prepare_refresh_record(
+        settings,
+        &session,
+        &file,
+        &read_settings(args.exec.parallelism),
+        pull(settings),
+    ))?;
+    eprint!("{}", refresh::text(&record.refresh));
+    if record.marks.is_empty() {
+        eprintln!("\nNo changes: the state already records what the hosts hold.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprint!("\n{}", refresh::record_text(&record));
+    if !args.exec.auto_approve {
+        if !std::io::stdin().is_terminal() {
+            return Err(sealer::Error::msg(
+                "refusing to record the refresh without confirmation: stdin is not a terminal",
+            )
+            .hint("review what was read, then pass --auto-approve"));
+        }
+        eprint!(
+            "\nDo you want to record this in the state of cluster \"{}\"? Only 'yes' will be accepted: ",
+            record.refresh.cluster
+        );
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().read_line(&mut answer);
+        if answer.trim() != "yes" {
+            eprintln!("Refresh cancelled: nothing changed.");
+            return Ok(ExitCode::from(1));
+        }
+    }
+    let serial = ops::record_refresh(&session, &record)?;
+    eprintln!(
+        "\nRefresh recorded (state serial {serial}); no host changed. `sealer plan` shows the repairs."
+    );
     Ok(ExitCode::SUCCESS)
 }
 

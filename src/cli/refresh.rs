@@ -1,7 +1,7 @@
 //! How `sealer plan --refresh-only` shows what the hosts hold against the state.
 
 use sealer::kinds::read::ReadBack;
-use sealer::ops::{Found, ReadResult, Refresh};
+use sealer::ops::{Found, ReadResult, Refresh, RefreshRecord};
 
 /// Format version of the JSON: bumped on any incompatible change.
 pub const FORMAT_VERSION: &str = "1";
@@ -69,6 +69,43 @@ pub fn text(refresh: &Refresh) -> String {
             failed.len()
         ));
     }
+    out
+}
+
+/// One line for `plan --refresh` and `apply --refresh`, before the plan that repairs what
+/// the reads found (its reasons say what each found).
+pub fn summary_line(refresh: &Refresh) -> String {
+    let drifted = refresh.drifted().count();
+    format!(
+        "Read {} resources of cluster \"{}\" back from {} host{}: {}.",
+        refresh.resources.len(),
+        clean(&refresh.cluster),
+        refresh.hosts(),
+        if refresh.hosts() == 1 { "" } else { "s" },
+        match drifted {
+            0 => "no drift".to_string(),
+            1 => "1 drifted".to_string(),
+            n => format!("{n} drifted"),
+        }
+    )
+}
+
+/// What `apply --refresh-only` will write: each resource whose recorded drift changes.
+pub fn record_text(record: &RefreshRecord) -> String {
+    let mut out = String::from("The state will record:\n\n");
+    for (address, mark) in &record.marks {
+        let what = match mark {
+            Some(d) if d.gone => "gone",
+            Some(_) => "drifted",
+            None => "as recorded again (drift cleared)",
+        };
+        out.push_str(&format!("  {} {what}\n", clean(address)));
+    }
+    let set = record.marks.values().filter(|m| m.is_some()).count();
+    let cleared = record.marks.len() - set;
+    out.push_str(&format!(
+        "\nRefresh: {set} to record drifted, {cleared} to clear; no host will change.\n"
+    ));
     out
 }
 

@@ -65,11 +65,13 @@ pub fn state_listing(listing: &StateListing, path: &Path) -> String {
         StateListing::Resources(state) => {
             let mut out = String::new();
             for (address, r) in &state.resources {
-                if r.status == Status::Tainted {
-                    out.push_str(&format!("{address} (tainted)\n"));
-                } else {
-                    out.push_str(&format!("{address}\n"));
-                }
+                let mark = match (&r.status, &r.drift) {
+                    (Status::Tainted, _) => " (tainted)",
+                    (_, Some(d)) if d.gone => " (gone, recorded by a refresh)",
+                    (_, Some(_)) => " (drifted, recorded by a refresh)",
+                    _ => "",
+                };
+                out.push_str(&format!("{address}{mark}\n"));
             }
             out
         }
@@ -132,6 +134,16 @@ pub fn recorded_text(r: &Recorded) -> String {
     if !r.depends_on.is_empty() {
         out.push_str(&format!("    # depends on: {}\n", r.depends_on.join(", ")));
     }
+    if let Some(drift) = &r.drift {
+        let what = if drift.gone { "gone" } else { "drifted" };
+        out.push_str(&format!("    # {what} (recorded by a refresh):\n"));
+        for finding in &drift.findings {
+            out.push_str(&format!(
+                "    #   {}\n",
+                sealer::plan::human::visible(finding)
+            ));
+        }
+    }
     out.push_str("}\n");
     out
 }
@@ -157,6 +169,7 @@ pub fn recorded_json(r: &Recorded) -> serde_json::Value {
         "attributes": attributes,
         "sensitive_paths": r.sensitive,
         "depends_on": r.depends_on,
+        "drift": r.drift,
     })
 }
 

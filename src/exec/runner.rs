@@ -391,13 +391,22 @@ impl StepRunner for Runner {
                 if change.before.is_some()
                     && let Err(e) = self.destroy(change).await
                 {
-                    if change.reason_code != ReasonCode::ReplaceBecauseTainted {
+                    if !matches!(
+                        change.reason_code,
+                        ReasonCode::ReplaceBecauseTainted | ReasonCode::ReplaceBecauseDrifted
+                    ) {
                         return Err(e);
                     }
                     self.sink.event(Event::Warning {
                         message: format!(
-                            "{}: tearing down the tainted resource failed ({}); creating it anew",
-                            change.address, e.message
+                            "{}: tearing down the {} resource failed ({}); creating it anew",
+                            change.address,
+                            if change.reason_code == ReasonCode::ReplaceBecauseTainted {
+                                "tainted"
+                            } else {
+                                "drifted"
+                            },
+                            e.message
                         ),
                     });
                 }

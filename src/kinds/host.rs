@@ -304,6 +304,7 @@ mod tests {
             sensitive: Default::default(),
             status: Status::Ready,
             depends_on: Vec::new(),
+            drift: None,
         };
         let host = HostAttrs::recorded(&r).unwrap();
         assert_eq!(host.arch.as_deref(), Some("x86_64"));

@@ -60,6 +60,24 @@ pub enum Foundation {
     Node,
 }
 
+/// How a plan repairs drift of a kind (`gone`: not there at all), or `None` when no step
+/// repairs it safely. Most kinds run their step again: it is idempotent (files synced
+/// again, manifests applied again, labels set again; a worker's update rewrites its route
+/// to the masters). A node that left the cluster is reset and joins again. A control plane
+/// that is gone is made again; one that is there but differs (an edited kubeadm.yaml, an
+/// API server that does not answer) is not repaired by re-initializing the cluster behind
+/// the operator's back.
+pub fn drift_repair(resource_type: ResourceType, gone: bool) -> Option<crate::plan::Action> {
+    use crate::plan::Action;
+    match resource_type {
+        ResourceType::KubernetesInit if gone => Some(Action::Replace),
+        ResourceType::KubernetesInit => None,
+        ResourceType::KubernetesMaster => Some(Action::Replace),
+        ResourceType::KubernetesWorker if gone => Some(Action::Replace),
+        _ => Some(Action::Update),
+    }
+}
+
 /// The schema of a kind.
 pub fn schema(resource_type: ResourceType) -> &'static Schema {
     match resource_type {

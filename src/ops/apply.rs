@@ -2,7 +2,7 @@
 //! execute under the state lock.
 
 use super::Settings;
-use super::plan::{Compiled, compile, plan as make_plan};
+use super::plan::{Compiled, compile, plan_refreshed};
 use crate::clusterfile::Clusterfile;
 use crate::clusterfile::env::{Env, EnvValue};
 use crate::diag::{Error, Result};
@@ -44,18 +44,20 @@ pub struct Prepared {
     pub(super) run_image: Option<String>,
 }
 
-/// `sealer apply -f Clusterfile`: plan now.
+/// `sealer apply -f Clusterfile`: plan now; with `refresh` (`--refresh`), after reading
+/// the recorded resources back from their hosts, so that what drifted is repaired.
 pub async fn prepare_apply<F, Fut>(
     settings: &Settings,
     path: &Path,
     options: &PlanOptions,
+    refresh: Option<&ExecSettings>,
     pull: F,
 ) -> Result<Prepared>
 where
     F: Fn(Reference, Platform) -> Fut,
     Fut: Future<Output = Result<Image>>,
 {
-    let outcome = make_plan(settings, path, options, pull).await?;
+    let (outcome, _) = plan_refreshed(settings, path, options, refresh, pull).await?;
     Ok(Prepared {
         plan: outcome.saved.plan,
         compiled: Some(outcome.compiled),
@@ -196,6 +198,10 @@ pub struct Session {
 }
 
 impl Session {
+    pub(super) fn store(&self) -> &StateStore {
+        &self.store
+    }
+
     /// The lock a dead sealer left on this cluster, which this session took over.
     pub fn took_over(&self) -> Option<&crate::state::LockInfo> {
         self.lock.took_over()

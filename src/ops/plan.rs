@@ -187,12 +187,39 @@ where
     F: Fn(Reference, Platform) -> Fut,
     Fut: Future<Output = Result<Image>>,
 {
+    plan_refreshed(settings, path, options, None, pull)
+        .await
+        .map(|(outcome, _)| outcome)
+}
+
+/// `sealer plan --refresh`: the plan made after reading every recorded resource back from
+/// its hosts (with `exec`; [`read_back`](super::read_back)), so that what drifted is
+/// repaired. Without `exec`, the offline plan. Refused when a read failed.
+pub async fn plan_refreshed<F, Fut>(
+    settings: &Settings,
+    path: &Path,
+    options: &PlanOptions,
+    refresh: Option<&super::ExecSettings>,
+    pull: F,
+) -> Result<(PlanOutcome, Option<super::Refresh>)>
+where
+    F: Fn(Reference, Platform) -> Fut,
+    Fut: Future<Output = Result<Image>>,
+{
     // Plans never write a cluster's state; the first one makes the (empty) state database,
     // which holds the key of its digests.
     let store = StateStore::open_or_create(&settings.state_path)?;
     let compiled = compile(settings, path, &store.digest_key()?, pull).await?;
     let name = compiled.clusterfile.name().to_string();
-    let (state, running) = (store.cluster(&name)?, store.running(&name)?);
+    let (mut state, running) = (store.cluster(&name)?, store.running(&name)?);
+    let mut read = None;
+    if let Some(exec) = refresh {
+        let recorded = super::refresh::recorded(state, &name)?;
+        let found = super::read_back(settings, &compiled, &recorded, exec).await?;
+        found.complete()?;
+        state = Some(super::with_drift(&recorded, &found.drift_marks()));
+        read = Some(found);
+    }
     let mut saved = derive(&compiled, path, state.as_ref(), options)?;
     if let Some(running) = &running {
         // Recorded tainted as they started: what looks like a failure is the work of the
@@ -206,11 +233,14 @@ where
             }
         }
     }
-    Ok(PlanOutcome {
-        saved,
-        compiled,
-        running,
-    })
+    Ok((
+        PlanOutcome {
+            saved,
+            compiled,
+            running,
+        },
+        read,
+    ))
 }
 
 /// The plan of a compiled Clusterfile against a cluster's state, with what it was made

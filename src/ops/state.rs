@@ -136,6 +136,7 @@ pub fn state_history(settings: &Settings, cluster: Option<&str>) -> Result<Vec<H
             Operation::Create => "cluster state created".to_string(),
             Operation::Config => "applied configuration set".to_string(),
             Operation::Secret => "secret stored".to_string(),
+            Operation::Refresh => refresh_summary(v.attributes.as_ref()),
             Operation::Remove => {
                 if let Some(a) = &v.address {
                     last.remove(a);
@@ -239,4 +240,30 @@ pub fn remove_from_state(
         serial = store.remove(&name, address)?;
     }
     Ok(serial)
+}
+
+/// `drift recorded: app.web; drift cleared: rootfs.10.0.0.2`, from a refresh's history row.
+fn refresh_summary(marks: Option<&serde_json::Value>) -> String {
+    let Some(serde_json::Value::Object(marks)) = marks else {
+        return "refresh recorded".to_string();
+    };
+    let (set, cleared): (Vec<_>, Vec<_>) = marks.iter().partition(|(_, drift)| !drift.is_null());
+    let names = |list: Vec<(&String, &serde_json::Value)>| {
+        list.into_iter()
+            .map(|(a, _)| a.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut parts = Vec::new();
+    if !set.is_empty() {
+        parts.push(format!("drift recorded: {}", names(set)));
+    }
+    if !cleared.is_empty() {
+        parts.push(format!("drift cleared: {}", names(cleared)));
+    }
+    if parts.is_empty() {
+        "refresh recorded".to_string()
+    } else {
+        parts.join("; ")
+    }
 }

@@ -4,7 +4,7 @@ use super::order::{Node, topological};
 use super::{Action, Change, Plan, ReasonCode, cascade};
 use crate::diag::{Diagnostic, Error, Result};
 use crate::kinds::plugin;
-use crate::resource::{Desired, Recorded, ResourceType, Status};
+use crate::resource::{Desired, Drift, Recorded, ResourceType, Status};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// The recorded state of the cluster a plan is made against.
@@ -105,6 +105,22 @@ pub fn diff(
                 )));
             }
         }
+        if let Some(drift) = &have.drift
+            && crate::kinds::drift_repair(want.resource_type, drift.gone).is_none()
+            && have.status != Status::Tainted
+            && !replace_requested.contains(want.address.as_str())
+        {
+            errors.push(
+                Diagnostic::error(format!("{}: {}", want.address, drift_reason(drift))).hint(
+                    format!(
+                        "only a new `kubeadm init` repairs this, and it takes every node with it: \
+                         pass `--replace {}` if that is what you want; or repair it by hand and \
+                         record that with `sealer apply --refresh-only`",
+                        want.address
+                    ),
+                ),
+            );
+        }
         let forcing: BTreeSet<String> = changed
             .iter()
             .filter(|a| want.replace_on.contains(*a))
@@ -191,6 +207,21 @@ fn decide(
             ReasonCode::ReplaceBecauseCannotUpdate,
             changed_reason(want, have, forcing),
         )
+    } else if let Some(drift) = &have.drift
+        && let Some(action) = crate::kinds::drift_repair(want.resource_type, drift.gone)
+    {
+        let mut reason = drift_reason(drift);
+        if !changed.is_empty() && action == Action::Update {
+            reason.push_str(&format!(
+                "; {}",
+                changed_reason(want, have, &changed.iter().cloned().collect())
+            ));
+        }
+        let code = match action {
+            Action::Replace => ReasonCode::ReplaceBecauseDrifted,
+            _ => ReasonCode::UpdateBecauseDrifted,
+        };
+        (Some(action), code, reason, None)
     } else if !changed.is_empty() {
         (
             Some(Action::Update),
@@ -206,6 +237,20 @@ fn decide(
             None,
         )
     }
+}
+
+/// `drifted on its host: FINDING; FINDING`, saying when a refresh recorded it.
+fn drift_reason(drift: &Drift) -> String {
+    let what = if drift.gone {
+        "gone from its host"
+    } else {
+        "drifted on its host"
+    };
+    let when = match drift.recorded_at {
+        Some(serial) => format!(" (recorded by a refresh at state serial {serial})"),
+        None => String::new(),
+    };
+    format!("{what}{when}: {}", drift.findings.join("; "))
 }
 
 fn cycle_error(cycles: Vec<Vec<String>>) -> Error {

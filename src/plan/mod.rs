@@ -21,7 +21,7 @@ use crate::resource::{Attributes, Desired, ResourceType};
 use std::collections::BTreeSet;
 
 /// The version of the plan JSON (`state-schema/plan.schema.json`); saved plans have their own.
-pub const FORMAT_VERSION: &str = "2.0";
+pub const FORMAT_VERSION: &str = "2.1";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Action {
@@ -82,10 +82,15 @@ pub enum ReasonCode {
     DeleteBecauseNoResourceConfig,
     /// `sealer destroy`.
     DeleteBecauseDestroy,
+    /// A refresh found it changed or gone on its host; re-running its step repairs it.
+    UpdateBecauseDrifted,
+    /// A refresh found it changed or gone on its host, and only a new one repairs it (a
+    /// node that left the cluster joins again).
+    ReplaceBecauseDrifted,
 }
 
 impl ReasonCode {
-    pub const ALL: [ReasonCode; 8] = [
+    pub const ALL: [ReasonCode; 10] = [
         ReasonCode::NewInConfiguration,
         ReasonCode::UpdateAttributesChanged,
         ReasonCode::ReplaceBecauseCannotUpdate,
@@ -94,6 +99,8 @@ impl ReasonCode {
         ReasonCode::ReplaceBecauseDependencyReplaced,
         ReasonCode::DeleteBecauseNoResourceConfig,
         ReasonCode::DeleteBecauseDestroy,
+        ReasonCode::UpdateBecauseDrifted,
+        ReasonCode::ReplaceBecauseDrifted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -106,6 +113,8 @@ impl ReasonCode {
             ReasonCode::ReplaceBecauseDependencyReplaced => "replace_because_dependency_replaced",
             ReasonCode::DeleteBecauseNoResourceConfig => "delete_because_no_resource_config",
             ReasonCode::DeleteBecauseDestroy => "delete_because_destroy",
+            ReasonCode::UpdateBecauseDrifted => "update_because_drifted",
+            ReasonCode::ReplaceBecauseDrifted => "replace_because_drifted",
         }
     }
 

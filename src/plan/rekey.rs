@@ -149,6 +149,7 @@ mod tests {
             sensitive: d.sensitive.clone(),
             status: Status::Ready,
             depends_on: Vec::new(),
+            drift: None,
         }
     }
 

@@ -1023,3 +1023,118 @@ fn markdown_says_where_the_plan_comes_from_its_targeting_and_sorts_ips_as_number
         "{md}"
     );
 }
+
+fn drifted(gone: bool, finding: &str, recorded_at: Option<u64>) -> Option<crate::resource::Drift> {
+    Some(crate::resource::Drift {
+        gone,
+        findings: vec![finding.to_string()],
+        recorded_at,
+    })
+}
+
+#[test]
+fn drift_is_repaired_by_running_the_step_again_or_by_a_new_join() {
+    let (ds, mut state) = applied_three_by_three();
+    state.get_mut("rootfs.10.0.0.6").unwrap().drift = drifted(
+        false,
+        "1 of its files changed since sealer wrote them: scripts/containerd.sh",
+        Some(9),
+    );
+    state.get_mut("app.nginx").unwrap().drift =
+        drifted(true, "release nginx is not installed", None);
+    state.get_mut("kubernetes.worker.10.0.0.7").unwrap().drift =
+        drifted(true, "node node-7 is not in `kubectl get nodes`", None);
+    let plan = plan_against(&ds, &state);
+
+    let rootfs = change_of(&plan, "rootfs.10.0.0.6").unwrap();
+    assert_eq!(rootfs.action, Action::Update);
+    assert_eq!(rootfs.reason_code, ReasonCode::UpdateBecauseDrifted);
+    assert_eq!(
+        rootfs.reason,
+        "drifted on its host (recorded by a refresh at state serial 9): 1 of its files changed since sealer wrote them: scripts/containerd.sh"
+    );
+    let app = change_of(&plan, "app.nginx").unwrap();
+    assert_eq!(
+        (app.action, app.reason.as_str()),
+        (
+            Action::Update,
+            "gone from its host: release nginx is not installed"
+        )
+    );
+    let worker = change_of(&plan, "kubernetes.worker.10.0.0.7").unwrap();
+    assert_eq!(worker.action, Action::Replace);
+    assert_eq!(worker.reason_code, ReasonCode::ReplaceBecauseDrifted);
+    // A new join takes its node's labels with it: the plan shows that too.
+    assert_eq!(
+        change_of(&plan, "node_meta.10.0.0.7")
+            .unwrap()
+            .caused_by
+            .as_deref(),
+        Some("kubernetes.worker.10.0.0.7")
+    );
+    assert!(change_of(&plan, "rootfs.10.0.0.7").is_none());
+    assert_eq!(plan.changes.len(), 4, "{:?}", actions(&plan));
+}
+
+#[test]
+fn a_drifted_control_plane_is_a_plan_error_unless_its_replacement_is_asked_for() {
+    let (ds, mut state) = applied_three_by_three();
+    state.get_mut("kubernetes.init").unwrap().drift = drifted(
+        false,
+        "/etc/kubernetes/kubeadm.yaml is not the configuration kubeadm init was given",
+        Some(9),
+    );
+    let err = diff("c1", &ds, Some(current(&state)), &PlanOptions::default()).unwrap_err();
+    let d = &err.diagnostics()[0];
+    assert!(
+        d.message
+            .starts_with("kubernetes.init: drifted on its host"),
+        "{}",
+        d.message
+    );
+    assert!(
+        d.hints
+            .iter()
+            .any(|h| h.contains("--replace kubernetes.init")),
+        "{:?}",
+        d.hints
+    );
+    let options = PlanOptions {
+        replace: vec!["kubernetes.init".into()],
+        ..Default::default()
+    };
+    let plan = diff("c1", &ds, Some(current(&state)), &options).unwrap();
+    assert_eq!(
+        change_of(&plan, "kubernetes.init").unwrap().reason_code,
+        ReasonCode::ReplaceByRequest
+    );
+    // Gone is another matter: there is no control plane left to keep.
+    state.get_mut("kubernetes.init").unwrap().drift =
+        drifted(true, "/etc/kubernetes/admin.conf is not there", None);
+    let plan = plan_against(&ds, &state);
+    assert_eq!(
+        change_of(&plan, "kubernetes.init").unwrap().reason_code,
+        ReasonCode::ReplaceBecauseDrifted
+    );
+}
+
+#[test]
+fn drift_and_a_configuration_change_make_one_update_that_names_both() {
+    let mut ds = cluster();
+    let mut state = state_of(&ds);
+    state.get_mut("app.nginx").unwrap().drift = drifted(false, "objects of a.yaml: NotFound", None);
+    ds[0].attributes.insert(
+        "files".into(),
+        json!({"a.yaml": "sha256:1", "b.yaml": "sha256:3"}),
+    );
+    let plan = plan_against(&ds, &state);
+    let app = change_of(&plan, "app.nginx").unwrap();
+    assert_eq!(app.reason_code, ReasonCode::UpdateBecauseDrifted);
+    assert!(
+        app.reason
+            .starts_with("drifted on its host: objects of a.yaml: NotFound; "),
+        "{}",
+        app.reason
+    );
+    assert!(app.reason.contains("b.yaml"), "{}", app.reason);
+}

@@ -105,6 +105,8 @@ pub enum Operation {
     Config,
     /// An encrypted secret was stored (its value is not in the history).
     Secret,
+    /// `apply --refresh-only` recorded what it found on the hosts (drift set or cleared).
+    Refresh,
 }
 
 impl Operation {
@@ -116,6 +118,7 @@ impl Operation {
             Operation::Remove => "remove",
             Operation::Config => "config",
             Operation::Secret => "secret",
+            Operation::Refresh => "refresh",
         }
     }
 
@@ -127,6 +130,7 @@ impl Operation {
             Operation::Remove,
             Operation::Config,
             Operation::Secret,
+            Operation::Refresh,
         ]
         .into_iter()
         .find(|op| op.as_str() == text)
@@ -478,13 +482,13 @@ impl StateStore {
         self.write(cluster, operation, |tx, c, serial| {
             tx.execute(
                 "INSERT INTO resources
-                   (cluster_id, address, resource_type, host, attributes, sensitive, status, depends_on, updated_serial)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                   (cluster_id, address, resource_type, host, attributes, sensitive, status, depends_on, updated_serial, drift)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                  ON CONFLICT (cluster_id, address) DO UPDATE SET
                    resource_type = excluded.resource_type, host = excluded.host,
                    attributes = excluded.attributes, sensitive = excluded.sensitive,
                    status = excluded.status, depends_on = excluded.depends_on,
-                   updated_serial = excluded.updated_serial",
+                   updated_serial = excluded.updated_serial, drift = excluded.drift",
                 params![
                     c.id,
                     row.address,
@@ -495,6 +499,7 @@ impl StateStore {
                     row.status,
                     row.depends_on,
                     to_sql_serial(serial),
+                    row.drift,
                 ],
             )
             .map_err(|e| self.shared.err("cannot write", e))?;
@@ -522,6 +527,45 @@ impl StateStore {
             Ok(LogEntry {
                 address: Some(address.to_string()),
                 attributes: None,
+            })
+        })
+    }
+
+    /// Records what a refresh found: each address's drift (`None` clears it), in one write.
+    /// Returns the new serial. An error if the state has no such resource.
+    pub fn record_drift(
+        &self,
+        cluster: &str,
+        marks: &BTreeMap<String, Option<crate::resource::Drift>>,
+    ) -> Result<u64> {
+        let mut column = BTreeMap::new();
+        for (address, drift) in marks {
+            let text = rows::drift_column(drift.as_ref())
+                .map_err(|e| Error::msg(format!("cannot encode the drift of {address}: {e}")))?;
+            column.insert(address.clone(), text);
+        }
+        self.write(cluster, Operation::Refresh, |tx, c, serial| {
+            let mut log = serde_json::Map::new();
+            for (address, text) in &column {
+                let changed = tx
+                    .execute(
+                        "UPDATE resources SET drift = ?3, updated_serial = ?4
+                         WHERE cluster_id = ?1 AND address = ?2",
+                        params![c.id, address, text, to_sql_serial(serial)],
+                    )
+                    .map_err(|e| self.shared.err("cannot write", e))?;
+                if changed == 0 {
+                    return Err(no_resource(cluster, address));
+                }
+                let value = match text {
+                    Some(t) => serde_json::from_str(t).unwrap_or(serde_json::Value::Null),
+                    None => serde_json::Value::Null,
+                };
+                log.insert(address.clone(), value);
+            }
+            Ok(LogEntry {
+                address: None,
+                attributes: Some(serde_json::Value::Object(log).to_string()),
             })
         })
     }
@@ -973,7 +1017,8 @@ fn find_cluster(tx: &Transaction<'_>, name: &str) -> rusqlite::Result<Option<Clu
 
 fn read_resources(tx: &Transaction<'_>, cluster_id: i64) -> rusqlite::Result<Vec<ResourceRow>> {
     let mut stmt = tx.prepare(
-        "SELECT address, resource_type, host, attributes, sensitive, status, depends_on
+        "SELECT address, resource_type, host, attributes, sensitive, status, depends_on,
+                drift, updated_serial
          FROM resources WHERE cluster_id = ?1 ORDER BY address",
     )?;
     let rows = stmt.query_map([cluster_id], |r| {
@@ -985,6 +1030,8 @@ fn read_resources(tx: &Transaction<'_>, cluster_id: i64) -> rusqlite::Result<Vec
             sensitive: r.get(4)?,
             status: r.get(5)?,
             depends_on: r.get(6)?,
+            drift: r.get(7)?,
+            updated_serial: r.get(8)?,
         })
     })?;
     rows.collect()

@@ -3,7 +3,7 @@
 //! through `Recorded`'s serde derive, so that changing the in-memory type cannot silently
 //! change what old and new binaries read.
 
-use crate::resource::{Attributes, Recorded, ResourceType, Status};
+use crate::resource::{Attributes, Drift, Recorded, ResourceType, Status};
 use std::collections::BTreeSet;
 
 /// The columns of one resource row, as stored.
@@ -15,6 +15,29 @@ pub(crate) struct ResourceRow {
     pub(crate) sensitive: String,
     pub(crate) status: String,
     pub(crate) depends_on: String,
+    /// JSON `{"gone": bool, "findings": [...]}` of drift a refresh recorded, or NULL.
+    pub(crate) drift: Option<String>,
+    /// The serial of the write that last changed the row (read only: writes set it).
+    pub(crate) updated_serial: i64,
+}
+
+/// The `drift` column's text for `drift` (NULL for none).
+pub(crate) fn drift_column(drift: Option<&Drift>) -> serde_json::Result<Option<String>> {
+    drift
+        .map(|d| {
+            serde_json::to_string(&DriftColumn {
+                gone: d.gone,
+                findings: d.findings.clone(),
+            })
+        })
+        .transpose()
+}
+
+/// The `drift` column: [`Drift`] without the serial, which is the row's own.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct DriftColumn {
+    gone: bool,
+    findings: Vec<String>,
 }
 
 impl ResourceRow {
@@ -35,6 +58,9 @@ impl ResourceRow {
             sensitive: json("sensitive set", serde_json::to_string(&resource.sensitive))?,
             status: resource.status.as_str().to_string(),
             depends_on: json("dependencies", serde_json::to_string(&resource.depends_on))?,
+            drift: drift_column(resource.drift.as_ref())
+                .map_err(|e| format!("cannot encode the drift of {}: {e}", resource.address))?,
+            updated_serial: 0,
         })
     }
 
@@ -50,6 +76,18 @@ impl ResourceRow {
             .map_err(|e| format!("the sensitive set is not a JSON list of names: {e}"))?;
         let depends_on: Vec<String> = serde_json::from_str(&self.depends_on)
             .map_err(|e| format!("dependencies are not a JSON list of addresses: {e}"))?;
+        let drift = match &self.drift {
+            None => None,
+            Some(text) => {
+                let column: DriftColumn = serde_json::from_str(text)
+                    .map_err(|e| format!("its drift is not what a refresh records: {e}"))?;
+                Some(Drift {
+                    gone: column.gone,
+                    findings: column.findings,
+                    recorded_at: u64::try_from(self.updated_serial).ok(),
+                })
+            }
+        };
         Ok(Recorded {
             address: self.address,
             resource_type,
@@ -58,6 +96,7 @@ impl ResourceRow {
             sensitive,
             status,
             depends_on,
+            drift,
         })
     }
 }

@@ -28,6 +28,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0002_digest_key",
         sql: include_str!("../../state-schema/migrations/0002_digest_key.sql"),
     },
+    Migration {
+        version: 3,
+        name: "0003_drift",
+        sql: include_str!("../../state-schema/migrations/0003_drift.sql"),
+    },
 ];
 
 /// `PRAGMA application_id` of a sealer state database ("SEAL"), set by the first migration.
@@ -145,7 +150,7 @@ fn quick_check(conn: &Connection, path: &Path) -> Result<()> {
 
 /// Applies every migration newer than the file's version, all in one transaction together
 /// with the new `user_version`: a process killed midway leaves the old schema, whole.
-fn migrate(conn: &mut Connection, path: &Path, migrations: &[Migration]) -> Result<()> {
+pub(crate) fn migrate(conn: &mut Connection, path: &Path, migrations: &[Migration]) -> Result<()> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|e| sql_error(path, "cannot start migrating", e))?;

@@ -88,14 +88,14 @@ fn migrations_are_numbered_from_one_without_gaps_and_match_the_files() {
 
 /// One past the newest real migration.
 const FAKE_NEXT: Migration = Migration {
-    version: 3,
-    name: "0003_test",
+    version: 4,
+    name: "0004_test",
     sql: "CREATE TABLE notes (text TEXT NOT NULL) STRICT; INSERT INTO notes VALUES ('migrated');",
 };
 
 const BROKEN_NEXT: Migration = Migration {
-    version: 3,
-    name: "0003_broken",
+    version: 4,
+    name: "0004_broken",
     sql: "CREATE TABLE half (x INTEGER); THIS IS NOT SQL;",
 };
 
@@ -114,25 +114,26 @@ fn an_older_schema_is_migrated_forward_in_one_transaction() {
     let mut conn = rusqlite::Connection::open(&path).unwrap();
     assert_eq!(
         schema::current_version(),
-        2,
+        3,
         "FAKE_NEXT follows the newest migration"
     );
-    let migrations = [schema::MIGRATIONS[0], schema::MIGRATIONS[1], FAKE_NEXT];
+    let mut migrations = schema::MIGRATIONS.to_vec();
+    migrations.push(FAKE_NEXT);
     schema::check_and_migrate_with(&mut conn, &path, &migrations).unwrap();
-    assert_eq!(user_version(&conn), 3);
+    assert_eq!(user_version(&conn), 4);
     let note: String = conn
         .query_row("SELECT text FROM notes", [], |r| r.get(0))
         .unwrap();
     assert_eq!(note, "migrated");
     // Running again is a no-op.
     schema::check_and_migrate_with(&mut conn, &path, &migrations).unwrap();
-    assert_eq!(user_version(&conn), 3);
-    // This binary (which knows up to version 2) now refuses the file.
+    assert_eq!(user_version(&conn), 4);
+    // This binary (which knows up to version 3) now refuses the file.
     drop(conn);
     let err = StateStore::open_existing(&path).unwrap_err();
     assert!(
         err.to_string()
-            .contains("has schema version 3, newer than this sealer understands (2)"),
+            .contains("has schema version 4, newer than this sealer understands (3)"),
         "{err}"
     );
 }
@@ -142,14 +143,15 @@ fn a_failed_migration_leaves_the_old_schema_whole() {
     let (_dir, path) = temp_db();
     drop(StateStore::open_or_create(&path).unwrap());
     let mut conn = rusqlite::Connection::open(&path).unwrap();
-    let migrations = [schema::MIGRATIONS[0], schema::MIGRATIONS[1], BROKEN_NEXT];
+    let mut migrations = schema::MIGRATIONS.to_vec();
+    migrations.push(BROKEN_NEXT);
     let err = schema::check_and_migrate_with(&mut conn, &path, &migrations).unwrap_err();
     assert!(
         err.to_string()
-            .contains("schema migration 0003_broken failed"),
+            .contains("schema migration 0004_broken failed"),
         "{err}"
     );
-    assert_eq!(user_version(&conn), 2);
+    assert_eq!(user_version(&conn), 3);
     let half: i64 = conn
         .query_row(
             "SELECT count(*) FROM sqlite_schema WHERE name = 'half'",
@@ -192,6 +194,7 @@ fn record(address: &str) -> Recorded {
         sensitive: BTreeSet::new(),
         status: Status::Ready,
         depends_on: Vec::new(),
+        drift: None,
     }
 }
 
@@ -373,6 +376,7 @@ fn operations_round_trip_their_names() {
         Operation::Remove,
         Operation::Config,
         Operation::Secret,
+        Operation::Refresh,
     ] {
         assert_eq!(Operation::parse(op.as_str()), Some(op));
         assert_eq!(op.to_string(), op.as_str());
@@ -431,5 +435,83 @@ fn a_damaged_record_is_an_error_not_an_empty_state() {
     assert!(
         err.to_string().contains(&path.display().to_string()),
         "{err}"
+    );
+}
+
+#[test]
+fn a_version_2_state_keeps_its_history_and_gains_drift() {
+    let (_dir, path) = temp_db();
+    {
+        let mut conn = rusqlite::Connection::open(&path).unwrap();
+        schema::migrate(&mut conn, &path, &schema::MIGRATIONS[..2]).unwrap();
+        conn.execute_batch(
+            "INSERT INTO clusters (id, name, lineage, serial, created_at, updated_at)
+               VALUES (1, 'c', '11111111-2222-4333-8444-555555555555', 2, 't', 't');
+             INSERT INTO history (cluster_id, serial, at, operation, address, attributes, command)
+               VALUES (1, 1, 't', 'create', NULL, NULL, NULL),
+                      (1, 2, 't', 'commit', 'host.a', '{\"x\":1}', 'apply');
+             INSERT INTO resources
+               (cluster_id, address, resource_type, host, attributes, sensitive, status, depends_on, updated_serial)
+               VALUES (1, 'host.a', 'host', 'a', '{\"x\":1}', '[]', 'ready', '[]', 2);",
+        )
+        .unwrap();
+    }
+    let store = StateStore::open_existing(&path).unwrap().unwrap();
+    let history = store.history("c").unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[1].command.as_deref(), Some("apply"));
+    assert_eq!(history[1].address.as_deref(), Some("host.a"));
+    assert_eq!(
+        store.cluster("c").unwrap().unwrap().resources["host.a"].drift,
+        None
+    );
+}
+
+#[test]
+fn drift_is_recorded_in_one_write_and_a_finished_step_clears_it() {
+    let (_dir, path) = temp_db();
+    let store = StateStore::open_or_create(&path).unwrap();
+    store.create_cluster("c").unwrap();
+    store.commit("c", &record("host.a")).unwrap();
+    store.commit("c", &record("host.b")).unwrap();
+    let drift = crate::resource::Drift {
+        gone: true,
+        findings: vec!["release x is not installed".into()],
+        recorded_at: None,
+    };
+    let marks = BTreeMap::from([("host.a".to_string(), Some(drift.clone()))]);
+    let serial = store.record_drift("c", &marks).unwrap();
+    let state = store.cluster("c").unwrap().unwrap();
+    assert_eq!(state.serial, serial);
+    let recorded = state.resources["host.a"].drift.clone().unwrap();
+    assert_eq!(
+        (recorded.gone, &recorded.findings, recorded.recorded_at),
+        (true, &drift.findings, Some(serial))
+    );
+    assert_eq!(state.resources["host.b"].drift, None);
+    let last = store.history("c").unwrap().pop().unwrap();
+    assert_eq!(last.operation, Operation::Refresh);
+    assert_eq!(
+        last.attributes.unwrap()["host.a"]["findings"][0],
+        "release x is not installed"
+    );
+
+    // An unknown address is refused, and nothing of the write is kept.
+    let bad = BTreeMap::from([
+        ("host.b".to_string(), Some(drift.clone())),
+        ("host.zz".to_string(), None),
+    ]);
+    assert!(store.record_drift("c", &bad).is_err());
+    let state = store.cluster("c").unwrap().unwrap();
+    assert_eq!(
+        (state.serial, &state.resources["host.b"].drift),
+        (serial, &None)
+    );
+
+    // The repair's finished step records the resource again, without drift.
+    store.commit("c", &record("host.a")).unwrap();
+    assert_eq!(
+        store.cluster("c").unwrap().unwrap().resources["host.a"].drift,
+        None
     );
 }

@@ -38,6 +38,7 @@ fn host(ip: &str) -> Recorded {
         sensitive: BTreeSet::from(["password".to_string()]),
         status: Status::Ready,
         depends_on: Vec::new(),
+        drift: None,
     }
 }
 
@@ -53,6 +54,7 @@ fn runtime(ip: &str) -> Recorded {
         sensitive: BTreeSet::new(),
         status: Status::Ready,
         depends_on: vec![format!("host.{ip}")],
+        drift: None,
     }
 }
 
