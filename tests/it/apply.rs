@@ -164,6 +164,7 @@ fn one_master_one_worker_apply_then_no_changes_then_destroy() {
     );
 
     d.assert_no_changes(file);
+    let applied = repair_drift_made_by_hand(&d, file, applied);
 
     // Destroy from the state alone: the recorded plugins run around what they tear down.
     d.sealer_ok(&["destroy", "--cluster", "bed", "--auto-approve"]);
@@ -196,11 +197,13 @@ fn one_master_one_worker_apply_then_no_changes_then_destroy() {
     }
     let worker_reset = d
         .commands(1)
+        .split_off(applied[1])
         .into_iter()
         .find(|(_, _, c)| c.starts_with("kubeadm reset"))
         .unwrap();
     let pre_uninstall = d
         .commands(0)
+        .split_off(applied[0])
         .into_iter()
         .find(|(_, _, c)| c.starts_with("plugin pre-uninstall"))
         .unwrap();
@@ -218,6 +221,70 @@ fn one_master_one_worker_apply_then_no_changes_then_destroy() {
             );
         }
     }
+}
+
+/// Drift made by hand on the worker (its node deleted from the API, a rootfs file edited)
+/// is found by `plan --refresh` (plain `plan` stays offline and sees nothing), repaired by
+/// `apply --refresh` (a new join, the file synced again) and gone from the next refresh.
+/// Returns the command counts after the repair.
+fn repair_drift_made_by_hand(d: &Deploy, file: &str, applied: [usize; 2]) -> [usize; 2] {
+    let worker = d.bed.host(1).hostname().to_string();
+    d.bed
+        .ssh_ok(0, &format!("rm -r /var/lib/fake-kube/nodes/{worker}"));
+    d.bed.ssh_ok(
+        1,
+        "echo '# edited by hand' >> /var/lib/sealer/data/bed/rootfs/scripts/containerd.sh",
+    );
+    let logins = d.bed.client_logins(1);
+    d.assert_no_changes(file);
+    assert_eq!(d.bed.client_logins(1), logins, "plain plan stays offline");
+    let plan = d.sealer(&["plan", "-f", file, "--refresh", "--detailed-exitcode"]);
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert_eq!(plan.status.code(), Some(2), "{text}");
+    assert!(
+        String::from_utf8_lossy(&plan.stderr).contains("back from 2 hosts: 3 drifted."),
+        "{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    for expected in [
+        format!(
+            "# kubernetes.worker.{ip} must be replaced (gone from its host: node {worker} is not in `kubectl get nodes`)",
+            ip = d.bed.host(1).ip()
+        ),
+        format!(
+            "# rootfs.{} will be updated in place (drifted on its host: 1 of its files changed since sealer wrote them: scripts/containerd.sh)",
+            d.bed.host(1).ip()
+        ),
+        format!("# node_meta.{} must be replaced", d.bed.host(1).ip()),
+    ] {
+        assert!(text.contains(&expected), "{expected:?} not in:\n{text}");
+    }
+    assert!(d.bed.client_logins(1) > logins, "a refresh reads the hosts");
+    let repaired = d.sealer(&["apply", "-f", file, "--refresh", "--auto-approve"]);
+    assert!(
+        repaired.status.success(),
+        "{}",
+        String::from_utf8_lossy(&repaired.stderr)
+    );
+    let worker_log = d.commands(1).split_off(applied[1]);
+    assert!(
+        worker_log
+            .iter()
+            .any(|(_, _, c)| c.starts_with("kubeadm reset"))
+            && worker_log
+                .iter()
+                .any(|(_, _, c)| c.starts_with("kubeadm join")),
+        "the worker joins again: {worker_log:?}"
+    );
+    let refresh = d.sealer(&["plan", "-f", file, "--refresh-only", "--detailed-exitcode"]);
+    assert_eq!(
+        refresh.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&refresh.stdout)
+    );
+    d.assert_no_changes(file);
+    [d.commands(0).len(), d.commands(1).len()]
 }
 
 /// Plugins at the four teardown phases, each logging its phase where the stand-ins log

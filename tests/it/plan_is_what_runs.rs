@@ -3,6 +3,7 @@
 //! replacement of `kubernetes.init` shows (and applies) everything it takes with it.
 
 use crate::support::{EXIT_STALE_PLAN, Sandbox, refused, repo_root, stdout_of, succeeded};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 const IMAGE: &str = "example/demo-cluster:v1.22.15";
@@ -268,7 +269,9 @@ fn refresh_only_reads_every_resource_back_changes_nothing_and_names_what_drifted
     let mut bytes = std::fs::read(&script).unwrap();
     bytes.extend_from_slice(b"# edited\n");
     std::fs::write(&script, bytes).unwrap();
-    std::fs::write(q.on_host("/etc/kubernetes/kubeadm.yaml"), "edited: true\n").unwrap();
+    let kubeadm_yaml = q.on_host("/etc/kubernetes/kubeadm.yaml");
+    let given = std::fs::read(&kubeadm_yaml).unwrap();
+    std::fs::write(&kubeadm_yaml, "edited: true\n").unwrap();
     let tampered = tree(&upper);
 
     let text = refresh(&q, 2);
@@ -302,6 +305,82 @@ fn refresh_only_reads_every_resource_back_changes_nothing_and_names_what_drifted
 
     let err = q.refused(&["plan", "-f", q.file(), "--refresh-only", "--out", "x.bin"]);
     assert!(err.contains("cannot be used with"), "{err}");
+
+    record_and_repair_drift(&q, &kubeadm_yaml, &given, &upper, &tampered);
+}
+
+/// After the drift above: `apply --refresh-only` records it without touching the host;
+/// the offline plan then repairs what a step can repair and refuses to re-initialize the
+/// control plane behind the operator's back; once that is fixed by hand and recorded, apply
+/// repairs the rest, and the next refresh finds nothing.
+fn record_and_repair_drift(
+    q: &Quickstart,
+    kubeadm_yaml: &Path,
+    given: &[u8],
+    upper: &Path,
+    tampered: &BTreeMap<PathBuf, Vec<u8>>,
+) {
+    let args = ["apply", "-f", q.file(), "--refresh-only"];
+    let err = q.refused(&args);
+    assert!(err.contains("without confirmation"), "{err}");
+    let out = q.sealer(&["apply", "-f", q.file(), "--refresh-only", "--auto-approve"]);
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{said}");
+    for expected in [
+        "The state will record:\n\n  app.dashboard drifted\n  app.metrics gone\n  kubernetes.init drifted\n",
+        "Refresh: 5 to record drifted, 0 to clear; no host will change.",
+        "Refresh recorded (state serial",
+    ] {
+        assert!(said.contains(expected), "{expected:?} not in:\n{said}");
+    }
+    assert!(
+        tree(upper) == *tampered,
+        "a refresh-only apply wrote on the host"
+    );
+    let listed = q.ok(&["state", "list", "--cluster", "quickstart"]);
+    assert!(
+        listed.contains("app.metrics (gone, recorded by a refresh)\n"),
+        "{listed}"
+    );
+
+    let err = q.refused(&["plan", "-f", q.file()]);
+    assert!(
+        err.contains("kubernetes.init: drifted on its host (recorded by a refresh at state serial"),
+        "{err}"
+    );
+    assert!(err.contains("pass `--replace kubernetes.init`"), "{err}");
+
+    std::fs::write(kubeadm_yaml, given).unwrap();
+    let out = q.sealer(&["apply", "-f", q.file(), "--refresh-only", "-y"]);
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        said.contains("kubernetes.init as recorded again (drift cleared)"),
+        "{said}"
+    );
+    let out = q.sealer(&["plan", "-f", q.file(), "--detailed-exitcode"]);
+    let plan = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{plan}");
+    assert!(
+        plan.contains(
+            "# app.metrics will be updated in place (gone from its host (recorded by a refresh at state serial"
+        ),
+        "{plan}"
+    );
+    assert!(plan.contains("4 to change, 0 to destroy"), "{plan}");
+    q.ok(&["apply", "-f", q.file(), "-y"]);
+    let text = refresh(q, 0);
+    assert!(text.contains("No drift"), "{text}");
+    let listed = q.ok(&["state", "list", "--cluster", "quickstart"]);
+    assert!(!listed.contains("recorded by a refresh"), "{listed}");
+    let history = q.ok(&["state", "history", "--cluster", "quickstart"]);
+    assert!(
+        history.contains("drift recorded: app.dashboard, app.metrics, kubernetes.init"),
+        "{history}"
+    );
+    assert!(
+        history.contains("drift cleared: kubernetes.init"),
+        "{history}"
+    );
 }
 
 /// The quickstart's resources compiled by the library with digests keyed by `key`.
@@ -382,7 +461,8 @@ fn downgrade(db: &Path, legacy: &[sealer::resource::Desired]) -> Vec<String> {
         .unwrap();
     }
     conn.execute_batch(
-        "ALTER TABLE clusters DROP COLUMN digests_keyed; ALTER TABLE history DROP COLUMN command;
+        "ALTER TABLE resources DROP COLUMN drift;
+         ALTER TABLE clusters DROP COLUMN digests_keyed; ALTER TABLE history DROP COLUMN command;
          DROP TABLE digest_key; PRAGMA user_version = 1;",
     )
     .unwrap();
