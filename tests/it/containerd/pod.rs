@@ -10,6 +10,7 @@ use k8s_cri::v1::{
 };
 use std::path::Path;
 use std::time::{Duration, Instant};
+
 /// Debian's `containernetworking-plugins` (bridge, host-local, loopback, portmap...).
 pub(super) const CNI_PLUGINS: &str = "/usr/lib/cni";
 const CNI_NETWORK: &str = "bed";
@@ -264,7 +265,11 @@ pub(super) fn a_pod_runs_and_goes(bed: &TestBed, cri: &Cri, config: &str, failed
     // The shim leaves once its last container is deleted; nothing of the pod runs after it.
     wait_for(
         "the exit of the pod's processes",
-        || bed.ssh(0, "pgrep -a -f 'containerd-shim|busybox'").stdout,
+        // The brackets keep the pattern from matching the shell that runs pgrep.
+        || {
+            bed.ssh(0, "pgrep -a -f '[c]ontainerd-shim|[b]usybox'")
+                .stdout
+        },
         |out| out.is_empty(),
     );
 }
