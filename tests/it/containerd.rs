@@ -12,9 +12,14 @@
 //!   fails with containerd's own "cni plugin not initialized" (and the failed sandbox cannot
 //!   be freed either), as kubelet sees on a node before its network image runs.
 //! - Its runtime service runs a pod ([`pod`]): a sandbox from that image under the real runc,
-//!   networked by Debian's CNI plugins (bridge, host-local, loopback) from where the config's
-//!   `bin_dir` and `conf_dir` say, a container of the pod from the pulled image; then the
-//!   pod goes and its address, network namespace, runc containers and processes with it.
+//!   networked by Debian's CNI plugins (bridge, host-local, loopback, portmap) from where the
+//!   config's `bin_dir` and `conf_dir` say, and containers of the pod from the pulled image,
+//!   one serving HTTP on a host port; then the pod goes and its address, host port, network
+//!   namespace, runc containers and processes with it.
+//!
+//! The bed host gets what a real host's boot gives it: the machine's cgroup hierarchies
+//! (`ip netns exec` hides them under a fresh sysfs) and a filesystem of its own for
+//! containerd's root (overlayfs cannot put its upper dirs on the host's overlay disk).
 //!
 //! What stays out of the bed: kubelet itself (a stand-in, examples/images/demo-cluster), so
 //! the test makes kubelet's CRI calls; and etcd, which in a cluster is a static pod kubelet

@@ -6,7 +6,7 @@ use super::{PAUSE, READY_TIMEOUT, RUNC};
 use crate::support::testbed::TestBed;
 use k8s_cri::v1::{
     ContainerConfig, ContainerMetadata, ContainerState, ImageSpec, LinuxPodSandboxConfig,
-    PodSandboxConfig, PodSandboxMetadata, PodSandboxState,
+    PodSandboxConfig, PodSandboxMetadata, PodSandboxState, PortMapping, Protocol,
 };
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -17,6 +17,9 @@ const CNI_NETWORK: &str = "bed";
 /// This node's share of the cluster's pod CIDR (sealer's default 100.64.0.0/10), as a
 /// network plugin such as flannel hands each node a /24 of it.
 const NODE_POD_SUBNET: &str = "100.64.0.0/24";
+/// The pod's web container's port, and the host port the portmap plugin maps to it.
+const CONTAINER_PORT: i32 = 8080;
+const HOST_PORT: i32 = 30080;
 const POD_UID: &str = "5c5d0e2a-bed0-4c1e-9a1e-000000000001";
 const POD_LOGS: &str = "/var/log/pods/default_probe_5c5d0e2a-bed0-4c1e-9a1e-000000000001";
 
@@ -92,7 +95,7 @@ impl Drop for CgroupTree {
 }
 
 /// The pod kubelet would ask for, its `attempt`th sandbox: logs under `/var/log/pods` as
-/// kubelet keeps them, cgroups under [`pods_cgroup`].
+/// kubelet keeps them, cgroups under [`pods_cgroup`], a host port for its web container.
 pub(super) fn pod_config(attempt: u32) -> PodSandboxConfig {
     PodSandboxConfig {
         metadata: Some(PodSandboxMetadata {
@@ -103,6 +106,12 @@ pub(super) fn pod_config(attempt: u32) -> PodSandboxConfig {
         }),
         hostname: "probe".into(),
         log_directory: POD_LOGS.into(),
+        port_mappings: vec![PortMapping {
+            protocol: Protocol::Tcp as i32,
+            container_port: CONTAINER_PORT,
+            host_port: HOST_PORT,
+            host_ip: String::new(),
+        }],
         linux: Some(LinuxPodSandboxConfig {
             cgroup_parent: format!("{}/pod{POD_UID}", pods_cgroup()),
             ..Default::default()
@@ -140,12 +149,13 @@ pub(super) fn a_pod_runs_and_goes(bed: &TestBed, cri: &Cri, config: &str, failed
     let conf_dir = config_value(config, "conf_dir");
     // The CNI a network image would install: Debian's plugins where containerd looks for
     // them (a host's /opt is its own overlay), and a conflist in conf_dir: a bridge with
-    // host-local addresses from this node's share of the cluster's pod CIDR. containerd
-    // picks the conflist up while running, as it does when a CNI pod writes it.
+    // host-local addresses from this node's share of the cluster's pod CIDR, and portmap for
+    // host ports (iptables DNAT in the host's own network namespace). containerd picks the
+    // conflist up while running, as it does when a CNI pod writes it.
     bed.ssh_ok(
         0,
         &format!(
-            "mkdir -p {bin_dir} && for p in bridge host-local loopback; do ln -sf {CNI_PLUGINS}/$p {bin_dir}/$p; done && \
+            "mkdir -p {bin_dir} && for p in bridge host-local loopback portmap; do ln -sf {CNI_PLUGINS}/$p {bin_dir}/$p; done && \
              cat > {conf_dir}/10-bed.conflist.new <<'JSON'\n{}\nJSON\n\
              mv {conf_dir}/10-bed.conflist.new {conf_dir}/10-bed.conflist",
             serde_json::json!({
@@ -155,6 +165,8 @@ pub(super) fn a_pod_runs_and_goes(bed: &TestBed, cri: &Cri, config: &str, failed
                     "type": "bridge", "bridge": "cni0", "isGateway": true,
                     "ipam": {"type": "host-local", "ranges": [[{"subnet": NODE_POD_SUBNET}]],
                              "routes": [{"dst": "0.0.0.0/0"}]},
+                }, {
+                    "type": "portmap", "capabilities": {"portMappings": true},
                 }],
             })
         ),
@@ -240,12 +252,14 @@ pub(super) fn a_pod_runs_and_goes(bed: &TestBed, cri: &Cri, config: &str, failed
         log_path: "probe.log".into(),
         ..Default::default()
     };
-    let container = cri.start_container(&id, probe, &pod).unwrap_or_else(|e| {
-        panic!(
-            "the container did not start: {e}\n{}",
-            bed.ssh_ok(0, "tail -n 20 /root/containerd.log")
-        )
-    });
+    let container = cri
+        .start_container(&id, probe.clone(), &pod)
+        .unwrap_or_else(|e| {
+            panic!(
+                "the container did not start: {e}\n{}",
+                bed.ssh_ok(0, "tail -n 20 /root/containerd.log")
+            )
+        });
     let exited = wait_for(
         "the container's exit",
         || cri.container_status(&container),
@@ -257,8 +271,47 @@ pub(super) fn a_pod_runs_and_goes(bed: &TestBed, cri: &Cri, config: &str, failed
     assert!(log.contains(&format!(" {ip}/24 ")), "{log}");
     cri.remove_container(&container);
 
-    // The pod goes: the address is released, the namespace and runc's containers are gone.
+    // A server of the pod, reached through the host port on the host's own address.
+    let web = ContainerConfig {
+        metadata: Some(ContainerMetadata {
+            name: "web".into(),
+            attempt: 0,
+        }),
+        command: [
+            "/bin/busybox",
+            "httpd",
+            "-f",
+            "-p",
+            &CONTAINER_PORT.to_string(),
+            "-h",
+            "/",
+        ]
+        .map(String::from)
+        .to_vec(),
+        log_path: "web.log".into(),
+        ..probe
+    };
+    cri.start_container(&id, web, &pod)
+        .unwrap_or_else(|e| panic!("the web container did not start: {e}"));
+    let get = format!(
+        "host=$(ip -4 -o addr show dev eth0 | awk '{{print $4}}' | cut -d/ -f1) && \
+         exec 3<>/dev/tcp/$host/{HOST_PORT} && printf 'GET /hello.txt HTTP/1.0\r\n\r\n' >&3 && cat <&3"
+    );
+    let page = wait_for(
+        "an answer through the host port",
+        || String::from_utf8_lossy(&bed.ssh(0, &get).stdout).into_owned(),
+        |page| page.starts_with("HTTP/1.1 200 OK"),
+    );
+    assert!(page.ends_with("pulled through CRI\n"), "{page}");
+    let nat = "iptables -t nat -S";
+    let rules = bed.ssh_ok(0, nat);
+    assert!(rules.contains(&format!("--dport {HOST_PORT}")), "{rules}");
+
+    // The pod goes (StopPodSandbox stops the web container): the address and the host port
+    // are released, the namespace and runc's containers are gone.
     cri.stop_and_remove_pod(&id).unwrap();
+    let rules = bed.ssh_ok(0, nat);
+    assert!(!rules.contains(&format!("--dport {HOST_PORT}")), "{rules}");
     bed.ssh_ok(0, &format!("! test -e {lease}"));
     bed.ssh_ok(0, &format!("! test -e {netns}"));
     assert_eq!(bed.ssh_ok(0, &runc_list), "");
