@@ -147,11 +147,14 @@ fn wait_for<T: std::fmt::Debug>(
 pub(super) fn a_pod_runs_and_goes(bed: &TestBed, cri: &Cri, config: &str, failed: &str) {
     let bin_dir = config_value(config, "bin_dir");
     let conf_dir = config_value(config, "conf_dir");
-    // The CNI a network image would install: Debian's plugins where containerd looks for
-    // them (a host's /opt is its own overlay), and a conflist in conf_dir: a bridge with
-    // host-local addresses from this node's share of the cluster's pod CIDR, and portmap for
-    // host ports (iptables DNAT in the host's own network namespace). containerd picks the
-    // conflist up while running, as it does when a CNI pod writes it.
+    // A cluster image's cri/containerd.tar.gz lays its CNI plugins out there
+    // (examples/images/cluster-image/cri/README.md): containerd must look for them there.
+    assert_eq!(bin_dir, "/opt/cni/bin");
+    // The CNI a cluster image and its network app install: Debian's plugins where containerd
+    // looks for them (a host's /opt is its own overlay), and a conflist in conf_dir: a
+    // bridge with host-local addresses from this node's share of the cluster's pod CIDR, and
+    // portmap for host ports (iptables DNAT in the host's own network namespace). containerd
+    // picks the conflist up while running, as it does when a CNI pod writes it.
     bed.ssh_ok(
         0,
         &format!(
