@@ -335,8 +335,9 @@ fn a_real_containerd_pulls_from_the_cluster_registry_and_runs_a_pod_through_cri(
     // - the cgroup driver: the apply says systemd (kubelet's driver on a real host), and a
     //   bed host has no systemd for runc to ask;
     // - restrict_oom_score_adj: containerd gives a sandbox oom_score_adj -998, and lowering
-    //   it takes CAP_SYS_RESOURCE, which root lacks where the tests run in a container; the
-    //   restriction keeps it at containerd's own (what containerd offers for such hosts).
+    //   it takes CAP_SYS_RESOURCE, which root lacks when the suite runs in a container (as
+    //   on this project's test machines); the restriction keeps it at containerd's own, the
+    //   setting containerd offers for such hosts. It changes nothing else.
     stop_on(bed, 0, containerd);
     bed.ssh_ok(
         0,
