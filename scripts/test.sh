@@ -15,10 +15,13 @@ command -v skopeo >/dev/null 2>&1 || packages+=(skopeo)
 [ -x /usr/bin/sudo ] || packages+=(sudo)
 # The quickstart (run from a fresh clone below): its cluster's registry certificate.
 command -v openssl >/dev/null 2>&1 || packages+=(openssl)
-# A real containerd pulling through CRI on a bed host (tests/it/containerd.rs); the CRI
-# client's bindings (the k8s-cri crate) are generated at build time with protoc.
+# A real containerd on a bed host (tests/it/containerd.rs) pulling through CRI and running a
+# pod under runc, networked by the CNI plugins, from an image whose process is a static
+# busybox; the CRI client's bindings (the k8s-cri crate) are generated at build time with protoc.
 [ -x /usr/bin/containerd ] || packages+=(containerd)
 [ -x /usr/bin/runc ] || packages+=(runc)
+[ -x /usr/lib/cni/bridge ] || packages+=(containernetworking-plugins)
+dpkg -s busybox-static >/dev/null 2>&1 || packages+=(busybox-static)
 command -v protoc >/dev/null 2>&1 || packages+=(protobuf-compiler)
 command -v git >/dev/null 2>&1 || packages+=(git)
 # The workflow lint (scripts/lint-workflows.sh): actionlint runs it on every run: script.
