@@ -470,6 +470,41 @@ pub fn drain(node: &str, timeout_secs: u64) -> String {
     )
 }
 
+/// master0's part of a Kubernetes upgrade (`deploy.md`, "Upgrades"): the new binaries from
+/// the rootfs (`init-kube.sh` installs them), the configuration the plan showed (on stdin)
+/// kept where `kubeadm init` found it, `kubeadm upgrade plan` and `upgrade apply` to
+/// `version`, then the kubelet restarted on its new binary.
+pub fn kube_upgrade_apply(rootfs: &str, exports: &str, version: &str) -> String {
+    format!(
+        "set -e\n{init}cat > /etc/kubernetes/kubeadm.yaml\nkubeadm upgrade plan {v}\nkubeadm upgrade apply {v} --yes\n{restart}",
+        init = image_script(rootfs, exports, "init-kube.sh", &[]).trim_start_matches("set -e\n"),
+        v = quote(version),
+        restart = restart_kubelet(),
+    )
+}
+
+/// Another node's part of a Kubernetes upgrade, after master0's: the new binaries, `kubeadm
+/// upgrade node` (a master's control plane, any node's kubelet configuration), the kubelet
+/// restarted.
+pub fn kube_upgrade_node(rootfs: &str, exports: &str) -> String {
+    format!(
+        "set -e\n{init}kubeadm upgrade node\n{restart}",
+        init = image_script(rootfs, exports, "init-kube.sh", &[]).trim_start_matches("set -e\n"),
+        restart = restart_kubelet(),
+    )
+}
+
+/// kubeadm's upgrade does not restart the kubelet: the operator does, once the new binary
+/// is in place. Where no systemd runs (a test-bed host), there is no service to restart.
+fn restart_kubelet() -> &'static str {
+    "if [ -d /run/systemd/system ]; then systemctl daemon-reload && systemctl restart kubelet; fi\n"
+}
+
+/// Lets the scheduler place pods on a drained node again.
+pub fn uncordon(node: &str) -> String {
+    format!("set -e\nkubectl uncordon {}\n", quote(node))
+}
+
 pub fn delete_node(node: &str) -> String {
     format!(
         "set -e\nkubectl delete node {} --ignore-not-found\n",

@@ -180,6 +180,9 @@ pub struct PlanArgs {
     /// Plan the destruction of every resource of the cluster
     #[arg(long)]
     pub destroy: bool,
+    /// Workers a Kubernetes upgrade drains and upgrades at once
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_unavailable: u16,
     /// Write the plan to FILE for `sealer apply FILE`
     #[arg(long = "out", value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -242,6 +245,9 @@ pub struct ApplyArgs {
     /// Replace this resource even if unchanged (repeatable)
     #[arg(long = "replace", value_name = "ADDR")]
     pub replace: Vec<String>,
+    /// Workers a Kubernetes upgrade drains and upgrades at once
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_unavailable: u16,
     /// Read every recorded resource back from its hosts first, and repair what drifted
     #[arg(long, conflicts_with = "plan_file")]
     pub refresh: bool,

@@ -176,6 +176,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 targets: args.targets.clone(),
                 replace: args.replace.clone(),
                 destroy: args.destroy,
+                max_unavailable: usize::from(args.max_unavailable),
             };
             let reads = read_settings(10);
             let outcome = runtime()?.block_on(ops::plan_refreshed(
@@ -258,6 +259,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         targets: args.targets.clone(),
                         replace: args.replace.clone(),
                         destroy: false,
+                        max_unavailable: usize::from(args.max_unavailable),
                     };
                     let prepared = rt.block_on(ops::prepare_apply(
                         &settings,

@@ -347,10 +347,16 @@ impl Runner {
         }
     }
 
-    /// Updates in place: most kinds re-run their create, which is idempotent; workers only
-    /// move their API endpoint rule.
+    /// Updates in place: most kinds re-run their create, which is idempotent; the control
+    /// plane and the joins upgrade Kubernetes, and workers move their API endpoint rule.
     async fn update(&self, change: &Change) -> Result<Attributes, StepFailure> {
         match change.resource_type {
+            ResourceType::KubernetesInit => {
+                crate::kinds::kubernetes_init::update(self, change).await
+            }
+            ResourceType::KubernetesMaster => {
+                crate::kinds::kubernetes_join::update_master(self, change).await
+            }
             ResourceType::KubernetesWorker => {
                 crate::kinds::kubernetes_join::update(self, change).await
             }

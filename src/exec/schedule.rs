@@ -332,7 +332,12 @@ impl Books<'_> {
         let changes = self.queue.changes;
         let change = &changes[i];
         // Tainted: the next plan replaces it. A failed destroy keeps the resource recorded.
-        if let Err(e) = self.recorder.taint(change) {
+        // A failed update is not tainted: it keeps its record, and the next plan runs the
+        // same (idempotent) update again; replacing it instead would be out of proportion,
+        // and for a Kubernetes upgrade would re-initialize the cluster.
+        if change.action != Action::Update
+            && let Err(e) = self.recorder.taint(change)
+        {
             self.sink.event(Event::Warning {
                 message: format!(
                     "{}: could not mark it tainted in the state: {e}",

@@ -656,3 +656,23 @@ fn a_failed_command_shows_no_env_not_even_a_list_or_a_multi_line_value() {
     assert_eq!(shown, "cd /rootfs/scripts; bash init.sh");
     assert!(!shown.contains("secret"), "{shown}");
 }
+
+#[tokio::test]
+async fn a_failed_update_keeps_its_record_untainted() {
+    let plan = plan_against(
+        &[with_version(desired("used", "hc", &[]), 1)],
+        &[with_version(desired("used", "hc", &[]), 2)],
+    );
+    assert_eq!(plan.changes[0].action, Action::Update);
+    let (report, log) = run_script(
+        &plan,
+        Script {
+            fail: &["used"],
+            ..Script::default()
+        },
+    )
+    .await;
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    let events = log.events.lock().unwrap().clone();
+    assert_eq!(count(&events, |e| e == "taint used"), 0, "{events:?}");
+}

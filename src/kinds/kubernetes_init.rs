@@ -77,11 +77,10 @@ pub fn desired(input: &ClusterInput, master0: &HostInput) -> Desired {
     )
 }
 
-/// Why a change of `attribute` cannot be planned, when it cannot: sealer does not upgrade
-/// Kubernetes, and master0 holds the cluster's certificates.
+/// Why a change of `attribute` cannot be planned, when it cannot: master0 holds the
+/// cluster's certificates. (A version change is an upgrade: `plan::upgrade`.)
 pub fn unsupported_change(attribute: &str) -> Option<&'static str> {
     match attribute {
-        "kube_version" => Some("upgrading Kubernetes is not supported yet"),
         "master0" => Some(
             "master0 cannot be removed or changed: it holds the cluster's certificates and was \
              initialised with kubeadm init",
@@ -103,6 +102,22 @@ pub async fn create(r: &Runner, change: &Change) -> Result<Attributes, StepFailu
         steps::kube_init(&ctx.cluster, &ctx.rootfs, r.exports(&host), &ctx.master0),
         Stdin::Bytes(init.kubeadm_config.into_bytes()),
         true,
+    )
+    .await?;
+    Ok(Attributes::new())
+}
+
+/// An upgrade, the only update of an init (`plan::upgrade`): the new binaries, the
+/// configuration the plan showed (kept as `/etc/kubernetes/kubeadm.yaml`), `kubeadm upgrade
+/// plan` and `apply` to the new version, the kubelet restarted.
+pub async fn update(r: &Runner, change: &Change) -> Result<Attributes, StepFailure> {
+    let init: InitAttrs = super::step_attributes(change, change.after())?;
+    let host = super::step_host(r, change);
+    r.run(
+        &change.address,
+        &host,
+        steps::kube_upgrade_apply(&r.ctx.rootfs, r.exports(&host), &init.kube_version),
+        Stdin::Bytes(init.kubeadm_config.into_bytes()),
     )
     .await?;
     Ok(Attributes::new())
@@ -202,7 +217,7 @@ mod tests {
 
     #[test]
     fn only_the_version_and_master0_cannot_change() {
-        assert!(unsupported_change("kube_version").is_some());
+        assert!(unsupported_change("kube_version").is_none());
         assert!(unsupported_change("master0").is_some());
         assert_eq!(unsupported_change("kubeadm_config"), None);
     }

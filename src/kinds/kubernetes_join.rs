@@ -350,10 +350,65 @@ pub async fn create(r: &Runner, change: &Change) -> Result<Attributes, StepFailu
     Ok(Attributes::new())
 }
 
-/// A worker's update: the masters changed, so it moves where it reaches the API server:
-/// the VIP's IPVS rule and lvscare static pod over the masters, or master0 when it is the
-/// only one (the rule and the pod go). Nothing else of a join changes in place.
+/// Whether the change upgrades Kubernetes on its node (`plan::upgrade`): the recorded
+/// version is not the one the plan wants.
+fn upgrades(change: &Change) -> bool {
+    let version = |a: Option<&Attributes>| a.and_then(|a| a.get("kube_version")).cloned();
+    change.before.is_some() && version(change.before.as_ref()) != version(change.after())
+}
+
+/// A master's update: a Kubernetes upgrade, after master0's (`kubeadm upgrade node`).
+pub async fn update_master(r: &Runner, change: &Change) -> Result<Attributes, StepFailure> {
+    let host = super::step_host(r, change);
+    r.run(
+        &change.address,
+        &host,
+        steps::kube_upgrade_node(&r.ctx.rootfs, r.exports(&host)),
+        Stdin::Null,
+    )
+    .await?;
+    Ok(Attributes::new())
+}
+
+/// A worker's update: a Kubernetes upgrade (drained from master0, `kubeadm upgrade node`
+/// with the new binaries, uncordoned), and when the masters changed, where it reaches the
+/// API server.
 pub async fn update(r: &Runner, change: &Change) -> Result<Attributes, StepFailure> {
+    if upgrades(change) {
+        let ctx = &r.ctx;
+        let a = change.address.as_str();
+        let host = super::step_host(r, change);
+        let node = r.node_name(a, &host).await?;
+        r.run(
+            a,
+            &ctx.master0,
+            steps::drain(&node, ctx.drain_timeout.as_secs()),
+            Stdin::Null,
+        )
+        .await?;
+        r.run(
+            a,
+            &host,
+            steps::kube_upgrade_node(&ctx.rootfs, r.exports(&host)),
+            Stdin::Null,
+        )
+        .await?;
+        r.run(a, &ctx.master0, steps::uncordon(&node), Stdin::Null)
+            .await?;
+    }
+    let moved = |key: &str| {
+        change.before.as_ref().and_then(|b| b.get(key)) != change.after().and_then(|a| a.get(key))
+    };
+    if upgrades(change) && !moved("masters") && !moved("api_endpoint") && !moved("lvscare_image") {
+        return Ok(Attributes::new());
+    }
+    move_api_endpoint(r, change).await
+}
+
+/// The masters changed, so the worker moves where it reaches the API server: the VIP's
+/// IPVS rule and lvscare static pod over the masters, or master0 when it is the only one
+/// (the rule and the pod go).
+async fn move_api_endpoint(r: &Runner, change: &Change) -> Result<Attributes, StepFailure> {
     let ctx = &r.ctx;
     let host = change.host.clone().unwrap_or_default();
     let script = if ctx.masters.len() > 1 {

@@ -1,6 +1,7 @@
 //! Desired resources × recorded state → ordered changes with reasons.
 
 use super::order::{Node, topological};
+use super::upgrade::Upgrade;
 use super::{Action, Change, Plan, ReasonCode, cascade};
 use crate::diag::{Diagnostic, Error, Result};
 use crate::kinds::plugin;
@@ -24,6 +25,8 @@ pub struct PlanOptions {
     pub replace: Vec<String>,
     /// `sealer destroy`: every recorded resource goes.
     pub destroy: bool,
+    /// `--max-unavailable`: workers a Kubernetes upgrade drains at once (0 counts as 1).
+    pub max_unavailable: usize,
 }
 
 /// Attributes whose change is a plan error rather than a change, with why.
@@ -78,6 +81,11 @@ pub fn diff(
     let order = topological(&nodes).map_err(cycle_error)?;
 
     let replace_requested: BTreeSet<&str> = options.replace.iter().map(String::as_str).collect();
+    let upgrade = if options.destroy {
+        None
+    } else {
+        super::upgrade::detect(desired, recorded, &mut errors)
+    };
     // Replaced so far, in plan order: what lives on them is taken with them (`cascade`).
     let mut replaced: HashSet<&str> = HashSet::new();
     let mut forward: Vec<Change> = Vec::new();
@@ -121,14 +129,17 @@ pub fn diff(
                 ),
             );
         }
+        let upgrading = upgrade.as_ref().filter(|u| u.applies_to(want, have));
         let forcing: BTreeSet<String> = changed
             .iter()
             .filter(|a| want.replace_on.contains(*a))
+            .filter(|a| upgrading.is_none() || !Upgrade::covers(a))
             .cloned()
             .collect();
         let requested = replace_requested.contains(want.address.as_str());
-        let (action, code, reason, caused_by) =
-            decide(want, have, &changed, &forcing, requested, &replaced);
+        let (action, code, reason, caused_by) = decide(
+            want, have, &changed, &forcing, requested, &replaced, upgrading,
+        );
         match action {
             Some(action) => {
                 if action == Action::Replace {
@@ -154,7 +165,10 @@ pub fn diff(
     } else {
         keep_targets(changes, &options.targets, desired, recorded)
     };
-    let changes = super::teardown::arrange(changes);
+    let mut changes = super::teardown::arrange(changes);
+    if upgrade.is_some() {
+        super::upgrade::order(&mut changes, options.max_unavailable);
+    }
 
     if !errors.is_empty() {
         return Err(Error::many(errors));
@@ -168,6 +182,7 @@ pub fn diff(
         destroy: options.destroy,
         targets: options.targets.clone(),
         replace: options.replace.clone(),
+        max_unavailable: options.max_unavailable.max(1),
         context: Default::default(),
     })
 }
@@ -181,6 +196,7 @@ fn decide(
     forcing: &BTreeSet<String>,
     requested: bool,
     replaced: &HashSet<&str>,
+    upgrading: Option<&Upgrade>,
 ) -> (Option<Action>, ReasonCode, String, Option<String>) {
     let replace = |code, reason| (Some(Action::Replace), code, reason, None);
     if have.status == Status::Tainted {
@@ -222,6 +238,24 @@ fn decide(
             _ => ReasonCode::UpdateBecauseDrifted,
         };
         (Some(action), code, reason, None)
+    } else if let Some(upgrade) = upgrading
+        && changed.iter().any(|a| Upgrade::covers(a))
+    {
+        let mut reason = upgrade.reason(want.resource_type);
+        let rest: BTreeSet<String> = changed
+            .iter()
+            .filter(|a| !Upgrade::covers(a))
+            .cloned()
+            .collect();
+        if !rest.is_empty() {
+            reason.push_str(&format!("; {}", changed_reason(want, have, &rest)));
+        }
+        (
+            Some(Action::Update),
+            ReasonCode::UpdateBecauseKubernetesUpgrade,
+            reason,
+            None,
+        )
     } else if !changed.is_empty() {
         (
             Some(Action::Update),

@@ -14,6 +14,7 @@ pub mod order;
 pub mod rekey;
 pub mod saved;
 pub mod teardown;
+pub mod upgrade;
 
 pub use diff::{Current, PlanOptions, diff};
 
@@ -87,10 +88,12 @@ pub enum ReasonCode {
     /// A refresh found it changed or gone on its host, and only a new one repairs it (a
     /// node that left the cluster joins again).
     ReplaceBecauseDrifted,
+    /// The cluster image brings another Kubernetes version: kubeadm upgrades it in place.
+    UpdateBecauseKubernetesUpgrade,
 }
 
 impl ReasonCode {
-    pub const ALL: [ReasonCode; 10] = [
+    pub const ALL: [ReasonCode; 11] = [
         ReasonCode::NewInConfiguration,
         ReasonCode::UpdateAttributesChanged,
         ReasonCode::ReplaceBecauseCannotUpdate,
@@ -101,6 +104,7 @@ impl ReasonCode {
         ReasonCode::DeleteBecauseDestroy,
         ReasonCode::UpdateBecauseDrifted,
         ReasonCode::ReplaceBecauseDrifted,
+        ReasonCode::UpdateBecauseKubernetesUpgrade,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -115,6 +119,7 @@ impl ReasonCode {
             ReasonCode::DeleteBecauseDestroy => "delete_because_destroy",
             ReasonCode::UpdateBecauseDrifted => "update_because_drifted",
             ReasonCode::ReplaceBecauseDrifted => "replace_because_drifted",
+            ReasonCode::UpdateBecauseKubernetesUpgrade => "update_because_kubernetes_upgrade",
         }
     }
 
@@ -206,6 +211,8 @@ pub struct Plan {
     pub targets: Vec<String>,
     /// `--replace` addresses.
     pub replace: Vec<String>,
+    /// `--max-unavailable`: how many workers a Kubernetes upgrade drains at once.
+    pub max_unavailable: usize,
     /// What every step shares, decided with the plan (`context`).
     pub context: context::Context,
 }

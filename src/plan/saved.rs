@@ -54,6 +54,9 @@ struct Wire {
     images: BTreeMap<String, String>,
     targets: Vec<String>,
     replace: Vec<String>,
+    /// Absent when 1, so plans of older sealers read the same.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    max_unavailable: usize,
     context: super::context::Context,
     changes: Vec<ChangeWire>,
 }
@@ -85,6 +88,14 @@ struct DesiredWire {
     computed: BTreeSet<String>,
     replace_on: BTreeSet<String>,
     depends_on: Vec<String>,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
 }
 
 fn action_from(text: &str) -> Option<Action> {
@@ -120,6 +131,7 @@ impl SavedPlan {
             images: self.images.clone(),
             targets: plan.targets.clone(),
             replace: plan.replace.clone(),
+            max_unavailable: plan.max_unavailable,
             context: plan.context.clone(),
             changes: plan.changes.iter().map(change_to_wire).collect(),
         };
@@ -196,6 +208,7 @@ impl SavedPlan {
                 destroy: wire.destroy,
                 targets: wire.targets,
                 replace: wire.replace,
+                max_unavailable: wire.max_unavailable,
                 context: wire.context,
             },
             clusterfile: wire.clusterfile,
@@ -275,6 +288,7 @@ impl SavedPlan {
             targets: self.plan.targets.clone(),
             replace: self.plan.replace.clone(),
             destroy: self.plan.destroy,
+            max_unavailable: self.plan.max_unavailable,
         }
     }
 

@@ -344,7 +344,7 @@ fn targets_keep_their_dependencies() {
 }
 
 #[test]
-fn upgrades_and_master0_changes_are_plan_errors() {
+fn master0_changes_are_plan_errors_even_in_an_upgrade() {
     let mut ds = cluster();
     let state = state_of(&ds);
     ds[1]
@@ -353,7 +353,10 @@ fn upgrades_and_master0_changes_are_plan_errors() {
     ds[1].attributes.insert("master0".into(), json!("10.0.0.2"));
     let err = diff("c1", &ds, Some(current(&state)), &PlanOptions::default()).unwrap_err();
     let text = err.to_string();
-    assert!(text.contains("kubernetes.init: upgrading Kubernetes is not supported yet (kube_version: v1.22.15 -> v1.23.0)"), "{text}");
+    assert!(
+        !text.contains("upgrad"),
+        "the upgrade itself is fine: {text}"
+    );
     assert!(
         text.contains("master0 cannot be removed or changed"),
         "{text}"
@@ -1137,4 +1140,81 @@ fn drift_and_a_configuration_change_make_one_update_that_names_both() {
         app.reason
     );
     assert!(app.reason.contains("b.yaml"), "{}", app.reason);
+}
+
+/// The 3×3 cluster at `version`, its kubeadm configuration saying so.
+fn three_by_three_at(version: &str) -> Vec<Desired> {
+    let mut input = crate::graph::tests::three_by_three();
+    input.kube_version = version.into();
+    input.kubeadm_config = format!("kind: ClusterConfiguration\nkubernetesVersion: {version}\n");
+    crate::graph::compile(&input)
+}
+
+#[test]
+fn a_kubernetes_upgrade_updates_in_kubeadms_order_and_keeps_everything_else() {
+    let state = state_of(&three_by_three_at("v1.22.15"));
+    let desired = three_by_three_at("v1.23.17");
+    let options = PlanOptions {
+        max_unavailable: 2,
+        ..Default::default()
+    };
+    let plan = diff("c1", &desired, Some(current(&state)), &options).unwrap();
+    assert!(
+        plan.changes.iter().all(|c| c.action == Action::Update
+            && c.reason_code == ReasonCode::UpdateBecauseKubernetesUpgrade),
+        "{:?}",
+        actions(&plan)
+    );
+    let init = change_of(&plan, "kubernetes.init").unwrap();
+    assert_eq!(
+        init.reason,
+        "upgrade Kubernetes v1.22.15 -> v1.23.17: `kubeadm upgrade apply` on master0"
+    );
+    let masters: Vec<&Change> = plan
+        .changes
+        .iter()
+        .filter(|c| c.resource_type == ResourceType::KubernetesMaster)
+        .collect();
+    let workers: Vec<&Change> = plan
+        .changes
+        .iter()
+        .filter(|c| c.resource_type == ResourceType::KubernetesWorker)
+        .collect();
+    assert_eq!((masters.len(), workers.len()), (2, 3));
+    // Masters one after another after master0; workers after the masters, two at a time.
+    assert!(
+        masters[0]
+            .depends_on
+            .contains(&"kubernetes.init".to_string())
+    );
+    assert!(masters[1].depends_on.contains(&masters[0].address));
+    for w in &workers {
+        assert!(
+            w.depends_on.contains(&masters[1].address),
+            "{:?}",
+            w.depends_on
+        );
+    }
+    assert!(!workers[1].depends_on.contains(&workers[0].address));
+    assert!(workers[2].depends_on.contains(&workers[0].address));
+    assert!(!plan.changes.iter().any(|c| c.disruptive));
+    assert_eq!(plan.max_unavailable, 2);
+}
+
+#[test]
+fn skipping_a_minor_or_downgrading_kubernetes_is_a_plan_error() {
+    let state = state_of(&three_by_three_at("v1.22.15"));
+    for (to, says) in [
+        ("v1.24.3", "skips a minor version"),
+        ("v1.21.9", "downgrading Kubernetes from v1.22.15 to v1.21.9"),
+    ] {
+        let err = diff(
+            "c1",
+            &three_by_three_at(to),
+            Some(current(&state)),
+            &PlanOptions::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains(says), "{err}");
+    }
 }

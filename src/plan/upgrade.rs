@@ -1,0 +1,251 @@
+//! Kubernetes upgrades: a cluster image of the next minor version (or another patch) is
+//! planned as updates of the control plane and the nodes, in kubeadm's order, never as a
+//! replacement (`deploy.md`, "Upgrades"). Which versions may follow which is decided here,
+//! as plan errors that say why; so is the order the upgrade steps run in, as dependencies
+//! the plan shows.
+
+use super::{Action, Change, ReasonCode};
+use crate::diag::Diagnostic;
+use crate::kinds::kubernetes_init;
+use crate::kubeversion::Version;
+use crate::resource::{Desired, Recorded, ResourceType, Status};
+use std::collections::BTreeMap;
+
+/// The attributes an upgrade changes on the control plane and the joins: the version, and
+/// the kubeadm configuration whose `kubernetesVersion` says it.
+const UPGRADED: [&str; 3] = ["kube_version", "kubeadm_config", "kubeadm_config_digest"];
+
+/// A Kubernetes upgrade the configuration asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upgrade {
+    pub from: String,
+    pub to: String,
+}
+
+impl Upgrade {
+    /// Whether an attribute's change is the upgrade's own (not a reason to replace).
+    pub fn covers(attribute: &str) -> bool {
+        UPGRADED.contains(&attribute)
+    }
+
+    /// Whether `have` (recorded at the old version) is upgraded in place to `want`.
+    pub fn applies_to(&self, want: &Desired, have: &Recorded) -> bool {
+        let version = |a: &crate::resource::Attributes| {
+            a.get("kube_version")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        };
+        matches!(
+            want.resource_type,
+            ResourceType::KubernetesInit
+                | ResourceType::KubernetesMaster
+                | ResourceType::KubernetesWorker
+        ) && have.status == Status::Ready
+            && version(&have.attributes).as_deref() == Some(self.from.as_str())
+            && version(&want.attributes).as_deref() == Some(self.to.as_str())
+    }
+
+    /// What the step does, for the change's reason.
+    pub fn reason(&self, resource_type: ResourceType) -> String {
+        let how = match resource_type {
+            ResourceType::KubernetesInit => "`kubeadm upgrade apply` on master0",
+            ResourceType::KubernetesMaster => "`kubeadm upgrade node`, one master at a time",
+            _ => "drained, `kubeadm upgrade node`, kubelet restarted, uncordoned",
+        };
+        format!("upgrade Kubernetes {} -> {}: {how}", self.from, self.to)
+    }
+}
+
+/// The upgrade from the recorded control plane's version to the configured one, if the
+/// versions differ; a plan error in `errors` when that is not an upgrade kubeadm can make:
+/// a downgrade, a skipped minor version, another major version, or a kubeadm configuration
+/// that changes in more than its version (`kubeadm upgrade apply` keeps the configuration).
+pub fn detect(
+    desired: &[Desired],
+    recorded: &BTreeMap<String, Recorded>,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<Upgrade> {
+    let want = desired
+        .iter()
+        .find(|d| d.address == kubernetes_init::ADDRESS)?;
+    let have = recorded.get(kubernetes_init::ADDRESS)?;
+    if have.status != Status::Ready {
+        return None;
+    }
+    let text = |a: &crate::resource::Attributes, key: &str| {
+        a.get(key)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (from, to) = (
+        text(&have.attributes, "kube_version"),
+        text(&want.attributes, "kube_version"),
+    );
+    if from == to {
+        return None;
+    }
+    let address = kubernetes_init::ADDRESS;
+    let (old, new) = match (Version::parse(&from), Version::parse(&to)) {
+        (Ok(old), Ok(new)) => (old, new),
+        _ => {
+            errors.push(Diagnostic::error(format!(
+                "{address}: cannot compare Kubernetes versions {from:?} and {to:?}"
+            )));
+            return None;
+        }
+    };
+    if new < old {
+        errors.push(
+            Diagnostic::error(format!(
+                "{address}: downgrading Kubernetes from {from} to {to} is not supported: kubeadm cannot downgrade a cluster"
+            ))
+            .hint(format!("use a cluster image of {from} or newer")),
+        );
+        return None;
+    }
+    if new.major() != old.major() || new.minor() > old.minor() + 1 {
+        errors.push(
+            Diagnostic::error(format!(
+                "{address}: upgrading Kubernetes from {from} to {to} skips a minor version: kubeadm upgrades one minor version at a time"
+            ))
+            .hint(format!(
+                "apply a cluster image of v{}.{}.x first, then this one",
+                old.major(),
+                old.minor() + 1
+            )),
+        );
+        return None;
+    }
+    let (old_config, new_config) = (
+        text(&have.attributes, "kubeadm_config"),
+        text(&want.attributes, "kubeadm_config"),
+    );
+    let carried = old_config.replacen(
+        &format!("kubernetesVersion: {from}"),
+        &format!("kubernetesVersion: {to}"),
+        1,
+    );
+    if carried != new_config {
+        errors.push(
+            Diagnostic::error(format!(
+                "{address}: upgrading Kubernetes from {from} to {to} would also change the kubeadm configuration, which `kubeadm upgrade apply` keeps"
+            ))
+            .hint("upgrade with the kubeadm configuration the cluster has (the Clusterfile's kubeadm documents, the image's etc/kubeadm.yml), and change it in another apply"),
+        );
+        return None;
+    }
+    Some(Upgrade { from, to })
+}
+
+/// Orders the upgrade's steps as kubeadm's docs do, by adding dependencies the plan shows:
+/// every upgraded node after its host's rootfs (which brings the new binaries) and workers
+/// at most `max_unavailable` at a time (each waits for the one that many places before it;
+/// masters already follow one another and the workers follow them).
+pub fn order(changes: &mut [Change], max_unavailable: usize) {
+    let in_plan: std::collections::HashSet<String> =
+        changes.iter().map(|c| c.address.clone()).collect();
+    let mut workers: Vec<usize> = Vec::new();
+    for (i, c) in changes.iter_mut().enumerate() {
+        if c.reason_code != ReasonCode::UpdateBecauseKubernetesUpgrade {
+            continue;
+        }
+        if let Some(host) = &c.host {
+            let rootfs = format!("rootfs.{host}");
+            if in_plan.contains(&rootfs) && !c.depends_on.contains(&rootfs) {
+                c.depends_on.push(rootfs);
+            }
+        }
+        if c.resource_type == ResourceType::KubernetesWorker && c.action == Action::Update {
+            workers.push(i);
+        }
+    }
+    let lanes = max_unavailable.max(1);
+    for k in lanes..workers.len() {
+        let before = changes[workers[k - lanes]].address.clone();
+        changes[workers[k]].depends_on.push(before);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn init(version: &str, config: &str) -> (Desired, Recorded) {
+        let attrs: crate::resource::Attributes = [
+            ("kube_version".to_string(), json!(version)),
+            ("kubeadm_config".to_string(), json!(config)),
+        ]
+        .into_iter()
+        .collect();
+        let d = Desired {
+            address: kubernetes_init::ADDRESS.into(),
+            resource_type: ResourceType::KubernetesInit,
+            host: Some("10.0.0.1".into()),
+            attributes: attrs,
+            sensitive: Default::default(),
+            computed: Default::default(),
+            replace_on: Default::default(),
+            depends_on: Vec::new(),
+        };
+        let r = Recorded::applied(&d, Default::default());
+        (d, r)
+    }
+
+    fn detect_between(
+        from: &str,
+        to: &str,
+        new_config: Option<&str>,
+    ) -> (Option<Upgrade>, Vec<String>) {
+        let old_config = format!("kind: ClusterConfiguration\nkubernetesVersion: {from}\n");
+        let (_, have) = init(from, &old_config);
+        let config = new_config.map_or_else(
+            || format!("kind: ClusterConfiguration\nkubernetesVersion: {to}\n"),
+            str::to_string,
+        );
+        let (want, _) = init(to, &config);
+        let recorded = BTreeMap::from([(have.address.clone(), have)]);
+        let mut errors = Vec::new();
+        let upgrade = detect(&[want], &recorded, &mut errors);
+        (upgrade, errors.into_iter().map(|d| d.message).collect())
+    }
+
+    #[test]
+    fn the_next_minor_and_patches_are_upgrades() {
+        for (from, to) in [("v1.22.15", "v1.23.17"), ("v1.22.15", "v1.22.17")] {
+            let (upgrade, errors) = detect_between(from, to, None);
+            assert_eq!(
+                upgrade,
+                Some(Upgrade {
+                    from: from.into(),
+                    to: to.into()
+                })
+            );
+            assert!(errors.is_empty(), "{errors:?}");
+        }
+        assert_eq!(detect_between("v1.22.15", "v1.22.15", None).0, None);
+    }
+
+    #[test]
+    fn downgrades_skipped_minors_and_other_configurations_are_errors_that_say_why() {
+        let (_, errors) = detect_between("v1.23.1", "v1.22.15", None);
+        assert!(
+            errors[0].contains("downgrading Kubernetes from v1.23.1 to v1.22.15"),
+            "{errors:?}"
+        );
+        let (_, errors) = detect_between("v1.22.15", "v1.24.0", None);
+        assert!(errors[0].contains("skips a minor version"), "{errors:?}");
+        let (_, errors) = detect_between("v1.22.15", "v2.0.0", None);
+        assert!(errors[0].contains("skips a minor version"), "{errors:?}");
+        let (_, errors) = detect_between(
+            "v1.22.15",
+            "v1.23.17",
+            Some("kind: ClusterConfiguration\nkubernetesVersion: v1.23.17\nfeatureGates: {}\n"),
+        );
+        assert!(
+            errors[0].contains("would also change the kubeadm configuration"),
+            "{errors:?}"
+        );
+    }
+}
