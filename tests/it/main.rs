@@ -24,4 +24,5 @@ mod ssh;
 mod state;
 mod store;
 mod testbed;
+mod upgrade;
 mod validate;

@@ -51,7 +51,7 @@ fn run_killed(d: &Deploy, args: &[&str], kill_after: usize) -> Vec<(String, Stri
 
 /// Runs `sealer ARGS --json` and SIGKILLs it at the first event line `kill_at` accepts;
 /// returns its events (those printed before the kill).
-fn run_killed_when(
+pub(crate) fn run_killed_when(
     d: &Deploy,
     args: &[&str],
     mut kill_at: impl FnMut(&str) -> bool,
