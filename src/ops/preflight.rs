@@ -668,6 +668,15 @@ async fn run(
     skip: &BTreeSet<Check>,
 ) -> Result<Preflight> {
     let plan = &prepared.plan;
+    let mut report = Preflight {
+        cluster: plan.cluster.clone(),
+        skipped: skip.iter().copied().collect(),
+        hosts: Vec::new(),
+    };
+    // Everything skipped: no host is asked.
+    if Check::ALL.iter().all(|c| skip.contains(c)) {
+        return Ok(report);
+    }
     let creates_rootfs = plan
         .changes
         .iter()
@@ -679,11 +688,6 @@ async fn run(
         _ => ImageSizes::default(),
     };
     let needs = needs(plan, sizes);
-    let mut report = Preflight {
-        cluster: plan.cluster.clone(),
-        skipped: skip.iter().copied().collect(),
-        hosts: Vec::new(),
-    };
     if needs.is_empty() {
         return Ok(report);
     }
