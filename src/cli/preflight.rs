@@ -56,10 +56,16 @@ fn host_text(host: &HostReport) -> String {
     };
     let mut out = format!("  {}{about}: {verdict}\n", clean(&host.host));
     if let Some(error) = &host.error {
+        // A transport's error may carry its own hint on further lines: each stays a line.
+        let mut lines = error.lines().filter(|l| !l.trim().is_empty());
+        let first = lines.next().unwrap_or("(no message)");
         out.push_str(&format!(
             "    error: cannot check the host: {}\n",
-            clean(error)
+            clean(first)
         ));
+        for line in lines {
+            out.push_str(&format!("      {}\n", clean(line.trim())));
+        }
         out.push_str(
             "      hint: check that it is up and reachable with the Clusterfile's SSH settings\n",
         );
