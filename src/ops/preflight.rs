@@ -155,8 +155,8 @@ const CONTROL_PLANE_PORTS: [(u16, &str); 6] = [
 ];
 const KUBELET_PORT: (u16, &str) = (10250, "the kubelet");
 
-/// Hosts the plan creates something on, and what. Ports are checked only for what is
-/// created: what a replacement replaces holds them until its teardown.
+/// Hosts the plan creates something on, and what. Ports and space are checked only for
+/// what is created: what a replacement replaces holds them until its teardown.
 pub fn needs(plan: &Plan, sizes: ImageSizes) -> BTreeMap<String, HostNeeds> {
     let mut out: BTreeMap<String, HostNeeds> = BTreeMap::new();
     for change in &plan.changes {
@@ -179,7 +179,10 @@ pub fn needs(plan: &Plan, sizes: ImageSizes) -> BTreeMap<String, HostNeeds> {
                 let registry = plan.context.registry.hosts.contains(&host);
                 let need = out.entry(host).or_insert_with(n);
                 need.platform = true;
-                need.disk = Some(sizes.rootfs + if registry { sizes.registry } else { 0 });
+                // A replacement removes the old copy first: only a new one needs more room.
+                if created {
+                    need.disk = Some(sizes.rootfs + if registry { sizes.registry } else { 0 });
+                }
             }
             ResourceType::ContainerRuntime => out.entry(host).or_insert_with(n).runtime = true,
             ResourceType::KubernetesInit | ResourceType::KubernetesMaster => {
