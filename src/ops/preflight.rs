@@ -16,7 +16,6 @@ use super::apply::{ExecSettings, Prepared, Session, access, base_context, node_n
 use crate::diag::{Error, Result};
 use crate::exec::hosts::Pool;
 use crate::exec::runner::Runner;
-use crate::exec::{Event, EventSink};
 use crate::image::{Image, Platform, Reference};
 use crate::kinds::host::HostAttrs;
 use crate::kinds::registry::RegistryAttrs;
@@ -722,7 +721,7 @@ async fn run(
             exec.step_timeout.min(super::READ_TIMEOUT),
         ),
         pool,
-        sink: Arc::new(Quiet),
+        sink: Arc::new(super::refresh::Quiet),
         node_names: std::sync::Mutex::new(node_names(&state)),
         secrets: Arc::new(std::sync::Mutex::new(Vec::new())),
     });
@@ -781,7 +780,7 @@ async fn run(
             })
         })
         .collect();
-    let mut across = across_hosts(&answered, &recorded, &plan.context.master0, skip);
+    let across = across_hosts(&answered, &recorded, &plan.context.master0, skip);
     for (host, facts, ..) in &answers {
         let need = &needs[host];
         let mut checks = checks_of(need, skip);
@@ -803,7 +802,6 @@ async fn run(
                 .filter(|(h, _)| h == host)
                 .map(|(_, f)| f.clone()),
         );
-        across.retain(|(h, _)| h != host);
         report.hosts.push(HostReport {
             host: host.clone(),
             checks,
@@ -872,13 +870,6 @@ fn tree_size(dir: &Path, except: &Path) -> u64 {
         }
     }
     total
-}
-
-/// Preflight streams nothing: what it found is the result.
-struct Quiet;
-
-impl EventSink for Quiet {
-    fn event(&self, _event: Event) {}
 }
 
 #[cfg(test)]

@@ -156,8 +156,8 @@ where
     })
 }
 
-/// Reads stream nothing: what they found is the result.
-struct Quiet;
+/// Reads (and preflight's questions) stream nothing: what they found is the result.
+pub(super) struct Quiet;
 
 impl EventSink for Quiet {
     fn event(&self, _event: Event) {}
