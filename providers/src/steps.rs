@@ -44,6 +44,46 @@ pub fn hosts_block_lines(cluster: &str, owner: &str) -> String {
     )
 }
 
+/// Prints what preflight checks of a host, one `key=value` line each, in one read-only
+/// command: the clock first (so the time the answer took bounds its error), the kernel and
+/// machine (`uname`), the distribution (`/etc/os-release`), the hostname, active swap
+/// devices, the TCP ports something listens on (hex, from `/proc/net/tcp{,6}`: every
+/// address, not only loopback), whether `br_netfilter` and `overlay` are loaded, loadable
+/// (`modules.dep`, `modules.builtin`) or absent, the bridge netfilter and forwarding sysctls
+/// (`-ro` when `/proc/sys` cannot be written), and the free space (KiB) of the nearest
+/// existing directory at or above `data_dir`.
+pub fn host_facts(data_dir: &str) -> String {
+    format!(
+        "echo \"clock=$(date +%s)\"\n\
+         echo \"kernel=$(uname -s)\"\n\
+         echo \"machine=$(uname -m)\"\n\
+         echo \"os=$(sed -n 's/^PRETTY_NAME=//p' /etc/os-release 2>/dev/null | tr -d '\"' | head -n 1)\"\n\
+         echo \"hostname=$(hostname)\"\n\
+         echo \"swap=$(tail -n +2 /proc/swaps 2>/dev/null | wc -l)\"\n\
+         echo \"listening=$(awk 'FNR > 1 && $4 == \"0A\" {{ n = split($2, a, \":\"); print a[n] }}' /proc/net/tcp /proc/net/tcp6 2>/dev/null | sort -u | tr '\\n' ' ')\"\n\
+         module() {{\n\
+         \x20 if [ -e \"/sys/module/$1\" ] || grep -qw \"$1\" /proc/filesystems 2>/dev/null; then echo loaded\n\
+         \x20 elif grep -qE \"(^|/)$1\\.ko\" \"/lib/modules/$(uname -r)/modules.dep\" \"/lib/modules/$(uname -r)/modules.builtin\" 2>/dev/null; then echo loadable\n\
+         \x20 else echo absent; fi\n\
+         }}\n\
+         sysctl_of() {{\n\
+         \x20 if [ ! -e \"$1\" ]; then echo absent; return; fi\n\
+         \x20 v=$(cat \"$1\" 2>/dev/null || echo unreadable)\n\
+         \x20 if [ -w \"$1\" ]; then echo \"$v\"; else echo \"$v-ro\"; fi\n\
+         }}\n\
+         bridge=/proc/sys/net/bridge/bridge-nf-call-iptables\n\
+         if [ -e \"$bridge\" ]; then echo br_netfilter=loaded; else echo \"br_netfilter=$(module br_netfilter)\"; fi\n\
+         echo \"overlay=$(module overlay)\"\n\
+         echo \"bridge_nf_call_iptables=$(sysctl_of \"$bridge\")\"\n\
+         echo \"ip_forward=$(sysctl_of /proc/sys/net/ipv4/ip_forward)\"\n\
+         d={dir}\n\
+         while [ ! -e \"$d\" ] && [ \"$d\" != / ]; do d=$(dirname \"$d\"); done\n\
+         echo \"disk_free_kib=$(df -Pk \"$d\" 2>/dev/null | awk 'NR == 2 {{ print $4 }}')\"\n\
+         echo \"disk_path=$d\"\n",
+        dir = quote(data_dir)
+    )
+}
+
 /// Prints, for each path in order, the SHA-256 of the regular file there, or `absent`.
 /// Read-only.
 pub fn file_digests(paths: &[String]) -> String {
@@ -661,6 +701,48 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("sealer-steps-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         dir.display().to_string()
+    }
+
+    #[test]
+    fn host_facts_are_one_line_each_and_a_hostile_data_root_is_only_a_path() {
+        let dir = format!("{}/facts", tempfile_dir());
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let marker = format!("{dir}/ran");
+        // A data root that does not exist yet, with shell in its name: the nearest existing
+        // directory above it is measured, and nothing in it runs.
+        let data_dir = format!("{dir}/$(touch {marker})/x'y/cluster");
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(host_facts(&data_dir))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let facts: std::collections::BTreeMap<&str, &str> =
+            text.lines().filter_map(|l| l.split_once('=')).collect();
+        for key in [
+            "clock",
+            "kernel",
+            "machine",
+            "os",
+            "hostname",
+            "swap",
+            "listening",
+            "br_netfilter",
+            "overlay",
+            "bridge_nf_call_iptables",
+            "ip_forward",
+            "disk_free_kib",
+            "disk_path",
+        ] {
+            assert!(facts.contains_key(key), "{key} missing:\n{text}");
+        }
+        assert_eq!(facts["kernel"], "Linux");
+        assert!(facts["clock"].parse::<u64>().is_ok(), "{text}");
+        assert!(facts["disk_free_kib"].parse::<u64>().is_ok(), "{text}");
+        assert_eq!(facts["disk_path"], dir);
+        assert!(!std::path::Path::new(&marker).exists());
     }
 
     #[test]

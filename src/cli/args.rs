@@ -76,6 +76,11 @@ pub enum Command {
     /// Print the resource graph of a Clusterfile in DOT
     #[command(after_help = "Example:\n  sealer graph -f Clusterfile | dot -Tsvg > graph.svg")]
     Graph(GraphArgs),
+    /// Check the hosts an apply would create something on, changing nothing
+    #[command(
+        after_help = "Example:\n  sealer check -f Clusterfile --skip-check swap\n\nChecks (each can be skipped with --skip-check NAME, or all with --skip-check all):\n  platform      the host's OS and architecture are the cluster image's\n  swap          no swap is on where Kubernetes is installed\n  ports         nothing listens on the ports of what is created there: 6443, 2379, 2380,\n                10250, 10257, 10259 for a control plane, 10250 for a worker, the registry's\n  br_netfilter  the kernel has br_netfilter where Kubernetes is installed\n  overlay       the kernel has the overlay filesystem where a container runtime is installed\n  ip_forward    IPv4 forwarding is on, or can be turned on, where Kubernetes is installed\n  disk          the data root has room for the rootfs (and registry data on registry hosts)\n  hostname      no two hosts of the cluster have the same hostname\n  clock         the hosts' clocks are at most 5 s apart"
+    )]
+    Check(CheckArgs),
     /// Apply a Clusterfile (or a saved plan) to the hosts
     #[command(after_help = "Examples:\n  sealer apply -f Clusterfile\n  sealer apply plan.bin")]
     Apply(ApplyArgs),
@@ -231,6 +236,50 @@ pub struct ExecArgs {
     pub no_color: bool,
 }
 
+/// The names `--skip-check` takes: every preflight check, and `all`.
+fn check_names() -> clap::builder::PossibleValuesParser {
+    let mut names: Vec<&'static str> = sealer::ops::Check::ALL.iter().map(|c| c.name()).collect();
+    names.push("all");
+    clap::builder::PossibleValuesParser::new(names)
+}
+
+/// Preflight checks to skip, as given (`all` is every check).
+pub fn skipped_checks(names: &[String]) -> std::collections::BTreeSet<sealer::ops::Check> {
+    use sealer::ops::Check;
+    if names.iter().any(|n| n == "all") {
+        return Check::ALL.into_iter().collect();
+    }
+    names.iter().filter_map(|n| Check::parse(n)).collect()
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The Clusterfile
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "CLUSTERFILE",
+        default_value = "Clusterfile"
+    )]
+    pub file: PathBuf,
+    /// The state database (default $SEALER_HOME/state.db): hosts it records as applied are
+    /// not checked again
+    #[arg(long, value_name = "PATH")]
+    pub state: Option<PathBuf>,
+    /// Skip a preflight check (repeatable, or comma-separated); `all` skips every one
+    #[arg(long = "skip-check", value_name = "NAME", value_delimiter = ',', value_parser = check_names())]
+    pub skip_checks: Vec<String>,
+    /// Hosts asked at once
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub parallelism: usize,
+    /// Trust host keys seen for the first time (check pins nothing: apply does)
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
     /// A saved plan (`sealer plan --out FILE`) to apply exactly
@@ -255,6 +304,10 @@ pub struct ApplyArgs {
     /// no host (the next plan repairs it)
     #[arg(long, conflicts_with_all = ["plan_file", "targets", "replace", "refresh"])]
     pub refresh_only: bool,
+    /// Skip a preflight check (repeatable, or comma-separated; `sealer check --help` lists
+    /// them); `all` skips preflight
+    #[arg(long = "skip-check", value_name = "NAME", value_delimiter = ',', value_parser = check_names())]
+    pub skip_checks: Vec<String>,
     #[command(flatten)]
     pub exec: ExecArgs,
 }

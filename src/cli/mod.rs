@@ -4,6 +4,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod args;
+mod preflight;
 mod progress;
 mod refresh;
 mod render;
@@ -232,6 +233,32 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let settings = settings.with_state_path(args.exec.state.clone());
             apply_refresh_only(&settings, &args)
         }
+        Command::Check(args) => {
+            let settings = settings.with_state_path(args.state.clone());
+            let exec = ops::ExecSettings {
+                parallelism: args.parallelism,
+                step_timeout: ops::READ_TIMEOUT,
+                lock_timeout: std::time::Duration::ZERO,
+                accept_new_host_keys: args.accept_new_host_keys,
+            };
+            let skip = args::skipped_checks(&args.skip_checks);
+            let report = runtime()?.block_on(ops::check_hosts(
+                &settings,
+                &args.file,
+                &exec,
+                &skip,
+                pull(&settings),
+            ))?;
+            if args.json {
+                out(&format!("{}\n", to_pretty(&preflight::json(&report))))?;
+            } else {
+                out(&preflight::text(&report))?;
+            }
+            if !report.passed() {
+                return Err(preflight::failed(&report, false));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Apply(args) => {
             let settings = settings.with_state_path(args.exec.state.clone());
             let rt = runtime()?;
@@ -272,7 +299,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             };
             let confirm = args.plan_file.is_none() && !args.exec.auto_approve;
-            execute(&rt, &settings, session, prepared, &args.exec, confirm)
+            let skip = args::skipped_checks(&args.skip_checks);
+            execute(
+                &rt,
+                &settings,
+                session,
+                prepared,
+                &args.exec,
+                confirm,
+                Some(&skip),
+            )
         }
         Command::Run(args) => {
             let settings = settings.with_state_path(args.exec.state.clone());
@@ -286,7 +322,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 pull(&settings),
             ))?;
             let confirm = !args.exec.auto_approve;
-            execute(&rt, &settings, session, prepared, &args.exec, confirm)
+            // An app image creates nothing on a host: preflight has nothing to ask.
+            let skip = std::collections::BTreeSet::new();
+            execute(
+                &rt,
+                &settings,
+                session,
+                prepared,
+                &args.exec,
+                confirm,
+                Some(&skip),
+            )
         }
         Command::Destroy(args) => {
             let settings = settings.with_state_path(args.exec.state.clone());
@@ -303,7 +349,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 pull(&settings),
             ))?;
             let confirm = !args.exec.auto_approve;
-            execute(&rt, &settings, session, prepared, &args.exec, confirm)
+            execute(&rt, &settings, session, prepared, &args.exec, confirm, None)
         }
         Command::Show(args) => {
             let saved = ops::show_plan(&args.file)?;
@@ -417,14 +463,16 @@ fn lock_timeout(args: &args::ExecArgs) -> std::time::Duration {
     args.lock_timeout
 }
 
-/// Shows the plan, asks for confirmation, runs it, and reports how it ended.
+/// Shows the plan, asks for confirmation, runs preflight (unless `skip` is `None`: a
+/// destroy installs nothing), runs the plan, and reports how it ended.
 fn execute(
     rt: &tokio::runtime::Runtime,
     settings: &Settings,
     session: ops::Session,
-    prepared: ops::Prepared,
+    mut prepared: ops::Prepared,
     args: &args::ExecArgs,
     confirm: bool,
+    skip: Option<&std::collections::BTreeSet<ops::Check>>,
 ) -> Result<ExitCode> {
     use std::io::IsTerminal;
     let plan = prepared.plan.clone();
@@ -472,13 +520,35 @@ fn execute(
             return Ok(ExitCode::from(1));
         }
     }
-    let (tx, rx) = tokio::sync::watch::channel(false);
     let exec = ops::ExecSettings {
         parallelism: args.parallelism,
         step_timeout: args.step_timeout.max(std::time::Duration::from_secs(1)),
         lock_timeout: args.lock_timeout,
         accept_new_host_keys: args.accept_new_host_keys,
     };
+    if let Some(skip) = skip {
+        // Before the first step: a failure here leaves every host and the state as they were.
+        let report = rt.block_on(ops::preflight(
+            settings,
+            &session,
+            &mut prepared,
+            &exec,
+            skip,
+        ))?;
+        if args.json {
+            let mut line = preflight::json(&report);
+            if let Some(map) = line.as_object_mut() {
+                map.insert("type".into(), serde_json::json!("preflight"));
+            }
+            progress.json_line(line);
+        } else if !report.hosts.is_empty() {
+            eprint!("\n{}", preflight::text(&report));
+        }
+        if !report.passed() {
+            return Err(preflight::failed(&report, true));
+        }
+    }
+    let (tx, rx) = tokio::sync::watch::channel(false);
     let sink: std::sync::Arc<dyn sealer::exec::EventSink> = progress.clone();
     let report = rt.block_on(async {
         // First Ctrl-C (or SIGTERM): no new steps, running ones finish and are recorded.

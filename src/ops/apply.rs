@@ -42,6 +42,8 @@ pub struct Prepared {
     /// `sealer run`: the image's tree by its root on master0, and what to record.
     pub(super) run_trees: HashMap<String, RootfsSource>,
     pub(super) run_image: Option<String>,
+    /// The connections preflight opened, kept for the steps.
+    pub(super) pool: Option<Pool>,
 }
 
 /// `sealer apply -f Clusterfile`: plan now; with `refresh` (`--refresh`), after reading
@@ -63,6 +65,7 @@ where
         compiled: Some(outcome.compiled),
         run_trees: HashMap::new(),
         run_image: None,
+        pool: None,
     })
 }
 
@@ -126,6 +129,7 @@ where
         compiled: Some(compiled),
         run_trees: HashMap::new(),
         run_image: None,
+        pool: None,
     })
 }
 
@@ -184,6 +188,7 @@ where
         compiled,
         run_trees: HashMap::new(),
         run_image: None,
+        pool: None,
     })
 }
 
@@ -192,7 +197,7 @@ where
 /// so a second apply waits for the first instead of planning against a state that is
 /// about to change.
 pub struct Session {
-    store: StateStore,
+    pub(super) store: StateStore,
     cluster: String,
     lock: crate::state::StateLock,
 }
@@ -269,7 +274,7 @@ pub fn cluster_of(path: &Path) -> Result<String> {
 pub async fn execute(
     settings: &Settings,
     session: Session,
-    prepared: Prepared,
+    mut prepared: Prepared,
     exec: &ExecSettings,
     sink: Arc<dyn EventSink>,
     cancel: tokio::sync::watch::Receiver<bool>,
@@ -307,10 +312,19 @@ pub async fn execute(
     };
     rekey_recorded(store, &state, prepared.compiled.as_ref())?;
     let ctx = context(settings, &prepared, exec)?;
-    let access = access(&prepared, &state, exec, settings.user_home.as_deref());
+    // Connections preflight opened are reused; they reach the same hosts the same way.
+    let pool = match prepared.pool.take() {
+        Some(pool) => pool,
+        None => Pool::new(access(
+            &prepared,
+            &state,
+            exec,
+            settings.user_home.as_deref(),
+        )),
+    };
     let runner = Arc::new(Runner {
         ctx,
-        pool: Pool::new(access),
+        pool,
         sink: Arc::clone(&sink),
         node_names: std::sync::Mutex::new(node_names(&state)),
         secrets: Arc::new(std::sync::Mutex::new(known_secrets(&prepared))),
@@ -389,7 +403,7 @@ pub(super) fn node_names(state: &ClusterState) -> HashMap<String, String> {
 /// left it) what the state recorded with the cluster's SSH defaults; host keys pinned in
 /// the state. `~` in the plan's paths is `home` (the settings' `user_home`), expanded here
 /// where the transports use them.
-fn access(
+pub(super) fn access(
     prepared: &Prepared,
     state: &ClusterState,
     exec: &ExecSettings,

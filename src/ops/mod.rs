@@ -4,6 +4,7 @@
 mod apply;
 mod images;
 mod plan;
+mod preflight;
 mod refresh;
 mod registry;
 mod run;
@@ -12,6 +13,9 @@ mod state;
 pub use apply::*;
 pub use images::*;
 pub use plan::*;
+pub use preflight::{
+    Check, Facts, Finding, HostReport, Preflight, Severity, check as check_hosts, preflight,
+};
 pub use refresh::*;
 pub use registry::*;
 pub use run::*;

@@ -294,8 +294,8 @@ pub fn record_refresh(session: &super::Session, record: &RefreshRecord) -> Resul
         .record_drift(&record.refresh.cluster, &record.marks)
 }
 
-/// Reads stream nothing: what they found is the result.
-struct Quiet;
+/// Reads (and preflight's questions) stream nothing: what they found is the result.
+pub(super) struct Quiet;
 
 impl EventSink for Quiet {
     fn event(&self, _event: Event) {}

@@ -80,6 +80,7 @@ where
         compiled: None,
         run_trees: HashMap::from([(root, source)]),
         run_image: Some(reference.to_string()),
+        pool: None,
     })
 }
 

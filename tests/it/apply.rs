@@ -922,3 +922,108 @@ fn run_installs_an_app_image_on_the_cluster() {
             .any(|(_, _, c)| c.starts_with("kubeadm reset -f"))
     );
 }
+
+/// Preflight asks every host before anything changes: a port taken and a hostname another
+/// host has refuse the apply, both named with the host, and neither a host nor the state
+/// changes. `sealer check` says the same alone; a skipped check finds nothing.
+#[test]
+fn preflight_names_a_taken_port_and_a_duplicate_hostname_and_changes_nothing() {
+    let d = Deploy::new(TestBed::start(2));
+    let (master, worker) = (d.bed.host(0), d.bed.host(1));
+    // The worker takes master0's hostname and something listens on the kubelet's port there.
+    d.bed.ssh_ok(
+        1,
+        &format!(
+            "hostname {} && {{ python3 -c 'import socket, time; s = socket.socket(); s.bind((\"0.0.0.0\", 10250)); s.listen(); time.sleep(600)' </dev/null >/dev/null 2>&1 & echo $! > /root/listener.pid; }} && for i in $(seq 300); do (exec 3<>/dev/tcp/127.0.0.1/10250) 2>/dev/null && exit 0; sleep 0.1; done; exit 1",
+            master.hostname()
+        ),
+    );
+    let dirs = [
+        "/etc",
+        "/usr/bin",
+        "/usr/local",
+        "/var/lib",
+        "/var/log",
+        "/root",
+        "/opt",
+    ];
+    let snapshot = |i: usize| -> Vec<_> {
+        dirs.iter()
+            .map(|p| {
+                let mut tree = d.bed.file_tree(i, p);
+                tree.retain(|path, _| !path.starts_with("/var/lib/containers"));
+                tree
+            })
+            .collect()
+    };
+    let before: Vec<_> = (0..2).map(snapshot).collect();
+    let file = d.clusterfile(&[0], &[1], "");
+    let file = file.to_str().unwrap();
+    let port = "port 10250 is in use: the kubelet will listen on it";
+    let hostname = format!(
+        "hostname {} is also the hostname of {}",
+        master.hostname(),
+        master.ip()
+    );
+
+    let err = d.sealer_refused(&["apply", "-f", file, "--auto-approve"]);
+    let worker_part = err
+        .split_once(&format!("  {} (", worker.ip()))
+        .map(|(_, rest)| rest)
+        .unwrap_or_else(|| panic!("no report for the worker:\n{err}"));
+    assert!(
+        worker_part.starts_with(&format!("{}; ", master.hostname())),
+        "{err}"
+    );
+    assert!(worker_part.contains(port), "{err}");
+    assert!(worker_part.contains(&hostname), "{err}");
+    assert!(
+        err.contains("`ss -ltnp 'sport = :10250'`"),
+        "each finding has its hint:\n{err}"
+    );
+    assert!(
+        err.contains("error: preflight failed: 3 problems on 2 hosts; nothing was changed"),
+        "master0 shares the hostname too:\n{err}"
+    );
+    // Nothing ran on a host, and the state records nothing of the cluster.
+    for (i, trees) in before.iter().enumerate() {
+        for (tree, now) in trees.iter().zip(snapshot(i)) {
+            let diff = tree_diff(tree, &now);
+            assert!(diff.is_empty(), "host {i} changed:\n{}", diff.join("\n"));
+        }
+    }
+    let state = d.sealer_refused(&["state", "list", "--cluster", "bed"]);
+    assert!(state.contains("no cluster \"bed\""), "{state}");
+
+    // `sealer check` alone: the same findings, as JSON too; a skipped check is not run.
+    let out = d.sealer(&["check", "-f", file, "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hosts = report["hosts"].as_array().unwrap();
+    let worker_report = hosts
+        .iter()
+        .find(|h| h["host"] == worker.ip().to_string())
+        .unwrap();
+    let found: Vec<&str> = worker_report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(found, ["ports", "hostname"], "{report:#}");
+    let out = d.sealer(&["check", "-f", file, "--skip-check", "ports"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(!text.contains(port) && text.contains(&hostname), "{text}");
+
+    // Fixed by hand, the hosts pass.
+    d.bed.ssh_ok(
+        1,
+        &format!(
+            "hostname {} && kill $(cat /root/listener.pid) && rm /root/listener.pid && for i in $(seq 300); do (exec 3<>/dev/tcp/127.0.0.1/10250) 2>/dev/null || exit 0; sleep 0.1; done; exit 1",
+            worker.hostname()
+        ),
+    );
+    let ok = d.sealer_ok(&["check", "-f", file]);
+    assert!(ok.contains("No problems found."), "{ok}");
+}
