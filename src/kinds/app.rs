@@ -21,7 +21,10 @@ pub const SCHEMA: Schema = Schema {
     replace_on: &[],
     sensitive: &[],
     computed: &[],
-    explains: &["overrides", "env", "texts"],
+    // The image explains a change of what it brings (files, commands) and is not one itself:
+    // an app runs again only when what it runs changes (`deploy.md`: files, cmds or config),
+    // so a new cluster image with the same apps (a Kubernetes upgrade) leaves them be.
+    explains: &["image", "overrides", "env", "texts"],
     lives_on: &[Foundation::Host, Foundation::Etcd],
 };
 
@@ -129,10 +132,7 @@ pub fn describe_update(
     after: &Attributes,
     changed: &BTreeSet<String>,
 ) -> Option<String> {
-    if !changed
-        .iter()
-        .all(|c| c == "files" || c == "env_digest" || c == "image")
-    {
+    if !changed.iter().all(|c| c == "files" || c == "env_digest") {
         return None;
     }
     // Each attribute read on its own: a record of an older sealer lacks the explanations.
@@ -143,7 +143,7 @@ pub fn describe_update(
     };
     let (old_overrides, new_overrides) = (map(before, "overrides"), map(after, "overrides"));
     let mut causes = Vec::new();
-    if changed.contains("image") {
+    if before.get("image") != after.get("image") {
         let image = after.get("image").and_then(|v| v.as_str()).unwrap_or("");
         causes.push(format!("image {}", super::rootfs::short_image(image)));
     }

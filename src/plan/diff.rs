@@ -129,7 +129,9 @@ pub fn diff(
                 ),
             );
         }
-        let upgrading = upgrade.as_ref().filter(|u| u.applies_to(want, have));
+        let upgrading = upgrade
+            .as_ref()
+            .and_then(|u| u.applies_to(want, have).map(|from| (u, from)));
         let forcing: BTreeSet<String> = changed
             .iter()
             .filter(|a| want.replace_on.contains(*a))
@@ -196,7 +198,7 @@ fn decide(
     forcing: &BTreeSet<String>,
     requested: bool,
     replaced: &HashSet<&str>,
-    upgrading: Option<&Upgrade>,
+    upgrading: Option<(&Upgrade, String)>,
 ) -> (Option<Action>, ReasonCode, String, Option<String>) {
     let replace = |code, reason| (Some(Action::Replace), code, reason, None);
     if have.status == Status::Tainted {
@@ -238,10 +240,10 @@ fn decide(
             _ => ReasonCode::UpdateBecauseDrifted,
         };
         (Some(action), code, reason, None)
-    } else if let Some(upgrade) = upgrading
+    } else if let Some((upgrade, from)) = upgrading
         && changed.iter().any(|a| Upgrade::covers(a))
     {
-        let mut reason = upgrade.reason(want.resource_type);
+        let mut reason = upgrade.reason(want.resource_type, &from);
         let rest: BTreeSet<String> = changed
             .iter()
             .filter(|a| !Upgrade::covers(a))

@@ -1218,3 +1218,29 @@ fn skipping_a_minor_or_downgrading_kubernetes_is_a_plan_error() {
         assert!(err.to_string().contains(says), "{err}");
     }
 }
+
+#[test]
+fn an_upgrade_stopped_after_master0_goes_on_with_the_other_nodes() {
+    let old = three_by_three_at("v1.22.15");
+    let new = three_by_three_at("v1.23.17");
+    let mut state = state_of(&old);
+    state.insert(
+        "kubernetes.init".into(),
+        record(new.iter().find(|d| d.address == "kubernetes.init").unwrap()),
+    );
+    let plan = plan_against(&new, &state);
+    assert!(change_of(&plan, "kubernetes.init").is_none());
+    let joins: Vec<&Change> = plan
+        .changes
+        .iter()
+        .filter(|c| c.address.starts_with("kubernetes."))
+        .collect();
+    assert_eq!(joins.len(), 5, "{:?}", actions(&plan));
+    assert!(
+        joins
+            .iter()
+            .all(|c| c.reason_code == ReasonCode::UpdateBecauseKubernetesUpgrade),
+        "{:?}",
+        actions(&plan)
+    );
+}

@@ -15,11 +15,39 @@ use std::collections::BTreeMap;
 /// the kubeadm configuration whose `kubernetesVersion` says it.
 const UPGRADED: [&str; 3] = ["kube_version", "kubeadm_config", "kubeadm_config_digest"];
 
-/// A Kubernetes upgrade the configuration asks for.
+/// A Kubernetes upgrade the configuration asks for: every node recorded at an older
+/// version goes to `to`. Nodes may be recorded at different versions: an upgrade that was
+/// interrupted after master0 resumes with the rest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upgrade {
-    pub from: String,
     pub to: String,
+    /// The kubeadm configuration the plan wants (`kubernetes.init`'s).
+    config: String,
+}
+
+fn text(a: &crate::resource::Attributes, key: &str) -> String {
+    a.get(key)
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn is_kube(resource_type: ResourceType) -> bool {
+    matches!(
+        resource_type,
+        ResourceType::KubernetesInit
+            | ResourceType::KubernetesMaster
+            | ResourceType::KubernetesWorker
+    )
+}
+
+/// `config` with its `kubernetesVersion` line moved from `from` to `to`.
+fn carried(config: &str, from: &str, to: &str) -> String {
+    config.replacen(
+        &format!("kubernetesVersion: {from}"),
+        &format!("kubernetesVersion: {to}"),
+        1,
+    )
 }
 
 impl Upgrade {
@@ -28,38 +56,48 @@ impl Upgrade {
         UPGRADED.contains(&attribute)
     }
 
-    /// Whether `have` (recorded at the old version) is upgraded in place to `want`.
-    pub fn applies_to(&self, want: &Desired, have: &Recorded) -> bool {
-        let version = |a: &crate::resource::Attributes| {
-            a.get("kube_version")
-                .and_then(|v| v.as_str())
-                .map(str::to_string)
+    /// The version `have` is upgraded from in place to `want`, when it is: a node of the
+    /// control plane or a join, recorded at another version, whose kubeadm configuration
+    /// differs in nothing but that version.
+    pub fn applies_to(&self, want: &Desired, have: &Recorded) -> Option<String> {
+        let from = text(&have.attributes, "kube_version");
+        if !is_kube(want.resource_type)
+            || have.status != Status::Ready
+            || from == self.to
+            || text(&want.attributes, "kube_version") != self.to
+        {
+            return None;
+        }
+        let same_configuration = match want.resource_type {
+            ResourceType::KubernetesInit => {
+                carried(&text(&have.attributes, "kubeadm_config"), &from, &self.to) == self.config
+            }
+            // A join records the digest of the configuration it joined with.
+            _ => {
+                crate::image::layout::sha256_digest(
+                    carried(&self.config, &self.to, &from).as_bytes(),
+                ) == text(&have.attributes, "kubeadm_config_digest")
+            }
         };
-        matches!(
-            want.resource_type,
-            ResourceType::KubernetesInit
-                | ResourceType::KubernetesMaster
-                | ResourceType::KubernetesWorker
-        ) && have.status == Status::Ready
-            && version(&have.attributes).as_deref() == Some(self.from.as_str())
-            && version(&want.attributes).as_deref() == Some(self.to.as_str())
+        same_configuration.then_some(from)
     }
 
     /// What the step does, for the change's reason.
-    pub fn reason(&self, resource_type: ResourceType) -> String {
+    pub fn reason(&self, resource_type: ResourceType, from: &str) -> String {
         let how = match resource_type {
             ResourceType::KubernetesInit => "`kubeadm upgrade apply` on master0",
             ResourceType::KubernetesMaster => "`kubeadm upgrade node`, one master at a time",
             _ => "drained, `kubeadm upgrade node`, kubelet restarted, uncordoned",
         };
-        format!("upgrade Kubernetes {} -> {}: {how}", self.from, self.to)
+        format!("upgrade Kubernetes {from} -> {}: {how}", self.to)
     }
 }
 
-/// The upgrade from the recorded control plane's version to the configured one, if the
-/// versions differ; a plan error in `errors` when that is not an upgrade kubeadm can make:
-/// a downgrade, a skipped minor version, another major version, or a kubeadm configuration
-/// that changes in more than its version (`kubeadm upgrade apply` keeps the configuration).
+/// The upgrade to the configured version when the state records nodes of the control plane
+/// or joins at another one; a plan error in `errors` when that is not an upgrade kubeadm can
+/// make: a downgrade, a skipped minor version, another major version, or (while master0 is
+/// still to upgrade) a kubeadm configuration that changes in more than its version (`kubeadm
+/// upgrade apply` keeps the configuration).
 pub fn detect(
     desired: &[Desired],
     recorded: &BTreeMap<String, Recorded>,
@@ -68,31 +106,48 @@ pub fn detect(
     let want = desired
         .iter()
         .find(|d| d.address == kubernetes_init::ADDRESS)?;
-    let have = recorded.get(kubernetes_init::ADDRESS)?;
-    if have.status != Status::Ready {
-        return None;
-    }
-    let text = |a: &crate::resource::Attributes, key: &str| {
-        a.get(key)
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_string()
-    };
-    let (from, to) = (
-        text(&have.attributes, "kube_version"),
-        text(&want.attributes, "kube_version"),
-    );
-    if from == to {
+    let to = text(&want.attributes, "kube_version");
+    let config = text(&want.attributes, "kubeadm_config");
+    let froms: std::collections::BTreeSet<String> = recorded
+        .values()
+        .filter(|r| is_kube(r.resource_type) && r.status == Status::Ready)
+        .map(|r| text(&r.attributes, "kube_version"))
+        .filter(|v| *v != to)
+        .collect();
+    if froms.is_empty() {
         return None;
     }
     let address = kubernetes_init::ADDRESS;
-    let (old, new) = match (Version::parse(&from), Version::parse(&to)) {
+    let error_count = errors.len();
+    for from in &froms {
+        check_versions(from, &to, errors);
+    }
+    if let Some(have) = recorded.get(address)
+        && have.status == Status::Ready
+    {
+        let from = text(&have.attributes, "kube_version");
+        if from != to && carried(&text(&have.attributes, "kubeadm_config"), &from, &to) != config {
+            errors.push(
+                Diagnostic::error(format!(
+                    "{address}: upgrading Kubernetes from {from} to {to} would also change the kubeadm configuration, which `kubeadm upgrade apply` keeps"
+                ))
+                .hint("upgrade with the kubeadm configuration the cluster has (the Clusterfile's kubeadm documents, the image's etc/kubeadm.yml), and change it in another apply"),
+            );
+        }
+    }
+    (errors.len() == error_count).then_some(Upgrade { to, config })
+}
+
+/// A plan error in `errors` unless kubeadm can upgrade `from` to `to`.
+fn check_versions(from: &str, to: &str, errors: &mut Vec<Diagnostic>) {
+    let address = kubernetes_init::ADDRESS;
+    let (old, new) = match (Version::parse(from), Version::parse(to)) {
         (Ok(old), Ok(new)) => (old, new),
         _ => {
             errors.push(Diagnostic::error(format!(
                 "{address}: cannot compare Kubernetes versions {from:?} and {to:?}"
             )));
-            return None;
+            return;
         }
     };
     if new < old {
@@ -102,9 +157,7 @@ pub fn detect(
             ))
             .hint(format!("use a cluster image of {from} or newer")),
         );
-        return None;
-    }
-    if new.major() != old.major() || new.minor() > old.minor() + 1 {
+    } else if new.major() != old.major() || new.minor() > old.minor() + 1 {
         errors.push(
             Diagnostic::error(format!(
                 "{address}: upgrading Kubernetes from {from} to {to} skips a minor version: kubeadm upgrades one minor version at a time"
@@ -115,27 +168,7 @@ pub fn detect(
                 old.minor() + 1
             )),
         );
-        return None;
     }
-    let (old_config, new_config) = (
-        text(&have.attributes, "kubeadm_config"),
-        text(&want.attributes, "kubeadm_config"),
-    );
-    let carried = old_config.replacen(
-        &format!("kubernetesVersion: {from}"),
-        &format!("kubernetesVersion: {to}"),
-        1,
-    );
-    if carried != new_config {
-        errors.push(
-            Diagnostic::error(format!(
-                "{address}: upgrading Kubernetes from {from} to {to} would also change the kubeadm configuration, which `kubeadm upgrade apply` keeps"
-            ))
-            .hint("upgrade with the kubeadm configuration the cluster has (the Clusterfile's kubeadm documents, the image's etc/kubeadm.yml), and change it in another apply"),
-        );
-        return None;
-    }
-    Some(Upgrade { from, to })
 }
 
 /// Orders the upgrade's steps as kubeadm's docs do, by adding dependencies the plan shows:
@@ -215,13 +248,7 @@ mod tests {
     fn the_next_minor_and_patches_are_upgrades() {
         for (from, to) in [("v1.22.15", "v1.23.17"), ("v1.22.15", "v1.22.17")] {
             let (upgrade, errors) = detect_between(from, to, None);
-            assert_eq!(
-                upgrade,
-                Some(Upgrade {
-                    from: from.into(),
-                    to: to.into()
-                })
-            );
+            assert_eq!(upgrade.map(|u| u.to), Some(to.to_string()));
             assert!(errors.is_empty(), "{errors:?}");
         }
         assert_eq!(detect_between("v1.22.15", "v1.22.15", None).0, None);
