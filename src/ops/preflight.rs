@@ -693,6 +693,17 @@ async fn run(
     if needs.is_empty() {
         return Ok(report);
     }
+    // About to connect: a missing private key is the Clusterfile's error, with its
+    // location, not a host that cannot be reached.
+    if let Some(compiled) = &prepared.compiled {
+        let problems = crate::clusterfile::check_local_files(
+            &compiled.clusterfile,
+            settings.user_home.as_deref(),
+        );
+        if !problems.is_empty() {
+            return Err(Error::many(problems));
+        }
+    }
     let platform = prepared
         .compiled
         .as_ref()

@@ -160,11 +160,16 @@ pub fn render_change(out: &mut String, change: &Change, style: Style) {
         .chain(before.keys())
         .chain(change.computed.iter())
         .collect();
-    // Explanations say why something changed: a new resource has nothing to explain.
+    // Explanations say why something changed: a new resource has nothing to explain. A
+    // plain string among them (an app's image) still says what the resource is.
     let explains = crate::kinds::schema(change.resource_type).explains;
     let keys: BTreeSet<&String> = keys
         .into_iter()
-        .filter(|k| change.before.is_some() || !explains.contains(&k.as_str()))
+        .filter(|k| {
+            change.before.is_some()
+                || !explains.contains(&k.as_str())
+                || after.get(*k).is_some_and(serde_json::Value::is_string)
+        })
         .collect();
     let width = keys.iter().map(|k| k.len()).max().unwrap_or(0);
     let mut hidden = 0;
