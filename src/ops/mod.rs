@@ -8,6 +8,7 @@ mod refresh;
 mod registry;
 mod run;
 mod state;
+mod status;
 
 pub use apply::*;
 pub use images::*;
@@ -16,6 +17,7 @@ pub use refresh::*;
 pub use registry::*;
 pub use run::*;
 pub use state::*;
+pub use status::*;
 
 use std::path::PathBuf;
 
