@@ -90,7 +90,7 @@ pub enum Command {
     )]
     Run(RunArgs),
     /// Check a cluster's health from its hosts: nodes Ready, apps installed, registry and API
-    /// answering (exit 0 healthy, 1 unhealthy or unreachable); read-only
+    /// answering (read-only)
     #[command(
         after_help = "Examples:\n  sealer status\n  sealer status --cluster my-cluster --json\n  sealer status -f Clusterfile\n\nExit codes: 0 healthy; 1 unhealthy, a host unreachable, or an error."
     )]

@@ -246,8 +246,8 @@ async fn check_apps(
         .resources
         .values()
         .filter(|r| r.resource_type == ResourceType::App)
-        .cloned()
     {
+        let recorded = recorded.clone();
         let runner = Arc::clone(runner);
         let limit = Arc::clone(limit);
         tasks.spawn(async move {

@@ -1,7 +1,7 @@
 //! `sealer status` on the SSH test bed: healthy after an apply once the cluster's registry
 //! really serves (a real `docker-registry` with the certificate sealer generated), then
-//! unhealthy, naming each problem, when master0's kubelet stops and an app's objects are
-//! deleted by hand; exit codes and the JSON's shape.
+//! unhealthy, naming each problem, when master0's kubelet stops, an app's objects are
+//! deleted by hand, etcd loses its data and a host goes down; exit codes and the JSON's shape.
 
 use crate::apply::Deploy;
 use crate::support::testbed::{TestBed, require_tool};
@@ -153,7 +153,24 @@ fn status_is_healthy_after_apply_and_names_a_stopped_kubelet_and_a_deleted_app()
     assert_eq!(ready(1), "ok", "{json:#}");
     assert_eq!(json["problems"].as_array().unwrap().len(), 2, "{json:#}");
 
-    // Several clusters or a wrong name: an error naming what the state holds.
+    // The API server's etcd loses its data, and the worker's host goes down: both named.
+    bed.ssh_ok(0, "rm -rf /var/lib/etcd/member");
+    bed.kill(1);
+    let (code, out) = status(&d, &["--timeout", "20s"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("\nUnhealthy: 4 problems: "), "{out}");
+    assert!(
+        out.contains("API: `kubectl get --raw /readyz` on ")
+            && out.contains("not ready: [-]etcd failed: reason withheld"),
+        "{out}"
+    );
+    let ip1 = bed.host(1).ip().to_string();
+    assert!(
+        out.contains(&format!("host {ip1} (node {node1}): unreachable: ")),
+        "{out}"
+    );
+
+    // A wrong name: an error naming what the state holds.
     let (code, out) = status(&d, &["--cluster", "nope"]);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("no cluster \"nope\" in the state"), "{out}");
