@@ -29,6 +29,11 @@ pub fn text(status: &Status) -> String {
         ]);
     }
     out.push_str(&table(&rows));
+    if !status.with_clusterfile && status.hosts.iter().any(|h| h.reachable.is_failing()) {
+        out.push_str(
+            "hint: the state keeps no SSH password or key passphrase: for hosts that need one, `sealer status -f Clusterfile`\n",
+        );
+    }
     if !status.unknown_nodes.is_empty() {
         out.push_str(&format!(
             "Nodes in `kubectl get nodes` that the state does not record: {}\n",
@@ -104,6 +109,7 @@ pub fn json(status: &Status) -> serde_json::Value {
         "cluster": status.cluster,
         "serial": status.serial,
         "master0": status.master0,
+        "with_clusterfile": status.with_clusterfile,
         "hosts": status.hosts,
         "unknown_nodes": status.unknown_nodes,
         "apps": status.apps,
@@ -172,6 +178,7 @@ mod tests {
             cluster: "demo".into(),
             serial: 7,
             master0: "10.0.0.10".into(),
+            with_clusterfile: false,
             hosts: vec![
                 HostStatus {
                     host: "10.0.0.10".into(),
@@ -231,6 +238,24 @@ mod tests {
 
         Healthy: 2 hosts reachable, 2 nodes Ready, 1 app installed, the registry answering, the API answering.
         "#);
+    }
+
+    #[test]
+    fn an_unreachable_host_checked_from_the_state_hints_at_the_clusterfile() {
+        let mut s = status();
+        s.hosts[1].reachable = Check::failing("unreachable: authentication failed");
+        let shown = text(&s);
+        assert!(
+            shown
+                .contains("10.0.0.11  node-1  worker  FAILING: unreachable: authentication failed"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("hint: the state keeps no SSH password"),
+            "{shown}"
+        );
+        s.with_clusterfile = true;
+        assert!(!text(&s).contains("hint:"));
     }
 
     #[test]

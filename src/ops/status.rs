@@ -94,6 +94,9 @@ pub struct Status {
     pub cluster: String,
     pub serial: u64,
     pub master0: String,
+    /// Whether hosts were reached with a Clusterfile's SSH settings (else the state's,
+    /// without passwords and key passphrases).
+    pub with_clusterfile: bool,
     pub hosts: Vec<HostStatus>,
     /// Nodes `kubectl get nodes` lists that the state does not record.
     pub unknown_nodes: Vec<String>,
@@ -187,6 +190,7 @@ pub async fn status(
         cluster: state.name.clone(),
         serial: state.serial,
         master0: runner.ctx.master0.clone(),
+        with_clusterfile: clusterfile.is_some(),
         hosts,
         unknown_nodes,
         apps,
