@@ -5,13 +5,13 @@
 use super::Settings;
 use super::apply::{ExecSettings, base_context, host_access, node_names};
 use super::plan::{Compiled, compile};
+use crate::clusterfile::Clusterfile;
 use crate::diag::{Error, Result};
 use crate::exec::hosts::Pool;
 use crate::exec::runner::Runner;
 use crate::exec::{Event, EventSink};
 use crate::image::{Image, Platform, Reference};
 use crate::kinds::read::{ReadBack, read};
-use crate::clusterfile::Clusterfile;
 use crate::plan::context::Context;
 use crate::resource::Drift;
 use crate::state::{ClusterState, StateStore};
