@@ -524,6 +524,42 @@ mod tests {
     }
 
     #[test]
+    fn an_apps_read_back_says_installed_missing_or_not_checked() {
+        let app = |kind: &str| Recorded {
+            address: "app.dashboard".to_string(),
+            resource_type: ResourceType::App,
+            host: None,
+            attributes: serde_json::from_value(serde_json::json!({"kind": kind})).unwrap(),
+            sensitive: Default::default(),
+            status: crate::resource::Status::Ready,
+            depends_on: Vec::new(),
+            drift: None,
+        };
+        let kube = app("kube");
+        let status = app_status(&kube, Ok(ReadBack::AsRecorded));
+        assert_eq!(
+            (status.name.as_str(), status.kind.as_str()),
+            ("dashboard", "kube")
+        );
+        assert_eq!(status.installed, Check::ok("installed"));
+        let gone = app_status(
+            &kube,
+            Ok(ReadBack::Drifted(vec!["objects of a.yaml".into()])),
+        );
+        assert_eq!(
+            gone.installed,
+            Check::failing("not installed: objects of a.yaml")
+        );
+        let unread = app_status(&kube, Err(crate::exec::StepFailure::message("timed out")));
+        assert_eq!(
+            unread.installed,
+            Check::failing("could not be read: timed out")
+        );
+        let shell = app_status(&app("shell"), Ok(ReadBack::unreadable("its own")));
+        assert_eq!(shell.installed, Check::not_checked("its own"));
+    }
+
+    #[test]
     fn a_failed_readyz_names_its_failing_checks() {
         let stderr = "Error from server (InternalServerError): an error on the server (\"[+]ping ok\n[-]etcd failed: reason withheld\nreadyz check failed\") has prevented the request from succeeding\n";
         assert_eq!(
