@@ -18,6 +18,12 @@ pub fn text(status: &Status) -> String {
         status.serial,
         clean(&status.master0)
     );
+    if let Some(running) = &status.running {
+        out.push_str(&format!(
+            "warning: another sealer holds the cluster's lock ({}): what follows may be mid-change\n\n",
+            clean(running)
+        ));
+    }
     let mut rows = vec![row(&["HOST", "NODE", "ROLE", "REACHABLE", "NODE STATUS"])];
     for h in &status.hosts {
         rows.push(vec![
@@ -110,6 +116,7 @@ pub fn json(status: &Status) -> serde_json::Value {
         "serial": status.serial,
         "master0": status.master0,
         "with_clusterfile": status.with_clusterfile,
+        "running": status.running,
         "hosts": status.hosts,
         "unknown_nodes": status.unknown_nodes,
         "apps": status.apps,
@@ -179,6 +186,7 @@ mod tests {
             serial: 7,
             master0: "10.0.0.10".into(),
             with_clusterfile: false,
+            running: None,
             hosts: vec![
                 HostStatus {
                     host: "10.0.0.10".into(),
@@ -256,6 +264,12 @@ mod tests {
         );
         s.with_clusterfile = true;
         assert!(!text(&s).contains("hint:"));
+        s.running = Some("pid 7 on host ops since 2026-12-03T16:00:00Z (apply, lock ID ab)".into());
+        assert!(
+            text(&s).contains("\nwarning: another sealer holds the cluster's lock (pid 7 on host ops since 2026-12-03T16:00:00Z (apply, lock ID ab)): what follows may be mid-change\n"),
+            "{}",
+            text(&s)
+        );
     }
 
     #[test]

@@ -97,6 +97,9 @@ pub struct Status {
     /// Whether hosts were reached with a Clusterfile's SSH settings (else the state's,
     /// without passwords and key passphrases).
     pub with_clusterfile: bool,
+    /// The sealer operation holding the cluster's lock while it was checked, if any (what
+    /// was seen may be mid-change): `pid N on host H since T (apply, lock ID X)`.
+    pub running: Option<String>,
     pub hosts: Vec<HostStatus>,
     /// Nodes `kubectl get nodes` lists that the state does not record.
     pub unknown_nodes: Vec<String>,
@@ -165,6 +168,7 @@ pub async fn status(
             Error::msg("the state records no resources for this cluster: there is nothing to check")
                 .hint("`sealer state list` shows what the state holds")
         })?;
+    let running = store.running(&state.name)?.map(|lock| lock.to_string());
     let runner = read_runner(
         settings,
         clusterfile.as_ref(),
@@ -191,6 +195,7 @@ pub async fn status(
         serial: state.serial,
         master0: runner.ctx.master0.clone(),
         with_clusterfile: clusterfile.is_some(),
+        running,
         hosts,
         unknown_nodes,
         apps,
