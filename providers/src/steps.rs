@@ -641,6 +641,22 @@ pub fn kube_app_read(rootfs: &str, name: &str, files: &[String]) -> String {
     s
 }
 
+/// The HTTP status the registry at `endpoint` (`DOMAIN:PORT`) answers its API root
+/// `/v2/` with, asked over TLS trusting the CA sealer put in the runtime's `certs.d`
+/// (containerd's, else docker's) as the cluster's nodes do; what is missing to ask (the
+/// CA, curl) on stderr with exit 3. Read-only.
+pub fn registry_api_probe(endpoint: &str) -> String {
+    let ep = quote(endpoint);
+    format!(
+        "ca=/etc/containerd/certs.d/{ep}/ca.crt
+         [ -f \"$ca\" ] || ca=/etc/docker/certs.d/{ep}/ca.crt
+         [ -f \"$ca\" ] || {{ echo \"no CA for \"{ep}\" in /etc/containerd/certs.d or /etc/docker/certs.d\" >&2; exit 3; }}
+         command -v curl >/dev/null || {{ echo 'curl is not installed' >&2; exit 3; }}
+         curl -sS -o /dev/null -w '%{{http_code}}' --max-time 10 --cacert \"$ca\" https://{ep}/v2/
+"
+    )
+}
+
 /// Applies the image policy YAML read from stdin.
 pub fn apply_stdin_manifest() -> &'static str {
     "set -e\nkubectl apply -f -\n"

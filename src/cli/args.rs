@@ -94,6 +94,12 @@ pub enum Command {
         after_help = "Example:\n  sealer run registry.example.com/apps/redis:v7 --cluster my-cluster"
     )]
     Run(RunArgs),
+    /// Check a cluster's health from its hosts: nodes Ready, apps installed, registry and API
+    /// answering (read-only)
+    #[command(
+        after_help = "Examples:\n  sealer status\n  sealer status --cluster my-cluster --json\n  sealer status -f Clusterfile\n\nExit codes: 0 healthy; 1 unhealthy, a host unreachable, or an error."
+    )]
+    Status(StatusArgs),
     /// Inspect the recorded state
     #[command(
         subcommand,
@@ -310,6 +316,35 @@ pub struct ApplyArgs {
     pub skip_checks: Vec<String>,
     #[command(flatten)]
     pub exec: ExecArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The cluster to check (default: the only one in the state); its hosts are reached as
+    /// the state records them
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
+    /// The cluster's Clusterfile, to reach hosts with its SSH settings (passwords: the state
+    /// never keeps them)
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "CLUSTERFILE",
+        conflicts_with = "cluster"
+    )]
+    pub file: Option<PathBuf>,
+    /// The state database (default $SEALER_HOME/state.db)
+    #[arg(long, value_name = "PATH")]
+    pub state: Option<PathBuf>,
+    /// Hosts checked at once
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub parallelism: usize,
+    /// Bound of each command on a host: 60, 90s, 5m
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,7 @@ mod preflight;
 mod progress;
 mod refresh;
 mod render;
+mod status;
 
 use args::{Cli, Command, PlanFormat, RenderArgs, StateCommand};
 use clap::Parser;
@@ -350,6 +351,31 @@ fn run(cli: Cli) -> Result<ExitCode> {
             ))?;
             let confirm = !args.exec.auto_approve;
             execute(&rt, &settings, session, prepared, &args.exec, confirm, None)
+        }
+        Command::Status(args) => {
+            let settings = settings.with_state_path(args.state.clone());
+            let exec = ops::ExecSettings {
+                parallelism: args.parallelism,
+                step_timeout: args.timeout,
+                lock_timeout: std::time::Duration::ZERO,
+                accept_new_host_keys: false,
+            };
+            let status = runtime()?.block_on(ops::status(
+                &settings,
+                args.cluster.as_deref(),
+                args.file.as_deref(),
+                &exec,
+            ))?;
+            if args.json {
+                out(&format!("{}\n", to_pretty(&status::json(&status))))?;
+            } else {
+                out(&status::text(&status))?;
+            }
+            Ok(if status.healthy() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(status::EXIT_UNHEALTHY)
+            })
         }
         Command::Show(args) => {
             let saved = ops::show_plan(&args.file)?;

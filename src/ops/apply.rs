@@ -418,14 +418,20 @@ pub(super) fn access(
         .filter(|c| c.resource_type == ResourceType::Host && c.action == Action::Replace)
         .filter_map(|c| c.host.clone())
         .collect();
-    host_access(&replaced, prepared.compiled.as_ref(), state, exec, home)
+    host_access(
+        &replaced,
+        prepared.compiled.as_ref().map(|c| &c.clusterfile),
+        state,
+        exec,
+        home,
+    )
 }
 
 /// How to reach every host of the Clusterfile and of the state, pins dropped for
 /// `replaced` hosts.
 pub(super) fn host_access(
     replaced: &std::collections::BTreeSet<String>,
-    compiled: Option<&Compiled>,
+    clusterfile: Option<&Clusterfile>,
     state: &ClusterState,
     exec: &ExecSettings,
     home: Option<&Path>,
@@ -446,8 +452,7 @@ pub(super) fn host_access(
         accept_new: exec.accept_new_host_keys,
     };
     let mut out = HashMap::new();
-    if let Some(compiled) = compiled {
-        let cf: &Clusterfile = &compiled.clusterfile;
+    if let Some(cf) = clusterfile {
         for host in cf.hosts() {
             let ip = host.ip.to_string();
             let access = if host.transport == crate::clusterfile::Transport::Local {

@@ -9,6 +9,7 @@ mod refresh;
 mod registry;
 mod run;
 mod state;
+pub mod status;
 
 pub use apply::*;
 pub use images::*;
@@ -20,6 +21,7 @@ pub use refresh::*;
 pub use registry::*;
 pub use run::*;
 pub use state::*;
+pub use status::*;
 
 use std::path::PathBuf;
 

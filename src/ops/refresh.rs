@@ -5,6 +5,7 @@
 use super::Settings;
 use super::apply::{ExecSettings, base_context, host_access, node_names};
 use super::plan::{Compiled, compile};
+use crate::clusterfile::Clusterfile;
 use crate::diag::{Error, Result};
 use crate::exec::hosts::Pool;
 use crate::exec::runner::Runner;
@@ -124,21 +125,13 @@ pub async fn read_back(
     exec: &ExecSettings,
 ) -> Result<Refresh> {
     let cluster = compiled.clusterfile.name().to_string();
-    let context = Context::of_state(&state.resources);
-    let access = host_access(
-        &BTreeSet::new(),
-        Some(compiled),
+    let runner = read_runner(
+        settings,
+        Some(&compiled.clusterfile),
         state,
+        exec.step_timeout,
         exec,
-        settings.user_home.as_deref(),
     );
-    let runner = Arc::new(Runner {
-        ctx: base_context(&cluster, &context, exec.step_timeout),
-        pool: Pool::new(access),
-        sink: Arc::new(Quiet),
-        node_names: std::sync::Mutex::new(node_names(state)),
-        secrets: Arc::new(std::sync::Mutex::new(Vec::new())),
-    });
     let limit = Arc::new(tokio::sync::Semaphore::new(exec.parallelism.max(1)));
     let mut reads = tokio::task::JoinSet::new();
     for recorded in state.resources.values().cloned() {
@@ -292,6 +285,33 @@ pub fn record_refresh(session: &super::Session, record: &RefreshRecord) -> Resul
     session
         .store()
         .record_drift(&record.refresh.cluster, &record.marks)
+}
+
+/// A runner for read-only commands on the cluster's hosts: reached with the Clusterfile's
+/// settings when there is one, else what the state recorded (no passwords: those live only
+/// in the Clusterfile); host keys pinned in the state; each command bounded by `timeout`.
+pub(super) fn read_runner(
+    settings: &Settings,
+    clusterfile: Option<&Clusterfile>,
+    state: &ClusterState,
+    timeout: Duration,
+    exec: &ExecSettings,
+) -> Arc<Runner> {
+    let context = Context::of_state(&state.resources);
+    let access = host_access(
+        &BTreeSet::new(),
+        clusterfile,
+        state,
+        exec,
+        settings.user_home.as_deref(),
+    );
+    Arc::new(Runner {
+        ctx: base_context(&state.name, &context, timeout),
+        pool: Pool::new(access),
+        sink: Arc::new(Quiet),
+        node_names: std::sync::Mutex::new(node_names(state)),
+        secrets: Arc::new(std::sync::Mutex::new(Vec::new())),
+    })
 }
 
 /// Reads (and preflight's questions) stream nothing: what they found is the result.

@@ -18,7 +18,7 @@ pub enum StateListing {
 }
 
 /// Picks the cluster: the one named, else the only one in the state.
-fn choose(store: &StateStore, cluster: Option<&str>) -> Result<Option<ClusterState>> {
+pub(super) fn choose(store: &StateStore, cluster: Option<&str>) -> Result<Option<ClusterState>> {
     match cluster {
         Some(name) => match store.cluster(name)? {
             Some(state) => Ok(Some(state)),

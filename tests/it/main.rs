@@ -22,6 +22,7 @@ mod reliability;
 mod rootfs;
 mod ssh;
 mod state;
+mod status;
 mod store;
 mod testbed;
 mod upgrade;

@@ -390,6 +390,44 @@ fn secrets_appear_nowhere() {
         run(&mut outputs, &["state", "show", address]);
         run(&mut outputs, &["state", "show", address, "--json"]);
     }
+    // `sealer status` from the state alone reaches hosts without passwords and key
+    // passphrases (the state keeps neither): host 1, whose key needs its passphrase, is
+    // unreachable (host 2 also has the cluster's key: SSH settings merge). With the
+    // Clusterfile, every host answers. (It exits 1 either way: nothing serves the registry
+    // on the bed.)
+    let reachable = |args: &[&str], outputs: &mut Vec<(String, Vec<u8>)>| -> Vec<String> {
+        let out = d.sealer(args);
+        assert_eq!(out.status.code(), Some(1), "sealer {args:?}");
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        outputs.push((format!("{args:?} stdout"), out.stdout));
+        outputs.push((format!("{args:?} stderr"), out.stderr));
+        json["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                format!(
+                    "{} {}",
+                    h["host"].as_str().unwrap(),
+                    h["reachable"]["state"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    let ip = |i: usize| d.bed.host(i).ip().to_string();
+    let mut want = vec![
+        format!("{} ok", ip(0)),
+        format!("{} failing", ip(1)),
+        format!("{} ok", ip(2)),
+    ];
+    want.sort();
+    let mut got = reachable(&["status", "--json", "--timeout", "20s"], &mut outputs);
+    got.sort();
+    assert_eq!(got, want);
+    let mut got = reachable(&["status", "-f", &file, "--json"], &mut outputs);
+    got.sort();
+    assert_eq!(got, [ip(0), ip(1), ip(2)].map(|ip| format!("{ip} ok")));
+
     // The join tokens and certificate key the cluster handed out.
     let tokens = d.bed.ssh_ok(
         0,

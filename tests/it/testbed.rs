@@ -929,6 +929,42 @@ fn the_stand_ins_check_their_input_and_record_what_ran() {
         nodes,
         "NAME STATUS ROLES VERSION\nnode-0 Ready control-plane,master v1.22.15\n"
     );
+    // The API's health endpoints, as kube-apiserver answers them through kubectl.
+    assert_eq!(
+        ok_on(&bed, 0, &format!("{k} kubectl get --raw /readyz")),
+        "ok"
+    );
+    assert_eq!(
+        ok_on(&bed, 0, &format!("{k} kubectl get --raw '/livez?verbose'")),
+        "ok"
+    );
+    fails_on(
+        &bed,
+        0,
+        &format!("{k} kubectl get --raw /nope"),
+        "the server could not find the requested resource",
+    );
+    fails_on(
+        &bed,
+        0,
+        &format!("{k} kubectl get nodes --raw /readyz"),
+        "arguments may not be passed when --raw is specified",
+    );
+    // master0's node is Ready while its kubelet runs: stopped, NotReady; started, Ready.
+    ok_on(
+        &bed,
+        0,
+        "mv /var/lib/fake-kubelet/running /root/kubelet-running",
+    );
+    assert_eq!(
+        ok_on(&bed, 0, &format!("{k} kubectl get nodes")),
+        "NAME STATUS ROLES VERSION\nnode-0 NotReady control-plane,master v1.22.15\n"
+    );
+    ok_on(
+        &bed,
+        0,
+        "mv /root/kubelet-running /var/lib/fake-kubelet/running",
+    );
     fails_on(
         &bed,
         0,
