@@ -1056,6 +1056,45 @@ fn the_stand_ins_check_their_input_and_record_what_ran() {
         "{nodes}"
     );
 
+    // kubeadm upgrade, by kubeadm's version policy: no downgrade, one minor at a time, not
+    // past kubeadm's own version, confirmation asked; the same version applies again.
+    fails_on(
+        &bed,
+        0,
+        "kubeadm upgrade plan v1.23.0",
+        "is higher than the kubeadm version \"v1.22.15\". Upgrade kubeadm first",
+    );
+    fails_on(
+        &bed,
+        0,
+        "kubeadm upgrade apply v1.21.0 --yes",
+        "is equal to or lower than the cluster version \"v1.22.15\". Downgrades are not supported yet",
+    );
+    fails_on(
+        &bed,
+        0,
+        "kubeadm upgrade apply v1.22.15 </dev/null",
+        "won't proceed; the user didn't answer (Y|y) in order to continue",
+    );
+    fails_on(
+        &bed,
+        0,
+        "sed 's/^VERSION=.*/VERSION=v1.24.1/' /usr/bin/kubeadm > /tmp/kubeadm-v1.24 && bash /tmp/kubeadm-v1.24 upgrade apply v1.24.1 --yes",
+        "is too high; kubeadm can upgrade only 1 minor version at a time",
+    );
+    let upgraded = ok_on(&bed, 0, "kubeadm upgrade apply v1.22.15 --yes");
+    assert!(
+        upgraded.contains("SUCCESS! Your cluster was upgraded to \"v1.22.15\""),
+        "{upgraded}"
+    );
+    let node = ok_on(&bed, 0, "kubeadm upgrade node");
+    assert!(
+        node.contains(
+            "Upgrading your Static Pod-hosted control plane instance to version \"v1.22.15\""
+        ),
+        "{node}"
+    );
+
     // Leaving: the worker resets and cleans up to exactly what /etc held before.
     fails_on(&bed, 1, "kubeadm reset", "use --force");
     ok_on(
