@@ -213,6 +213,19 @@ pub fn needs(plan: &Plan, sizes: ImageSizes) -> BTreeMap<String, HostNeeds> {
             _ => {}
         }
     }
+    // A sandboxed local host (`ssh.sandbox`) keeps its files apart, not its network: what
+    // runs in it shares the operator machine's ports and serves none of them, so a port
+    // the machine itself uses says nothing about it.
+    for change in &plan.changes {
+        let sandboxed = change.resource_type == ResourceType::Host
+            && change
+                .after()
+                .and_then(|a| a.get("sandbox"))
+                .is_some_and(|v| !v.is_null());
+        if sandboxed && let Some(need) = change.host.as_ref().and_then(|h| out.get_mut(h)) {
+            need.ports.clear();
+        }
+    }
     out
 }
 
@@ -744,8 +757,15 @@ async fn run(
         let script = sealer_providers::steps::host_facts(&data_dir);
         asks.spawn(async move {
             let _permit = limit.acquire_owned().await;
-            let asked = now();
-            let probe = runner.probe(&host, script).await;
+            let mut asked = now();
+            let mut probe = runner.probe(&host, script.clone()).await;
+            // The question only reads: a connection lost on the way (a host that just came
+            // back, an sshd under load) is asked once more, on a new connection.
+            if probe.is_err() {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                asked = now();
+                probe = runner.probe(&host, script).await;
+            }
             let answered = now();
             let facts = match probe {
                 Ok(out) if out.ok => Facts::parse(&out.stdout),

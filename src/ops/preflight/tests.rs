@@ -384,3 +384,14 @@ fn machine_names_map_to_oci_architectures() {
         assert_eq!(Check::parse(c.name()), Some(c));
     }
 }
+
+#[test]
+fn a_sandboxed_local_host_is_not_checked_for_ports() {
+    let mut input = three_by_three();
+    for h in &mut input.hosts {
+        h.sandbox = Some("/tmp/sandbox".into());
+    }
+    let needs = needs(&plan_of(&input, &[]), SIZES);
+    assert!(needs.values().all(|n| n.ports.is_empty()), "{needs:?}");
+    assert!(needs["10.0.0.2"].kubernetes, "the other checks stay");
+}
