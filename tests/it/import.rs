@@ -16,7 +16,40 @@ fn import_adopts_an_applied_cluster_and_records_what_drifted() {
     // A cluster sealer did not record in this state: read from its hosts, it plans nothing.
     let adopted = d.sb.path("adopted.db");
     let adopted = adopted.to_str().unwrap();
-    let out = d.sealer_ok(&["import", "-f", file, "--state", adopted]);
+    // Host keys as apply treats them: an unknown one is refused, nothing recorded...
+    let known_hosts = d.sb.path(".ssh/known_hosts");
+    let trusted = std::fs::read(&known_hosts).unwrap();
+    std::fs::remove_file(&known_hosts).unwrap();
+    let refused = d.sealer_refused(&["import", "-f", file, "--state", adopted]);
+    assert!(
+        refused.contains("--accept-new-host-keys") && refused.contains("nothing was recorded"),
+        "{refused}"
+    );
+    assert!(
+        !d.sealer_ok(&["state", "list", "--state", adopted])
+            .contains("bed"),
+        "a refused import recorded the cluster"
+    );
+    // ...unless accepted, and then pinned in the state.
+    let out = d.sealer_ok(&[
+        "import",
+        "-f",
+        file,
+        "--state",
+        adopted,
+        "--accept-new-host-keys",
+    ]);
+    std::fs::write(&known_hosts, trusted).unwrap();
+    let host = d.sealer_ok(&[
+        "state",
+        "show",
+        &format!("host.{master}"),
+        "--state",
+        adopted,
+        "--cluster",
+        "bed",
+    ]);
+    assert!(host.contains("host_key"), "{host}");
     assert!(
         out.contains("Imported cluster \"bed\" from 2 hosts")
             && out.contains("0 drifted, 0 accepted as found, 0 missing, 1 assumed.")
