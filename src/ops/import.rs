@@ -274,3 +274,85 @@ fn adopt(candidates: &ClusterState, reads: &[ReadResult]) -> Vec<ImportedResourc
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::Status;
+
+    fn recorded(address: &str, t: ResourceType, depends_on: &[&str]) -> Recorded {
+        Recorded {
+            address: address.to_string(),
+            resource_type: t,
+            host: Some("10.0.0.1".to_string()),
+            attributes: Attributes::new(),
+            sensitive: BTreeSet::new(),
+            status: Status::Ready,
+            depends_on: depends_on.iter().map(|d| d.to_string()).collect(),
+            drift: None,
+        }
+    }
+
+    fn read(address: &str, found: ReadBack) -> ReadResult {
+        ReadResult {
+            address: address.to_string(),
+            host: Some("10.0.0.1".to_string()),
+            found: Found::Read(found),
+        }
+    }
+
+    #[test]
+    fn each_read_says_how_its_resource_is_recorded() {
+        let resources = [
+            recorded("host.a", ResourceType::Host, &[]),
+            recorded("rootfs.a", ResourceType::Rootfs, &["host.a"]),
+            recorded(
+                "kubernetes.init",
+                ResourceType::KubernetesInit,
+                &["rootfs.a"],
+            ),
+            recorded("kubernetes.worker.b", ResourceType::KubernetesWorker, &[]),
+            recorded("plugin.x", ResourceType::Plugin, &["kubernetes.worker.b"]),
+            recorded("plugin.y", ResourceType::Plugin, &["plugin.x"]),
+            recorded("plugin.z", ResourceType::Plugin, &["kubernetes.init"]),
+        ];
+        let state = ClusterState {
+            name: "c".into(),
+            lineage: String::new(),
+            serial: 0,
+            created_at: String::new(),
+            updated_at: String::new(),
+            resources: resources
+                .into_iter()
+                .map(|r| (r.address.clone(), r))
+                .collect(),
+            applied_config: None,
+            digests_keyed: true,
+        };
+        let unreadable = || ReadBack::unreadable("a script");
+        let reads = [
+            read("host.a", ReadBack::AsRecorded),
+            read("kubernetes.init", ReadBack::Drifted(vec!["edited".into()])),
+            read("kubernetes.worker.b", ReadBack::gone("not a node")),
+            read("plugin.x", unreadable()),
+            read("plugin.y", unreadable()),
+            read("plugin.z", unreadable()),
+            read("rootfs.a", ReadBack::Drifted(vec!["no manifest".into()])),
+        ];
+        let adopted: BTreeMap<String, Adopted> = adopt(&state, &reads)
+            .into_iter()
+            .map(|r| (r.address, r.adopted))
+            .collect();
+        assert_eq!(adopted["host.a"], Adopted::Imported);
+        assert_eq!(adopted["rootfs.a"], Adopted::Drifted, "repaired in place");
+        assert_eq!(
+            adopted["kubernetes.init"],
+            Adopted::Accepted,
+            "only a new kubeadm init would repair it"
+        );
+        assert_eq!(adopted["kubernetes.worker.b"], Adopted::Missing);
+        assert_eq!(adopted["plugin.x"], Adopted::Missing, "its node is missing");
+        assert_eq!(adopted["plugin.y"], Adopted::Missing, "through plugin.x");
+        assert_eq!(adopted["plugin.z"], Adopted::Assumed);
+    }
+}
