@@ -16,6 +16,17 @@ fn import_adopts_an_applied_cluster_and_records_what_drifted() {
     // A cluster sealer did not record in this state: read from its hosts, it plans nothing.
     let adopted = d.sb.path("adopted.db");
     let adopted = adopted.to_str().unwrap();
+    // An import only reads: the hosts' files are as they were (the stand-ins' command log
+    // in /var/log records the reads, and is left out).
+    let snapshot = || -> Vec<_> {
+        (0..2)
+            .flat_map(|i| {
+                ["/etc", "/var/lib/sealer", "/usr/bin", "/root"].map(|p| d.bed.file_tree(i, p))
+            })
+            .collect()
+    };
+    let before = snapshot();
+
     // Host keys as apply treats them: an unknown one is refused, nothing recorded...
     let known_hosts = d.sb.path(".ssh/known_hosts");
     let trusted = std::fs::read(&known_hosts).unwrap();
@@ -40,6 +51,7 @@ fn import_adopts_an_applied_cluster_and_records_what_drifted() {
         "--accept-new-host-keys",
     ]);
     std::fs::write(&known_hosts, trusted).unwrap();
+    assert!(snapshot() == before, "an import wrote on a host");
     let host = d.sealer_ok(&[
         "state",
         "show",
