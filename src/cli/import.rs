@@ -4,6 +4,19 @@
 use sealer::ops::{Adopted, Import};
 use std::fmt::Write;
 
+/// The version of `sealer import --json`'s format.
+pub const FORMAT_VERSION: &str = "1";
+
+/// `sealer import --json`: the import with its format's version.
+pub fn json(import: &Import) -> serde_json::Value {
+    serde_json::json!({
+        "format_version": FORMAT_VERSION,
+        "cluster": import.cluster,
+        "serial": import.serial,
+        "resources": import.resources,
+    })
+}
+
 /// The text report of an import.
 pub fn text(import: &Import) -> String {
     let mut s = String::new();

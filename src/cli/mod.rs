@@ -364,7 +364,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let imported =
                 runtime()?.block_on(ops::import(&settings, &args.file, &exec, pull(&settings)))?;
             if args.json {
-                out(&format!("{}\n", to_pretty(&imported)))?;
+                out(&format!("{}\n", to_pretty(&import::json(&imported))))?;
             } else {
                 out(&import::text(&imported))?;
             }

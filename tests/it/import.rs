@@ -117,6 +117,7 @@ fn import_adopts_an_applied_cluster_and_records_what_drifted() {
     let drifted = drifted.to_str().unwrap();
     let out = d.sealer_ok(&["import", "-f", file, "--state", drifted, "--json"]);
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["format_version"], "1", "{out}");
     let adopted_as = |address: &str| {
         json["resources"]
             .as_array()
@@ -174,5 +175,21 @@ fn import_adopts_an_applied_cluster_and_records_what_drifted() {
         Some(0),
         "{}",
         String::from_utf8_lossy(&plan.stdout)
+    );
+
+    // A host that cannot be read refuses the whole import: nothing recorded.
+    d.bed.kill(1);
+    let down = d.sb.path("down.db");
+    let down = down.to_str().unwrap();
+    let refused = d.sealer_refused(&["import", "-f", file, "--state", down, "--timeout", "10s"]);
+    assert!(
+        refused.contains(&format!("cannot read host.{worker}"))
+            && refused.contains("nothing was recorded"),
+        "{refused}"
+    );
+    assert!(
+        !d.sealer_ok(&["state", "list", "--state", down])
+            .contains("bed"),
+        "a refused import recorded the cluster"
     );
 }
