@@ -104,15 +104,21 @@ fn import_adopts_an_applied_cluster_and_records_what_drifted() {
         before
     );
 
-    // Drift made by hand: a rootfs file edited on the worker, and the master's rootfs
-    // without the manifest sealer writes (as a rootfs Go Sealer copied has none). Both are
-    // recorded drifted, and the plan updates them in place: no replacement, no reinstall.
+    // Drift made by hand: a rootfs file edited on the worker, and what a cluster Go Sealer
+    // installed looks like: the master's rootfs without the manifest sealer writes, the
+    // worker's /etc/hosts lines without sealer's markers. All are recorded drifted, and
+    // the plan updates them in place: no replacement, no reinstall.
     d.bed.ssh_ok(
         1,
         "echo '# edited by hand' >> /var/lib/sealer/data/bed/rootfs/scripts/containerd.sh",
     );
     d.bed
         .ssh_ok(0, "rm /var/lib/sealer/data/bed/rootfs/.sealer-manifest");
+    // Go Sealer writes its /etc/hosts lines without sealer's markers.
+    d.bed.ssh_ok(
+        1,
+        "cp /etc/hosts /tmp/hosts && grep -v '^# [A-Z]* sealer bed host$' /tmp/hosts > /etc/hosts",
+    );
     let drifted = d.sb.path("drifted.db");
     let drifted = drifted.to_str().unwrap();
     let out = d.sealer_ok(&["import", "-f", file, "--state", drifted, "--json"]);
@@ -129,6 +135,7 @@ fn import_adopts_an_applied_cluster_and_records_what_drifted() {
     };
     assert_eq!(adopted_as(&format!("rootfs.{worker}")), "drifted", "{out}");
     assert_eq!(adopted_as(&format!("rootfs.{master}")), "drifted", "{out}");
+    assert_eq!(adopted_as(&format!("host.{worker}")), "drifted", "{out}");
     assert_eq!(adopted_as("kubernetes.init"), "imported", "{out}");
     let plan = d.sealer(&[
         "plan",
@@ -150,7 +157,11 @@ fn import_adopts_an_applied_cluster_and_records_what_drifted() {
             "# rootfs.{master} will be updated in place (drifted on its host (recorded by a refresh at state serial"
         ),
         "rootfs has no manifest: no copy of the rootfs finished there)".to_string(),
-        "Plan: 0 to add, 2 to change, 0 to destroy.".to_string(),
+        format!(
+            "# host.{worker} will be updated in place (drifted on its host (recorded by a refresh at state serial"
+        ),
+        "`/etc/hosts` no longer has the cluster's lines)".to_string(),
+        "Plan: 0 to add, 3 to change, 0 to destroy.".to_string(),
     ] {
         assert!(text.contains(&expected), "{expected:?} not in:\n{text}");
     }
