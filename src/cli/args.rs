@@ -100,6 +100,12 @@ pub enum Command {
         after_help = "Examples:\n  sealer status\n  sealer status --cluster my-cluster --json\n  sealer status -f Clusterfile\n\nExit codes: 0 healthy; 1 unhealthy, a host unreachable, or an error."
     )]
     Status(StatusArgs),
+    /// Adopt a running cluster into a state that does not record it, reading it from its
+    /// hosts (read-only)
+    #[command(
+        after_help = "Examples:\n  sealer import -f Clusterfile\n  sealer import -f Clusterfile --state adopted.db --accept-new-host-keys\n\nEach resource of the Clusterfile is read back from its hosts and recorded as found:\nas applied, drifted (the next plan repairs it), or not at all when it is missing (the\nnext plan creates it). Then `sealer plan` shows what differs. Nothing on a host changes.\n\nExit codes: 0 imported; 1 refused (the state records the cluster, a host cannot be\nread, an unknown host key), nothing recorded."
+    )]
+    Import(ImportArgs),
     /// Inspect the recorded state
     #[command(
         subcommand,
@@ -316,6 +322,36 @@ pub struct ApplyArgs {
     pub skip_checks: Vec<String>,
     #[command(flatten)]
     pub exec: ExecArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The Clusterfile of the running cluster
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "CLUSTERFILE",
+        default_value = "Clusterfile"
+    )]
+    pub file: PathBuf,
+    /// The state database to record it in (default $SEALER_HOME/state.db)
+    #[arg(long, value_name = "PATH")]
+    pub state: Option<PathBuf>,
+    /// Hosts read at once
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub parallelism: usize,
+    /// Bound of each command on a host: 60, 90s, 5m
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+    /// How long to wait for the state lock held by another sealer: 30, 30s, 5m, 1h
+    #[arg(long, default_value = "0", value_name = "DURATION", value_parser = parse_duration)]
+    pub lock_timeout: std::time::Duration,
+    /// Trust (and pin in the state) host keys seen for the first time
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod args;
+mod import;
 mod preflight;
 mod progress;
 mod refresh;
@@ -351,6 +352,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
             ))?;
             let confirm = !args.exec.auto_approve;
             execute(&rt, &settings, session, prepared, &args.exec, confirm, None)
+        }
+        Command::Import(args) => {
+            let settings = settings.with_state_path(args.state.clone());
+            let exec = ops::ExecSettings {
+                parallelism: args.parallelism,
+                step_timeout: args.timeout,
+                lock_timeout: args.lock_timeout,
+                accept_new_host_keys: args.accept_new_host_keys,
+            };
+            let imported =
+                runtime()?.block_on(ops::import(&settings, &args.file, &exec, pull(&settings)))?;
+            if args.json {
+                out(&format!("{}\n", to_pretty(&import::json(&imported))))?;
+            } else {
+                out(&import::text(&imported))?;
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Status(args) => {
             let settings = settings.with_state_path(args.state.clone());

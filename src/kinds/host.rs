@@ -160,6 +160,34 @@ pub async fn create(r: &Runner, change: &Change) -> Result<Attributes, StepFailu
     Ok(super::to_attributes(&learned))
 }
 
+/// What create would learn about a host (arch, hostname, host key), read without changing
+/// it: `sealer import` records a running host with these.
+pub async fn facts(r: &Runner, host: &str) -> Result<Attributes, StepFailure> {
+    let out = r
+        .probe(
+            host,
+            "printf 'arch=%s\\nhostname=%s\\n' \"$(uname -m)\" \"$(hostname)\"\n".to_string(),
+        )
+        .await?;
+    if !out.ok {
+        return Err(StepFailure::message(format!(
+            "on host {host}: reading its facts: {}",
+            out.stderr_line()
+        )));
+    }
+    let mut learned = Learned::from_output(out.stdout.as_bytes());
+    if [&learned.arch, &learned.hostname]
+        .iter()
+        .any(|v| v.as_deref().is_none_or(str::is_empty))
+    {
+        return Err(StepFailure::message(format!(
+            "on host {host}: reading its facts: `uname -m` and `hostname` printed nothing"
+        )));
+    }
+    learned.host_key = r.transport(host).await?.host_key();
+    Ok(super::to_attributes(&learned))
+}
+
 /// Removes the cluster's `/etc/hosts` lines.
 pub async fn destroy(r: &Runner, change: &Change) -> Result<(), StepFailure> {
     let ctx = &r.ctx;

@@ -3,6 +3,7 @@
 
 mod apply;
 mod images;
+mod import;
 mod plan;
 mod preflight;
 mod refresh;
@@ -13,6 +14,7 @@ pub mod status;
 
 pub use apply::*;
 pub use images::*;
+pub use import::{Adopted, Import, ImportedResource, import};
 pub use plan::*;
 pub use preflight::{
     Check, Facts, Finding, HostReport, Preflight, Severity, check as check_hosts, preflight,

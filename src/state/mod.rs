@@ -480,34 +480,98 @@ impl StateStore {
             crate::resource::Status::Tainted => Operation::Taint,
         };
         self.write(cluster, operation, |tx, c, serial| {
-            tx.execute(
-                "INSERT INTO resources
-                   (cluster_id, address, resource_type, host, attributes, sensitive, status, depends_on, updated_serial, drift)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-                 ON CONFLICT (cluster_id, address) DO UPDATE SET
-                   resource_type = excluded.resource_type, host = excluded.host,
-                   attributes = excluded.attributes, sensitive = excluded.sensitive,
-                   status = excluded.status, depends_on = excluded.depends_on,
-                   updated_serial = excluded.updated_serial, drift = excluded.drift",
-                params![
-                    c.id,
-                    row.address,
-                    row.resource_type,
-                    row.host,
-                    row.attributes,
-                    row.sensitive,
-                    row.status,
-                    row.depends_on,
-                    to_sql_serial(serial),
-                    row.drift,
-                ],
-            )
-            .map_err(|e| self.shared.err("cannot write", e))?;
+            insert_resource(tx, c.id, &row, serial)
+                .map_err(|e| self.shared.err("cannot write", e))?;
             Ok(LogEntry {
                 address: Some(row.address.clone()),
                 attributes: Some(row.attributes.clone()),
             })
         })
+    }
+
+    /// Records an adopted cluster (`sealer import`) in one transaction: its state created
+    /// (serial 1, unless the state has it already with no resources), then each resource
+    /// committed as its own history row (serials 2, 3, ...), so `sealer state history`
+    /// shows what was imported. Nothing is written when any of it fails. Returns the new
+    /// serial. Refused when the state records resources for the cluster: an import never
+    /// overwrites what sealer knows.
+    pub fn import_cluster(&self, name: &str, resources: &[Recorded]) -> Result<u64> {
+        if name.is_empty() {
+            return Err(Error::msg("a cluster name cannot be empty"));
+        }
+        let mut rows = Vec::new();
+        for resource in resources {
+            rows.push(ResourceRow::encode(resource).map_err(|why| {
+                Error::msg(why).hint(
+                    "this is a bug in sealer: values must be hashed before they reach the state",
+                )
+            })?);
+        }
+        let shared = &self.shared;
+        let mut conn = shared.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| shared.err("cannot write", e))?;
+        let now = now(&tx).map_err(|e| shared.err("cannot read the time from", e))?;
+        let existing = find_cluster(&tx, name).map_err(|e| shared.err("cannot read", e))?;
+        let (id, mut serial) = match existing {
+            Some(c) => {
+                let recorded: i64 = tx
+                    .query_row(
+                        "SELECT COUNT(*) FROM resources WHERE cluster_id = ?1",
+                        [c.id],
+                        |r| r.get(0),
+                    )
+                    .map_err(|e| shared.err("cannot read", e))?;
+                if recorded > 0 {
+                    return Err(Error::msg(format!(
+                        "the state already records cluster {name:?} ({recorded} resources, serial {})",
+                        c.serial
+                    ))
+                    .hint("`sealer plan` shows how the cluster differs from the Clusterfile; import into another state with --state"));
+                }
+                (c.id, self.checked_serial(name, c.serial)?)
+            }
+            None => {
+                let lineage = ids::new_lineage()?;
+                let create = || -> rusqlite::Result<i64> {
+                    tx.execute(
+                        "INSERT INTO clusters (name, lineage, serial, created_at, updated_at, digests_keyed)
+                         VALUES (?1, ?2, 1, ?3, ?3, 1)",
+                        params![name, lineage, now],
+                    )?;
+                    let id = tx.last_insert_rowid();
+                    tx.execute(
+                        "INSERT INTO history (cluster_id, serial, at, operation, command)
+                         VALUES (?1, 1, ?2, 'create', ?3)",
+                        params![id, now, self.command],
+                    )?;
+                    Ok(id)
+                };
+                (create().map_err(|e| shared.err("cannot write", e))?, 1)
+            }
+        };
+        for row in &rows {
+            serial = serial.checked_add(1).ok_or_else(|| {
+                self.damaged(name, "its serial cannot be incremented any further")
+            })?;
+            insert_resource(&tx, id, row, serial)
+                .and_then(|_| {
+                    tx.execute(
+                        "INSERT INTO history (cluster_id, serial, at, operation, address, attributes, command)
+                         VALUES (?1, ?2, ?3, 'commit', ?4, ?5, ?6)",
+                        params![id, to_sql_serial(serial), now, row.address, row.attributes, self.command],
+                    )
+                })
+                .map_err(|e| shared.err("cannot write", e))?;
+        }
+        tx.execute(
+            "UPDATE clusters SET serial = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id, to_sql_serial(serial), now],
+        )
+        .map_err(|e| shared.err("cannot write", e))?;
+        tx.commit().map_err(|e| shared.err("cannot commit to", e))?;
+        Ok(serial)
     }
 
     /// Marks a recorded resource tainted (its step failed midway; the next plan replaces
@@ -1053,6 +1117,37 @@ fn read_lock(conn: &rusqlite::Connection, cluster: &str) -> rusqlite::Result<Opt
         },
     )
     .optional()
+}
+
+/// Inserts or replaces one resource row, recorded at `serial`.
+fn insert_resource(
+    tx: &Transaction<'_>,
+    cluster_id: i64,
+    row: &ResourceRow,
+    serial: u64,
+) -> rusqlite::Result<usize> {
+    tx.execute(
+        "INSERT INTO resources
+           (cluster_id, address, resource_type, host, attributes, sensitive, status, depends_on, updated_serial, drift)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT (cluster_id, address) DO UPDATE SET
+           resource_type = excluded.resource_type, host = excluded.host,
+           attributes = excluded.attributes, sensitive = excluded.sensitive,
+           status = excluded.status, depends_on = excluded.depends_on,
+           updated_serial = excluded.updated_serial, drift = excluded.drift",
+        params![
+            cluster_id,
+            row.address,
+            row.resource_type,
+            row.host,
+            row.attributes,
+            row.sensitive,
+            row.status,
+            row.depends_on,
+            to_sql_serial(serial),
+            row.drift,
+        ],
+    )
 }
 
 fn now(tx: &rusqlite::Connection) -> rusqlite::Result<String> {

@@ -515,3 +515,63 @@ fn drift_is_recorded_in_one_write_and_a_finished_step_clears_it() {
         None
     );
 }
+
+#[test]
+fn an_import_records_every_resource_in_one_transaction_and_never_overwrites() {
+    let (_dir, path) = temp_db();
+    let store = StateStore::open_or_create(&path)
+        .unwrap()
+        .for_command("import");
+    let mut drifted = record("host.10.0.0.2");
+    drifted.drift = Some(crate::resource::Drift {
+        gone: false,
+        findings: vec!["edited by hand".into()],
+        recorded_at: None,
+    });
+    let serial = store
+        .import_cluster("c", &[record("host.10.0.0.1"), drifted])
+        .unwrap();
+    assert_eq!(serial, 3, "created at 1, one commit per resource");
+    let state = store.cluster("c").unwrap().unwrap();
+    assert_eq!(state.serial, 3);
+    assert_eq!(state.resources.len(), 2);
+    let drift = state.resources["host.10.0.0.2"].drift.clone().unwrap();
+    assert_eq!(drift.findings, ["edited by hand"]);
+    assert_eq!(drift.recorded_at, Some(3));
+    let history = store.history("c").unwrap();
+    let ops: Vec<_> = history
+        .iter()
+        .map(|v| (v.serial, v.operation, v.command.as_deref()))
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            (1, Operation::Create, Some("import")),
+            (2, Operation::Commit, Some("import")),
+            (3, Operation::Commit, Some("import")),
+        ]
+    );
+
+    // A state that records the cluster is refused, unchanged.
+    let err = store
+        .import_cluster("c", &[record("host.10.0.0.9")])
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("already records cluster \"c\""),
+        "{err}"
+    );
+    assert_eq!(store.cluster("c").unwrap().unwrap(), state);
+
+    // A resource that cannot be recorded leaves nothing behind: not even the cluster.
+    let mut clear = record("host.10.0.0.3");
+    clear
+        .attributes
+        .insert("password".into(), serde_json::json!("in clear"));
+    clear.sensitive.insert("password".into());
+    assert!(
+        store
+            .import_cluster("d", &[record("host.10.0.0.1"), clear])
+            .is_err()
+    );
+    assert_eq!(store.cluster("d").unwrap(), None);
+}

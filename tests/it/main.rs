@@ -12,6 +12,7 @@ mod examples;
 mod fuzz;
 mod go_sealer;
 mod hostile;
+mod import;
 mod interop;
 mod plan;
 mod plan_is_what_runs;
