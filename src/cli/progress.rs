@@ -1,12 +1,16 @@
-//! What people (and machines) see while an apply runs: spinners per running step on a
-//! terminal, plain lines otherwise, or one JSON object per line with `--json`.
+//! What people (and machines) see while an apply runs: on a terminal, a spinner per running
+//! step under one overall line (steps finished of the plan's, elapsed, what each host runs)
+//! and a table per host at the end; plain lines otherwise; or one JSON object per line with
+//! `--json`. What the overall line and the table say is rendered in [`super::overview`].
 
+use super::overview::{SpinnerText, Tally};
 use sealer::exec::{Event, EventSink};
 use sealer::plan::Action;
 use serde_json::json;
 use std::collections::HashMap;
 use std::io::Write;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 pub enum Mode {
     Json,
@@ -17,7 +21,12 @@ pub enum Mode {
 pub struct Progress {
     mode: Mode,
     bars: indicatif::MultiProgress,
-    running: Mutex<HashMap<String, indicatif::ProgressBar>>,
+    /// Each running step's spinner, and what of its output it shows.
+    running: Mutex<HashMap<String, (indicatif::ProgressBar, SpinnerText)>>,
+    tally: Arc<Mutex<Tally>>,
+    started: Instant,
+    /// The overall line, under the spinners (terminal only).
+    overall: Option<indicatif::ProgressBar>,
 }
 
 fn verb(action: Action) -> &'static str {
@@ -30,11 +39,63 @@ fn verb(action: Action) -> &'static str {
 }
 
 impl Progress {
-    pub fn new(mode: Mode) -> Progress {
+    /// Progress of a run of `tally`'s steps, starting now.
+    pub fn new(mode: Mode, tally: Tally) -> Progress {
+        let bars = indicatif::MultiProgress::new();
+        let tally = Arc::new(Mutex::new(tally));
+        let started = Instant::now();
+        let overall = matches!(mode, Mode::Bars).then(|| {
+            let shown = Arc::clone(&tally);
+            let style = indicatif::ProgressStyle::with_template("{overall}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner())
+                .with_key(
+                    "overall",
+                    move |_: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        // One column short of the width: a full line wraps on some terminals.
+                        let width = usize::from(console::Term::stderr().size().1).max(20) - 1;
+                        if let Ok(tally) = shown.lock() {
+                            let _ = w.write_str(&tally.line(started.elapsed(), width));
+                        }
+                    },
+                );
+            let bar = bars.add(indicatif::ProgressBar::new_spinner().with_style(style));
+            bar.enable_steady_tick(std::time::Duration::from_millis(500));
+            bar
+        });
         Progress {
             mode,
-            bars: indicatif::MultiProgress::new(),
+            bars,
             running: Mutex::new(HashMap::new()),
+            tally,
+            started,
+            overall,
+        }
+    }
+
+    /// The closing table per host (terminal only: pipes and `--json` keep their output).
+    pub fn summary_table(&self) -> Option<String> {
+        let Mode::Bars = self.mode else {
+            return None;
+        };
+        let tally = self.tally.lock().ok()?;
+        Some(tally.table(self.started.elapsed()))
+    }
+
+    fn count(&self, event: &Event) {
+        let Ok(mut tally) = self.tally.lock() else {
+            return;
+        };
+        match event {
+            Event::StepStart { address, host, .. } => tally.started(address, host.as_deref()),
+            Event::StepDone {
+                address,
+                host,
+                seconds,
+                ..
+            } => tally.done(address, host.as_deref(), *seconds),
+            Event::StepFailed { address, host, .. } => tally.failed(address, host.as_deref()),
+            Event::StepSkipped { address, .. } => tally.skipped(address),
+            Event::StepOutput { .. } | Event::Warning { .. } => {}
         }
     }
 
@@ -57,15 +118,19 @@ impl Progress {
 
     pub fn finish(&self) {
         if let Ok(mut running) = self.running.lock() {
-            for (_, bar) in running.drain() {
+            for (_, (bar, _)) in running.drain() {
                 bar.finish_and_clear();
             }
+        }
+        if let Some(bar) = &self.overall {
+            bar.finish_and_clear();
         }
     }
 }
 
 impl EventSink for Progress {
     fn event(&self, event: Event) {
+        self.count(&event);
         if let Mode::Json = self.mode {
             let value = match &event {
                 Event::StepStart {
@@ -114,11 +179,15 @@ impl EventSink for Progress {
             } => {
                 let at = host.map(|h| format!(" on {h}")).unwrap_or_default();
                 if let Mode::Bars = self.mode {
-                    let bar = self.bars.add(indicatif::ProgressBar::new_spinner());
+                    let spinner = indicatif::ProgressBar::new_spinner();
+                    let bar = match &self.overall {
+                        Some(overall) => self.bars.insert_before(overall, spinner),
+                        None => self.bars.add(spinner),
+                    };
                     bar.set_message(format!("{address}: {}{at}", verb(action)));
                     bar.enable_steady_tick(std::time::Duration::from_millis(120));
                     if let Ok(mut running) = self.running.lock() {
-                        running.insert(address, bar);
+                        running.insert(address, (bar, SpinnerText::default()));
                     }
                 } else {
                     self.line(format!("{address}: {}{at}…", verb(action)));
@@ -126,11 +195,11 @@ impl EventSink for Progress {
             }
             Event::StepOutput { address, line, .. } => {
                 if let Mode::Bars = self.mode
-                    && let Ok(running) = self.running.lock()
-                    && let Some(bar) = running.get(&address)
+                    && let Ok(mut running) = self.running.lock()
+                    && let Some((bar, text)) = running.get_mut(&address)
+                    && let Some(shown) = text.next(&line)
                 {
-                    let short: String = line.chars().take(80).collect();
-                    bar.set_message(format!("{address}: {short}"));
+                    bar.set_message(format!("{address}: {shown}"));
                 }
             }
             Event::StepDone {
@@ -140,7 +209,7 @@ impl EventSink for Progress {
                 ..
             } => {
                 if let Ok(mut running) = self.running.lock()
-                    && let Some(bar) = running.remove(&address)
+                    && let Some((bar, _)) = running.remove(&address)
                 {
                     bar.finish_and_clear();
                 }
@@ -156,7 +225,7 @@ impl EventSink for Progress {
                 address, failure, ..
             } => {
                 if let Ok(mut running) = self.running.lock()
-                    && let Some(bar) = running.remove(&address)
+                    && let Some((bar, _)) = running.remove(&address)
                 {
                     bar.finish_and_clear();
                 }

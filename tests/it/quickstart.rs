@@ -256,3 +256,78 @@ fn registry_basic_auth_reaches_the_registry_and_every_kubelet() {
     assert!(!kubelet.exists());
     assert!(!upper.join("etc/sealer/registry/sea.hub.htpasswd").exists());
 }
+
+/// On a terminal (a pty, through util-linux's `script`), an apply shows one overall line
+/// (steps finished of the plan's, elapsed, what the host runs) and ends with a table per host;
+/// in a pipe, neither.
+#[test]
+fn a_terminal_shows_the_overall_line_and_a_closing_table_per_host() {
+    let sb = Sandbox::new();
+    stdout_of(
+        sb.sealer()
+            .args(["build", "-t", IMAGE])
+            .arg(repo_root().join("examples/images/demo-cluster")),
+    );
+    let text =
+        std::fs::read_to_string(repo_root().join("examples/quickstart/Clusterfile")).unwrap();
+    let clusterfile = sb
+        .write_tree("examples/quickstart", &[("Clusterfile", &text)])
+        .join("Clusterfile");
+    let command = format!(
+        "'{}' apply -f '{}' --auto-approve",
+        env!("CARGO_BIN_EXE_sealer"),
+        clusterfile.display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(sb.dir.path())
+        .env("SEALER_HOME", sb.home())
+        .env("HOME", sb.dir.path())
+        .env("TERM", "xterm")
+        .env("COLUMNS", "100")
+        .output()
+        .expect("util-linux `script`");
+    let tty = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(out.status.success(), "{tty}");
+    assert!(
+        tty.contains("/10] ") && tty.contains(" · 127.0.0.1 "),
+        "no overall line:\n{tty}"
+    );
+    let table = tty
+        .split_once("\nHOST ")
+        .map(|(_, t)| format!("HOST {t}"))
+        .unwrap_or_else(|| panic!("no closing table:\n{tty}"));
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .take(3)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows[0],
+        ["HOST", "DONE", "FAILED", "SKIPPED", "TIME"],
+        "{table}"
+    );
+    assert_eq!(rows[1][..4], ["127.0.0.1", "10", "0", "0"], "{table}");
+    assert_eq!(rows[2][..4], ["all", "10", "0", "0"], "{table}");
+    assert_eq!(rows[2].last(), Some(&"elapsed"), "{table}");
+    assert!(table.contains("Apply complete: 10 steps done."), "{table}");
+
+    let piped = sb
+        .sealer()
+        .current_dir(sb.dir.path())
+        .args([
+            "destroy",
+            "-f",
+            clusterfile.to_str().unwrap(),
+            "--auto-approve",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&piped.stderr);
+    assert!(piped.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("HOST ") && !stderr.contains("/10]") && !stderr.contains(" · "),
+        "a pipe got the terminal's display:\n{stderr}"
+    );
+    assert!(stderr.contains("Destroy complete"), "{stderr}");
+}
