@@ -257,9 +257,12 @@ fn registry_basic_auth_reaches_the_registry_and_every_kubelet() {
     assert!(!upper.join("etc/sealer/registry/sea.hub.htpasswd").exists());
 }
 
+/// A Plugin that prints a certificate, slowly enough for its spinner to show each line.
+const PRINTS_A_CERTIFICATE: &str = "---\napiVersion: sealer.io/v1\nkind: Plugin\nmetadata: {name: show-ca}\nspec:\n  type: SHELL\n  action: post-install\n  data: |\n    echo '-----BEGIN CERTIFICATE-----'\n    echo MIIBkTCB+wIJAKHBfpegPjMCMA0GCSqGSIb3DQEBCwUAMBExDzANBgNVBAMMBnVu\n    sleep 0.6\n    echo '-----END CERTIFICATE-----'\n    sleep 0.6\n";
+
 /// On a terminal (a pty, through util-linux's `script`), an apply shows one overall line
 /// (steps finished of the plan's, elapsed, what the host runs) and ends with a table per host;
-/// in a pipe, neither.
+/// a step's spinner shows its output but never a certificate's body; in a pipe, none of it.
 #[test]
 fn a_terminal_shows_the_overall_line_and_a_closing_table_per_host() {
     let sb = Sandbox::new();
@@ -270,6 +273,7 @@ fn a_terminal_shows_the_overall_line_and_a_closing_table_per_host() {
     );
     let text =
         std::fs::read_to_string(repo_root().join("examples/quickstart/Clusterfile")).unwrap();
+    let text = format!("{text}{PRINTS_A_CERTIFICATE}");
     let clusterfile = sb
         .write_tree("examples/quickstart", &[("Clusterfile", &text)])
         .join("Clusterfile");
@@ -290,8 +294,18 @@ fn a_terminal_shows_the_overall_line_and_a_closing_table_per_host() {
     let tty = String::from_utf8_lossy(&out.stdout).replace('\r', "");
     assert!(out.status.success(), "{tty}");
     assert!(
-        tty.contains("/10] ") && tty.contains(" · 127.0.0.1 "),
+        tty.contains("/11] ") && tty.contains(" · 127.0.0.1 "),
         "no overall line:\n{tty}"
+    );
+    assert!(
+        tty.contains("plugin.show-ca.post-install: (certificate …)")
+            && tty.contains("plugin.show-ca.post-install: (certificate received)"),
+        "the spinner did not summarise the certificate:\n{tty}"
+    );
+    // (The plan above shows the Plugin's script, certificate included: that is its input.)
+    assert!(
+        !tty.contains("post-install: MIIBkTCB"),
+        "a spinner showed a certificate's body:\n{tty}"
     );
     let table = tty
         .split_once("\nHOST ")
@@ -307,10 +321,10 @@ fn a_terminal_shows_the_overall_line_and_a_closing_table_per_host() {
         ["HOST", "DONE", "FAILED", "SKIPPED", "TIME"],
         "{table}"
     );
-    assert_eq!(rows[1][..4], ["127.0.0.1", "10", "0", "0"], "{table}");
-    assert_eq!(rows[2][..4], ["all", "10", "0", "0"], "{table}");
+    assert_eq!(rows[1][..4], ["127.0.0.1", "11", "0", "0"], "{table}");
+    assert_eq!(rows[2][..4], ["all", "11", "0", "0"], "{table}");
     assert_eq!(rows[2].last(), Some(&"elapsed"), "{table}");
-    assert!(table.contains("Apply complete: 10 steps done."), "{table}");
+    assert!(table.contains("Apply complete: 11 steps done."), "{table}");
 
     let piped = sb
         .sealer()
@@ -326,7 +340,7 @@ fn a_terminal_shows_the_overall_line_and_a_closing_table_per_host() {
     let stderr = String::from_utf8_lossy(&piped.stderr);
     assert!(piped.status.success(), "{stderr}");
     assert!(
-        !stderr.contains("HOST ") && !stderr.contains("/10]") && !stderr.contains(" · "),
+        !stderr.contains("HOST ") && !stderr.contains("/11]") && !stderr.contains(" · "),
         "a pipe got the terminal's display:\n{stderr}"
     );
     assert!(stderr.contains("Destroy complete"), "{stderr}");
