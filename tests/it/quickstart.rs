@@ -257,12 +257,17 @@ fn registry_basic_auth_reaches_the_registry_and_every_kubelet() {
     assert!(!upper.join("etc/sealer/registry/sea.hub.htpasswd").exists());
 }
 
-/// A Plugin that prints a certificate, slowly enough for its spinner to show each line.
-const PRINTS_A_CERTIFICATE: &str = "---\napiVersion: sealer.io/v1\nkind: Plugin\nmetadata: {name: show-ca}\nspec:\n  type: SHELL\n  action: post-install\n  data: |\n    echo '-----BEGIN CERTIFICATE-----'\n    echo MIIBkTCB+wIJAKHBfpegPjMCMA0GCSqGSIb3DQEBCwUAMBExDzANBgNVBAMMBnVu\n    sleep 0.6\n    echo '-----END CERTIFICATE-----'\n    sleep 0.6\n";
+/// A Plugin that prints a certificate, then the registry credentials the kubelet got, slowly
+/// enough for its spinner to show each line.
+const PRINTS_A_CERTIFICATE: &str = "---\napiVersion: sealer.io/v1\nkind: Plugin\nmetadata: {name: show-ca}\nspec:\n  type: SHELL\n  action: post-install\n  data: |\n    echo '-----BEGIN CERTIFICATE-----'\n    echo MIIBkTCB+wIJAKHBfpegPjMCMA0GCSqGSIb3DQEBCwUAMBExDzANBgNVBAMMBnVu\n    sleep 0.6\n    echo '-----END CERTIFICATE-----'\n    sleep 0.6\n    printf 'pulling as %s\\n' \"$(grep -o '\"auth\": *\"[^\"]*\"' /var/lib/kubelet/config.json | cut -d'\"' -f4 | base64 -d)\"\n    sleep 0.6\n";
+/// The cluster registry's password: the Plugin above prints it (decoded from the kubelet's
+/// credentials), and it must show as `(sensitive value)`.
+const REGISTRY_PASSWORD: &str = "tty-registry-s3cret";
 
 /// On a terminal (a pty, through util-linux's `script`), an apply shows one overall line
 /// (steps finished of the plan's, elapsed, what the host runs) and ends with a table per host;
-/// a step's spinner shows its output but never a certificate's body; in a pipe, none of it.
+/// a step's spinner shows its output but never a certificate's body nor a secret; in a pipe,
+/// none of it.
 #[test]
 fn a_terminal_shows_the_overall_line_and_a_closing_table_per_host() {
     let sb = Sandbox::new();
@@ -273,6 +278,12 @@ fn a_terminal_shows_the_overall_line_and_a_closing_table_per_host() {
     );
     let text =
         std::fs::read_to_string(repo_root().join("examples/quickstart/Clusterfile")).unwrap();
+    let text = text.replace(
+        "  hosts:\n",
+        &format!(
+            "  registry:\n    localRegistry: {{username: puller, password: {REGISTRY_PASSWORD}}}\n  hosts:\n"
+        ),
+    );
     let text = format!("{text}{PRINTS_A_CERTIFICATE}");
     let clusterfile = sb
         .write_tree("examples/quickstart", &[("Clusterfile", &text)])
@@ -307,6 +318,11 @@ fn a_terminal_shows_the_overall_line_and_a_closing_table_per_host() {
         !tty.contains("post-install: MIIBkTCB"),
         "a spinner showed a certificate's body:\n{tty}"
     );
+    assert!(
+        tty.contains("post-install: pulling as puller:(sensitive value)"),
+        "the spinner did not show the redacted line:\n{tty}"
+    );
+    assert!(!tty.contains(REGISTRY_PASSWORD), "{tty}");
     let table = tty
         .split_once("\nHOST ")
         .map(|(_, t)| format!("HOST {t}"))
