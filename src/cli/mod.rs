@@ -581,6 +581,7 @@ fn execute(
         }
     }
     let (tx, rx) = tokio::sync::watch::channel(false);
+    progress.begin();
     let sink: std::sync::Arc<dyn sealer::exec::EventSink> = progress.clone();
     let report = rt.block_on(async {
         // First Ctrl-C (or SIGTERM): no new steps, running ones finish and are recorded.

@@ -9,7 +9,7 @@ use sealer::plan::Action;
 use serde_json::json;
 use std::collections::HashMap;
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 pub enum Mode {
@@ -24,9 +24,10 @@ pub struct Progress {
     /// Each running step's spinner, and what of its output it shows.
     running: Mutex<HashMap<String, (indicatif::ProgressBar, SpinnerText)>>,
     tally: Arc<Mutex<Tally>>,
-    started: Instant,
+    /// When the steps started ([`Progress::begin`]).
+    started: OnceLock<Instant>,
     /// The overall line, under the spinners (terminal only).
-    overall: Option<indicatif::ProgressBar>,
+    overall: OnceLock<indicatif::ProgressBar>,
 }
 
 fn verb(action: Action) -> &'static str {
@@ -39,37 +40,45 @@ fn verb(action: Action) -> &'static str {
 }
 
 impl Progress {
-    /// Progress of a run of `tally`'s steps, starting now.
+    /// Progress of a run of `tally`'s steps; the display starts with [`Progress::begin`].
     pub fn new(mode: Mode, tally: Tally) -> Progress {
-        let bars = indicatif::MultiProgress::new();
-        let tally = Arc::new(Mutex::new(tally));
-        let started = Instant::now();
-        let overall = matches!(mode, Mode::Bars).then(|| {
-            let shown = Arc::clone(&tally);
-            let style = indicatif::ProgressStyle::with_template("{overall}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner())
-                .with_key(
-                    "overall",
-                    move |_: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
-                        // One column short of the width: a full line wraps on some terminals.
-                        let width = usize::from(console::Term::stderr().size().1).max(20) - 1;
-                        if let Ok(tally) = shown.lock() {
-                            let _ = w.write_str(&tally.line(started.elapsed(), width));
-                        }
-                    },
-                );
-            let bar = bars.add(indicatif::ProgressBar::new_spinner().with_style(style));
+        Progress {
+            mode,
+            bars: indicatif::MultiProgress::new(),
+            running: Mutex::new(HashMap::new()),
+            tally: Arc::new(Mutex::new(tally)),
+            started: OnceLock::new(),
+            overall: OnceLock::new(),
+        }
+    }
+
+    /// The steps start now: on a terminal, the overall line appears (not before: the plan,
+    /// the question and preflight print first, and a drawn line would garble them).
+    pub fn begin(&self) {
+        let started = *self.started.get_or_init(Instant::now);
+        let Mode::Bars = self.mode else {
+            return;
+        };
+        let shown = Arc::clone(&self.tally);
+        let style = indicatif::ProgressStyle::with_template("{overall}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner())
+            .with_key(
+                "overall",
+                move |_: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    // One column short of the width: a full line wraps on some terminals.
+                    let width = usize::from(console::Term::stderr().size().1).max(20) - 1;
+                    if let Ok(tally) = shown.lock() {
+                        let _ = w.write_str(&tally.line(started.elapsed(), width));
+                    }
+                },
+            );
+        self.overall.get_or_init(|| {
+            let bar = self
+                .bars
+                .add(indicatif::ProgressBar::new_spinner().with_style(style));
             bar.enable_steady_tick(std::time::Duration::from_millis(500));
             bar
         });
-        Progress {
-            mode,
-            bars,
-            running: Mutex::new(HashMap::new()),
-            tally,
-            started,
-            overall,
-        }
     }
 
     /// The closing table per host (terminal only: pipes and `--json` keep their output).
@@ -78,7 +87,8 @@ impl Progress {
             return None;
         };
         let tally = self.tally.lock().ok()?;
-        Some(tally.table(self.started.elapsed()))
+        let elapsed = self.started.get().map(Instant::elapsed).unwrap_or_default();
+        Some(tally.table(elapsed))
     }
 
     fn count(&self, event: &Event) {
@@ -122,7 +132,7 @@ impl Progress {
                 bar.finish_and_clear();
             }
         }
-        if let Some(bar) = &self.overall {
+        if let Some(bar) = self.overall.get() {
             bar.finish_and_clear();
         }
     }
@@ -180,7 +190,7 @@ impl EventSink for Progress {
                 let at = host.map(|h| format!(" on {h}")).unwrap_or_default();
                 if let Mode::Bars = self.mode {
                     let spinner = indicatif::ProgressBar::new_spinner();
-                    let bar = match &self.overall {
+                    let bar = match self.overall.get() {
                         Some(overall) => self.bars.insert_before(overall, spinner),
                         None => self.bars.add(spinner),
                     };

@@ -308,6 +308,12 @@ fn a_terminal_shows_the_overall_line_and_a_closing_table_per_host() {
         tty.contains("/11] ") && tty.contains(" · 127.0.0.1 "),
         "no overall line:\n{tty}"
     );
+    // It appears once the steps start: it does not cut into the plan.
+    let plan_ends = tty.find("Plan: 11 to add").expect("the plan");
+    assert!(
+        !tty[..plan_ends].contains("/11]"),
+        "the overall line showed before the steps started:\n{tty}"
+    );
     assert!(
         tty.contains("plugin.show-ca.post-install: (certificate …)")
             && tty.contains("plugin.show-ca.post-install: (certificate received)"),
