@@ -24,5 +24,10 @@ trap 'rm -rf "$scratch"' EXIT
 # The checkout may belong to another user than the one running CI (git's ownership check).
 git -c safe.directory='*' clone --quiet --no-hardlinks "$PWD" "$scratch/sealer"
 cd "$scratch/sealer"
+# A newcomer has neither: the quickstart builds this clone's sealer.
+unset SEALER_BIN
+if installed=$(command -v sealer); then
+  echo "fresh-clone: note: the quickstart will use $installed (on PATH) instead of building" >&2
+fi
 echo "fresh-clone: running \`$quickstart\` in a fresh clone ($scratch/sealer)" >&2
 bash -c "$quickstart"

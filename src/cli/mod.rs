@@ -5,6 +5,7 @@
 
 mod args;
 mod import;
+mod overview;
 mod preflight;
 mod progress;
 mod refresh;
@@ -527,7 +528,12 @@ fn execute(
     } else {
         progress::Mode::Lines
     };
-    let progress = std::sync::Arc::new(progress::Progress::new(mode));
+    let steps = overview::Tally::new(
+        plan.changes
+            .iter()
+            .map(|c| (c.address.as_str(), c.host.as_deref())),
+    );
+    let progress = std::sync::Arc::new(progress::Progress::new(mode, steps));
     if args.json {
         let summary = plan.summary();
         progress.json_line(serde_json::json!({"type": "plan_summary", "cluster": plan.cluster, "add": summary.add, "change": summary.change, "destroy": summary.destroy}));
@@ -593,6 +599,7 @@ fn execute(
         }
     }
     let (tx, rx) = tokio::sync::watch::channel(false);
+    progress.begin();
     let sink: std::sync::Arc<dyn sealer::exec::EventSink> = progress.clone();
     let report = rt.block_on(async {
         // First Ctrl-C (or SIGTERM): no new steps, running ones finish and are recorded.
@@ -638,6 +645,9 @@ fn execute(
         report
     })?;
     progress.finish();
+    if let Some(table) = progress.summary_table() {
+        eprint!("\n{table}");
+    }
     if args.json {
         progress.json_line(serde_json::json!({"type": "apply_summary", "done": report.done.len(), "failed": report.failed.len(), "skipped": report.skipped.len(), "not_started": report.not_started.len()}));
     }

@@ -256,3 +256,114 @@ fn registry_basic_auth_reaches_the_registry_and_every_kubelet() {
     assert!(!kubelet.exists());
     assert!(!upper.join("etc/sealer/registry/sea.hub.htpasswd").exists());
 }
+
+/// A Plugin that prints a certificate, then the registry credentials the kubelet got, slowly
+/// enough for its spinner to show each line.
+const PRINTS_A_CERTIFICATE: &str = "---\napiVersion: sealer.io/v1\nkind: Plugin\nmetadata: {name: show-ca}\nspec:\n  type: SHELL\n  action: post-install\n  data: |\n    echo '-----BEGIN CERTIFICATE-----'\n    echo MIIBkTCB+wIJAKHBfpegPjMCMA0GCSqGSIb3DQEBCwUAMBExDzANBgNVBAMMBnVu\n    sleep 0.6\n    echo '-----END CERTIFICATE-----'\n    sleep 0.6\n    printf 'pulling as %s\\n' \"$(grep -o '\"auth\": *\"[^\"]*\"' /var/lib/kubelet/config.json | cut -d'\"' -f4 | base64 -d)\"\n    sleep 0.6\n";
+/// The cluster registry's password: the Plugin above prints it (decoded from the kubelet's
+/// credentials), and it must show as `(sensitive value)`.
+const REGISTRY_PASSWORD: &str = "tty-registry-s3cret";
+
+/// On a terminal (a pty, through util-linux's `script`), an apply shows one overall line
+/// (steps finished of the plan's, elapsed, what the host runs) and ends with a table per host;
+/// a step's spinner shows its output but never a certificate's body nor a secret; in a pipe,
+/// none of it.
+#[test]
+fn a_terminal_shows_the_overall_line_and_a_closing_table_per_host() {
+    let sb = Sandbox::new();
+    stdout_of(
+        sb.sealer()
+            .args(["build", "-t", IMAGE])
+            .arg(repo_root().join("examples/images/demo-cluster")),
+    );
+    let text =
+        std::fs::read_to_string(repo_root().join("examples/quickstart/Clusterfile")).unwrap();
+    let text = text.replace(
+        "  hosts:\n",
+        &format!(
+            "  registry:\n    localRegistry: {{username: puller, password: {REGISTRY_PASSWORD}}}\n  hosts:\n"
+        ),
+    );
+    let text = format!("{text}{PRINTS_A_CERTIFICATE}");
+    let clusterfile = sb
+        .write_tree("examples/quickstart", &[("Clusterfile", &text)])
+        .join("Clusterfile");
+    let command = format!(
+        "'{}' apply -f '{}' --auto-approve",
+        env!("CARGO_BIN_EXE_sealer"),
+        clusterfile.display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(sb.dir.path())
+        .env("SEALER_HOME", sb.home())
+        .env("HOME", sb.dir.path())
+        .env("TERM", "xterm")
+        .env("COLUMNS", "100")
+        .output()
+        .expect("util-linux `script`");
+    let tty = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(out.status.success(), "{tty}");
+    assert!(
+        tty.contains("/11] ") && tty.contains(" · 127.0.0.1 "),
+        "no overall line:\n{tty}"
+    );
+    // It appears once the steps start: it does not cut into the plan.
+    let plan_ends = tty.find("Plan: 11 to add").expect("the plan");
+    assert!(
+        !tty[..plan_ends].contains("/11]"),
+        "the overall line showed before the steps started:\n{tty}"
+    );
+    assert!(
+        tty.contains("plugin.show-ca.post-install: (certificate …)")
+            && tty.contains("plugin.show-ca.post-install: (certificate received)"),
+        "the spinner did not summarise the certificate:\n{tty}"
+    );
+    // (The plan above shows the Plugin's script, certificate included: that is its input.)
+    assert!(
+        !tty.contains("post-install: MIIBkTCB"),
+        "a spinner showed a certificate's body:\n{tty}"
+    );
+    assert!(
+        tty.contains("post-install: pulling as puller:(sensitive value)"),
+        "the spinner did not show the redacted line:\n{tty}"
+    );
+    assert!(!tty.contains(REGISTRY_PASSWORD), "{tty}");
+    let table = tty
+        .split_once("\nHOST ")
+        .map(|(_, t)| format!("HOST {t}"))
+        .unwrap_or_else(|| panic!("no closing table:\n{tty}"));
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .take(3)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows[0],
+        ["HOST", "DONE", "FAILED", "SKIPPED", "TIME"],
+        "{table}"
+    );
+    assert_eq!(rows[1][..4], ["127.0.0.1", "11", "0", "0"], "{table}");
+    assert_eq!(rows[2][..4], ["all", "11", "0", "0"], "{table}");
+    assert_eq!(rows[2].last(), Some(&"elapsed"), "{table}");
+    assert!(table.contains("Apply complete: 11 steps done."), "{table}");
+
+    let piped = sb
+        .sealer()
+        .current_dir(sb.dir.path())
+        .args([
+            "destroy",
+            "-f",
+            clusterfile.to_str().unwrap(),
+            "--auto-approve",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&piped.stderr);
+    assert!(piped.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("HOST ") && !stderr.contains("/11]") && !stderr.contains(" · "),
+        "a pipe got the terminal's display:\n{stderr}"
+    );
+    assert!(stderr.contains("Destroy complete"), "{stderr}");
+}
