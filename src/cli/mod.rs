@@ -502,6 +502,8 @@ fn execute(
 ) -> Result<ExitCode> {
     use std::io::IsTerminal;
     let plan = prepared.plan.clone();
+    // Only `sealer apply` takes a saved plan (`run` and `destroy` plan and apply at once).
+    let saved_plans = !plan.destroy && !prepared.is_run();
     let mode = if args.json {
         progress::Mode::Json
     } else if std::io::stderr().is_terminal() {
@@ -531,7 +533,11 @@ fn execute(
             return Err(sealer::Error::msg(
                 "refusing to apply without confirmation: stdin is not a terminal",
             )
-            .hint("review the plan, then pass --auto-approve (or apply a saved plan file)"));
+            .hint(if saved_plans {
+                "review the plan, then pass --auto-approve (or save it with `sealer plan --out FILE` and `sealer apply FILE`)"
+            } else {
+                "review the plan, then pass --auto-approve"
+            }));
         }
         eprint!(
             "\nDo you want to perform these actions on cluster \"{}\"? Only 'yes' will be accepted: ",
