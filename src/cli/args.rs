@@ -492,7 +492,7 @@ pub struct BuildArgs {
     /// Target platform os/arch (default: this machine's)
     #[arg(long, value_name = "OS/ARCH")]
     pub platform: Option<String>,
-    /// Record the build time in the image config (the digest then changes on every build)
+    /// Record the build time in the image config (the ID then changes on every build)
     #[arg(long)]
     pub timestamp: bool,
     /// The build context: the directory local:// and COPY sources are read from

@@ -66,10 +66,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             for warning in &outcome.warnings {
                 eprint!("{}", warning.render());
             }
+            // The ID is what `sealer images` shows (and `docker build -q` prints); the
+            // manifest digest is what a registry names the image by once pushed.
+            let id = outcome.image.id();
             for name in &outcome.names {
-                eprintln!("built {name}");
+                eprintln!(
+                    "built {name}: ID {}, manifest digest {}",
+                    render::short_id(id),
+                    outcome.image.digest()
+                );
             }
-            out(&format!("{}\n", outcome.image.digest()))
+            out(&format!("{id}\n"))
         }
         Command::Images(args) => {
             let rows = ops::list_images(&settings)?;

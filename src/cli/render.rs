@@ -173,7 +173,7 @@ pub fn recorded_json(r: &Recorded) -> serde_json::Value {
     })
 }
 
-fn short_id(id: &str) -> String {
+pub fn short_id(id: &str) -> String {
     id.trim_start_matches("sha256:").chars().take(12).collect()
 }
 

@@ -41,8 +41,13 @@ fn every_example_image_builds() {
         let name = format!("example-{}:v1", dir.file_name().unwrap().to_string_lossy());
         let digest = build(&sb, &name, &dir);
         assert!(digest.starts_with("sha256:"), "{digest}");
+        let shown = stdout_of(sb.sealer().arg("images"));
+        assert!(
+            shown.contains(&digest["sha256:".len()..][..12]),
+            "the ID build printed is the one `sealer images` shows: {shown}"
+        );
         let image = inspect(&sb, &name);
-        assert_eq!(image["digest"], digest.as_str());
+        assert_eq!(image["id"], digest.as_str(), "build prints the image ID");
         built += 1;
     }
     assert!(
