@@ -66,6 +66,28 @@ fn errors_quote_the_line_with_a_caret_and_a_hint() {
     assert!(stderr.contains(expected), "{stderr}");
 }
 
+/// A key indented one column short is reported on its own line, with what to check.
+#[test]
+fn a_mis_indented_key_is_reported_on_its_line() {
+    let sb = Sandbox::new();
+    let dir = fixture("clusterfiles/invalid");
+    let stderr =
+        failure_of(
+            sb.sealer()
+                .current_dir(&dir)
+                .args(["validate", "-f", "mis-indented-key.yaml"]),
+        );
+    assert_eq!(
+        stderr,
+        "mis-indented-key.yaml:9:4: error: invalid YAML: while parsing a block mapping, did not \
+         find expected key\n\
+         9 |    passwd: hunter2\n  \
+           |    ^\n\
+         hint: check this line's indentation: a key lines up with the other keys of its mapping, \
+         a `-` with the other items of its list (spaces only)\n"
+    );
+}
+
 #[test]
 fn a_missing_clusterfile_is_an_error() {
     let sb = Sandbox::new();
