@@ -118,6 +118,38 @@ pub struct CompletionsArgs {
     pub shell: Shell,
 }
 
+/// How a command that speaks JSON on stdout reports an error there too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonErrors {
+    /// One pretty-printed object, as the command's own output is.
+    Object,
+    /// One line, after the command's JSON event lines.
+    Line,
+}
+
+impl Command {
+    /// Whether this invocation prints JSON on stdout, so that a refusal is JSON there too.
+    /// `plan --json` is not here: a failed plan prints its own object (`errors`).
+    pub fn json_errors(&self) -> Option<JsonErrors> {
+        let object = |json: bool| json.then_some(JsonErrors::Object);
+        match self {
+            Command::Images(a) => object(a.json),
+            Command::Inspect(_) => Some(JsonErrors::Object),
+            Command::Validate(a) => object(a.json),
+            Command::Show(a) => object(a.render.format() == PlanFormat::Json),
+            Command::Check(a) => object(a.json),
+            Command::Status(a) => object(a.json),
+            Command::State(StateCommand::Show(a)) => object(a.json),
+            Command::State(StateCommand::History(a)) => object(a.json),
+            Command::State(StateCommand::List(a)) => object(a.json),
+            Command::Apply(a) => a.exec.json.then_some(JsonErrors::Line),
+            Command::Destroy(a) => a.exec.json.then_some(JsonErrors::Line),
+            Command::Run(a) => a.exec.json.then_some(JsonErrors::Line),
+            _ => None,
+        }
+    }
+}
+
 /// The shells `sealer completions` writes scripts for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Shell {
@@ -136,6 +168,9 @@ pub struct ValidateArgs {
         default_value = "Clusterfile"
     )]
     pub file: PathBuf,
+    /// Print JSON: the cluster, its host and resource counts, and the errors
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// How a plan is printed.
@@ -451,6 +486,9 @@ pub struct StateSelect {
 pub struct StateListArgs {
     #[command(flatten)]
     pub select: StateSelect,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -32,9 +32,26 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    let json_errors = cli.command.json_errors();
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
+            // Machines reading stdout get the error there too; people read stderr.
+            if let Some(style) = json_errors {
+                let value = serde_json::json!({
+                    "type": "error",
+                    "errors": error
+                        .diagnostics()
+                        .iter()
+                        .map(sealer::plan::json::error_json)
+                        .collect::<Vec<_>>(),
+                });
+                let text = match style {
+                    args::JsonErrors::Object => to_pretty(&value),
+                    args::JsonErrors::Line => value.to_string(),
+                };
+                let _ = out(&format!("{text}\n"));
+            }
             eprint!("{}", error.render());
             match error.kind() {
                 sealer::diag::ErrorKind::StalePlan => ExitCode::from(EXIT_STALE_PLAN),
@@ -166,6 +183,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 plural(compiled.input.hosts.len(), "host", "hosts"),
                 plural(compiled.resources.len(), "resource", "resources")
             );
+            if args.json {
+                return out(&format!(
+                    "{}\n",
+                    to_pretty(&serde_json::json!({
+                        "cluster": cf.name(),
+                        "hosts": compiled.input.hosts.len(),
+                        "resources": compiled.resources.len(),
+                        "errors": [],
+                    }))
+                ));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Graph(args) => {
@@ -263,7 +291,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 out(&preflight::text(&report))?;
             }
             if !report.passed() {
-                return Err(preflight::failed(&report, false));
+                let error = preflight::failed(&report, false);
+                if args.json {
+                    // The report on stdout already says what failed: no second object.
+                    eprint!("{}", error.render());
+                    return Ok(ExitCode::from(1));
+                }
+                return Err(error);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -392,6 +426,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::State(StateCommand::List(args)) => {
             let settings = settings.with_state_path(args.select.state);
             let listing = ops::list_state(&settings, args.select.cluster.as_deref())?;
+            if args.json {
+                return out(&format!(
+                    "{}\n",
+                    to_pretty(&render::state_listing_json(&listing))
+                ));
+            }
             out(&render::state_listing(&listing, &settings.state_path))
         }
         Command::State(StateCommand::Show(args)) => {

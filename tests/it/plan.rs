@@ -910,3 +910,20 @@ fn a_new_app_image_shows_how_each_app_file_changes_with_secrets_masked() {
     }
     insta::assert_snapshot!(redact(&text));
 }
+
+#[test]
+fn validate_json_counts_hosts_and_resources() {
+    let sb = with_image();
+    let file = write(&sb, &Spec::three_by_three());
+    let out = sb
+        .sealer()
+        .args(["validate", "--json", "-f"])
+        .arg(&file)
+        .assert()
+        .success();
+    let value: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(value["cluster"], "prod");
+    assert_eq!(value["hosts"], 6);
+    assert!(value["resources"].as_u64().unwrap() > 6, "{value}");
+    assert_eq!(value["errors"], serde_json::json!([]));
+}

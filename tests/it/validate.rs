@@ -168,3 +168,71 @@ fn a_cluster_image_of_an_unsupported_runtime_is_refused_at_spec_image() {
         }
     }
 }
+
+/// Commands run with `--json` (and `inspect`, whose output is JSON) refuse with a JSON
+/// object on stdout as well as the message on stderr; the exit code is unchanged.
+#[test]
+fn json_refusals_are_json_on_stdout() {
+    let sb = Sandbox::new();
+    let dir = fixture("clusterfiles/invalid");
+    let refused = |cmd: &mut assert_cmd::Command| -> serde_json::Value {
+        let out = cmd.assert().code(1).get_output().clone();
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(!out.stderr.is_empty(), "the message stays on stderr");
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+    };
+    assert_eq!(
+        refused(sb.sealer().current_dir(&dir).args([
+            "validate",
+            "-f",
+            "mis-indented-key.yaml",
+            "--json"
+        ])),
+        serde_json::json!({
+            "type": "error",
+            "errors": [{
+                "message": "invalid YAML: while parsing a block mapping, did not find expected key",
+                "file": "mis-indented-key.yaml",
+                "line": 9,
+                "column": 4,
+                "hint": "check this line's indentation: a key lines up with the other keys of its mapping, a `-` with the other items of its list (spaces only)",
+            }],
+        })
+    );
+    assert_eq!(
+        refused(sb.sealer().args(["inspect", "nope:v1"])),
+        serde_json::json!({
+            "type": "error",
+            "errors": [{
+                "message": "no image nope:v1 in the local store",
+                "file": null,
+                "line": null,
+                "column": null,
+                "hint": "`sealer images` lists the local images; `sealer pull NAME` fetches one",
+            }],
+        })
+    );
+    let state_show = refused(
+        sb.sealer()
+            .args(["state", "show", "host.10.0.0.2", "--json"]),
+    );
+    assert_eq!(
+        state_show["errors"][0]["message"],
+        "no resource host.10.0.0.2 in the state"
+    );
+    // Without --json, stdout stays empty.
+    let out = sb
+        .sealer()
+        .args(["state", "show", "host.10.0.0.2"])
+        .assert()
+        .code(1);
+    assert!(out.get_output().stdout.is_empty());
+    // No state: an empty list of clusters.
+    let listed = sb
+        .sealer()
+        .args(["state", "list", "--json"])
+        .assert()
+        .success();
+    let listed: serde_json::Value = serde_json::from_slice(&listed.get_output().stdout).unwrap();
+    assert_eq!(listed, serde_json::json!({"clusters": []}));
+}
