@@ -127,7 +127,12 @@ fn a_cluster_image_of_an_unsupported_runtime_is_refused_at_spec_image() {
         let ctx = sb.write_tree(
             tag,
             &[
-                ("Kubefile", &format!("FROM scratch\n{label}COPY etc etc\n")),
+                (
+                    "Kubefile",
+                    &format!(
+                        "FROM scratch\n{label}LABEL cluster.alpha.sealer.io/cluster-runtime-version=v1.26.15\nCOPY etc etc\n"
+                    ),
+                ),
                 ("etc/note", "x\n"),
             ],
         );
@@ -167,6 +172,71 @@ fn a_cluster_image_of_an_unsupported_runtime_is_refused_at_spec_image() {
             assert!(out.status.success(), "{tag}: {stderr}");
         }
     }
+}
+
+/// A Kubefile of apps only, built without --type, is a cluster image (Sealer's default) that
+/// says no Kubernetes version: the build warns, and validate refuses it at spec.image.
+#[test]
+fn a_cluster_image_without_a_kubernetes_version_is_refused_at_spec_image() {
+    let sb = Sandbox::new();
+    let ctx = sb.write_tree(
+        "apps",
+        &[
+            (
+                "Kubefile",
+                "FROM scratch\nAPP web local://web.yaml\nLAUNCH [\"web\"]\n",
+            ),
+            (
+                "web.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\n",
+            ),
+        ],
+    );
+    let built = sb
+        .sealer()
+        .args(["build", "-t", "apps:v1"])
+        .arg(&ctx)
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&built.get_output().stderr).to_string();
+    assert!(
+        stderr.starts_with(
+            "warning: this is a cluster image (--type kube-installer, the default) that does not \
+             say its Kubernetes version (label cluster.alpha.sealer.io/cluster-runtime-version): \
+             a Cluster cannot use it as spec.image\n\
+             hint: an image of apps only is an app image: build it with --type app-installer\n"
+        ),
+        "{stderr}"
+    );
+    std::fs::write(
+        sb.path("Clusterfile"),
+        "apiVersion: sealer.io/v2\nkind: Cluster\nmetadata:\n  name: c\nspec:\n  image: apps:v1\n  ssh: {user: root, passwd: x}\n  hosts:\n    - ips: [10.0.0.2]\n      roles: [master]\n",
+    )
+    .unwrap();
+    let stderr =
+        failure_of(
+            sb.sealer()
+                .current_dir(sb.path(""))
+                .args(["validate", "-f", "Clusterfile"]),
+        );
+    assert_eq!(
+        stderr,
+        "Clusterfile:6:10: error: apps:v1 does not say which Kubernetes it installs (no label \
+         cluster.alpha.sealer.io/cluster-runtime-version): spec.image needs a cluster image\n\
+         6 |   image: apps:v1\n  \
+           |          ^\n\
+         hint: build the cluster image FROM a Kubernetes cluster image (e.g. FROM my-kubernetes:v1.26.15)\n\
+         hint: an image of apps only is an app image (`sealer build --type app-installer`): list \
+         it in an Application's spec.images\n"
+    );
+    // Built as what it is, there is no warning.
+    let built = sb
+        .sealer()
+        .args(["build", "--type", "app-installer", "-t", "apps:v2"])
+        .arg(&ctx)
+        .assert()
+        .success();
+    assert!(built.get_output().stderr.starts_with(b"built apps:v2"));
 }
 
 /// Commands run with `--json` (and `inspect`, whose output is JSON) refuse with a JSON

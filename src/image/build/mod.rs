@@ -441,6 +441,33 @@ pub async fn build(
         .image_type
         .or(base_meta.as_ref().map(|m| m.image_type))
         .unwrap_or(ImageType::KubeInstaller);
+    // Sealer's default type is a cluster image, but one that does not say its Kubernetes
+    // version cannot be deployed (`sealer validate` refuses it): say so now, while the fix
+    // is one flag away.
+    let runtime_version = crate::graph::resolve::RUNTIME_VERSION_LABEL;
+    if image_type == ImageType::KubeInstaller
+        && labels
+            .get(runtime_version)
+            .is_none_or(|v| v.trim().is_empty())
+    {
+        all_warnings.push(
+            Diagnostic::warning(format!(
+                "this is a cluster image (--type kube-installer{}) that does not say its \
+                 Kubernetes version (label {runtime_version}): a Cluster cannot use it as \
+                 spec.image",
+                if options.image_type.is_some() {
+                    ""
+                } else {
+                    ", the default"
+                }
+            ))
+            .hint("an image of apps only is an app image: build it with --type app-installer")
+            .hint(format!(
+                "a cluster image is built FROM one (e.g. FROM my-kubernetes:v1.26.15) or sets \
+                 LABEL {runtime_version}=v1.26.15"
+            )),
+        );
+    }
     let mut env = base_meta
         .as_ref()
         .map(|m| m.env.clone())
