@@ -50,13 +50,22 @@ where
         let image = pull(reference.clone(), Platform::host())
             .await
             .map_err(|e| {
-                let message = e.diagnostics().first().map(|d| d.message.clone()).unwrap_or_default();
+                let message = e
+                    .diagnostics()
+                    .first()
+                    .map(|d| d.message.clone())
+                    .unwrap_or_default();
+                let mut diagnostic = crate::diag::Diagnostic::error(format!(
+                    "image {reference} is not in the local store and cannot be pulled: {message}"
+                ))
+                .at(cf.location(span));
+                if let Some(near) = store.nearest_name(reference) {
+                    diagnostic =
+                        diagnostic.hint(format!("did you mean {near} (in the local store)?"));
+                }
                 Error::from(
-                    crate::diag::Diagnostic::error(format!(
-                        "image {reference} is not in the local store and cannot be pulled: {message}"
-                    ))
-                    .at(cf.location(span))
-                    .hint("build it with `sealer build`, or `sealer load` / `sealer pull` it"),
+                    diagnostic
+                        .hint("build it with `sealer build`, or `sealer load` / `sealer pull` it"),
                 )
             })?;
         Ok((reference.clone(), image))

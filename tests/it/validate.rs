@@ -306,3 +306,71 @@ fn json_refusals_are_json_on_stdout() {
     let listed: serde_json::Value = serde_json::from_slice(&listed.get_output().stdout).unwrap();
     assert_eq!(listed, serde_json::json!({"clusters": []}));
 }
+
+/// A mistyped image name that a registry cannot give: one short error naming the registry
+/// and the root cause, and the nearest local name, in a Clusterfile, `sealer pull` and FROM.
+#[test]
+fn a_mistyped_image_name_suggests_the_nearest_local_one() {
+    let sb = Sandbox::new();
+    let ctx = sb.write_tree(
+        "k8s",
+        &[
+            (
+                "Kubefile",
+                "FROM scratch\nLABEL cluster.alpha.sealer.io/cluster-runtime-version=v1.26.15\nCOPY etc etc\n",
+            ),
+            ("etc/note", "x\n"),
+        ],
+    );
+    // Port 9 (discard) refuses connections: the pull fails the same way on every machine.
+    let stored = "127.0.0.1:9/my-kubernetes:v1.26.15";
+    let typo = "127.0.0.1:9/my-kubernets:v1.26.15";
+    sb.sealer()
+        .args(["build", "-t", stored])
+        .arg(&ctx)
+        .assert()
+        .success();
+    let cause = "cannot pull 127.0.0.1:9/my-kubernets:v1.26.15: cannot reach 127.0.0.1:9: \
+                 Connection refused (os error 111)";
+    let near = "hint: did you mean 127.0.0.1:9/my-kubernetes:v1.26.15 (in the local store)?\n";
+
+    std::fs::write(
+        sb.path("Clusterfile"),
+        format!("apiVersion: sealer.io/v2\nkind: Cluster\nmetadata:\n  name: c\nspec:\n  image: {typo}\n  ssh: {{user: root, passwd: x}}\n  hosts:\n    - ips: [10.0.0.2]\n      roles: [master]\n"),
+    )
+    .unwrap();
+    let stderr =
+        failure_of(
+            sb.sealer()
+                .current_dir(sb.path(""))
+                .args(["validate", "-f", "Clusterfile"]),
+        );
+    assert_eq!(
+        stderr,
+        format!(
+            "Clusterfile:6:10: error: image {typo} is not in the local store and cannot be \
+             pulled: {cause}\n\
+             6 |   image: {typo}\n  \
+               |          ^\n\
+             {near}\
+             hint: build it with `sealer build`, or `sealer load` / `sealer pull` it\n"
+        )
+    );
+
+    let stderr = failure_of(sb.sealer().args(["pull", typo]));
+    assert_eq!(stderr, format!("error: {cause}\n{near}"));
+
+    let from = sb.write_tree("child", &[("Kubefile", &format!("FROM {typo}\n"))]);
+    let stderr = failure_of(sb.sealer().args(["build", "-t", "child:v1"]).arg(&from));
+    assert_eq!(
+        stderr,
+        format!(
+            "{}/Kubefile:1:6: error: base image {typo} is not in the local store and cannot be \
+             pulled: {cause}\n\
+             1 | FROM {typo}\n  \
+               |      ^\n\
+             {near}",
+            from.display()
+        )
+    );
+}

@@ -69,7 +69,8 @@ pub struct Built {
 impl Prepared {
     /// A failure to fetch the base image, located at the FROM that names it, with what
     /// the fetch said.
-    pub fn base_unavailable(&self, error: Error) -> Error {
+    /// `near` is the local image whose name is closest, when the name looks like a typo.
+    pub fn base_unavailable(&self, error: Error, near: Option<String>) -> Error {
         let recipe::From::Image { name, .. } = &self.recipe.from else {
             return error;
         };
@@ -86,6 +87,11 @@ impl Prepared {
         // What the pull knew to advise (e.g. `sealer login` after a 401) comes first.
         located.notes = inner.iter().flat_map(|d| d.notes.clone()).collect();
         located.hints = inner.iter().flat_map(|d| d.hints.clone()).collect();
+        if let Some(near) = near {
+            located
+                .hints
+                .insert(0, format!("did you mean {near} (in the local store)?"));
+        }
         if located.hints.is_empty() {
             located = located.hint(
                 "check the name and that its registry is reachable, or `sealer load` / `sealer build` it first",
