@@ -124,6 +124,38 @@ pub struct CompletionsArgs {
     pub shell: Shell,
 }
 
+/// How a command that speaks JSON on stdout reports an error there too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonErrors {
+    /// One pretty-printed object, as the command's own output is.
+    Object,
+    /// One line, after the command's JSON event lines.
+    Line,
+}
+
+impl Command {
+    /// Whether this invocation prints JSON on stdout, so that a refusal is JSON there too.
+    /// `plan --json` is not here: a failed plan prints its own object (`errors`).
+    pub fn json_errors(&self) -> Option<JsonErrors> {
+        let object = |json: bool| json.then_some(JsonErrors::Object);
+        match self {
+            Command::Images(a) => object(a.json),
+            Command::Inspect(_) => Some(JsonErrors::Object),
+            Command::Validate(a) => object(a.json),
+            Command::Show(a) => object(a.render.format() == PlanFormat::Json),
+            Command::Check(a) => object(a.json),
+            Command::Status(a) => object(a.json),
+            Command::State(StateCommand::Show(a)) => object(a.json),
+            Command::State(StateCommand::History(a)) => object(a.json),
+            Command::State(StateCommand::List(a)) => object(a.json),
+            Command::Apply(a) => a.exec.json.then_some(JsonErrors::Line),
+            Command::Destroy(a) => a.exec.json.then_some(JsonErrors::Line),
+            Command::Run(a) => a.exec.json.then_some(JsonErrors::Line),
+            _ => None,
+        }
+    }
+}
+
 /// The shells `sealer completions` writes scripts for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Shell {
@@ -142,6 +174,9 @@ pub struct ValidateArgs {
         default_value = "Clusterfile"
     )]
     pub file: PathBuf,
+    /// Print JSON: the cluster, its host and resource counts, and the errors
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// How a plan is printed.
@@ -487,6 +522,9 @@ pub struct StateSelect {
 pub struct StateListArgs {
     #[command(flatten)]
     pub select: StateSelect,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -528,7 +566,7 @@ pub struct BuildArgs {
     /// Target platform os/arch (default: this machine's)
     #[arg(long, value_name = "OS/ARCH")]
     pub platform: Option<String>,
-    /// Record the build time in the image config (the digest then changes on every build)
+    /// Record the build time in the image config (the ID then changes on every build)
     #[arg(long)]
     pub timestamp: bool,
     /// The build context: the directory local:// and COPY sources are read from

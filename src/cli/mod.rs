@@ -34,9 +34,26 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    let json_errors = cli.command.json_errors();
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
+            // Machines reading stdout get the error there too; people read stderr.
+            if let Some(style) = json_errors {
+                let value = serde_json::json!({
+                    "type": "error",
+                    "errors": error
+                        .diagnostics()
+                        .iter()
+                        .map(sealer::plan::json::error_json)
+                        .collect::<Vec<_>>(),
+                });
+                let text = match style {
+                    args::JsonErrors::Object => to_pretty(&value),
+                    args::JsonErrors::Line => value.to_string(),
+                };
+                let _ = out(&format!("{text}\n"));
+            }
             eprint!("{}", error.render());
             match error.kind() {
                 sealer::diag::ErrorKind::StalePlan => ExitCode::from(EXIT_STALE_PLAN),
@@ -68,10 +85,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             for warning in &outcome.warnings {
                 eprint!("{}", warning.render());
             }
+            // The ID is what `sealer images` shows (and `docker build -q` prints); the
+            // manifest digest is what a registry names the image by once pushed.
+            let id = outcome.image.id();
             for name in &outcome.names {
-                eprintln!("built {name}");
+                eprintln!(
+                    "built {name}: ID {}, manifest digest {}",
+                    render::short_id(id),
+                    outcome.image.digest()
+                );
             }
-            out(&format!("{}\n", outcome.image.digest()))
+            out(&format!("{id}\n"))
         }
         Command::Images(args) => {
             let rows = ops::list_images(&settings)?;
@@ -161,6 +185,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 plural(compiled.input.hosts.len(), "host", "hosts"),
                 plural(compiled.resources.len(), "resource", "resources")
             );
+            if args.json {
+                return out(&format!(
+                    "{}\n",
+                    to_pretty(&serde_json::json!({
+                        "cluster": cf.name(),
+                        "hosts": compiled.input.hosts.len(),
+                        "resources": compiled.resources.len(),
+                        "errors": [],
+                    }))
+                ));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Graph(args) => {
@@ -258,7 +293,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 out(&preflight::text(&report))?;
             }
             if !report.passed() {
-                return Err(preflight::failed(&report, false));
+                let error = preflight::failed(&report, false);
+                if args.json {
+                    // The report on stdout already says what failed: no second object.
+                    eprint!("{}", error.render());
+                    return Ok(ExitCode::from(1));
+                }
+                return Err(error);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -404,6 +445,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::State(StateCommand::List(args)) => {
             let settings = settings.with_state_path(args.select.state);
             let listing = ops::list_state(&settings, args.select.cluster.as_deref())?;
+            if args.json {
+                return out(&format!(
+                    "{}\n",
+                    to_pretty(&render::state_listing_json(&listing))
+                ));
+            }
             out(&render::state_listing(&listing, &settings.state_path))
         }
         Command::State(StateCommand::Show(args)) => {
@@ -521,6 +568,8 @@ fn execute(
 ) -> Result<ExitCode> {
     use std::io::IsTerminal;
     let plan = prepared.plan.clone();
+    // Only `sealer apply` takes a saved plan (`run` and `destroy` plan and apply at once).
+    let saved_plans = !plan.destroy && !prepared.is_run();
     let mode = if args.json {
         progress::Mode::Json
     } else if std::io::stderr().is_terminal() {
@@ -555,7 +604,11 @@ fn execute(
             return Err(sealer::Error::msg(
                 "refusing to apply without confirmation: stdin is not a terminal",
             )
-            .hint("review the plan, then pass --auto-approve (or apply a saved plan file)"));
+            .hint(if saved_plans {
+                "review the plan, then pass --auto-approve (or save it with `sealer plan --out FILE` and `sealer apply FILE`)"
+            } else {
+                "review the plan, then pass --auto-approve"
+            }));
         }
         eprint!(
             "\nDo you want to perform these actions on cluster \"{}\"? Only 'yes' will be accepted: ",

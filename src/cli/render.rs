@@ -78,6 +78,35 @@ pub fn state_listing(listing: &StateListing, path: &Path) -> String {
     }
 }
 
+/// `sealer state list --json`: the clusters (when none is chosen among several, or there is
+/// no state), else one cluster's resources.
+pub fn state_listing_json(listing: &StateListing) -> serde_json::Value {
+    use serde_json::json;
+    match listing {
+        StateListing::Empty => json!({"clusters": []}),
+        StateListing::Clusters(clusters) => json!({
+            "clusters": clusters.iter().map(|c| json!({
+                "name": c.name,
+                "lineage": c.lineage,
+                "serial": c.serial,
+                "resources": c.resources,
+                "updated_at": c.updated_at,
+            })).collect::<Vec<_>>(),
+        }),
+        StateListing::Resources(state) => json!({
+            "cluster": state.name,
+            "serial": state.serial,
+            "resources": state.resources.values().map(|r| json!({
+                "address": r.address,
+                "type": r.resource_type.as_str(),
+                "host": r.host,
+                "status": r.status.as_str(),
+                "drift": r.drift.as_ref().map(|d| if d.gone { "gone" } else { "drifted" }),
+            })).collect::<Vec<_>>(),
+        }),
+    }
+}
+
 /// `sealer state history`: one aligned line per write, oldest first.
 pub fn history_text(lines: &[sealer::ops::HistoryLine]) -> String {
     let rows: Vec<[String; 5]> = lines
@@ -173,7 +202,7 @@ pub fn recorded_json(r: &Recorded) -> serde_json::Value {
     })
 }
 
-fn short_id(id: &str) -> String {
+pub fn short_id(id: &str) -> String {
     id.trim_start_matches("sha256:").chars().take(12).collect()
 }
 

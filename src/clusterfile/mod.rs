@@ -23,7 +23,7 @@ pub mod registry;
 mod resolve;
 mod secret;
 mod span;
-mod suggest;
+pub(crate) mod suggest;
 pub mod taint;
 pub(crate) mod yaml;
 

@@ -224,7 +224,20 @@ impl Builder {
         } else {
             format!("invalid YAML: {info}")
         };
-        self.error(to_span(error.marker()), message, None);
+        // These are what a line indented too far or not far enough gives; the scanner's
+        // position is on that line, at its first token (or at the `:` that cannot be there).
+        let indentation = [
+            "did not find expected key",
+            "did not find expected '-' indicator",
+            "mapping values are not allowed",
+        ]
+        .iter()
+        .any(|m| info.contains(m));
+        let hint = indentation.then_some(
+            "check this line's indentation: a key lines up with the other keys of its mapping, \
+             a `-` with the other items of its list (spaces only)",
+        );
+        self.error(to_span(error.marker()), message, hint);
         self.stack.clear();
         self.root = None;
         self.abandoned = false;
@@ -545,6 +558,48 @@ mod tests {
         assert_eq!(errors.len(), 1);
         assert!(errors[0].message.starts_with("invalid YAML"), "{errors:?}");
         assert_eq!(docs.len(), 1);
+    }
+
+    /// A line indented too far or not far enough is reported on that line, not the next.
+    #[test]
+    fn indentation_errors_point_at_the_mis_indented_line() {
+        let cases = [
+            // A key indented further than its siblings after a scalar.
+            ("spec:\n  image: x\n   hosts: []\nkind: y\n", (3, 9)),
+            // Less indented than its siblings, more than its parent.
+            (
+                "spec:\n  ssh:\n    user: root\n   passwd: x\nkind: y\n",
+                (4, 4),
+            ),
+            // A host's key back at the column of the `-`.
+            (
+                "spec:\n  hosts:\n    - ips: [a]\n    roles: [master]\n",
+                (4, 5),
+            ),
+            // A host's key one column short of the item's other keys.
+            (
+                "spec:\n  hosts:\n    - ips: [a]\n     roles: [master]\n",
+                (4, 6),
+            ),
+            // A list item out of line with its list, at the end of the file.
+            ("a:\n  b:\n  - x\n - y\n", (4, 2)),
+        ];
+        for (src, (line, column)) in cases {
+            let (_, errors) = parse(src);
+            assert_eq!(errors.len(), 1, "{src:?}: {errors:?}");
+            assert_eq!(
+                errors[0].span,
+                Span::new(line, column),
+                "{src:?}: {errors:?}"
+            );
+            assert!(
+                errors[0]
+                    .hint
+                    .as_deref()
+                    .is_some_and(|h| h.starts_with("check this line's indentation")),
+                "{src:?}: {errors:?}"
+            );
+        }
     }
 
     #[test]

@@ -110,6 +110,19 @@ pub fn resolve(cf: &Clusterfile, images: &Images, key: &DigestKey) -> Result<Clu
     {
         errors.push(at(image_span, e));
     }
+    if kube_version.trim().is_empty() && meta.image_type == ImageType::KubeInstaller {
+        // kubeadm is told the version (kubernetesVersion): without it nothing can install.
+        errors.push(
+            at(
+                image_span,
+                format!(
+                    "{cluster_ref} does not say which Kubernetes it installs (no label {RUNTIME_VERSION_LABEL}): spec.image needs a cluster image"
+                ),
+            )
+            .hint("build the cluster image FROM a Kubernetes cluster image (e.g. FROM my-kubernetes:v1.26.15)")
+            .hint("an image of apps only is an app image (`sealer build --type app-installer`): list it in an Application's spec.images"),
+        );
+    }
     let runtime_type = cf
         .container_runtime()
         .map(str::to_string)
@@ -140,11 +153,7 @@ pub fn resolve(cf: &Clusterfile, images: &Images, key: &DigestKey) -> Result<Clu
         };
         let app_labels = &image.config.config.labels;
         if kube_version.is_empty() {
-            if app_labels.contains_key(crate::image::build::recipe::KUBE_VERSION_LABEL) {
-                errors.push(at(image_span, format!(
-                    "{cluster_ref} does not say its Kubernetes version (label {RUNTIME_VERSION_LABEL}), so the KUBEVERSION of {reference} cannot be checked"
-                )));
-            }
+            // Refused above, at spec.image.
         } else if let Err(e) = check_kube_version(&reference.to_string(), app_labels, &kube_version)
         {
             errors.push(at(span, e).hint(

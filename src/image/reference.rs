@@ -90,6 +90,18 @@ impl Reference {
         self.registry.as_deref().unwrap_or(DEFAULT_REGISTRY)
     }
 
+    /// The name in full, as the registry is asked for it: `docker.io/library/x:v1` for `x:v1`.
+    pub fn full_name(&self) -> String {
+        let mut out = format!("{}/{}", self.registry(), self.remote_repository());
+        if let Some(tag) = &self.tag {
+            out.push_str(&format!(":{tag}"));
+        }
+        if let Some(digest) = &self.digest {
+            out.push_str(&format!("@{digest}"));
+        }
+        out
+    }
+
     pub fn has_registry(&self) -> bool {
         self.registry.is_some()
     }
@@ -233,6 +245,13 @@ mod tests {
     fn normalizes_docker_hub_and_default_tag() {
         assert_eq!(norm("redis"), "redis:latest");
         assert_eq!(norm("docker.io/library/redis:7"), "redis:7");
+        let full = |s: &str| Reference::parse(s).unwrap().full_name();
+        assert_eq!(
+            full("my-kubernetes:v1.26.15"),
+            "docker.io/library/my-kubernetes:v1.26.15"
+        );
+        assert_eq!(full("sealerio/k8s"), "docker.io/sealerio/k8s:latest");
+        assert_eq!(full("reg.example:5000/a/b:v1"), "reg.example:5000/a/b:v1");
         assert_eq!(norm("index.docker.io/sealerio/k8s:v1"), "sealerio/k8s:v1");
         assert_eq!(
             Reference::parse("redis").unwrap().remote_repository(),

@@ -160,6 +160,22 @@ impl Store {
         Ok(out)
     }
 
+    /// The stored name closest to `reference` when it looks like a typo of it, for "did you
+    /// mean" (a name that is not in the store is otherwise looked for in a registry).
+    pub fn nearest_name(&self, reference: &Reference) -> Option<String> {
+        let names: Vec<String> = self
+            .list()
+            .ok()?
+            .into_iter()
+            .map(|(r, _)| r.to_string())
+            .collect();
+        let candidates: Vec<&str> = names.iter().map(String::as_str).collect();
+        let wanted = reference.to_string();
+        crate::clusterfile::suggest::closest(&wanted, &candidates)
+            .filter(|near| *near != wanted)
+            .map(str::to_string)
+    }
+
     /// Finds an image by name, by manifest digest, or by a unique prefix (≥ 4 hex digits) of
     /// its ID.
     pub fn find(&self, name: &str) -> Result<Option<(Reference, Image)>> {

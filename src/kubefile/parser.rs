@@ -28,6 +28,25 @@ impl Kubefile {
 const KNOWN: &str = "FROM, ARG, LABEL, KUBEVERSION, COPY, APP, CNI, CSI, APPCMDS, APPENV, ENV, \
                      LAUNCH, CMDS, CMD, MAINTAINER";
 
+/// The instructions of [`KNOWN`], for "did you mean" on a misspelt one.
+const INSTRUCTIONS: &[&str] = &[
+    "FROM",
+    "ARG",
+    "LABEL",
+    "KUBEVERSION",
+    "COPY",
+    "APP",
+    "CNI",
+    "CSI",
+    "APPCMDS",
+    "APPENV",
+    "ENV",
+    "LAUNCH",
+    "CMDS",
+    "CMD",
+    "MAINTAINER",
+];
+
 /// Parses a Kubefile. All syntax errors of the file are reported together.
 pub fn parse(path: &Path, source: &str) -> Result<Kubefile, Error> {
     let lexed = lexer::lex(path, source).map_err(Error::many)?;
@@ -276,11 +295,11 @@ fn parse_line(line: &LogicalLine, escape: char) -> Result<Node, LineError> {
             );
         }
         _ => {
-            return fail_hint(
-                pos,
-                format!("unknown instruction {word}"),
-                &format!("a Kubefile knows {KNOWN}"),
-            );
+            let mut diagnostic = Diagnostic::error(format!("unknown instruction {word}"));
+            if let Some(near) = crate::clusterfile::suggest::closest(&keyword, INSTRUCTIONS) {
+                diagnostic = diagnostic.hint(format!("did you mean {near}?"));
+            }
+            return Err((pos, diagnostic.hint(format!("a Kubefile knows {KNOWN}"))));
         }
     };
     Ok(Node { pos, instruction })

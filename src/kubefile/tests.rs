@@ -372,3 +372,19 @@ proptest! {
 fn the_seed_parses() {
     assert_eq!(parse_ok(SEED).len(), 12);
 }
+
+#[test]
+fn a_misspelt_instruction_suggests_the_nearest_one() {
+    let err = parse(Path::new("Kubefile"), "FROM scratch\nAPPCMD app [\"x\"]\n").unwrap_err();
+    assert_eq!(
+        err.render(),
+        "Kubefile:2:1: error: unknown instruction APPCMD\n\
+         2 | APPCMD app [\"x\"]\n  | ^\n\
+         hint: did you mean APPCMDS?\n\
+         hint: a Kubefile knows FROM, ARG, LABEL, KUBEVERSION, COPY, APP, CNI, CSI, APPCMDS, \
+         APPENV, ENV, LAUNCH, CMDS, CMD, MAINTAINER\n"
+    );
+    // Far from every instruction: no guess, only the list.
+    let err = parse(Path::new("Kubefile"), "FROM scratch\nBOGUS x\n").unwrap_err();
+    assert!(!err.render().contains("did you mean"), "{}", err.render());
+}

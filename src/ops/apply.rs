@@ -46,6 +46,13 @@ pub struct Prepared {
     pub(super) pool: Option<Pool>,
 }
 
+impl Prepared {
+    /// Whether this is `sealer run APP_IMAGE` (planned and applied at once, never saved).
+    pub fn is_run(&self) -> bool {
+        self.run_image.is_some()
+    }
+}
+
 /// `sealer apply -f Clusterfile`: plan now; with `refresh` (`--refresh`), after reading
 /// the recorded resources back from their hosts, so that what drifted is repaired.
 pub async fn prepare_apply<F, Fut>(

@@ -49,7 +49,7 @@ where
             None => Some(
                 pull_base(reference.clone(), prepared.platform().clone())
                     .await
-                    .map_err(|e| prepared.base_unavailable(e))?,
+                    .map_err(|e| prepared.base_unavailable(e, store.nearest_name(reference)))?,
             ),
         },
     };

@@ -2,7 +2,7 @@
 
 use super::Settings;
 use crate::clusterfile::{self, Clusterfile, DigestKey};
-use crate::diag::{Error, Result};
+use crate::diag::{Diagnostic, Error, Result};
 use crate::graph::resolve::{Images, resolve};
 use crate::graph::{self, ClusterInput};
 use crate::image::{Image, Platform, Reference};
@@ -50,13 +50,22 @@ where
         let image = pull(reference.clone(), Platform::host())
             .await
             .map_err(|e| {
-                let message = e.diagnostics().first().map(|d| d.message.clone()).unwrap_or_default();
+                let message = e
+                    .diagnostics()
+                    .first()
+                    .map(|d| d.message.clone())
+                    .unwrap_or_default();
+                let mut diagnostic = crate::diag::Diagnostic::error(format!(
+                    "image {reference} is not in the local store and cannot be pulled: {message}"
+                ))
+                .at(cf.location(span));
+                if let Some(near) = store.nearest_name(reference) {
+                    diagnostic =
+                        diagnostic.hint(format!("did you mean {near} (in the local store)?"));
+                }
                 Error::from(
-                    crate::diag::Diagnostic::error(format!(
-                        "image {reference} is not in the local store and cannot be pulled: {message}"
-                    ))
-                    .at(cf.location(span))
-                    .hint("build it with `sealer build`, or `sealer load` / `sealer pull` it"),
+                    diagnostic
+                        .hint("build it with `sealer build`, or `sealer load` / `sealer pull` it"),
                 )
             })?;
         Ok((reference.clone(), image))
@@ -252,6 +261,11 @@ pub fn derive(
     options: &PlanOptions,
 ) -> Result<SavedPlan> {
     let name = compiled.clusterfile.name();
+    if let Some(state) = state
+        && !options.destroy
+    {
+        master0_kept(compiled, state)?;
+    }
     // A state of an older sealer reads in keyed digests (`plan::rekey`).
     let rekeyed = match state {
         Some(s) if !s.digests_keyed => {
@@ -282,6 +296,65 @@ pub fn derive(
         clusterfile_digest: Some(compiled.clusterfile_digest.clone()),
         images: compiled.images.digests(),
     })
+}
+
+/// master0 (the first host with the role master, where `kubeadm init` ran) holds the
+/// cluster's certificates: it cannot change. The plan refuses that too, but knows no lines:
+/// here the error points at the Clusterfile's hosts.
+fn master0_kept(compiled: &Compiled, state: &ClusterState) -> Result<()> {
+    let master0 = |attributes: &crate::resource::Attributes| {
+        attributes
+            .get("master0")
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
+    let init = crate::kinds::kubernetes_init::ADDRESS;
+    let Some(was) = state
+        .resources
+        .get(init)
+        .and_then(|r| master0(&r.attributes))
+    else {
+        return Ok(());
+    };
+    let now = compiled
+        .resources
+        .iter()
+        .find(|d| d.address == init)
+        .and_then(|d| master0(&d.attributes));
+    let Some(now) = now.filter(|now| *now != was) else {
+        return Ok(());
+    };
+    let cf = &compiled.clusterfile;
+    let ip_span = |ip: &str| {
+        cf.cluster
+            .hosts
+            .iter()
+            .flat_map(|g| &g.ips)
+            .find(|i| i.value.to_string() == ip)
+            .map(|i| i.span)
+    };
+    let kept = ip_span(&was).is_some();
+    let span = ip_span(&now).unwrap_or(cf.cluster.hosts_span);
+    let mut diagnostic = Diagnostic::error(format!(
+        "master0 cannot change: the cluster was initialised on {was}, but the first master is \
+         now {now}"
+    ))
+    .at(cf.location(span))
+    .hint(format!(
+        "{was} holds the cluster's certificates (kubeadm init ran there): master0 is the first \
+         host with the role master"
+    ));
+    diagnostic = if kept {
+        diagnostic.hint(format!(
+            "list {was} first among the masters; other masters may come and go after it"
+        ))
+    } else {
+        diagnostic.hint(format!(
+            "put {was} back as the first master; to start over on other hosts, `sealer destroy` \
+             the cluster first"
+        ))
+    };
+    Err(diagnostic.into())
 }
 
 /// Reads a saved plan for `sealer show`.

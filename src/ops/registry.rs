@@ -50,7 +50,11 @@ pub async fn pull(
         &platform,
         Connection { insecure },
     )
-    .await?;
+    .await
+    .map_err(|e| match store.nearest_name(&reference) {
+        Some(near) => e.hint(format!("did you mean {near} (in the local store)?")),
+        None => e,
+    })?;
     Ok((reference, image))
 }
 

@@ -52,7 +52,7 @@ pub fn errors_json(cluster: Option<&str>, errors: &[Diagnostic]) -> Value {
 
 /// One error: its message, where it points (file, 1-based line and column, or nulls) and
 /// what to do (`hint`, the hints one per line, or null).
-fn error_json(d: &Diagnostic) -> Value {
+pub fn error_json(d: &Diagnostic) -> Value {
     let location = d.location.as_ref();
     json!({
         "message": d.message,

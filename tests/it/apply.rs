@@ -887,6 +887,16 @@ fn run_installs_an_app_image_on_the_cluster() {
     let file = d.clusterfile(&[0], &[1], "");
     let file = file.to_str().unwrap().to_string();
     d.sealer_ok(&["apply", "-f", &file, "--auto-approve"]);
+    // Without a terminal nor -y it refuses, with a hint that names no saved plan (which
+    // `run` does not take).
+    let stderr = d.sealer_refused(&["run", "web:v1"]);
+    assert!(
+        stderr.ends_with(
+            "error: refusing to apply without confirmation: stdin is not a terminal\n\
+             hint: review the plan, then pass --auto-approve\n"
+        ),
+        "{stderr}"
+    );
     let ev = events(&d.sealer_ok(&["run", "web:v1", "--auto-approve", "--json"]));
     assert_eq!(addresses(&ev, "step_done"), ["app.web"]);
     let applied = d.commands(0);

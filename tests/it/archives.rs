@@ -190,13 +190,15 @@ fn a_multi_platform_index_loads_this_machines_image_or_the_one_asked_for() {
     let mut layouts = Vec::new();
     for arch in ["amd64", "arm64"] {
         let name = format!("web-{arch}:v1");
-        let digest = digest_of(
+        let id = digest_of(
             &t.ok(sb
                 .sealer()
                 .args(["build", "--platform", &format!("linux/{arch}"), "-t", &name])
                 .arg(&ctx)),
         );
-        digests.insert(arch, digest);
+        let image = inspect(&sb, &name);
+        assert_eq!(image["id"], id.as_str(), "build prints the image ID");
+        digests.insert(arch, image["digest"].as_str().unwrap().to_string());
         let layout = sb.path(&format!("layout-{arch}"));
         t.ok(sb.sealer().args(["save", &name, "-o"]).arg(&layout));
         layouts.push((layout, arch));

@@ -41,8 +41,13 @@ fn every_example_image_builds() {
         let name = format!("example-{}:v1", dir.file_name().unwrap().to_string_lossy());
         let digest = build(&sb, &name, &dir);
         assert!(digest.starts_with("sha256:"), "{digest}");
+        let shown = stdout_of(sb.sealer().arg("images"));
+        assert!(
+            shown.contains(&digest["sha256:".len()..][..12]),
+            "the ID build printed is the one `sealer images` shows: {shown}"
+        );
         let image = inspect(&sb, &name);
-        assert_eq!(image["digest"], digest.as_str());
+        assert_eq!(image["id"], digest.as_str(), "build prints the image ID");
         built += 1;
     }
     assert!(
@@ -79,6 +84,30 @@ fn every_example_image_builds() {
         serde_json::json!(["backup-rbac", "backup"])
     );
     assert_eq!(shell["env"]["BACKUP_BUCKET"], "s3://backups");
+    // Our keys are camelCase; `launch` keeps the keys of Sealer's metadata as Go Sealer's
+    // inspect prints them (`app_names` next to `appConfigs`), so its readers read ours.
+    let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(
+        keys(&shell),
+        [
+            "name",
+            "id",
+            "digest",
+            "type",
+            "labels",
+            "applications",
+            "launch",
+            "env",
+            "containerImages",
+            "platform",
+            "layers"
+        ]
+    );
+    assert_eq!(keys(&shell["launch"]), ["cmds", "app_names", "appConfigs"]);
+    assert_eq!(
+        keys(app(&shell, "backup")),
+        ["name", "files", "version", "cmds", "env", "launchCmd"]
+    );
 
     let cluster = inspect(&sb, "example-cluster-image:v1");
     assert_eq!(cluster["type"], "kube-installer");

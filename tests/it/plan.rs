@@ -254,9 +254,29 @@ fn removing_master0_is_a_plan_error() {
     apply_state(&sb, &Spec::three_by_three());
     let mut spec = Spec::three_by_three();
     spec.masters.remove(0);
+    let file = write(&sb, &spec);
+    let err = failure_of(sb.sealer().args(["plan", "-f"]).arg(&file));
+    assert_eq!(
+        err,
+        format!(
+            "{}:11:13: error: master0 cannot change: the cluster was initialised on 10.0.0.2, \
+             but the first master is now 10.0.0.3\n\
+             11 |     - ips: [10.0.0.3, 10.0.0.4]\n   |             ^\n\
+             hint: 10.0.0.2 holds the cluster's certificates (kubeadm init ran there): master0 \
+             is the first host with the role master\n\
+             hint: put 10.0.0.2 back as the first master; to start over on other hosts, \
+             `sealer destroy` the cluster first\n",
+            file.display()
+        )
+    );
+    // Still listed, but no longer first.
+    spec.masters = vec!["10.0.0.3", "10.0.0.2", "10.0.0.4"];
     let err = failure_of(sb.sealer().args(["plan", "-f"]).arg(write(&sb, &spec)));
     assert!(
-        err.contains("master0 cannot be removed or changed"),
+        err.contains(":11:13: error: master0 cannot change")
+            && err.ends_with(
+                "hint: list 10.0.0.2 first among the masters; other masters may come and go after it\n"
+            ),
         "{err}"
     );
 }
@@ -889,4 +909,21 @@ fn a_new_app_image_shows_how_each_app_file_changes_with_secrets_masked() {
         assert!(!text.contains(token), "a Secret's data is shown: {text}");
     }
     insta::assert_snapshot!(redact(&text));
+}
+
+#[test]
+fn validate_json_counts_hosts_and_resources() {
+    let sb = with_image();
+    let file = write(&sb, &Spec::three_by_three());
+    let out = sb
+        .sealer()
+        .args(["validate", "--json", "-f"])
+        .arg(&file)
+        .assert()
+        .success();
+    let value: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(value["cluster"], "prod");
+    assert_eq!(value["hosts"], 6);
+    assert!(value["resources"].as_u64().unwrap() > 6, "{value}");
+    assert_eq!(value["errors"], serde_json::json!([]));
 }

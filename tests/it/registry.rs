@@ -10,7 +10,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
@@ -25,20 +25,29 @@ pub fn web_context(sb: &Sandbox) -> PathBuf {
     sb.write_tree("ctx", &[("Kubefile", WEB_KUBEFILE), ("web.yaml", WEB_YAML)])
 }
 
-/// Builds the `web` image as `name`; returns the manifest digest the build printed.
+/// Builds the `web` image as `name`; returns its manifest digest.
 pub fn build_web(sb: &Sandbox, name: &str) -> String {
     let ctx = web_context(sb);
     let mut t = Transcript::default();
-    digest_of(&t.ok(sb.sealer().args(["build", "-t", name]).arg(&ctx)))
+    build_digest(sb, &mut t, name, &ctx)
 }
 
-/// The one `sha256:<64 hex>` line a build, push or pull prints.
+/// `sealer build -t NAME CTX`: checks that it printed the image ID (the one `sealer images`
+/// and `inspect` show) and returns the image's manifest digest (what registries name).
+pub fn build_digest(sb: &Sandbox, t: &mut Transcript, name: &str, ctx: &Path) -> String {
+    let id = digest_of(&t.ok(sb.sealer().args(["build", "-t", name]).arg(ctx)));
+    let image = inspect(sb, name);
+    assert_eq!(image["id"], id.as_str(), "build prints the image ID");
+    image["digest"].as_str().unwrap().to_string()
+}
+
+/// The one `sha256:<64 hex>` line a build (the ID), push or pull (the manifest digest) prints.
 pub fn digest_of(stdout: &str) -> String {
     let digest = stdout.trim();
     let hex = digest.strip_prefix("sha256:").unwrap_or("");
     assert!(
         hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
-        "expected a manifest digest on stdout, got {stdout:?}"
+        "expected a sha256 digest on stdout, got {stdout:?}"
     );
     digest.to_string()
 }
@@ -502,7 +511,7 @@ fn push_base(registry: &Registry, base: &str, t: &mut Transcript) -> String {
             ("calico.yaml", "kind: Calico\n"),
         ],
     );
-    let digest = digest_of(&t.ok(sb.sealer().args(["build", "-t", base]).arg(&ctx)));
+    let digest = build_digest(&sb, t, base, &ctx);
     if let Some(user) = registry_user(registry) {
         t.ok(sb
             .sealer()
@@ -537,7 +546,7 @@ fn build_pulls_a_base_image_only_the_registry_has() {
 
     let sb = Sandbox::new();
     let ctx = child_context(&sb, &base);
-    let child_digest = digest_of(&t.ok(sb.sealer().args(["build", "-t", "child:v1"]).arg(&ctx)));
+    let child_digest = build_digest(&sb, &mut t, "child:v1", &ctx);
     assert_ne!(child_digest, base_digest);
 
     // The base was pulled into the store under its name, unchanged.
@@ -583,7 +592,7 @@ fn build_pulls_a_base_image_only_the_registry_has() {
     );
 
     // Building again uses the stored base: same digest (and no second pull is needed).
-    let again = digest_of(&t.ok(sb.sealer().args(["build", "-t", "child:v2"]).arg(&ctx)));
+    let again = build_digest(&sb, &mut t, "child:v2", &ctx);
     assert_eq!(again, child_digest);
 }
 

@@ -33,10 +33,13 @@ fn release_notes_context(sb: &Sandbox) -> PathBuf {
     )
 }
 
+/// Builds `tag`; returns its manifest digest (the build prints the image ID).
 fn build(sb: &Sandbox, tag: &str, ctx: &Path) -> String {
-    stdout_of(sb.sealer().args(["build", "-t", tag]).arg(ctx))
-        .trim()
-        .to_string()
+    let id = stdout_of(sb.sealer().args(["build", "-t", tag]).arg(ctx));
+    let image: serde_json::Value =
+        serde_json::from_str(&stdout_of(sb.sealer().args(["inspect", tag]))).unwrap();
+    assert_eq!(image["id"], id.trim(), "build prints the image ID");
+    image["digest"].as_str().unwrap().to_string()
 }
 
 /// Hides digests, which change with the sealer version recorded in the metadata.

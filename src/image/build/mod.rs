@@ -69,7 +69,8 @@ pub struct Built {
 impl Prepared {
     /// A failure to fetch the base image, located at the FROM that names it, with what
     /// the fetch said.
-    pub fn base_unavailable(&self, error: Error) -> Error {
+    /// `near` is the local image whose name is closest, when the name looks like a typo.
+    pub fn base_unavailable(&self, error: Error, near: Option<String>) -> Error {
         let recipe::From::Image { name, .. } = &self.recipe.from else {
             return error;
         };
@@ -86,6 +87,11 @@ impl Prepared {
         // What the pull knew to advise (e.g. `sealer login` after a 401) comes first.
         located.notes = inner.iter().flat_map(|d| d.notes.clone()).collect();
         located.hints = inner.iter().flat_map(|d| d.hints.clone()).collect();
+        if let Some(near) = near {
+            located
+                .hints
+                .insert(0, format!("did you mean {near} (in the local store)?"));
+        }
         if located.hints.is_empty() {
             located = located.hint(
                 "check the name and that its registry is reachable, or `sealer load` / `sealer build` it first",
@@ -441,6 +447,33 @@ pub async fn build(
         .image_type
         .or(base_meta.as_ref().map(|m| m.image_type))
         .unwrap_or(ImageType::KubeInstaller);
+    // Sealer's default type is a cluster image, but one that does not say its Kubernetes
+    // version cannot be deployed (`sealer validate` refuses it): say so now, while the fix
+    // is one flag away.
+    let runtime_version = crate::graph::resolve::RUNTIME_VERSION_LABEL;
+    if image_type == ImageType::KubeInstaller
+        && labels
+            .get(runtime_version)
+            .is_none_or(|v| v.trim().is_empty())
+    {
+        all_warnings.push(
+            Diagnostic::warning(format!(
+                "this is a cluster image (--type kube-installer{}) that does not say its \
+                 Kubernetes version (label {runtime_version}): a Cluster cannot use it as \
+                 spec.image",
+                if options.image_type.is_some() {
+                    ""
+                } else {
+                    ", the default"
+                }
+            ))
+            .hint("an image of apps only is an app image: build it with --type app-installer")
+            .hint(format!(
+                "a cluster image is built FROM one (e.g. FROM my-kubernetes:v1.26.15) or sets \
+                 LABEL {runtime_version}=v1.26.15"
+            )),
+        );
+    }
     let mut env = base_meta
         .as_ref()
         .map(|m| m.env.clone())

@@ -393,7 +393,7 @@ impl Session {
             Access::Pull => "pull",
             Access::Push => "push",
         };
-        format!("cannot {verb} {}", self.reference)
+        format!("cannot {verb} {}", self.reference.full_name())
     }
 
     fn error(&self, message: impl std::fmt::Display) -> Error {
@@ -401,6 +401,21 @@ impl Session {
     }
 
     fn request_error(&self, url: &str, error: reqwest::Error) -> Error {
+        if error.is_connect() {
+            // The root cause (a DNS failure, a refused connection) says it all; the layers
+            // of "error sending request" above it do not.
+            let host = reqwest::Url::parse(url)
+                .ok()
+                .and_then(|u| {
+                    let host = u.host_str()?.to_string();
+                    Some(match u.port() {
+                        Some(port) => format!("{host}:{port}"),
+                        None => host,
+                    })
+                })
+                .unwrap_or_else(|| url.to_string());
+            return self.error(unreachable(&host, &root_cause(&error), &self.reference));
+        }
         let text = error_chain(&error.without_url());
         let mut err = self.error(format!("{url}: {text}"));
         let lower = text.to_ascii_lowercase();
@@ -432,6 +447,25 @@ impl Session {
         }
         err
     }
+}
+
+/// Why a registry could not be reached, saying so when the host is Docker Hub's only because
+/// the name had no registry host (a mistyped local name lands there).
+fn unreachable(host: &str, cause: &str, reference: &Reference) -> String {
+    let mut message = format!("cannot reach {host}: {cause}");
+    if !reference.has_registry() {
+        message.push_str(" (docker.io is where a name without a registry host points)");
+    }
+    message
+}
+
+/// The innermost cause of `error`, as its own words.
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
 }
 
 fn basic(credentials: &Credentials) -> String {
@@ -490,5 +524,24 @@ mod tests {
         assert_eq!(registry_message(b"not json"), None);
         let long = format!(r#"{{"errors":[{{"message":"{}"}}]}}"#, "x".repeat(1000));
         assert_eq!(registry_message(long.as_bytes()).unwrap().len(), 200);
+    }
+
+    #[test]
+    fn an_unreachable_registry_is_named_and_docker_hub_explained() {
+        let short = Reference::parse("my-kubernets:v1.26.15").unwrap();
+        assert_eq!(
+            unreachable(
+                "registry-1.docker.io",
+                "failed to lookup address information",
+                &short
+            ),
+            "cannot reach registry-1.docker.io: failed to lookup address information (docker.io \
+             is where a name without a registry host points)"
+        );
+        let full = Reference::parse("reg.example:5000/k8s:v1").unwrap();
+        assert_eq!(
+            unreachable("reg.example:5000", "Connection refused", &full),
+            "cannot reach reg.example:5000: Connection refused"
+        );
     }
 }
