@@ -22,6 +22,7 @@ mod reliability;
 mod rootfs;
 mod ssh;
 mod state;
+mod state_postgres;
 mod status;
 mod store;
 mod testbed;
