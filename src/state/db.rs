@@ -5,9 +5,10 @@
 //! `state` sees its types.
 
 use super::schema;
+use super::sql::{DbError, Query};
 use crate::diag::{IoContext, io_error};
 use crate::{Error, Result};
-use rusqlite::{Connection, ErrorCode, OpenFlags};
+use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -35,15 +36,63 @@ pub(crate) struct Shared {
 impl Shared {
     /// The connection. A panic while it was held leaves it usable (an unfinished
     /// rusqlite transaction rolls back when dropped), so poisoning is not an error here.
-    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
+    fn conn(&self) -> MutexGuard<'_, Connection> {
         self.conn
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Turns a SQLite error into ours, naming the state file.
-    pub(crate) fn err(&self, action: &str, e: rusqlite::Error) -> Error {
-        sql_error(&self.path, action, e)
+    /// Turns a database error into ours, naming the state file.
+    pub(crate) fn err(&self, action: &str, e: impl Into<DbError>) -> Error {
+        match e.into() {
+            DbError::Sqlite(e) => sql_error(&self.path, action, e),
+            DbError::Column(why) => Error::msg(format!(
+                "state database {} is damaged: {action}: {why}",
+                self.path.display()
+            ))
+            .hint(
+                "restore the state from a backup; sealer never repairs or replaces a damaged state",
+            ),
+        }
+    }
+
+    /// Runs `f` in one read transaction: everything it reads is from the same version.
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&dyn Query) -> Result<T>) -> Result<T> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.err("cannot read", e))?;
+        f(&*tx)
+    }
+
+    /// Runs `f` in one write transaction (`BEGIN IMMEDIATE`: the write lock is taken first,
+    /// so what `f` reads is not changed by another writer before it commits), and commits
+    /// it. An error from `f` rolls everything back.
+    pub(crate) fn write<T>(
+        &self,
+        begin: &str,
+        commit: &str,
+        f: impl FnOnce(&dyn Query) -> Result<T>,
+    ) -> Result<T> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.err(begin, e))?;
+        let out = f(&*tx)?;
+        tx.commit().map_err(|e| self.err(commit, e))?;
+        Ok(out)
+    }
+
+    /// After digests were rewritten: free pages of the file (from writes of a sealer without
+    /// `secure_delete`) and the WAL still hold the old bytes. Rebuilds the file (once, in
+    /// memory) and empties the WAL, so they leave the disk now. A reader in another process
+    /// can keep the WAL from emptying: the next write's checkpoint does.
+    pub(crate) fn compact(&self, rewritten: bool) -> Result<()> {
+        let conn = self.conn();
+        if rewritten {
+            conn.execute_batch("PRAGMA temp_store = MEMORY; VACUUM;")
+                .map_err(|e| self.err("cannot compact", e))?;
+        }
+        let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        Ok(())
     }
 }
 

@@ -8,6 +8,7 @@
 //! `break_lock` (the operator's `sealer state unlock ID`) removes it.
 
 use super::db::Shared;
+use super::sql::vals;
 use crate::{Error, Result};
 use std::fmt;
 use std::path::Path;
@@ -125,10 +126,11 @@ impl fmt::Debug for StateLock {
 }
 
 fn delete_own_row(shared: &Shared, id: &str) -> Result<()> {
-    shared
-        .conn()
-        .execute("DELETE FROM locks WHERE id = ?1", [id])
-        .map_err(|e| shared.err("cannot release the lock in", e))?;
+    let action = "cannot release the lock in";
+    shared.write(action, action, |q| {
+        q.execute("DELETE FROM locks WHERE id = ?1", vals![id])
+            .map_err(|e| shared.err(action, e))
+    })?;
     Ok(())
 }
 
