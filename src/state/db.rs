@@ -29,23 +29,81 @@ const SQLITE_HEADER_LEN: usize = 100;
 /// The open database, shared by the store and the locks it hands out (a lock deletes its
 /// row when dropped, possibly after the store itself was dropped).
 pub(crate) struct Shared {
+    /// The file; for PostgreSQL, the URL without its password (what messages name).
     pub(crate) path: PathBuf,
-    conn: Mutex<Connection>,
+    conn: Conn,
+}
+
+/// The connection of either backend.
+enum Conn {
+    Sqlite(Mutex<Connection>),
+    Postgres(Mutex<postgres::Client>),
+}
+
+/// A connection's mutex. A panic while it was held leaves the connection usable (an
+/// unfinished transaction rolls back when dropped), so poisoning is not an error here.
+fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Shared {
-    /// The connection. A panic while it was held leaves it usable (an unfinished
-    /// rusqlite transaction rolls back when dropped), so poisoning is not an error here.
-    fn conn(&self) -> MutexGuard<'_, Connection> {
-        self.conn
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// A PostgreSQL state, opened with [`super::pg::connect`] and checked.
+    pub(crate) fn postgres(location: String, client: postgres::Client) -> Shared {
+        Shared {
+            path: PathBuf::from(location),
+            conn: Conn::Postgres(Mutex::new(client)),
+        }
+    }
+
+    /// Takes the session advisory lock `key` if it is free (PostgreSQL only).
+    pub(crate) fn advisory_try_lock(&self, key: i64) -> Result<bool> {
+        self.advisory("SELECT pg_try_advisory_lock($1)", key)
+    }
+
+    /// Releases the session advisory lock `key` this connection holds.
+    pub(crate) fn advisory_unlock(&self, key: i64) -> Result<()> {
+        self.advisory("SELECT pg_advisory_unlock($1)", key)
+            .map(|_| ())
+    }
+
+    /// Whether some session holds the advisory lock `key` (a bigint key is split into
+    /// `classid`, its high 32 bits, and `objid`, its low ones, with `objsubid` 1).
+    pub(crate) fn advisory_held(&self, key: i64) -> Result<bool> {
+        let Conn::Postgres(m) = &self.conn else {
+            return Ok(false);
+        };
+        let bits = key as u64;
+        let (high, low) = ((bits >> 32) as i64, (bits & 0xffff_ffff) as i64);
+        guard(m)
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory'
+                   AND granted AND objsubid = 1 AND classid::bigint = $1 AND objid::bigint = $2)",
+                &[&high, &low],
+            )
+            .map(|r| r.get(0))
+            .map_err(|e| self.err("cannot read the locks of", e))
+    }
+
+    fn advisory(&self, sql: &str, key: i64) -> Result<bool> {
+        let Conn::Postgres(m) = &self.conn else {
+            return Ok(false);
+        };
+        guard(m)
+            .query_one(sql, &[&key])
+            .map(|r| r.get(0))
+            .map_err(|e| self.err("cannot lock", e))
+    }
+
+    /// Whether this state lives in PostgreSQL.
+    pub(crate) fn is_postgres(&self) -> bool {
+        matches!(self.conn, Conn::Postgres(_))
     }
 
     /// Turns a database error into ours, naming the state file.
     pub(crate) fn err(&self, action: &str, e: impl Into<DbError>) -> Error {
         match e.into() {
             DbError::Sqlite(e) => sql_error(&self.path, action, e),
+            DbError::Postgres(e) => super::pg::pg_error(&self.path.to_string_lossy(), action, &e),
             DbError::Column(why) => Error::msg(format!(
                 "state database {} is damaged: {action}: {why}",
                 self.path.display()
@@ -58,9 +116,23 @@ impl Shared {
 
     /// Runs `f` in one read transaction: everything it reads is from the same version.
     pub(crate) fn read<T>(&self, f: impl FnOnce(&dyn Query) -> Result<T>) -> Result<T> {
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(|e| self.err("cannot read", e))?;
-        f(&*tx)
+        match &self.conn {
+            Conn::Sqlite(m) => {
+                let mut conn = guard(m);
+                let tx = conn.transaction().map_err(|e| self.err("cannot read", e))?;
+                f(&*tx)
+            }
+            Conn::Postgres(m) => {
+                let mut client = guard(m);
+                let tx = super::pg::read_tx(&mut client).map_err(|e| self.err("cannot read", e))?;
+                let q = super::pg::PgTx(std::cell::RefCell::new(tx));
+                let out = f(&q)?;
+                q.0.into_inner()
+                    .commit()
+                    .map_err(|e| self.err("cannot read", e))?;
+                Ok(out)
+            }
+        }
     }
 
     /// Runs `f` in one write transaction (`BEGIN IMMEDIATE`: the write lock is taken first,
@@ -72,21 +144,37 @@ impl Shared {
         commit: &str,
         f: impl FnOnce(&dyn Query) -> Result<T>,
     ) -> Result<T> {
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| self.err(begin, e))?;
-        let out = f(&*tx)?;
-        tx.commit().map_err(|e| self.err(commit, e))?;
-        Ok(out)
+        match &self.conn {
+            Conn::Sqlite(m) => {
+                let mut conn = guard(m);
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(|e| self.err(begin, e))?;
+                let out = f(&*tx)?;
+                tx.commit().map_err(|e| self.err(commit, e))?;
+                Ok(out)
+            }
+            Conn::Postgres(m) => {
+                let mut client = guard(m);
+                let tx = super::pg::write_tx(&mut client).map_err(|e| self.err(begin, e))?;
+                let q = super::pg::PgTx(std::cell::RefCell::new(tx));
+                let out = f(&q)?;
+                q.0.into_inner().commit().map_err(|e| self.err(commit, e))?;
+                Ok(out)
+            }
+        }
     }
 
     /// After digests were rewritten: free pages of the file (from writes of a sealer without
     /// `secure_delete`) and the WAL still hold the old bytes. Rebuilds the file (once, in
     /// memory) and empties the WAL, so they leave the disk now. A reader in another process
     /// can keep the WAL from emptying: the next write's checkpoint does.
+    /// PostgreSQL reclaims dead rows itself (autovacuum): nothing to do there.
     pub(crate) fn compact(&self, rewritten: bool) -> Result<()> {
-        let conn = self.conn();
+        let Conn::Sqlite(m) = &self.conn else {
+            return Ok(());
+        };
+        let conn = guard(m);
         if rewritten {
             conn.execute_batch("PRAGMA temp_store = MEMORY; VACUUM;")
                 .map_err(|e| self.err("cannot compact", e))?;
@@ -121,7 +209,7 @@ pub(crate) fn open_existing(path: &Path) -> Result<Option<Shared>> {
     schema::check_and_migrate(&mut conn, path)?;
     Ok(Some(Shared {
         path: path.to_path_buf(),
-        conn: Mutex::new(conn),
+        conn: Conn::Sqlite(Mutex::new(conn)),
     }))
 }
 
@@ -140,8 +228,8 @@ pub(crate) fn open_or_create(path: &Path) -> Result<Shared> {
     };
     // WAL keeps readers (plan) from blocking the writer (apply). The mode is stored in the
     // file, so this only changes something for a file that was switched back by hand.
-    {
-        let conn = shared.conn();
+    if let Conn::Sqlite(m) = &shared.conn {
+        let conn = guard(m);
         let mode: String = conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .map_err(|e| shared.err("cannot read the journal mode of", e))?;

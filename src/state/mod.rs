@@ -28,6 +28,7 @@
 mod db;
 mod ids;
 mod lock;
+mod pg;
 mod rows;
 mod schema;
 mod secrets;
@@ -208,6 +209,33 @@ impl StateStore {
     pub fn open_or_create(path: &Path) -> Result<StateStore> {
         Ok(StateStore {
             shared: Arc::new(db::open_or_create(path)?),
+            command: None,
+        })
+    }
+
+    /// Opens the PostgreSQL state at `url` (`postgres://USER[:PASSWORD]@HOST[:PORT]/DB`;
+    /// without a password in the URL, `PGPASSWORD` gives it) for reading: `Ok(None)` when
+    /// the database holds no sealer state, and then nothing is created in it. A database
+    /// with other tables and no sealer schema, or a newer schema, is an error; an older
+    /// schema is migrated, in one transaction.
+    pub fn open_existing_postgres(url: &str) -> Result<Option<StateStore>> {
+        let (mut client, location) = pg::connect(url)?;
+        if !pg::check_and_migrate(&mut client, &location, false)? {
+            return Ok(None);
+        }
+        Ok(Some(StateStore {
+            shared: Arc::new(db::Shared::postgres(location, client)),
+            command: None,
+        }))
+    }
+
+    /// Opens the PostgreSQL state at `url` for writing, creating the schema (and the digest
+    /// key) in an empty database. Checked as in [`StateStore::open_existing_postgres`].
+    pub fn open_or_create_postgres(url: &str) -> Result<StateStore> {
+        let (mut client, location) = pg::connect(url)?;
+        pg::check_and_migrate(&mut client, &location, true)?;
+        Ok(StateStore {
+            shared: Arc::new(db::Shared::postgres(location, client)),
             command: None,
         })
     }
@@ -652,6 +680,9 @@ impl StateStore {
     pub fn lock(&self, cluster: &str, holder: &LockHolder, timeout: Duration) -> Result<StateLock> {
         let id = ids::new_lock_id()?;
         let start = Instant::now();
+        if self.shared.is_postgres() {
+            return self.lock_postgres(cluster, holder, &id, start, timeout);
+        }
         let file = lock::open_lock_file(&self.shared.path, cluster)?;
         loop {
             match file.try_lock() {
@@ -678,7 +709,7 @@ impl StateStore {
             std::thread::sleep(lock::POLL_INTERVAL.min(timeout - waited));
         }
         loop {
-            match self.try_lock(cluster, holder, &id)? {
+            match self.try_lock(cluster, holder, &id, false)? {
                 Ok((info, took_over)) => {
                     return Ok(StateLock {
                         shared: Arc::clone(&self.shared),
@@ -686,7 +717,7 @@ impl StateStore {
                         info,
                         released: false,
                         took_over,
-                        _file: file,
+                        guard: lock::Guard::File(file),
                     });
                 }
                 Err(current) => {
@@ -700,22 +731,74 @@ impl StateStore {
         }
     }
 
-    /// One attempt, holding the OS lock: `Ok(Ok((taken, row taken over)))`, or
-    /// `Ok(Err(current holder))`. A row of this host whose process is gone is the lock of a
-    /// holder that died (it held the OS lock, now ours): it is replaced.
+    /// PostgreSQL: the cluster's session advisory lock, then the row saying who holds it.
+    /// Whoever held the advisory lock before is gone (the server let it go with their
+    /// session), so a row found under it is a dead holder's and is taken over.
+    fn lock_postgres(
+        &self,
+        cluster: &str,
+        holder: &LockHolder,
+        id: &str,
+        start: Instant,
+        timeout: Duration,
+    ) -> Result<StateLock> {
+        let key = lock::advisory_key(cluster);
+        loop {
+            if self.shared.advisory_try_lock(key)? {
+                let taken = match self.try_lock(cluster, holder, id, true) {
+                    Ok(Ok(taken)) => taken,
+                    // Not reached: with `replace_any` any row is replaced.
+                    Ok(Err(current)) => {
+                        let _ = self.shared.advisory_unlock(key);
+                        return Err(lock::locked_error(cluster, &current, start.elapsed()));
+                    }
+                    Err(e) => {
+                        let _ = self.shared.advisory_unlock(key);
+                        return Err(e);
+                    }
+                };
+                let (info, took_over) = taken;
+                return Ok(StateLock {
+                    shared: Arc::clone(&self.shared),
+                    cluster: cluster.to_string(),
+                    info,
+                    released: false,
+                    took_over,
+                    guard: lock::Guard::Advisory(key),
+                });
+            }
+            let waited = start.elapsed();
+            if waited >= timeout {
+                return Err(match self.current_lock(cluster)? {
+                    Some(current) => lock::locked_error(cluster, &current, waited),
+                    None => Error::msg(format!(
+                        "state of cluster {cluster:?} is locked by a sealer that has not written who it is yet"
+                    ))
+                    .hint("a sealer is starting, or its lock row was removed with `sealer state unlock` while it still runs: wait for it, or wait longer with --lock-timeout DURATION"),
+                });
+            }
+            std::thread::sleep(lock::POLL_INTERVAL.min(timeout - waited));
+        }
+    }
+
+    /// One attempt, holding the OS lock (or the advisory lock): `Ok(Ok((taken, row taken
+    /// over)))`, or `Ok(Err(current holder))`. A row of this host whose process is gone is
+    /// the lock of a holder that died (it held the OS lock, now ours): it is replaced; with
+    /// `replace_any`, any row is.
     #[allow(clippy::type_complexity)]
     fn try_lock(
         &self,
         cluster: &str,
         holder: &LockHolder,
         id: &str,
+        replace_any: bool,
     ) -> Result<Result<(LockInfo, Option<LockInfo>), LockInfo>> {
         let shared = &self.shared;
         let action = "cannot lock";
         shared.write(action, action, |q| {
             let mut took_over = None;
             if let Some(current) = read_lock(q, cluster).map_err(|e| shared.err("cannot read", e))? {
-                if !current.is_stale() {
+                if !replace_any && !current.is_stale() {
                     return Ok(Err(current));
                 }
                 q.execute("DELETE FROM locks WHERE id = ?1", vals![&current.id])
@@ -763,6 +846,10 @@ impl StateStore {
         let Some(current) = self.current_lock(cluster)? else {
             return Ok(None);
         };
+        if self.shared.is_postgres() {
+            let held = self.shared.advisory_held(lock::advisory_key(cluster))?;
+            return Ok(held.then_some(current));
+        }
         if current.host != lock::host_name() {
             return Ok(Some(current));
         }

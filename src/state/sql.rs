@@ -142,6 +142,7 @@ fn mismatch(i: usize, wanted: &str, got: &Value) -> DbError {
 #[derive(Debug)]
 pub(crate) enum DbError {
     Sqlite(rusqlite::Error),
+    Postgres(postgres::Error),
     /// A value of the wrong type: the schema's checks make this a damaged database.
     Column(String),
 }
@@ -156,6 +157,7 @@ impl fmt::Display for DbError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DbError::Sqlite(e) => e.fmt(f),
+            DbError::Postgres(e) => e.fmt(f),
             DbError::Column(why) => f.write_str(why),
         }
     }

@@ -240,3 +240,365 @@ fn postgres_schema_refuses_the_rows_the_sqlite_schema_refuses() {
         );
     }
 }
+
+// The store on PostgreSQL, through its public API: what one connection writes another
+// reads, lineage and serial rules, locks between stores and processes (a `kill -9` of the
+// holder frees its lock), and a connection lost mid-operation.
+
+use sealer::resource::{Recorded, ResourceType, Status};
+use sealer::state::{LockHolder, Operation, StateKey};
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const HELPER_ENV: &str = "SEALER_IT_PG_HELPER";
+const HELPER_URL_ENV: &str = "SEALER_IT_PG_URL";
+const HELPER_READY_ENV: &str = "SEALER_IT_PG_READY";
+
+fn host(ip: &str) -> Recorded {
+    Recorded {
+        address: format!("host.{ip}"),
+        resource_type: ResourceType::Host,
+        host: Some(ip.to_string()),
+        attributes: BTreeMap::from([
+            ("arch".to_string(), json!("amd64")),
+            (
+                "password".to_string(),
+                json!(sealer::image::layout::sha256_digest(b"hunter2")),
+            ),
+        ]),
+        sensitive: BTreeSet::from(["password".to_string()]),
+        status: Status::Ready,
+        depends_on: Vec::new(),
+        drift: None,
+    }
+}
+
+#[test]
+fn an_empty_database_is_no_state_until_a_writer_creates_the_schema() {
+    let pg = Postgres::shared();
+    let database = pg.new_database();
+    let url = pg.url(&database);
+    assert!(StateStore::open_existing_postgres(&url).unwrap().is_none());
+    assert_eq!(
+        pg.psql(
+            &database,
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+        )
+        .trim(),
+        "0",
+        "a reader creates nothing"
+    );
+    let store = StateStore::open_or_create_postgres(&url).unwrap();
+    assert!(store.clusters().unwrap().is_empty());
+    assert_eq!(
+        pg.psql(
+            &database,
+            "SELECT application_id, version FROM sealer_schema"
+        )
+        .trim(),
+        format!("1397047628|{}", sealer::state::schema_version())
+    );
+    assert_eq!(
+        pg.psql(&database, "SELECT octet_length(key) FROM digest_key")
+            .trim(),
+        "32"
+    );
+    // Opening again migrates nothing and keeps the key.
+    let key = pg.psql(&database, "SELECT encode(key, 'hex') FROM digest_key");
+    drop(StateStore::open_or_create_postgres(&url).unwrap());
+    assert_eq!(
+        pg.psql(&database, "SELECT encode(key, 'hex') FROM digest_key"),
+        key
+    );
+}
+
+#[test]
+fn a_foreign_or_newer_database_is_refused_and_left_alone() {
+    let pg = Postgres::shared();
+    let foreign = pg.new_database();
+    pg.psql(&foreign, "CREATE TABLE invoices (id bigint)");
+    let err = StateStore::open_or_create_postgres(&pg.url(&foreign)).unwrap_err();
+    assert!(
+        err.to_string().contains("holds tables but no sealer state"),
+        "{err}"
+    );
+    assert_eq!(
+        pg.psql(
+            &foreign,
+            "SELECT string_agg(tablename, ',') FROM pg_tables WHERE schemaname = 'public'"
+        )
+        .trim(),
+        "invoices"
+    );
+
+    let newer = pg.new_database();
+    drop(StateStore::open_or_create_postgres(&pg.url(&newer)).unwrap());
+    pg.psql(&newer, "UPDATE sealer_schema SET version = 99");
+    let err = StateStore::open_existing_postgres(&pg.url(&newer)).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("schema version 99, newer than this sealer understands"),
+        "{err}"
+    );
+    // The password never appears in what names the database.
+    assert!(
+        !err.to_string().contains(crate::support::postgres::PASSWORD),
+        "{err}"
+    );
+}
+
+#[test]
+fn two_stores_on_one_database_share_the_state_and_its_lineage_and_serials() {
+    let pg = Postgres::shared();
+    let url = pg.url(&pg.new_database());
+    let a = StateStore::open_or_create_postgres(&url)
+        .unwrap()
+        .for_command("apply");
+    let b = StateStore::open_or_create_postgres(&url).unwrap();
+    let created = a.create_cluster("c").unwrap();
+    assert_eq!(created.serial, 1);
+    assert_eq!(a.commit("c", &host("10.0.0.2")).unwrap(), 2);
+    assert_eq!(a.taint("c", "host.10.0.0.2").unwrap(), 3);
+    assert_eq!(
+        a.set_applied_config("c", &json!({"images": ["b", "a"], "z": 1.5}))
+            .unwrap(),
+        4
+    );
+    let key = StateKey::new("0123456789abcdef0123").unwrap();
+    assert_eq!(a.put_secret("c", "token", "s3cret", Some(&key)).unwrap(), 5);
+
+    let seen = b
+        .cluster("c")
+        .unwrap()
+        .expect("b sees the cluster a created");
+    assert_eq!(seen.lineage, created.lineage);
+    assert_eq!(seen.serial, 5);
+    assert_eq!(seen.resources["host.10.0.0.2"].status, Status::Tainted);
+    assert_eq!(
+        seen.resources["host.10.0.0.2"].attributes,
+        host("10.0.0.2").attributes
+    );
+    // The JSON as written: key order and numbers kept.
+    assert_eq!(
+        serde_json::to_string(&seen.applied_config.unwrap()).unwrap(),
+        r#"{"images":["b","a"],"z":1.5}"#
+    );
+    assert_eq!(
+        b.get_secret("c", "token", Some(&key))
+            .unwrap()
+            .unwrap()
+            .expose(),
+        "s3cret"
+    );
+    assert_eq!(b.digest_key().unwrap(), a.digest_key().unwrap());
+
+    let history = b.history("c").unwrap();
+    let ops: Vec<Operation> = history.iter().map(|v| v.operation).collect();
+    assert_eq!(
+        ops,
+        [
+            Operation::Create,
+            Operation::Commit,
+            Operation::Taint,
+            Operation::Config,
+            Operation::Secret
+        ]
+    );
+    assert!(
+        history
+            .iter()
+            .all(|v| v.command.as_deref() == Some("apply"))
+    );
+    assert!(
+        history
+            .iter()
+            .all(|v| v.at.ends_with('Z') && v.at.len() == 20),
+        "{history:?}"
+    );
+
+    // A name is one cluster; a second create is refused whoever asks.
+    let err = b.create_cluster("c").unwrap_err();
+    assert!(err.to_string().contains(&created.lineage), "{err}");
+    assert_eq!(b.remove("c", "host.10.0.0.2").unwrap(), 6);
+    assert!(a.cluster("c").unwrap().unwrap().resources.is_empty());
+    assert_eq!(a.clusters().unwrap()[0].serial, 6);
+}
+
+#[test]
+fn a_lock_excludes_another_store_names_its_holder_and_goes_when_dropped() {
+    let pg = Postgres::shared();
+    let url = pg.url(&pg.new_database());
+    let a = StateStore::open_or_create_postgres(&url).unwrap();
+    let b = StateStore::open_or_create_postgres(&url).unwrap();
+    let holder = LockHolder {
+        operation: "apply".to_string(),
+        pid: 4242,
+        host: "machine-a".to_string(),
+    };
+    let lock = a.lock("c", &holder, Duration::ZERO).unwrap();
+    let err = b
+        .lock(
+            "c",
+            &LockHolder::this_process("apply"),
+            Duration::from_millis(300),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("locked by pid 4242 on host machine-a"),
+        "{err}"
+    );
+    assert!(err.contains(&lock.info().id), "{err}");
+    assert_eq!(
+        b.running("c").unwrap().map(|l| l.id),
+        Some(lock.info().id.clone())
+    );
+    // Another cluster is not locked.
+    drop(
+        b.lock("d", &LockHolder::this_process("apply"), Duration::ZERO)
+            .unwrap(),
+    );
+
+    drop(lock);
+    assert_eq!(b.running("c").unwrap(), None);
+    let taken = b
+        .lock("c", &LockHolder::this_process("apply"), Duration::ZERO)
+        .unwrap();
+    assert!(taken.took_over().is_none());
+    assert_eq!(a.current_lock("c").unwrap().unwrap().id, taken.info().id);
+    taken.release().unwrap();
+    assert_eq!(a.current_lock("c").unwrap(), None);
+}
+
+#[test]
+fn kill_9_of_the_holder_frees_the_lock_and_the_next_takes_it_over() {
+    let pg = Postgres::shared();
+    let database = pg.new_database();
+    let url = pg.url(&database);
+    let dir = tempfile::tempdir().unwrap();
+    let ready = dir.path().join("ready");
+    // The helper gets its password from PGPASSWORD, not from the URL.
+    let mut child = spawn_helper(
+        &format!("{}/{database}", pg.url_without_database(false)),
+        &ready,
+    );
+    let id = wait_ready(&ready, &mut child);
+    let b = StateStore::open_or_create_postgres(&url).unwrap();
+    let err = b
+        .lock("c", &LockHolder::this_process("apply"), Duration::ZERO)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&format!("pid {}", child.id())), "{err}");
+    assert!(err.contains(&id), "{err}");
+
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The server notices the closed connection and lets the advisory lock go.
+    let lock = b
+        .lock(
+            "c",
+            &LockHolder::this_process("apply"),
+            Duration::from_secs(30),
+        )
+        .unwrap();
+    assert_eq!(lock.took_over().map(|l| l.id.as_str()), Some(id.as_str()));
+}
+
+#[test]
+fn a_lost_connection_fails_the_write_cleanly_and_frees_the_lock() {
+    let pg = Postgres::shared();
+    let database = pg.new_database();
+    let url = pg.url(&database);
+    let a = StateStore::open_or_create_postgres(&url).unwrap();
+    let lock = a
+        .lock("c", &LockHolder::this_process("apply"), Duration::ZERO)
+        .unwrap();
+    a.create_cluster("c").unwrap();
+    assert_eq!(a.commit("c", &host("10.0.0.2")).unwrap(), 2);
+
+    // The server ends a's session, as a restart or a network cut would.
+    pg.psql(
+        &database,
+        &format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{database}' AND pid <> pg_backend_pid()"
+        ),
+    );
+    let err = a.commit("c", &host("10.0.0.3")).unwrap_err();
+    let text = format!("{err:?}");
+    assert!(text.contains("connection to PostgreSQL failed"), "{text}");
+    assert!(!text.contains(crate::support::postgres::PASSWORD), "{text}");
+    drop(lock);
+
+    // The next sealer: the lock is free (its holder's session is gone), the state holds
+    // every committed step and nothing of the failed one.
+    let b = StateStore::open_or_create_postgres(&url).unwrap();
+    let next = b
+        .lock("c", &LockHolder::this_process("apply"), Duration::ZERO)
+        .unwrap();
+    assert!(next.took_over().is_some(), "a's row is a dead session's");
+    let state = b.cluster("c").unwrap().unwrap();
+    assert_eq!(state.serial, 2);
+    assert_eq!(
+        state.resources.keys().collect::<Vec<_>>(),
+        ["host.10.0.0.2"]
+    );
+    assert_eq!(b.commit("c", &host("10.0.0.3")).unwrap(), 3);
+}
+
+fn spawn_helper(url: &str, ready: &std::path::Path) -> Child {
+    Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "state_postgres::pg_state_helper_process",
+            "--exact",
+            "--ignored",
+            "--test-threads=1",
+        ])
+        .env(HELPER_ENV, "hold")
+        .env(HELPER_URL_ENV, url)
+        .env(HELPER_READY_ENV, ready)
+        .env("PGPASSWORD", crate::support::postgres::PASSWORD)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn helper")
+}
+
+fn wait_ready(ready: &std::path::Path, child: &mut Child) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(id) = std::fs::read_to_string(ready) {
+            return id;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("helper exited early: {status}");
+        }
+        assert!(Instant::now() < deadline, "helper never took the lock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+#[ignore = "helper process of the PostgreSQL state tests; does nothing unless they spawn it"]
+fn pg_state_helper_process() {
+    let (Ok(_), Ok(url), Ok(ready)) = (
+        std::env::var(HELPER_ENV),
+        std::env::var(HELPER_URL_ENV),
+        std::env::var(HELPER_READY_ENV),
+    ) else {
+        return;
+    };
+    let store = StateStore::open_or_create_postgres(&url).unwrap();
+    let lock = store
+        .lock("c", &LockHolder::this_process("apply"), Duration::ZERO)
+        .unwrap();
+    let tmp = format!("{ready}.tmp");
+    std::fs::write(&tmp, &lock.info().id).unwrap();
+    std::fs::rename(&tmp, &ready).unwrap();
+    // Held until killed (bounded in case nobody does).
+    std::thread::sleep(Duration::from_secs(60));
+    drop(lock);
+}

@@ -213,3 +213,30 @@ fn unprivileged_ids() -> (u32, u32) {
         })
         .expect("a `nobody` user in /etc/passwd")
 }
+
+impl Postgres {
+    /// The URL of `database` on this server, its password in it (tests run in parallel
+    /// threads of one process, so they do not set `PGPASSWORD` for each other).
+    pub fn url(&self, database: &str) -> String {
+        format!("{}/{database}", self.url_without_database(true))
+    }
+
+    /// `postgres://sealer[:password]@%2F...socket-dir`, without the password when `password`
+    /// is false (for tests of `PGPASSWORD`).
+    pub fn url_without_database(&self, password: bool) -> String {
+        let host: String = self
+            .dir
+            .to_string_lossy()
+            .chars()
+            .map(|c| match c {
+                '/' => "%2F".to_string(),
+                c => c.to_string(),
+            })
+            .collect();
+        if password {
+            format!("postgres://{USER}:{PASSWORD}@{host}")
+        } else {
+            format!("postgres://{USER}@{host}")
+        }
+    }
+}
