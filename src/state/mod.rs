@@ -25,6 +25,7 @@
 //! All calls block on SQLite (and `lock` sleeps while it waits): async callers run them on a
 //! blocking thread. A `StateStore` is `Send + Sync`; calls are serialized internally.
 
+mod copy;
 mod db;
 mod ids;
 mod lock;
@@ -36,6 +37,7 @@ mod sql;
 #[cfg(test)]
 mod tests;
 
+pub use copy::CopiedCluster;
 pub use lock::{LockHolder, LockInfo, StateLock};
 pub use schema::current_version as schema_version;
 pub use secrets::{Secret, StateKey};

@@ -602,3 +602,73 @@ fn pg_state_helper_process() {
     std::thread::sleep(Duration::from_secs(60));
     drop(lock);
 }
+
+#[test]
+fn a_state_copies_between_backends_whole_and_never_over_another_lineage() {
+    let pg = Postgres::shared();
+    let (_dir, path, _) = sqlite_schema();
+    let file = StateStore::open_or_create(&path)
+        .unwrap()
+        .for_command("apply");
+    let key = StateKey::new("0123456789abcdef0123").unwrap();
+    file.create_cluster("c").unwrap();
+    file.commit("c", &host("10.0.0.2")).unwrap();
+    file.set_applied_config("c", &json!({"b": 1, "a": [2]}))
+        .unwrap();
+    file.put_secret("c", "token", "s3cret", Some(&key)).unwrap();
+    file.create_cluster("d").unwrap();
+
+    let url = pg.url(&pg.new_database());
+    let db = StateStore::open_or_create_postgres(&url).unwrap();
+    let report = file.copy_to(&db).unwrap();
+    assert_eq!(
+        report
+            .iter()
+            .map(|c| (c.name.as_str(), c.serial, c.copied))
+            .collect::<Vec<_>>(),
+        [("c", 4, true), ("d", 1, true)]
+    );
+    for name in ["c", "d"] {
+        assert_eq!(
+            db.cluster(name).unwrap(),
+            file.cluster(name).unwrap(),
+            "{name}"
+        );
+        assert_eq!(
+            db.history(name).unwrap(),
+            file.history(name).unwrap(),
+            "{name}"
+        );
+    }
+    assert_eq!(db.digest_key().unwrap(), file.digest_key().unwrap());
+    assert_eq!(
+        db.get_secret("c", "token", Some(&key))
+            .unwrap()
+            .unwrap()
+            .expose(),
+        "s3cret"
+    );
+    // Again: nothing to copy, nothing changed.
+    assert!(file.copy_to(&db).unwrap().iter().all(|c| !c.copied));
+    // And back, into a new file.
+    let back_dir = tempfile::tempdir().unwrap();
+    let back = StateStore::open_or_create(&back_dir.path().join("state.db")).unwrap();
+    db.copy_to(&back).unwrap();
+    assert_eq!(back.cluster("c").unwrap(), file.cluster("c").unwrap());
+    assert_eq!(back.history("c").unwrap(), file.history("c").unwrap());
+
+    // Another cluster named "c" (another lineage) is never overwritten.
+    let other_url = pg.url(&pg.new_database());
+    let other = StateStore::open_or_create_postgres(&other_url).unwrap();
+    let theirs = other.create_cluster("c").unwrap();
+    let err = file.copy_to(&other).unwrap_err().to_string();
+    assert!(err.contains("of another lineage"), "{err}");
+    let still = other.cluster("c").unwrap().unwrap();
+    assert_eq!((still.lineage, still.serial), (theirs.lineage, 1));
+    assert!(other.cluster("d").unwrap().is_none(), "nothing was copied");
+
+    // The same lineage moved on in the target: refused too.
+    file.commit("d", &host("10.0.0.9")).unwrap();
+    let err = file.copy_to(&db).unwrap_err().to_string();
+    assert!(err.contains("serial 1, the source at serial 2"), "{err}");
+}
