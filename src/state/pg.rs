@@ -303,10 +303,12 @@ pub(crate) fn connect(url: &str) -> Result<(postgres::Client, String)> {
         ))
         .hint("write it as postgres://USER@HOST/DATABASE")
     })?;
-    if config.get_password().is_none()
-        && let Ok(password) = std::env::var("PGPASSWORD")
-    {
-        config.password(password);
+    if config.get_password().is_none() {
+        if let Ok(password) = std::env::var("PGPASSWORD") {
+            config.password(password);
+        } else if let Some(password) = pgpass_password(&config) {
+            config.password(password);
+        }
     }
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(std::time::Duration::from_secs(10));
@@ -331,4 +333,75 @@ pub(crate) fn redact(url: &str) -> String {
         }
         None => url.to_string(),
     }
+}
+
+/// The most a password file may hold; anything longer is not one.
+const PGPASS_MAX: u64 = 1 << 20;
+
+/// The password `~/.pgpass` (or `$PGPASSFILE`) gives for this connection, as libpq reads
+/// it: the first line `HOST:PORT:DATABASE:USER:PASSWORD` whose fields match (`*` matches
+/// anything; `\:` and `\\` are a literal `:` and `\`). Like libpq, a file that others can
+/// read is ignored (a warning would need the CLI; the connection then fails without a
+/// password, naming the server's complaint).
+fn pgpass_password(config: &postgres::Config) -> Option<String> {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let path = match std::env::var_os("PGPASSFILE") {
+        Some(p) => std::path::PathBuf::from(p),
+        None => std::path::PathBuf::from(std::env::var_os("HOME")?).join(".pgpass"),
+    };
+    let file = std::fs::File::open(&path).ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() || meta.permissions().mode() & 0o077 != 0 {
+        return None;
+    }
+    let mut text = String::new();
+    file.take(PGPASS_MAX).read_to_string(&mut text).ok()?;
+    let host = match config.get_hosts().first()? {
+        postgres::config::Host::Tcp(name) => name.clone(),
+        postgres::config::Host::Unix(dir) => dir.to_string_lossy().into_owned(),
+    };
+    let port = config
+        .get_ports()
+        .first()
+        .copied()
+        .unwrap_or(5432)
+        .to_string();
+    let user = config.get_user()?;
+    let database = config.get_dbname().unwrap_or(user);
+    pgpass_lookup(&text, [&host, &port, database, user])
+}
+
+/// The password of the first line of a password file matching `wanted` (host, port,
+/// database, user).
+pub(crate) fn pgpass_lookup(text: &str, wanted: [&str; 4]) -> Option<String> {
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty())
+        .find_map(|line| {
+            let fields = pgpass_fields(line);
+            let [host, port, database, user, password] = fields.as_slice() else {
+                return None;
+            };
+            [host, port, database, user]
+                .iter()
+                .zip(wanted)
+                .all(|(field, want)| field.as_str() == "*" || field.as_str() == want)
+                .then(|| password.clone())
+        })
+}
+
+fn pgpass_fields(line: &str) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut current = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => current.extend(chars.next()),
+            // The password is the rest of the line, colons and all.
+            ':' if fields.len() < 4 => fields.push(std::mem::take(&mut current)),
+            c => current.push(c),
+        }
+    }
+    fields.push(current);
+    fields
 }

@@ -560,3 +560,21 @@ fn advisory_keys_differ_per_cluster_and_are_stable() {
     assert_eq!(lock::advisory_key("c"), lock::advisory_key("c"));
     assert_ne!(lock::advisory_key("c"), lock::advisory_key("d"));
 }
+
+#[test]
+fn pgpass_lines_match_as_libpq_reads_them() {
+    let text = "# comment\n\
+                other:5432:*:op:nope\n\
+                db.example:5432:sealer:op:first\\:pw\n\
+                *:*:*:op:fallback:with:colons\n";
+    let want = |host, db, user| pg::pgpass_lookup(text, [host, "5432", db, user]);
+    assert_eq!(
+        want("db.example", "sealer", "op").as_deref(),
+        Some("first:pw")
+    );
+    assert_eq!(
+        want("db.example", "other", "op").as_deref(),
+        Some("fallback:with:colons")
+    );
+    assert_eq!(want("db.example", "sealer", "ci"), None);
+}

@@ -549,7 +549,15 @@ fn a_lost_connection_fails_the_write_cleanly_and_frees_the_lock() {
 }
 
 fn spawn_helper(url: &str, ready: &std::path::Path) -> Child {
-    Command::new(std::env::current_exe().expect("test binary"))
+    spawn_helper_with(url, ready, |c| {
+        c.env("PGPASSWORD", crate::support::postgres::PASSWORD);
+    })
+}
+
+fn spawn_helper_with(url: &str, ready: &std::path::Path, env: impl FnOnce(&mut Command)) -> Child {
+    let mut command = Command::new(std::env::current_exe().expect("test binary"));
+    env(&mut command);
+    command
         .args([
             "state_postgres::pg_state_helper_process",
             "--exact",
@@ -559,7 +567,6 @@ fn spawn_helper(url: &str, ready: &std::path::Path) -> Child {
         .env(HELPER_ENV, "hold")
         .env(HELPER_URL_ENV, url)
         .env(HELPER_READY_ENV, ready)
-        .env("PGPASSWORD", crate::support::postgres::PASSWORD)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -671,4 +678,37 @@ fn a_state_copies_between_backends_whole_and_never_over_another_lineage() {
     file.commit("d", &host("10.0.0.9")).unwrap();
     let err = file.copy_to(&db).unwrap_err().to_string();
     assert!(err.contains("serial 1, the source at serial 2"), "{err}");
+}
+
+#[test]
+fn the_password_comes_from_pgpass_when_neither_the_url_nor_pgpassword_gives_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let pg = Postgres::shared();
+    let database = pg.new_database();
+    let home = tempfile::tempdir().unwrap();
+    let pgpass = home.path().join(".pgpass");
+    std::fs::write(
+        &pgpass,
+        format!(
+            "*:*:{database}:{}:{}\n",
+            crate::support::postgres::USER,
+            crate::support::postgres::PASSWORD
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let ready = home.path().join("ready");
+    let url = format!("{}/{database}", pg.url_without_database(false));
+    let mut child = spawn_helper_with(&url, &ready, |c| {
+        c.env("HOME", home.path())
+            .env_remove("PGPASSWORD")
+            .env_remove("PGPASSFILE");
+    });
+    let id = wait_ready(&ready, &mut child);
+    let store = StateStore::open_existing_postgres(&pg.url(&database))
+        .unwrap()
+        .unwrap();
+    assert_eq!(store.current_lock("c").unwrap().unwrap().id, id);
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
