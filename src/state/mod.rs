@@ -1,5 +1,7 @@
 //! The state store: what sealer knows about each cluster it manages, in one SQLite file
-//! (`$SEALER_HOME/state.db`, or `--state PATH`).
+//! (`$SEALER_HOME/state.db`, or `--state PATH`), or in a PostgreSQL database
+//! ([`StateStore::open_or_create_postgres`]; `pg.rs`), both behind the same queries
+//! (`sql.rs`) and the same guarantees.
 //!
 //! Per cluster (by name) the state holds a **lineage** (a UUID v4 made when the cluster's
 //! state is created), a **serial** (incremented by every write, creation included), every
