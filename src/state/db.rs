@@ -37,7 +37,30 @@ pub(crate) struct Shared {
 /// The connection of either backend.
 enum Conn {
     Sqlite(Mutex<Connection>),
-    Postgres(Mutex<postgres::Client>),
+    /// `None` only while [`Shared`] is dropped.
+    Postgres(Mutex<Option<postgres::Client>>),
+}
+
+/// The client of a PostgreSQL connection (always there until the store is dropped).
+fn client(
+    conn: &mut Option<postgres::Client>,
+) -> std::result::Result<&mut postgres::Client, DbError> {
+    conn.as_mut()
+        .ok_or_else(|| DbError::Column("the connection was closed".to_string()))
+}
+
+impl Drop for Shared {
+    /// Closing a `postgres` client blocks on its runtime, which tokio refuses on a thread
+    /// that runs async tasks, where a store may well be dropped.
+    fn drop(&mut self) {
+        if let Conn::Postgres(m) = &mut self.conn {
+            let client = m
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+            super::pg::blocking(|| drop(client));
+        }
+    }
 }
 
 /// A connection's mutex. A panic while it was held leaves the connection usable (an
@@ -51,7 +74,7 @@ impl Shared {
     pub(crate) fn postgres(location: String, client: postgres::Client) -> Shared {
         Shared {
             path: PathBuf::from(location),
-            conn: Conn::Postgres(Mutex::new(client)),
+            conn: Conn::Postgres(Mutex::new(Some(client))),
         }
     }
 
@@ -74,22 +97,20 @@ impl Shared {
         };
         let bits = key as u64;
         let (high, low) = ((bits >> 32) as i64, (bits & 0xffff_ffff) as i64);
-        guard(m)
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory'
-                   AND granted AND objsubid = 1 AND classid::bigint = $1 AND objid::bigint = $2)",
-                &[&high, &low],
-            )
-            .map(|r| r.get(0))
-            .map_err(|e| self.err("cannot read the locks of", e))
+        let sql = "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory'
+                   AND granted AND objsubid = 1 AND classid::bigint = $1 AND objid::bigint = $2)";
+        super::pg::blocking(|| {
+            Ok::<_, DbError>(client(&mut guard(m))?.query_one(sql, &[&high, &low])?)
+        })
+        .map(|r| r.get(0))
+        .map_err(|e| self.err("cannot read the locks of", e))
     }
 
     fn advisory(&self, sql: &str, key: i64) -> Result<bool> {
         let Conn::Postgres(m) = &self.conn else {
             return Ok(false);
         };
-        guard(m)
-            .query_one(sql, &[&key])
+        super::pg::blocking(|| Ok::<_, DbError>(client(&mut guard(m))?.query_one(sql, &[&key])?))
             .map(|r| r.get(0))
             .map_err(|e| self.err("cannot lock", e))
     }
@@ -122,16 +143,18 @@ impl Shared {
                 let tx = conn.transaction().map_err(|e| self.err("cannot read", e))?;
                 f(&*tx)
             }
-            Conn::Postgres(m) => {
-                let mut client = guard(m);
-                let tx = super::pg::read_tx(&mut client).map_err(|e| self.err("cannot read", e))?;
+            Conn::Postgres(m) => super::pg::blocking(|| {
+                let mut conn = guard(m);
+                let tx = client(&mut conn)
+                    .and_then(super::pg::read_tx)
+                    .map_err(|e| self.err("cannot read", e))?;
                 let q = super::pg::PgTx(std::cell::RefCell::new(tx));
                 let out = f(&q)?;
                 q.0.into_inner()
                     .commit()
                     .map_err(|e| self.err("cannot read", e))?;
                 Ok(out)
-            }
+            }),
         }
     }
 
@@ -154,14 +177,16 @@ impl Shared {
                 tx.commit().map_err(|e| self.err(commit, e))?;
                 Ok(out)
             }
-            Conn::Postgres(m) => {
-                let mut client = guard(m);
-                let tx = super::pg::write_tx(&mut client).map_err(|e| self.err(begin, e))?;
+            Conn::Postgres(m) => super::pg::blocking(|| {
+                let mut conn = guard(m);
+                let tx = client(&mut conn)
+                    .and_then(super::pg::write_tx)
+                    .map_err(|e| self.err(begin, e))?;
                 let q = super::pg::PgTx(std::cell::RefCell::new(tx));
                 let out = f(&q)?;
                 q.0.into_inner().commit().map_err(|e| self.err(commit, e))?;
                 Ok(out)
-            }
+            }),
         }
     }
 

@@ -55,6 +55,22 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The PostgreSQL URL `--state` gave (`postgres://...` or `postgresql://...`), if it is
+/// one rather than a file: [`StateStore::open_existing`] and
+/// [`StateStore::open_or_create`] open that database then.
+pub fn postgres_url(path: &Path) -> Option<&str> {
+    path.to_str()
+        .filter(|p| p.starts_with("postgres://") || p.starts_with("postgresql://"))
+}
+
+/// How messages name the state `--state` gave: the file, or the URL without its password.
+pub fn display_location(path: &Path) -> String {
+    match postgres_url(path) {
+        Some(url) => pg::redact(url),
+        None => path.display().to_string(),
+    }
+}
+
 /// The file name of the state under `$SEALER_HOME`.
 pub const STATE_FILE_NAME: &str = "state.db";
 
@@ -201,6 +217,9 @@ impl StateStore {
     /// unchanged). The returned store can write too: an apply to an existing cluster may
     /// open it this way.
     pub fn open_existing(path: &Path) -> Result<Option<StateStore>> {
+        if let Some(url) = postgres_url(path) {
+            return StateStore::open_existing_postgres(url);
+        }
         Ok(db::open_existing(path)?.map(|shared| StateStore {
             shared: Arc::new(shared),
             command: None,
@@ -211,6 +230,9 @@ impl StateStore {
     /// 0700) when it does not exist. An existing file is checked as in
     /// [`StateStore::open_existing`] and never replaced.
     pub fn open_or_create(path: &Path) -> Result<StateStore> {
+        if let Some(url) = postgres_url(path) {
+            return StateStore::open_or_create_postgres(url);
+        }
         Ok(StateStore {
             shared: Arc::new(db::open_or_create(path)?),
             command: None,
@@ -223,6 +245,10 @@ impl StateStore {
     /// with other tables and no sealer schema, or a newer schema, is an error; an older
     /// schema is migrated, in one transaction.
     pub fn open_existing_postgres(url: &str) -> Result<Option<StateStore>> {
+        pg::blocking(|| StateStore::open_existing_postgres_now(url))
+    }
+
+    fn open_existing_postgres_now(url: &str) -> Result<Option<StateStore>> {
         let (mut client, location) = pg::connect(url)?;
         if !pg::check_and_migrate(&mut client, &location, false)? {
             return Ok(None);
@@ -236,6 +262,10 @@ impl StateStore {
     /// Opens the PostgreSQL state at `url` for writing, creating the schema (and the digest
     /// key) in an empty database. Checked as in [`StateStore::open_existing_postgres`].
     pub fn open_or_create_postgres(url: &str) -> Result<StateStore> {
+        pg::blocking(|| StateStore::open_or_create_postgres_now(url))
+    }
+
+    fn open_or_create_postgres_now(url: &str) -> Result<StateStore> {
         let (mut client, location) = pg::connect(url)?;
         pg::check_and_migrate(&mut client, &location, true)?;
         Ok(StateStore {

@@ -46,6 +46,20 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
 /// function without pgcrypto).
 const DIGEST_KEY_VERSION: u32 = 2;
 
+/// Runs `f`, which blocks on PostgreSQL. The `postgres` client drives its connection on a
+/// runtime of its own, which tokio refuses to start on a thread that runs async tasks (the
+/// executor records finished steps from one): there, `f` runs with `block_in_place`, which
+/// hands the thread's other tasks to other workers while it blocks. The CLI's runtime is
+/// multi-threaded; anywhere else `f` just runs.
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
 /// A transaction, as the store's queries see it.
 pub(crate) struct PgTx<'a>(pub(crate) RefCell<postgres::Transaction<'a>>);
 
@@ -275,18 +289,18 @@ fn not_sealers(location: &str) -> Error {
 /// Starts a read transaction: one consistent version of the state.
 pub(crate) fn read_tx(
     client: &mut postgres::Client,
-) -> std::result::Result<postgres::Transaction<'_>, postgres::Error> {
-    client
+) -> std::result::Result<postgres::Transaction<'_>, DbError> {
+    Ok(client
         .build_transaction()
         .isolation_level(postgres::IsolationLevel::RepeatableRead)
         .read_only(true)
-        .start()
+        .start()?)
 }
 
 /// Starts a write transaction, serialized with every other writer of the state.
 pub(crate) fn write_tx(
     client: &mut postgres::Client,
-) -> std::result::Result<postgres::Transaction<'_>, postgres::Error> {
+) -> std::result::Result<postgres::Transaction<'_>, DbError> {
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK_KEY])?;
     Ok(tx)

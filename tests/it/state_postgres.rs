@@ -712,3 +712,200 @@ fn the_password_comes_from_pgpass_when_neither_the_url_nor_pgpassword_gives_it()
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn state_migrate_copies_a_file_state_into_postgres_and_the_cli_reads_it_there() {
+    let pg = Postgres::shared();
+    let sb = crate::support::Sandbox::new();
+    let file = StateStore::open_or_create(&sb.home().join("state.db")).unwrap();
+    let created = file.create_cluster("c").unwrap();
+    file.commit("c", &host("10.0.0.2")).unwrap();
+    drop(file);
+
+    let database = pg.new_database();
+    let url = pg.url(&database);
+    let out = sb
+        .sealer()
+        .args(["state", "migrate", "--to", &url])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "copied cluster c (lineage {}, serial 2)",
+            created.lineage
+        )),
+        "{err}"
+    );
+    assert!(!err.contains(crate::support::postgres::PASSWORD), "{err}");
+
+    // The CLI reads it there, from --state or SEALER_STATE.
+    let out = sb
+        .sealer()
+        .args(["state", "list", "--state", &url])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("host.10.0.0.2"), "{text}");
+    let out = sb
+        .sealer()
+        .args(["state", "history"])
+        .env("SEALER_STATE", &url)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text.lines().count(), 3, "header, create, commit: {text}");
+
+    // Into a database holding another cluster "c": refused, nothing written.
+    let other = pg.new_database();
+    let theirs = StateStore::open_or_create_postgres(&pg.url(&other))
+        .unwrap()
+        .create_cluster("c")
+        .unwrap();
+    let out = sb
+        .sealer()
+        .args(["state", "migrate", "--to", &pg.url(&other)])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("of another lineage"), "{err}");
+    assert!(!err.contains(crate::support::postgres::PASSWORD), "{err}");
+    let still = StateStore::open_existing_postgres(&pg.url(&other))
+        .unwrap()
+        .unwrap()
+        .cluster("c")
+        .unwrap()
+        .unwrap();
+    assert_eq!((still.lineage, still.serial), (theirs.lineage, 1));
+
+    // An empty database is "no state", not an error, and is left empty.
+    let empty = pg.new_database();
+    let out = sb
+        .sealer()
+        .args(["state", "list", "--state", &pg.url(&empty)])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.starts_with("# no state at postgres://sealer@"),
+        "{text}"
+    );
+    assert!(!text.contains(crate::support::postgres::PASSWORD), "{text}");
+}
+
+/// The executor records finished steps from async tasks of the CLI's multi-threaded
+/// runtime; the PostgreSQL store must work there as the SQLite one does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_works_from_async_tasks_of_a_multi_threaded_runtime() {
+    let url = {
+        let pg = Postgres::shared();
+        pg.url(&pg.new_database())
+    };
+    let store = StateStore::open_or_create_postgres(&url).unwrap();
+    let lock = store
+        .lock("c", &LockHolder::this_process("apply"), Duration::ZERO)
+        .unwrap();
+    store.create_cluster("c").unwrap();
+    let store = std::sync::Arc::new(store);
+    let tasks: Vec<_> = (2..6)
+        .map(|i| {
+            let store = std::sync::Arc::clone(&store);
+            tokio::spawn(async move { store.commit("c", &host(&format!("10.0.0.{i}"))).unwrap() })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(store.cluster("c").unwrap().unwrap().serial, 5);
+    assert!(store.running("c").unwrap().is_some());
+    lock.release().unwrap();
+}
+
+/// Two machines (two sealer homes) on one PostgreSQL state: while the first applies, the
+/// second's apply is refused naming the first as the holder; afterwards the second's plan
+/// sees everything the first recorded (nothing to do), and nothing was kept locally.
+#[test]
+fn two_homes_share_a_postgres_state_and_apply_one_at_a_time() {
+    use crate::apply::{Deploy, IMAGE};
+    use crate::support::testbed::TestBed;
+    let pg = Postgres::shared();
+    let url = pg.url(&pg.new_database());
+    let d = Deploy::new(TestBed::start(2));
+    let plugin = "---\napiVersion: sealer.io/v1\nkind: Plugin\nmetadata: {name: slow}\nspec:\n  type: SHELL\n  action: pre-init-host\n  scope: master\n  data: |\n    touch /tmp/slow-started; sleep 3\n";
+    let file = d.clusterfile(&[0], &[1], plugin);
+    let file = file.to_str().unwrap().to_string();
+
+    // The second machine: a home of its own, the same image and host keys.
+    let b = crate::support::Sandbox::new();
+    crate::support::stdout_of(
+        b.sealer()
+            .args(["build", "-t", IMAGE])
+            .arg(repo_root().join("examples/images/demo-cluster")),
+    );
+    std::fs::create_dir_all(b.path(".ssh")).unwrap();
+    std::fs::copy(d.bed.known_hosts_path(), b.path(".ssh/known_hosts")).unwrap();
+    let binary = assert_cmd::cargo::cargo_bin("sealer");
+    let on_b = |args: &[&str]| {
+        let mut cmd = d.bed.command(&binary);
+        cmd.args(args)
+            .env("SEALER_HOME", b.home())
+            .env("HOME", b.path(""))
+            .env("NO_COLOR", "1")
+            .env("SEALER_STATE", &url);
+        cmd.output().unwrap()
+    };
+
+    let mut first = d.bed.command(&binary);
+    first
+        .args(["apply", "-f", &file, "--auto-approve", "--state", &url])
+        .env("SEALER_HOME", d.sb.home())
+        .env("HOME", d.sb.path(""))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut first = first.spawn().unwrap();
+    let start = Instant::now();
+    while d.bed.ssh(0, "test -f /tmp/slow-started").status.code() != Some(0) {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the first apply never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let refused = on_b(&["apply", "-f", &file, "--auto-approve"]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("is locked by pid {}", first.id())),
+        "{err}"
+    );
+    assert!(!err.contains(crate::support::postgres::PASSWORD), "{err}");
+
+    assert!(first.wait().unwrap().success());
+    let plan = on_b(&["plan", "-f", &file, "--detailed-exitcode"]);
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "the second machine sees the first's writes: {}{}",
+        String::from_utf8_lossy(&plan.stdout),
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    assert!(!b.home().join("state.db").exists());
+    assert!(!d.sb.home().join("state.db").exists());
+}
