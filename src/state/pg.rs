@@ -175,7 +175,6 @@ pub(crate) fn pg_error(location: &str, action: &str, e: &postgres::Error) -> Err
         Some(db) => format!("{} ({})", db.message(), db.code().code()),
         None => e.to_string(),
     };
-    let err = Error::msg(format!("state database {location}: {action}: {why}"));
     // Class 08: connection exceptions; 57: the server is shutting down or ended the
     // session (57P01 when an administrator terminated it).
     let lost = match e.as_db_error() {
@@ -185,9 +184,13 @@ pub(crate) fn pg_error(location: &str, action: &str, e: &postgres::Error) -> Err
         None => true,
     };
     if e.is_closed() || lost {
-        err.hint("the connection to PostgreSQL failed: check that the server runs and is reachable, then retry; a step whose write did not commit is not recorded and runs again")
+        // Said in the message itself: callers that wrap it (a step's error) keep only that.
+        Error::msg(format!(
+            "state database {location}: {action}: the connection to PostgreSQL failed: {why}"
+        ))
+        .hint("check that the server runs and is reachable, then retry; a step whose write did not commit is not recorded and runs again")
     } else {
-        err
+        Error::msg(format!("state database {location}: {action}: {why}"))
     }
 }
 

@@ -909,3 +909,78 @@ fn two_homes_share_a_postgres_state_and_apply_one_at_a_time() {
     assert!(!b.home().join("state.db").exists());
     assert!(!d.sb.home().join("state.db").exists());
 }
+
+/// The database connection is lost mid-apply (the server ends the session): the apply fails
+/// saying so, records nothing of the interrupted step, and the next apply, from a fresh
+/// connection, resumes and finishes; a `kill -9` of an apply frees its lock for the next.
+#[test]
+fn a_lost_connection_mid_apply_fails_cleanly_and_the_next_apply_resumes() {
+    use crate::apply::Deploy;
+    use crate::support::testbed::TestBed;
+    let pg = Postgres::shared();
+    let database = pg.new_database();
+    let url = pg.url(&database);
+    let d = Deploy::new(TestBed::start(2));
+    let plugin = "---\napiVersion: sealer.io/v1\nkind: Plugin\nmetadata: {name: slow}\nspec:\n  type: SHELL\n  action: pre-init-host\n  scope: master\n  data: |\n    touch /tmp/slow-started; sleep 3\n";
+    let file = d.clusterfile(&[0], &[1], plugin);
+    let file = file.to_str().unwrap().to_string();
+    let binary = assert_cmd::cargo::cargo_bin("sealer");
+    let spawn_apply = || {
+        let mut cmd = d.bed.command(&binary);
+        cmd.args(["apply", "-f", &file, "--auto-approve", "--state", &url])
+            .env("SEALER_HOME", d.sb.home())
+            .env("HOME", d.sb.path(""))
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd.spawn().unwrap()
+    };
+    let wait_started = || {
+        let start = Instant::now();
+        while d.bed.ssh(0, "test -f /tmp/slow-started").status.code() != Some(0) {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "the apply never started"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        d.bed.ssh_ok(0, "rm -f /tmp/slow-started");
+    };
+
+    // kill -9 while it runs: the lock goes with its session.
+    let mut killed = spawn_apply();
+    wait_started();
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+
+    // The connection lost while a step runs.
+    let first = spawn_apply();
+    wait_started();
+    pg.psql(
+        &database,
+        &format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{database}' AND pid <> pg_backend_pid()"
+        ),
+    );
+    let out = first.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("connection to PostgreSQL failed"), "{err}");
+    assert!(!err.contains(crate::support::postgres::PASSWORD), "{err}");
+
+    // The next apply resumes (the killed and the cut holders' locks are free) and finishes.
+    let next = d.sealer(&["apply", "-f", &file, "--auto-approve", "--state", &url]);
+    assert!(
+        next.status.success(),
+        "{}",
+        String::from_utf8_lossy(&next.stderr)
+    );
+    let plan = d.sealer(&["plan", "-f", &file, "--detailed-exitcode", "--state", &url]);
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&plan.stdout)
+    );
+}
