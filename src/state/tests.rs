@@ -578,3 +578,19 @@ fn pgpass_lines_match_as_libpq_reads_them() {
     );
     assert_eq!(want("db.example", "sealer", "ci"), None);
 }
+
+#[test]
+fn redacted_urls_drop_a_password_query_parameter() {
+    assert_eq!(
+        pg::redact("postgres://op@h/d?password=x&connect_timeout=5"),
+        "postgres://op@h/d?connect_timeout=5"
+    );
+    assert_eq!(
+        pg::redact("postgres://op@h/d?PASSWORD=x"),
+        "postgres://op@h/d"
+    );
+    assert_eq!(
+        pg::redact("postgres://op:pw@h:5433/d?host=/run"),
+        "postgres://op@h:5433/d?host=/run"
+    );
+}
