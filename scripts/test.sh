@@ -24,6 +24,9 @@ command -v openssl >/dev/null 2>&1 || packages+=(openssl)
 dpkg -s busybox-static >/dev/null 2>&1 || packages+=(busybox-static)
 command -v protoc >/dev/null 2>&1 || packages+=(protobuf-compiler)
 command -v git >/dev/null 2>&1 || packages+=(git)
+# The PostgreSQL state schema's tests (tests/it/support/postgres.rs): a throwaway server made
+# with initdb, and psql (postgresql-client, a dependency of postgresql).
+[ -x /usr/lib/postgresql/15/bin/initdb ] && command -v psql >/dev/null 2>&1 || packages+=(postgresql)
 # The workflow lint (scripts/lint-workflows.sh): actionlint runs it on every run: script.
 command -v shellcheck >/dev/null 2>&1 || packages+=(shellcheck)
 if [ ${#packages[@]} -gt 0 ]; then

@@ -220,8 +220,9 @@ pub struct PlanArgs {
         default_value = "Clusterfile"
     )]
     pub file: PathBuf,
-    /// The state database (default $SEALER_HOME/state.db)
-    #[arg(long, value_name = "PATH")]
+    /// The state: a file (default $SEALER_HOME/state.db), or a PostgreSQL database shared by a
+    /// team, postgres://USER@HOST/DB
+    #[arg(long, value_name = "PATH|URL", env = "SEALER_STATE")]
     pub state: Option<PathBuf>,
     /// Plan only this resource and what it depends on (repeatable)
     #[arg(long = "target", value_name = "ADDR")]
@@ -257,8 +258,9 @@ pub struct PlanArgs {
 /// Flags shared by apply and destroy.
 #[derive(Debug, Args)]
 pub struct ExecArgs {
-    /// The state database (default $SEALER_HOME/state.db)
-    #[arg(long, value_name = "PATH")]
+    /// The state: a file (default $SEALER_HOME/state.db), or a PostgreSQL database shared by a
+    /// team, postgres://USER@HOST/DB
+    #[arg(long, value_name = "PATH|URL", env = "SEALER_STATE")]
     pub state: Option<PathBuf>,
     /// Apply without asking for confirmation
     #[arg(long, short = 'y', visible_alias = "yes")]
@@ -309,9 +311,9 @@ pub struct CheckArgs {
         default_value = "Clusterfile"
     )]
     pub file: PathBuf,
-    /// The state database (default $SEALER_HOME/state.db): hosts it records as applied are
-    /// not checked again
-    #[arg(long, value_name = "PATH")]
+    /// The state: a file (default $SEALER_HOME/state.db) or postgres://USER@HOST/DB; hosts it
+    /// records as applied are not checked again
+    #[arg(long, value_name = "PATH|URL", env = "SEALER_STATE")]
     pub state: Option<PathBuf>,
     /// Skip a preflight check (repeatable, or comma-separated); `all` skips every one
     #[arg(long = "skip-check", value_name = "NAME", value_delimiter = ',', value_parser = check_names())]
@@ -404,8 +406,9 @@ pub struct StatusArgs {
         conflicts_with = "cluster"
     )]
     pub file: Option<PathBuf>,
-    /// The state database (default $SEALER_HOME/state.db)
-    #[arg(long, value_name = "PATH")]
+    /// The state: a file (default $SEALER_HOME/state.db), or a PostgreSQL database shared by a
+    /// team, postgres://USER@HOST/DB
+    #[arg(long, value_name = "PATH|URL", env = "SEALER_STATE")]
     pub state: Option<PathBuf>,
     /// Hosts checked at once
     #[arg(long, default_value_t = 10, value_name = "N")]
@@ -485,6 +488,26 @@ pub enum StateCommand {
         after_help = "Example:\n  sealer state rm host.192.168.0.9 rootfs.192.168.0.9 --cluster my-cluster"
     )]
     Rm(StateRmArgs),
+    /// Copy the state into another backend (a PostgreSQL database, or a file); never over
+    /// another lineage
+    #[command(
+        after_help = "Example:\n  sealer state migrate --to postgres://ops@db.example/sealer\n  export SEALER_STATE=postgres://ops@db.example/sealer"
+    )]
+    Migrate(StateMigrateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StateMigrateArgs {
+    /// The state to copy: a file (default $SEALER_HOME/state.db), or postgres://USER@HOST/DB
+    #[arg(long, value_name = "PATH|URL", env = "SEALER_STATE")]
+    pub state: Option<PathBuf>,
+    /// Where to copy it: postgres://USER@HOST/DB (an empty database, or one holding this
+    /// same state), or a file
+    #[arg(long, value_name = "URL|PATH")]
+    pub to: PathBuf,
+    /// How long to wait for the clusters' locks held by another sealer: 30, 30s, 5m, 1h
+    #[arg(long, default_value = "0", value_name = "DURATION", value_parser = parse_duration)]
+    pub lock_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Args)]
@@ -513,8 +536,9 @@ pub struct StateSelect {
     /// The cluster (default: the only one in the state)
     #[arg(long, value_name = "NAME")]
     pub cluster: Option<String>,
-    /// The state database (default $SEALER_HOME/state.db)
-    #[arg(long, value_name = "PATH")]
+    /// The state: a file (default $SEALER_HOME/state.db), or a PostgreSQL database shared by a
+    /// team, postgres://USER@HOST/DB
+    #[arg(long, value_name = "PATH|URL", env = "SEALER_STATE")]
     pub state: Option<PathBuf>,
 }
 

@@ -481,6 +481,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 out(&render::history_text(&lines))
             }
         }
+        Command::State(StateCommand::Migrate(args)) => {
+            let settings = settings.with_state_path(args.state);
+            let copied = ops::migrate_state(&settings, &args.to, args.lock_timeout)?;
+            let to = sealer::state::display_location(&args.to);
+            for c in &copied {
+                if c.copied {
+                    eprintln!(
+                        "copied cluster {} (lineage {}, serial {})",
+                        c.name, c.lineage, c.serial
+                    );
+                } else {
+                    eprintln!(
+                        "cluster {} is already in {to} (lineage {}, serial {})",
+                        c.name, c.lineage, c.serial
+                    );
+                }
+            }
+            eprintln!(
+                "The state is in {to}; use it with --state or SEALER_STATE. The source was not changed."
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::State(StateCommand::Rm(args)) => {
             let settings = settings.with_state_path(args.select.state);
             let serial = ops::remove_from_state(

@@ -47,7 +47,7 @@ pub fn images_table(rows: &[ImageSummary]) -> String {
 /// `sealer state list`: addresses one per line (tainted ones marked), or the clusters.
 pub fn state_listing(listing: &StateListing, path: &Path) -> String {
     match listing {
-        StateListing::Empty => format!("# no state at {}\n", path.display()),
+        StateListing::Empty => format!("# no state at {}\n", sealer::state::display_location(path)),
         StateListing::Clusters(clusters) => {
             let mut out = String::from("CLUSTER   LINEAGE   SERIAL   RESOURCES   UPDATED\n");
             for c in clusters {

@@ -52,7 +52,7 @@ pub fn cluster_name(settings: &Settings, cluster: Option<&str>) -> Result<String
     let store = StateStore::open_existing(&settings.state_path)?.ok_or_else(|| {
         Error::msg(format!(
             "there is no state at {}",
-            settings.state_path.display()
+            crate::state::display_location(&settings.state_path)
         ))
     })?;
     match choose(&store, cluster)? {
@@ -90,8 +90,12 @@ pub fn show_state(settings: &Settings, cluster: Option<&str>, address: &str) -> 
 /// Breaks a lock left by a process that is gone. Only the lock with this ID is removed.
 pub fn unlock_state(settings: &Settings, cluster: Option<&str>, lock_id: &str) -> Result<LockInfo> {
     let path: &Path = &settings.state_path;
-    let store = StateStore::open_existing(path)?
-        .ok_or_else(|| Error::msg(format!("there is no state at {}", path.display())))?;
+    let store = StateStore::open_existing(path)?.ok_or_else(|| {
+        Error::msg(format!(
+            "there is no state at {}",
+            crate::state::display_location(path)
+        ))
+    })?;
     let name = match cluster {
         Some(name) => name.to_string(),
         None => match choose(&store, None)? {
@@ -123,7 +127,7 @@ pub fn state_history(settings: &Settings, cluster: Option<&str>) -> Result<Vec<H
     let store = StateStore::open_existing(&settings.state_path)?.ok_or_else(|| {
         Error::msg(format!(
             "there is no state at {}",
-            settings.state_path.display()
+            crate::state::display_location(&settings.state_path)
         ))
     })?;
     let Some(state) = choose(&store, cluster)? else {
@@ -266,4 +270,34 @@ fn refresh_summary(marks: Option<&serde_json::Value>) -> String {
     } else {
         parts.join("; ")
     }
+}
+
+/// Copies the state into `to` (`sealer state migrate --to`), holding every cluster's lock in
+/// both states while it copies, so that no apply writes to either meanwhile. Refused, with
+/// nothing written, when `to` holds another lineage under a cluster's name (see
+/// [`StateStore::copy_to`]).
+pub fn migrate_state(
+    settings: &Settings,
+    to: &Path,
+    lock_timeout: std::time::Duration,
+) -> Result<Vec<crate::state::CopiedCluster>> {
+    let from = crate::state::display_location(&settings.state_path);
+    if crate::state::display_location(to) == from {
+        return Err(Error::msg(format!("--to names the state itself ({from})"))
+            .hint("give --to another database or file"));
+    }
+    let source = StateStore::open_existing(&settings.state_path)?
+        .ok_or_else(|| Error::msg(format!("there is no state at {from} to copy")))?;
+    let target = StateStore::open_or_create(to)?;
+    let holder = LockHolder::this_process("state migrate");
+    let mut locks = Vec::new();
+    for cluster in source.clusters()? {
+        locks.push(source.lock(&cluster.name, &holder, lock_timeout)?);
+        locks.push(target.lock(&cluster.name, &holder, lock_timeout)?);
+    }
+    let copied = source.copy_to(&target)?;
+    for lock in locks {
+        lock.release()?;
+    }
+    Ok(copied)
 }

@@ -158,7 +158,7 @@ pub async fn status(
     let store = StateStore::open_existing(&settings.state_path)?.ok_or_else(|| {
         Error::msg(format!(
             "there is no state at {}: sealer has applied no cluster there",
-            settings.state_path.display()
+            crate::state::display_location(&settings.state_path)
         ))
         .hint("`sealer apply -f Clusterfile` creates a cluster; --state PATH names another state")
     })?;

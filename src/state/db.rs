@@ -5,9 +5,10 @@
 //! `state` sees its types.
 
 use super::schema;
+use super::sql::{DbError, Query};
 use crate::diag::{IoContext, io_error};
 use crate::{Error, Result};
-use rusqlite::{Connection, ErrorCode, OpenFlags};
+use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -28,22 +29,183 @@ const SQLITE_HEADER_LEN: usize = 100;
 /// The open database, shared by the store and the locks it hands out (a lock deletes its
 /// row when dropped, possibly after the store itself was dropped).
 pub(crate) struct Shared {
+    /// The file; for PostgreSQL, the URL without its password (what messages name).
     pub(crate) path: PathBuf,
-    conn: Mutex<Connection>,
+    conn: Conn,
+}
+
+/// The connection of either backend.
+enum Conn {
+    Sqlite(Mutex<Connection>),
+    /// `None` only while [`Shared`] is dropped.
+    Postgres(Mutex<Option<postgres::Client>>),
+}
+
+/// The client of a PostgreSQL connection (always there until the store is dropped).
+fn client(
+    conn: &mut Option<postgres::Client>,
+) -> std::result::Result<&mut postgres::Client, DbError> {
+    conn.as_mut()
+        .ok_or_else(|| DbError::Column("the connection was closed".to_string()))
+}
+
+impl Drop for Shared {
+    /// Closing a `postgres` client blocks on its runtime, which tokio refuses on a thread
+    /// that runs async tasks, where a store may well be dropped.
+    fn drop(&mut self) {
+        if let Conn::Postgres(m) = &mut self.conn {
+            let client = m
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+            super::pg::blocking(|| drop(client));
+        }
+    }
+}
+
+/// A connection's mutex. A panic while it was held leaves the connection usable (an
+/// unfinished transaction rolls back when dropped), so poisoning is not an error here.
+fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Shared {
-    /// The connection. A panic while it was held leaves it usable (an unfinished
-    /// rusqlite transaction rolls back when dropped), so poisoning is not an error here.
-    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
-        self.conn
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// A PostgreSQL state, opened with [`super::pg::connect`] and checked.
+    pub(crate) fn postgres(location: String, client: postgres::Client) -> Shared {
+        Shared {
+            path: PathBuf::from(location),
+            conn: Conn::Postgres(Mutex::new(Some(client))),
+        }
     }
 
-    /// Turns a SQLite error into ours, naming the state file.
-    pub(crate) fn err(&self, action: &str, e: rusqlite::Error) -> Error {
-        sql_error(&self.path, action, e)
+    /// Takes the session advisory lock `key` if it is free (PostgreSQL only).
+    pub(crate) fn advisory_try_lock(&self, key: i64) -> Result<bool> {
+        self.advisory("SELECT pg_try_advisory_lock($1)", key)
+    }
+
+    /// Releases the session advisory lock `key` this connection holds.
+    pub(crate) fn advisory_unlock(&self, key: i64) -> Result<()> {
+        self.advisory("SELECT pg_advisory_unlock($1)", key)
+            .map(|_| ())
+    }
+
+    /// Whether some session holds the advisory lock `key` (a bigint key is split into
+    /// `classid`, its high 32 bits, and `objid`, its low ones, with `objsubid` 1).
+    pub(crate) fn advisory_held(&self, key: i64) -> Result<bool> {
+        let Conn::Postgres(m) = &self.conn else {
+            return Ok(false);
+        };
+        let bits = key as u64;
+        let (high, low) = ((bits >> 32) as i64, (bits & 0xffff_ffff) as i64);
+        let sql = "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory'
+                   AND granted AND objsubid = 1 AND classid::bigint = $1 AND objid::bigint = $2)";
+        super::pg::blocking(|| {
+            Ok::<_, DbError>(client(&mut guard(m))?.query_one(sql, &[&high, &low])?)
+        })
+        .map(|r| r.get(0))
+        .map_err(|e| self.err("cannot read the locks of", e))
+    }
+
+    fn advisory(&self, sql: &str, key: i64) -> Result<bool> {
+        let Conn::Postgres(m) = &self.conn else {
+            return Ok(false);
+        };
+        super::pg::blocking(|| Ok::<_, DbError>(client(&mut guard(m))?.query_one(sql, &[&key])?))
+            .map(|r| r.get(0))
+            .map_err(|e| self.err("cannot lock", e))
+    }
+
+    /// Whether this state lives in PostgreSQL.
+    pub(crate) fn is_postgres(&self) -> bool {
+        matches!(self.conn, Conn::Postgres(_))
+    }
+
+    /// Turns a database error into ours, naming the state file.
+    pub(crate) fn err(&self, action: &str, e: impl Into<DbError>) -> Error {
+        match e.into() {
+            DbError::Sqlite(e) => sql_error(&self.path, action, e),
+            DbError::Postgres(e) => super::pg::pg_error(&self.path.to_string_lossy(), action, &e),
+            DbError::Column(why) => Error::msg(format!(
+                "state database {} is damaged: {action}: {why}",
+                self.path.display()
+            ))
+            .hint(
+                "restore the state from a backup; sealer never repairs or replaces a damaged state",
+            ),
+        }
+    }
+
+    /// Runs `f` in one read transaction: everything it reads is from the same version.
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&dyn Query) -> Result<T>) -> Result<T> {
+        match &self.conn {
+            Conn::Sqlite(m) => {
+                let mut conn = guard(m);
+                let tx = conn.transaction().map_err(|e| self.err("cannot read", e))?;
+                f(&*tx)
+            }
+            Conn::Postgres(m) => super::pg::blocking(|| {
+                let mut conn = guard(m);
+                let tx = client(&mut conn)
+                    .and_then(super::pg::read_tx)
+                    .map_err(|e| self.err("cannot read", e))?;
+                let q = super::pg::PgTx(std::cell::RefCell::new(tx));
+                let out = f(&q)?;
+                q.0.into_inner()
+                    .commit()
+                    .map_err(|e| self.err("cannot read", e))?;
+                Ok(out)
+            }),
+        }
+    }
+
+    /// Runs `f` in one write transaction (`BEGIN IMMEDIATE`: the write lock is taken first,
+    /// so what `f` reads is not changed by another writer before it commits), and commits
+    /// it. An error from `f` rolls everything back.
+    pub(crate) fn write<T>(
+        &self,
+        begin: &str,
+        commit: &str,
+        f: impl FnOnce(&dyn Query) -> Result<T>,
+    ) -> Result<T> {
+        match &self.conn {
+            Conn::Sqlite(m) => {
+                let mut conn = guard(m);
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(|e| self.err(begin, e))?;
+                let out = f(&*tx)?;
+                tx.commit().map_err(|e| self.err(commit, e))?;
+                Ok(out)
+            }
+            Conn::Postgres(m) => super::pg::blocking(|| {
+                let mut conn = guard(m);
+                let tx = client(&mut conn)
+                    .and_then(super::pg::write_tx)
+                    .map_err(|e| self.err(begin, e))?;
+                let q = super::pg::PgTx(std::cell::RefCell::new(tx));
+                let out = f(&q)?;
+                q.0.into_inner().commit().map_err(|e| self.err(commit, e))?;
+                Ok(out)
+            }),
+        }
+    }
+
+    /// After digests were rewritten: free pages of the file (from writes of a sealer without
+    /// `secure_delete`) and the WAL still hold the old bytes. Rebuilds the file (once, in
+    /// memory) and empties the WAL, so they leave the disk now. A reader in another process
+    /// can keep the WAL from emptying: the next write's checkpoint does.
+    /// PostgreSQL reclaims dead rows itself (autovacuum): nothing to do there.
+    pub(crate) fn compact(&self, rewritten: bool) -> Result<()> {
+        let Conn::Sqlite(m) = &self.conn else {
+            return Ok(());
+        };
+        let conn = guard(m);
+        if rewritten {
+            conn.execute_batch("PRAGMA temp_store = MEMORY; VACUUM;")
+                .map_err(|e| self.err("cannot compact", e))?;
+        }
+        let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        Ok(())
     }
 }
 
@@ -72,7 +234,7 @@ pub(crate) fn open_existing(path: &Path) -> Result<Option<Shared>> {
     schema::check_and_migrate(&mut conn, path)?;
     Ok(Some(Shared {
         path: path.to_path_buf(),
-        conn: Mutex::new(conn),
+        conn: Conn::Sqlite(Mutex::new(conn)),
     }))
 }
 
@@ -91,8 +253,8 @@ pub(crate) fn open_or_create(path: &Path) -> Result<Shared> {
     };
     // WAL keeps readers (plan) from blocking the writer (apply). The mode is stored in the
     // file, so this only changes something for a file that was switched back by hand.
-    {
-        let conn = shared.conn();
+    if let Conn::Sqlite(m) = &shared.conn {
+        let conn = guard(m);
         let mode: String = conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .map_err(|e| shared.err("cannot read the journal mode of", e))?;

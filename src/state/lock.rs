@@ -8,6 +8,7 @@
 //! `break_lock` (the operator's `sealer state unlock ID`) removes it.
 
 use super::db::Shared;
+use super::sql::vals;
 use crate::{Error, Result};
 use std::fmt;
 use std::path::Path;
@@ -79,9 +80,29 @@ pub struct StateLock {
     pub(crate) released: bool,
     /// The lock left by a holder that died, taken over by this one.
     pub(crate) took_over: Option<LockInfo>,
-    /// Held (OS advisory lock) for as long as this value lives; declared last so the file
-    /// is closed after `Drop` removed the row.
-    pub(crate) _file: std::fs::File,
+    /// What holds the lock for as long as this value lives; declared last so that it is let
+    /// go after `Drop` removed the row.
+    pub(crate) guard: Guard,
+}
+
+/// What holds a cluster's lock, besides its row.
+pub(crate) enum Guard {
+    /// SQLite: the OS advisory lock on `STATE.lock.CLUSTER`, released by the kernel when
+    /// the file is closed, however the holder dies.
+    File(#[allow(dead_code)] std::fs::File),
+    /// PostgreSQL: a session advisory lock with this key, released by the server when the
+    /// holder's connection ends, however it ends.
+    Advisory(i64),
+}
+
+/// The PostgreSQL advisory lock key of a cluster's lock: the first 8 bytes of a SHA-256 of
+/// its name (a collision would only make two clusters wait for each other).
+pub(crate) fn advisory_key(cluster: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("sealer cluster lock\0{cluster}").as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(bytes)
 }
 
 impl StateLock {
@@ -101,7 +122,17 @@ impl StateLock {
     /// Releases the lock now, reporting an error that `Drop` would have to swallow.
     pub fn release(mut self) -> Result<()> {
         self.released = true;
-        delete_own_row(&self.shared, &self.info.id)
+        let deleted = delete_own_row(&self.shared, &self.info.id);
+        let unlocked = self.let_go();
+        deleted.and(unlocked)
+    }
+
+    /// Releases the PostgreSQL advisory lock (a file lock goes with the file).
+    fn let_go(&self) -> Result<()> {
+        match self.guard {
+            Guard::File(_) => Ok(()),
+            Guard::Advisory(key) => self.shared.advisory_unlock(key),
+        }
     }
 }
 
@@ -111,6 +142,7 @@ impl Drop for StateLock {
             // Nothing to report to from here; a row left behind is a stale lock, which the
             // next `lock` names and `break_lock` clears.
             let _ = delete_own_row(&self.shared, &self.info.id);
+            let _ = self.let_go();
         }
     }
 }
@@ -125,10 +157,11 @@ impl fmt::Debug for StateLock {
 }
 
 fn delete_own_row(shared: &Shared, id: &str) -> Result<()> {
-    shared
-        .conn()
-        .execute("DELETE FROM locks WHERE id = ?1", [id])
-        .map_err(|e| shared.err("cannot release the lock in", e))?;
+    let action = "cannot release the lock in";
+    shared.write(action, action, |q| {
+        q.execute("DELETE FROM locks WHERE id = ?1", vals![id])
+            .map_err(|e| shared.err(action, e))
+    })?;
     Ok(())
 }
 

@@ -1,5 +1,7 @@
 //! The state store: what sealer knows about each cluster it manages, in one SQLite file
-//! (`$SEALER_HOME/state.db`, or `--state PATH`).
+//! (`$SEALER_HOME/state.db`, or `--state PATH`), or in a PostgreSQL database
+//! ([`StateStore::open_or_create_postgres`]; `pg.rs`), both behind the same queries
+//! (`sql.rs`) and the same guarantees.
 //!
 //! Per cluster (by name) the state holds a **lineage** (a UUID v4 made when the cluster's
 //! state is created), a **serial** (incremented by every write, creation included), every
@@ -25,15 +27,19 @@
 //! All calls block on SQLite (and `lock` sleeps while it waits): async callers run them on a
 //! blocking thread. A `StateStore` is `Send + Sync`; calls are serialized internally.
 
+mod copy;
 mod db;
 mod ids;
 mod lock;
+mod pg;
 mod rows;
 mod schema;
 mod secrets;
+mod sql;
 #[cfg(test)]
 mod tests;
 
+pub use copy::CopiedCluster;
 pub use lock::{LockHolder, LockInfo, StateLock};
 pub use schema::current_version as schema_version;
 pub use secrets::{Secret, StateKey};
@@ -42,12 +48,28 @@ use crate::resource::Recorded;
 use crate::{Error, Result};
 use db::Shared;
 use rows::ResourceRow;
-use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
+use sql::{DbError, Query, Row, vals};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// The PostgreSQL URL `--state` gave (`postgres://...` or `postgresql://...`), if it is
+/// one rather than a file: [`StateStore::open_existing`] and
+/// [`StateStore::open_or_create`] open that database then.
+pub fn postgres_url(path: &Path) -> Option<&str> {
+    path.to_str()
+        .filter(|p| p.starts_with("postgres://") || p.starts_with("postgresql://"))
+}
+
+/// How messages name the state `--state` gave: the file, or the URL without its password.
+pub fn display_location(path: &Path) -> String {
+    match postgres_url(path) {
+        Some(url) => pg::redact(url),
+        None => path.display().to_string(),
+    }
+}
 
 /// The file name of the state under `$SEALER_HOME`.
 pub const STATE_FILE_NAME: &str = "state.db";
@@ -185,9 +207,6 @@ type HistoryRow = (
     Option<String>,
 );
 
-/// UTC now as RFC 3339, from SQLite itself, so that no clock code lives here.
-const NOW_SQL: &str = "SELECT strftime('%Y-%m-%dT%H:%M:%SZ', 'now')";
-
 impl StateStore {
     /// Opens the state for reading (plan, show, `state list`). `Ok(None)` when the file does
     /// not exist, and then it is not created. A file that exists but cannot be read, is not
@@ -198,6 +217,9 @@ impl StateStore {
     /// unchanged). The returned store can write too: an apply to an existing cluster may
     /// open it this way.
     pub fn open_existing(path: &Path) -> Result<Option<StateStore>> {
+        if let Some(url) = postgres_url(path) {
+            return StateStore::open_existing_postgres(url);
+        }
         Ok(db::open_existing(path)?.map(|shared| StateStore {
             shared: Arc::new(shared),
             command: None,
@@ -208,8 +230,46 @@ impl StateStore {
     /// 0700) when it does not exist. An existing file is checked as in
     /// [`StateStore::open_existing`] and never replaced.
     pub fn open_or_create(path: &Path) -> Result<StateStore> {
+        if let Some(url) = postgres_url(path) {
+            return StateStore::open_or_create_postgres(url);
+        }
         Ok(StateStore {
             shared: Arc::new(db::open_or_create(path)?),
+            command: None,
+        })
+    }
+
+    /// Opens the PostgreSQL state at `url` (`postgres://USER[:PASSWORD]@HOST[:PORT]/DB`;
+    /// without a password in the URL, `PGPASSWORD` gives it) for reading: `Ok(None)` when
+    /// the database holds no sealer state, and then nothing is created in it. A database
+    /// with other tables and no sealer schema, or a newer schema, is an error; an older
+    /// schema is migrated, in one transaction.
+    pub fn open_existing_postgres(url: &str) -> Result<Option<StateStore>> {
+        pg::blocking(|| StateStore::open_existing_postgres_now(url))
+    }
+
+    fn open_existing_postgres_now(url: &str) -> Result<Option<StateStore>> {
+        let (mut client, location) = pg::connect(url)?;
+        if !pg::check_and_migrate(&mut client, &location, false)? {
+            return Ok(None);
+        }
+        Ok(Some(StateStore {
+            shared: Arc::new(db::Shared::postgres(location, client)),
+            command: None,
+        }))
+    }
+
+    /// Opens the PostgreSQL state at `url` for writing, creating the schema (and the digest
+    /// key) in an empty database. Checked as in [`StateStore::open_existing_postgres`].
+    pub fn open_or_create_postgres(url: &str) -> Result<StateStore> {
+        pg::blocking(|| StateStore::open_or_create_postgres_now(url))
+    }
+
+    fn open_or_create_postgres_now(url: &str) -> Result<StateStore> {
+        let (mut client, location) = pg::connect(url)?;
+        pg::check_and_migrate(&mut client, &location, true)?;
+        Ok(StateStore {
+            shared: Arc::new(db::Shared::postgres(location, client)),
             command: None,
         })
     }
@@ -229,19 +289,16 @@ impl StateStore {
     /// Every cluster the state knows, by name.
     pub fn clusters(&self) -> Result<Vec<ClusterSummary>> {
         let shared = &self.shared;
-        let conn = shared.conn();
-        let read = || -> rusqlite::Result<Vec<SummaryRow>> {
-            let mut stmt = conn.prepare(
+        let rows = shared.read(|q| {
+            q.rows(
                 "SELECT c.name, c.lineage, c.serial, c.updated_at,
                         (SELECT count(*) FROM resources r WHERE r.cluster_id = c.id)
                  FROM clusters c ORDER BY c.name",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-            })?;
-            rows.collect()
-        };
-        let rows = read().map_err(|e| shared.err("cannot read", e))?;
+                &[],
+            )
+            .and_then(|rows| rows.iter().map(summary_row).collect::<Result<Vec<_>, _>>())
+            .map_err(|e| shared.err("cannot read", e))
+        })?;
         rows.into_iter()
             .map(|(name, lineage, serial, updated_at, count)| {
                 let serial = self.checked_serial(&name, serial)?;
@@ -261,62 +318,59 @@ impl StateStore {
     /// cluster). A damaged record is an error.
     pub fn cluster(&self, name: &str) -> Result<Option<ClusterState>> {
         let shared = &self.shared;
-        let mut conn = shared.conn();
         // One read transaction: the cluster row and its resources from the same version.
-        let tx = conn
-            .transaction()
-            .map_err(|e| shared.err("cannot read", e))?;
-        type Head = (i64, String, i64, String, String, Option<String>, bool);
-        let head: Option<Head> = tx
-            .query_row(
-                "SELECT id, lineage, serial, created_at, updated_at, applied_config, digests_keyed
-                 FROM clusters WHERE name = ?1",
-                [name],
-                |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                    ))
-                },
-            )
-            .optional()
-            .map_err(|e| shared.err("cannot read", e))?;
-        let Some((id, lineage, serial, created_at, updated_at, config, digests_keyed)) = head
-        else {
-            return Ok(None);
-        };
-        let serial = self.checked_serial(name, serial)?;
-        self.check_lineage(name, &lineage)?;
-        let applied_config = match config {
-            None => None,
-            Some(text) => Some(serde_json::from_str(&text).map_err(|e| {
-                self.damaged(name, &format!("its applied configuration is not JSON: {e}"))
-            })?),
-        };
-        let rows = read_resources(&tx, id).map_err(|e| shared.err("cannot read", e))?;
-        let mut resources = BTreeMap::new();
-        for row in rows {
-            let address = row.address.clone();
-            let recorded = row.decode().map_err(|why| {
-                self.damaged(name, &format!("resource {address} is damaged: {why}"))
-            })?;
-            resources.insert(address, recorded);
-        }
-        Ok(Some(ClusterState {
-            name: name.to_string(),
-            lineage,
-            serial,
-            created_at,
-            updated_at,
-            resources,
-            applied_config,
-            digests_keyed,
-        }))
+        shared.read(|q| {
+            let read = |e| shared.err("cannot read", e);
+            let head = q
+                .row(
+                    "SELECT id, lineage, serial, created_at, updated_at, applied_config, digests_keyed
+                     FROM clusters WHERE name = ?1",
+                    vals![name],
+                )
+                .map_err(read)?;
+            let Some(head) = head else {
+                return Ok(None);
+            };
+            let (id, lineage, serial, created_at, updated_at, config, digests_keyed) = (|| {
+                Ok::<_, DbError>((
+                    head.int(0)?,
+                    head.text(1)?,
+                    head.int(2)?,
+                    head.text(3)?,
+                    head.text(4)?,
+                    head.opt_text(5)?,
+                    head.flag(6)?,
+                ))
+            })()
+            .map_err(read)?;
+            let serial = self.checked_serial(name, serial)?;
+            self.check_lineage(name, &lineage)?;
+            let applied_config = match config {
+                None => None,
+                Some(text) => Some(serde_json::from_str(&text).map_err(|e| {
+                    self.damaged(name, &format!("its applied configuration is not JSON: {e}"))
+                })?),
+            };
+            let rows = read_resources(q, id).map_err(read)?;
+            let mut resources = BTreeMap::new();
+            for row in rows {
+                let address = row.address.clone();
+                let recorded = row.decode().map_err(|why| {
+                    self.damaged(name, &format!("resource {address} is damaged: {why}"))
+                })?;
+                resources.insert(address, recorded);
+            }
+            Ok(Some(ClusterState {
+                name: name.to_string(),
+                lineage,
+                serial,
+                created_at,
+                updated_at,
+                resources,
+                applied_config,
+                digests_keyed,
+            }))
+        })
     }
 
     /// Creates the state of a new cluster: a fresh lineage, serial 1, no resources. An
@@ -327,41 +381,42 @@ impl StateStore {
         }
         let lineage = ids::new_lineage()?;
         let shared = &self.shared;
-        let mut conn = shared.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| shared.err("cannot write", e))?;
-        let existing: Option<(String, i64)> = tx
-            .query_row(
-                "SELECT lineage, serial FROM clusters WHERE name = ?1",
-                [name],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(|e| shared.err("cannot read", e))?;
-        if let Some((lineage, serial)) = existing {
-            return Err(Error::msg(format!(
-                "the state already has a cluster named {name:?} (lineage {lineage}, serial {serial})"
-            ))
-            .hint("choose another cluster name, or destroy that cluster first"));
-        }
-        let now = now(&tx).map_err(|e| shared.err("cannot read the time from", e))?;
-        let insert = || -> rusqlite::Result<()> {
-            tx.execute(
-                "INSERT INTO clusters (name, lineage, serial, created_at, updated_at, digests_keyed)
-                 VALUES (?1, ?2, 1, ?3, ?3, 1)",
-                params![name, lineage, now],
-            )?;
-            let id = tx.last_insert_rowid();
-            tx.execute(
-                "INSERT INTO history (cluster_id, serial, at, operation, command)
-                 VALUES (?1, 1, ?2, 'create', ?3)",
-                params![id, now, self.command],
-            )?;
-            Ok(())
-        };
-        insert().map_err(|e| shared.err("cannot write", e))?;
-        tx.commit().map_err(|e| shared.err("cannot commit to", e))?;
+        let now = shared.write("cannot write", "cannot commit to", |q| {
+            let existing = q
+                .row(
+                    "SELECT lineage, serial FROM clusters WHERE name = ?1",
+                    vals![name],
+                )
+                .and_then(|row| row.map(|r| Ok((r.text(0)?, r.int(1)?))).transpose())
+                .map_err(|e| shared.err("cannot read", e))?;
+            if let Some((lineage, serial)) = existing {
+                return Err(Error::msg(format!(
+                    "the state already has a cluster named {name:?} (lineage {lineage}, serial {serial})"
+                ))
+                .hint("choose another cluster name, or destroy that cluster first"));
+            }
+            let now = q
+                .now()
+                .map_err(|e| shared.err("cannot read the time from", e))?;
+            let insert = || -> Result<(), DbError> {
+                let id = q
+                    .row(
+                        "INSERT INTO clusters (name, lineage, serial, created_at, updated_at, digests_keyed)
+                         VALUES (?1, ?2, 1, ?3, ?3, 1) RETURNING id",
+                        vals![name, &lineage, &now],
+                    )?
+                    .ok_or_else(|| DbError::Column("INSERT returned no id".to_string()))?
+                    .int(0)?;
+                q.execute(
+                    "INSERT INTO history (cluster_id, serial, at, operation, command)
+                     VALUES (?1, 1, ?2, 'create', ?3)",
+                    vals![id, &now, &self.command],
+                )?;
+                Ok(())
+            };
+            insert().map_err(|e| shared.err("cannot write", e))?;
+            Ok(now)
+        })?;
         Ok(ClusterState {
             name: name.to_string(),
             lineage,
@@ -377,10 +432,15 @@ impl StateStore {
     /// The key of this state's digests (`clusterfile::DigestKey`), made with the database.
     pub fn digest_key(&self) -> Result<crate::clusterfile::DigestKey> {
         let shared = &self.shared;
-        let key: Vec<u8> = shared
-            .conn()
-            .query_row("SELECT key FROM digest_key WHERE id = 1", [], |r| r.get(0))
-            .map_err(|e| shared.err("cannot read the digest key from", e))?;
+        let action = "cannot read the digest key from";
+        let key: Vec<u8> = shared.read(|q| {
+            q.row("SELECT key FROM digest_key WHERE id = 1", &[])
+                .and_then(|row| {
+                    row.ok_or_else(|| DbError::Column("the digest key is missing".to_string()))?
+                        .blob(0)
+                })
+                .map_err(|e| shared.err(action, e))
+        })?;
         let key: [u8; 32] = key.try_into().map_err(|_| {
             Error::msg(format!(
                 "state database {} is damaged: its digest key is not 32 bytes",
@@ -400,67 +460,55 @@ impl StateStore {
         rewrite: impl Fn(&str, &mut crate::resource::Attributes) -> bool,
     ) -> Result<usize> {
         let shared = &self.shared;
-        let mut conn = shared.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| shared.err("cannot write", e))?;
-        let run = || -> rusqlite::Result<Result<usize>> {
-            let Some(id) = tx
-                .query_row("SELECT id FROM clusters WHERE name = ?1", [cluster], |r| {
-                    r.get::<_, i64>(0)
-                })
-                .optional()?
-            else {
-                return Ok(Ok(0));
-            };
-            let mut changed = 0;
-            for (select, update) in [
-                (
-                    "SELECT address, attributes, address FROM resources WHERE cluster_id = ?1",
-                    "UPDATE resources SET attributes = ?1 WHERE cluster_id = ?2 AND address = ?3",
-                ),
-                (
-                    "SELECT address, attributes, serial FROM history
-                     WHERE cluster_id = ?1 AND attributes IS NOT NULL AND address IS NOT NULL",
-                    "UPDATE history SET attributes = ?1 WHERE cluster_id = ?2 AND serial = ?3",
-                ),
-            ] {
-                let rows: Vec<(String, String, rusqlite::types::Value)> = tx
-                    .prepare(select)?
-                    .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                    .collect::<rusqlite::Result<_>>()?;
-                for (address, text, row) in rows {
-                    // A history row of an `applied_config` write is not a resource's
-                    // attributes; only objects are rewritten.
-                    let Ok(mut attributes) =
-                        serde_json::from_str::<crate::resource::Attributes>(&text)
-                    else {
-                        continue;
-                    };
-                    if rewrite(&address, &mut attributes) {
-                        let text = match serde_json::to_string(&attributes) {
-                            Ok(text) => text,
-                            Err(e) => return Ok(Err(Error::msg(e.to_string()))),
+        let changed = shared.write("cannot write", "cannot commit to", |q| {
+            let run = || -> Result<Result<usize>, DbError> {
+                let Some(id) = q
+                    .row("SELECT id FROM clusters WHERE name = ?1", vals![cluster])?
+                    .map(|r| r.int(0))
+                    .transpose()?
+                else {
+                    return Ok(Ok(0));
+                };
+                let mut changed = 0;
+                for (select, update) in [
+                    (
+                        "SELECT address, attributes, address FROM resources WHERE cluster_id = ?1",
+                        "UPDATE resources SET attributes = ?1 WHERE cluster_id = ?2 AND address = ?3",
+                    ),
+                    (
+                        "SELECT address, attributes, serial FROM history
+                         WHERE cluster_id = ?1 AND attributes IS NOT NULL AND address IS NOT NULL",
+                        "UPDATE history SET attributes = ?1 WHERE cluster_id = ?2 AND serial = ?3",
+                    ),
+                ] {
+                    for row in q.rows(select, vals![id])? {
+                        let (address, text, key) = (row.text(0)?, row.text(1)?, row.value(2)?);
+                        // A history row of an `applied_config` write is not a resource's
+                        // attributes; only objects are rewritten.
+                        let Ok(mut attributes) =
+                            serde_json::from_str::<crate::resource::Attributes>(&text)
+                        else {
+                            continue;
                         };
-                        tx.execute(update, params![text, id, row])?;
-                        changed += 1;
+                        if rewrite(&address, &mut attributes) {
+                            let text = match serde_json::to_string(&attributes) {
+                                Ok(text) => text,
+                                Err(e) => return Ok(Err(Error::msg(e.to_string()))),
+                            };
+                            q.execute(update, &[sql::Value::Text(text), sql::Value::Int(id), key])?;
+                            changed += 1;
+                        }
                     }
                 }
-            }
-            tx.execute("UPDATE clusters SET digests_keyed = 1 WHERE id = ?1", [id])?;
-            Ok(Ok(changed))
-        };
-        let changed = run().map_err(|e| shared.err("cannot write", e))??;
-        tx.commit().map_err(|e| shared.err("cannot commit to", e))?;
-        // Free pages of the file (from writes of a sealer without `secure_delete`) and the
-        // WAL still hold the old bytes: rebuild the file (once, in memory) and empty the
-        // WAL, so the plain digests leave the disk now. A reader in another process can keep
-        // the WAL from emptying: the next write's checkpoint does.
-        if changed > 0 {
-            conn.execute_batch("PRAGMA temp_store = MEMORY; VACUUM;")
-                .map_err(|e| shared.err("cannot compact", e))?;
-        }
-        let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+                q.execute(
+                    "UPDATE clusters SET digests_keyed = 1 WHERE id = ?1",
+                    vals![id],
+                )?;
+                Ok(Ok(changed))
+            };
+            run().map_err(|e| shared.err("cannot write", e))?
+        })?;
+        shared.compact(changed > 0)?;
         Ok(changed)
     }
 
@@ -479,8 +527,8 @@ impl StateStore {
             crate::resource::Status::Ready => Operation::Commit,
             crate::resource::Status::Tainted => Operation::Taint,
         };
-        self.write(cluster, operation, |tx, c, serial| {
-            insert_resource(tx, c.id, &row, serial)
+        self.write(cluster, operation, |q, c, serial| {
+            insert_resource(q, c.id, &row, serial)
                 .map_err(|e| self.shared.err("cannot write", e))?;
             Ok(LogEntry {
                 address: Some(row.address.clone()),
@@ -508,81 +556,84 @@ impl StateStore {
             })?);
         }
         let shared = &self.shared;
-        let mut conn = shared.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| shared.err("cannot write", e))?;
-        let now = now(&tx).map_err(|e| shared.err("cannot read the time from", e))?;
-        let existing = find_cluster(&tx, name).map_err(|e| shared.err("cannot read", e))?;
-        let (id, mut serial) = match existing {
-            Some(c) => {
-                let recorded: i64 = tx
-                    .query_row(
-                        "SELECT COUNT(*) FROM resources WHERE cluster_id = ?1",
-                        [c.id],
-                        |r| r.get(0),
-                    )
-                    .map_err(|e| shared.err("cannot read", e))?;
-                if recorded > 0 {
-                    return Err(Error::msg(format!(
-                        "the state already records cluster {name:?} ({recorded} resources, serial {})",
-                        c.serial
-                    ))
-                    .hint("`sealer plan` shows how the cluster differs from the Clusterfile; import into another state with --state"));
+        shared.write("cannot write", "cannot commit to", |q| {
+            let now = q
+                .now()
+                .map_err(|e| shared.err("cannot read the time from", e))?;
+            let existing = find_cluster(q, name).map_err(|e| shared.err("cannot read", e))?;
+            let (id, mut serial) = match existing {
+                Some(c) => {
+                    let recorded = q
+                        .row(
+                            "SELECT COUNT(*) FROM resources WHERE cluster_id = ?1",
+                            vals![c.id],
+                        )
+                        .and_then(|row| row.map(|r| r.int(0)).transpose())
+                        .map_err(|e| shared.err("cannot read", e))?
+                        .unwrap_or(0);
+                    if recorded > 0 {
+                        return Err(Error::msg(format!(
+                            "the state already records cluster {name:?} ({recorded} resources, serial {})",
+                            c.serial
+                        ))
+                        .hint("`sealer plan` shows how the cluster differs from the Clusterfile; import into another state with --state"));
+                    }
+                    (c.id, self.checked_serial(name, c.serial)?)
                 }
-                (c.id, self.checked_serial(name, c.serial)?)
+                None => {
+                    let lineage = ids::new_lineage()?;
+                    let create = || -> Result<i64, DbError> {
+                        let id = q
+                            .row(
+                                "INSERT INTO clusters (name, lineage, serial, created_at, updated_at, digests_keyed)
+                                 VALUES (?1, ?2, 1, ?3, ?3, 1) RETURNING id",
+                                vals![name, &lineage, &now],
+                            )?
+                            .ok_or_else(|| DbError::Column("INSERT returned no id".to_string()))?
+                            .int(0)?;
+                        q.execute(
+                            "INSERT INTO history (cluster_id, serial, at, operation, command)
+                             VALUES (?1, 1, ?2, 'create', ?3)",
+                            vals![id, &now, &self.command],
+                        )?;
+                        Ok(id)
+                    };
+                    (create().map_err(|e| shared.err("cannot write", e))?, 1)
+                }
+            };
+            for row in &rows {
+                serial = serial.checked_add(1).ok_or_else(|| {
+                    self.damaged(name, "its serial cannot be incremented any further")
+                })?;
+                insert_resource(q, id, row, serial)
+                    .and_then(|()| {
+                        q.execute(
+                            "INSERT INTO history (cluster_id, serial, at, operation, address, attributes, command)
+                             VALUES (?1, ?2, ?3, 'commit', ?4, ?5, ?6)",
+                            vals![id, to_sql_serial(serial), &now, &row.address, &row.attributes, &self.command],
+                        )
+                        .map(|_| ())
+                    })
+                    .map_err(|e| shared.err("cannot write", e))?;
             }
-            None => {
-                let lineage = ids::new_lineage()?;
-                let create = || -> rusqlite::Result<i64> {
-                    tx.execute(
-                        "INSERT INTO clusters (name, lineage, serial, created_at, updated_at, digests_keyed)
-                         VALUES (?1, ?2, 1, ?3, ?3, 1)",
-                        params![name, lineage, now],
-                    )?;
-                    let id = tx.last_insert_rowid();
-                    tx.execute(
-                        "INSERT INTO history (cluster_id, serial, at, operation, command)
-                         VALUES (?1, 1, ?2, 'create', ?3)",
-                        params![id, now, self.command],
-                    )?;
-                    Ok(id)
-                };
-                (create().map_err(|e| shared.err("cannot write", e))?, 1)
-            }
-        };
-        for row in &rows {
-            serial = serial.checked_add(1).ok_or_else(|| {
-                self.damaged(name, "its serial cannot be incremented any further")
-            })?;
-            insert_resource(&tx, id, row, serial)
-                .and_then(|_| {
-                    tx.execute(
-                        "INSERT INTO history (cluster_id, serial, at, operation, address, attributes, command)
-                         VALUES (?1, ?2, ?3, 'commit', ?4, ?5, ?6)",
-                        params![id, to_sql_serial(serial), now, row.address, row.attributes, self.command],
-                    )
-                })
-                .map_err(|e| shared.err("cannot write", e))?;
-        }
-        tx.execute(
-            "UPDATE clusters SET serial = ?2, updated_at = ?3 WHERE id = ?1",
-            params![id, to_sql_serial(serial), now],
-        )
-        .map_err(|e| shared.err("cannot write", e))?;
-        tx.commit().map_err(|e| shared.err("cannot commit to", e))?;
-        Ok(serial)
+            q.execute(
+                "UPDATE clusters SET serial = ?2, updated_at = ?3 WHERE id = ?1",
+                vals![id, to_sql_serial(serial), &now],
+            )
+            .map_err(|e| shared.err("cannot write", e))?;
+            Ok(serial)
+        })
     }
 
     /// Marks a recorded resource tainted (its step failed midway; the next plan replaces
     /// it). Returns the new serial. An error if the state has no such resource.
     pub fn taint(&self, cluster: &str, address: &str) -> Result<u64> {
-        self.write(cluster, Operation::Taint, |tx, c, serial| {
-            let changed = tx
+        self.write(cluster, Operation::Taint, |q, c, serial| {
+            let changed = q
                 .execute(
                     "UPDATE resources SET status = 'tainted', updated_serial = ?3
                      WHERE cluster_id = ?1 AND address = ?2",
-                    params![c.id, address, to_sql_serial(serial)],
+                    vals![c.id, address, to_sql_serial(serial)],
                 )
                 .map_err(|e| self.shared.err("cannot write", e))?;
             if changed == 0 {
@@ -608,14 +659,14 @@ impl StateStore {
                 .map_err(|e| Error::msg(format!("cannot encode the drift of {address}: {e}")))?;
             column.insert(address.clone(), text);
         }
-        self.write(cluster, Operation::Refresh, |tx, c, serial| {
+        self.write(cluster, Operation::Refresh, |q, c, serial| {
             let mut log = serde_json::Map::new();
             for (address, text) in &column {
-                let changed = tx
+                let changed = q
                     .execute(
                         "UPDATE resources SET drift = ?3, updated_serial = ?4
                          WHERE cluster_id = ?1 AND address = ?2",
-                        params![c.id, address, text, to_sql_serial(serial)],
+                        vals![c.id, address, text, to_sql_serial(serial)],
                     )
                     .map_err(|e| self.shared.err("cannot write", e))?;
                 if changed == 0 {
@@ -637,11 +688,11 @@ impl StateStore {
     /// Removes a destroyed resource from the state. Returns the new serial. An error if the
     /// state has no such resource.
     pub fn remove(&self, cluster: &str, address: &str) -> Result<u64> {
-        self.write(cluster, Operation::Remove, |tx, c, _| {
-            let changed = tx
+        self.write(cluster, Operation::Remove, |q, c, _| {
+            let changed = q
                 .execute(
                     "DELETE FROM resources WHERE cluster_id = ?1 AND address = ?2",
-                    params![c.id, address],
+                    vals![c.id, address],
                 )
                 .map_err(|e| self.shared.err("cannot write", e))?;
             if changed == 0 {
@@ -658,10 +709,10 @@ impl StateStore {
     pub fn set_applied_config(&self, cluster: &str, config: &serde_json::Value) -> Result<u64> {
         let text = serde_json::to_string(config)
             .map_err(|e| Error::msg(format!("cannot encode the applied configuration: {e}")))?;
-        self.write(cluster, Operation::Config, |tx, c, _| {
-            tx.execute(
+        self.write(cluster, Operation::Config, |q, c, _| {
+            q.execute(
                 "UPDATE clusters SET applied_config = ?2 WHERE id = ?1",
-                params![c.id, text],
+                vals![c.id, &text],
             )
             .map_err(|e| self.shared.err("cannot write", e))?;
             Ok(LogEntry {
@@ -675,31 +726,18 @@ impl StateStore {
     /// state has no such cluster.
     pub fn history(&self, cluster: &str) -> Result<Vec<StateVersion>> {
         let shared = &self.shared;
-        let mut conn = shared.conn();
-        let tx = conn
-            .transaction()
-            .map_err(|e| shared.err("cannot read", e))?;
-        let c = find_cluster(&tx, cluster)
-            .map_err(|e| shared.err("cannot read", e))?
-            .ok_or_else(|| no_cluster(cluster))?;
-        let read = || -> rusqlite::Result<Vec<HistoryRow>> {
-            let mut stmt = tx.prepare(
+        let rows = shared.read(|q| {
+            let c = find_cluster(q, cluster)
+                .map_err(|e| shared.err("cannot read", e))?
+                .ok_or_else(|| no_cluster(cluster))?;
+            q.rows(
                 "SELECT serial, at, operation, address, attributes, command FROM history
                  WHERE cluster_id = ?1 ORDER BY serial",
-            )?;
-            let rows = stmt.query_map([c.id], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                ))
-            })?;
-            rows.collect()
-        };
-        let rows = read().map_err(|e| shared.err("cannot read", e))?;
+                vals![c.id],
+            )
+            .and_then(|rows| rows.iter().map(history_row).collect::<Result<Vec<_>, _>>())
+            .map_err(|e| shared.err("cannot read", e))
+        })?;
         rows.into_iter()
             .map(|(serial, at, operation, address, attributes, command)| {
                 let serial = self.checked_serial(cluster, serial)?;
@@ -743,6 +781,9 @@ impl StateStore {
     pub fn lock(&self, cluster: &str, holder: &LockHolder, timeout: Duration) -> Result<StateLock> {
         let id = ids::new_lock_id()?;
         let start = Instant::now();
+        if self.shared.is_postgres() {
+            return self.lock_postgres(cluster, holder, &id, start, timeout);
+        }
         let file = lock::open_lock_file(&self.shared.path, cluster)?;
         loop {
             match file.try_lock() {
@@ -769,7 +810,7 @@ impl StateStore {
             std::thread::sleep(lock::POLL_INTERVAL.min(timeout - waited));
         }
         loop {
-            match self.try_lock(cluster, holder, &id)? {
+            match self.try_lock(cluster, holder, &id, false)? {
                 Ok((info, took_over)) => {
                     return Ok(StateLock {
                         shared: Arc::clone(&self.shared),
@@ -777,7 +818,7 @@ impl StateStore {
                         info,
                         released: false,
                         took_over,
-                        _file: file,
+                        guard: lock::Guard::File(file),
                     });
                 }
                 Err(current) => {
@@ -791,45 +832,97 @@ impl StateStore {
         }
     }
 
-    /// One attempt, holding the OS lock: `Ok(Ok((taken, row taken over)))`, or
-    /// `Ok(Err(current holder))`. A row of this host whose process is gone is the lock of a
-    /// holder that died (it held the OS lock, now ours): it is replaced.
+    /// PostgreSQL: the cluster's session advisory lock, then the row saying who holds it.
+    /// Whoever held the advisory lock before is gone (the server let it go with their
+    /// session), so a row found under it is a dead holder's and is taken over.
+    fn lock_postgres(
+        &self,
+        cluster: &str,
+        holder: &LockHolder,
+        id: &str,
+        start: Instant,
+        timeout: Duration,
+    ) -> Result<StateLock> {
+        let key = lock::advisory_key(cluster);
+        loop {
+            if self.shared.advisory_try_lock(key)? {
+                let taken = match self.try_lock(cluster, holder, id, true) {
+                    Ok(Ok(taken)) => taken,
+                    // Not reached: with `replace_any` any row is replaced.
+                    Ok(Err(current)) => {
+                        let _ = self.shared.advisory_unlock(key);
+                        return Err(lock::locked_error(cluster, &current, start.elapsed()));
+                    }
+                    Err(e) => {
+                        let _ = self.shared.advisory_unlock(key);
+                        return Err(e);
+                    }
+                };
+                let (info, took_over) = taken;
+                return Ok(StateLock {
+                    shared: Arc::clone(&self.shared),
+                    cluster: cluster.to_string(),
+                    info,
+                    released: false,
+                    took_over,
+                    guard: lock::Guard::Advisory(key),
+                });
+            }
+            let waited = start.elapsed();
+            if waited >= timeout {
+                return Err(match self.current_lock(cluster)? {
+                    Some(current) => lock::locked_error(cluster, &current, waited),
+                    None => Error::msg(format!(
+                        "state of cluster {cluster:?} is locked by a sealer that has not written who it is yet"
+                    ))
+                    .hint("a sealer is starting, or its lock row was removed with `sealer state unlock` while it still runs: wait for it, or wait longer with --lock-timeout DURATION"),
+                });
+            }
+            std::thread::sleep(lock::POLL_INTERVAL.min(timeout - waited));
+        }
+    }
+
+    /// One attempt, holding the OS lock (or the advisory lock): `Ok(Ok((taken, row taken
+    /// over)))`, or `Ok(Err(current holder))`. A row of this host whose process is gone is
+    /// the lock of a holder that died (it held the OS lock, now ours): it is replaced; with
+    /// `replace_any`, any row is.
     #[allow(clippy::type_complexity)]
     fn try_lock(
         &self,
         cluster: &str,
         holder: &LockHolder,
         id: &str,
+        replace_any: bool,
     ) -> Result<Result<(LockInfo, Option<LockInfo>), LockInfo>> {
         let shared = &self.shared;
-        let mut conn = shared.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| shared.err("cannot lock", e))?;
-        let mut took_over = None;
-        if let Some(current) = read_lock(&tx, cluster).map_err(|e| shared.err("cannot read", e))? {
-            if !current.is_stale() {
-                return Ok(Err(current));
+        let action = "cannot lock";
+        shared.write(action, action, |q| {
+            let mut took_over = None;
+            if let Some(current) = read_lock(q, cluster).map_err(|e| shared.err("cannot read", e))? {
+                if !replace_any && !current.is_stale() {
+                    return Ok(Err(current));
+                }
+                q.execute("DELETE FROM locks WHERE id = ?1", vals![&current.id])
+                    .map_err(|e| shared.err(action, e))?;
+                took_over = Some(current);
             }
-            tx.execute("DELETE FROM locks WHERE id = ?1", [&current.id])
-                .map_err(|e| shared.err("cannot lock", e))?;
-            took_over = Some(current);
-        }
-        let since = now(&tx).map_err(|e| shared.err("cannot read the time from", e))?;
-        tx.execute(
-            "INSERT INTO locks (cluster, id, operation, pid, host, since) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![cluster, id, holder.operation, holder.pid, holder.host, since],
-        )
-        .map_err(|e| shared.err("cannot lock", e))?;
-        tx.commit().map_err(|e| shared.err("cannot lock", e))?;
-        let info = LockInfo {
-            id: id.to_string(),
-            operation: holder.operation.clone(),
-            pid: holder.pid,
-            host: holder.host.clone(),
-            since,
-        };
-        Ok(Ok((info, took_over)))
+            let since = q
+                .now()
+                .map_err(|e| shared.err("cannot read the time from", e))?;
+            q.execute(
+                "INSERT INTO locks (cluster, id, operation, pid, host, since) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                vals![cluster, id, &holder.operation, holder.pid, &holder.host, &since],
+            )
+            .map_err(|e| shared.err(action, e))?;
+            let info = LockInfo {
+                id: id.to_string(),
+                operation: holder.operation.clone(),
+                pid: holder.pid,
+                host: holder.host.clone(),
+                since,
+            };
+            Ok(Ok((info, took_over)))
+        })
     }
 
     /// Removes every lock row of this process (a process that aborts, whose `StateLock`
@@ -837,13 +930,15 @@ impl StateStore {
     pub fn release_locks_of_this_process(&self) -> Result<usize> {
         let shared = &self.shared;
         let me = LockHolder::this_process("");
-        shared
-            .conn()
-            .execute(
+        let action = "cannot release the locks in";
+        let removed = shared.write(action, action, |q| {
+            q.execute(
                 "DELETE FROM locks WHERE pid = ?1 AND host = ?2",
-                params![me.pid, me.host],
+                vals![me.pid, &me.host],
             )
-            .map_err(|e| shared.err("cannot release the locks in", e))
+            .map_err(|e| shared.err(action, e))
+        })?;
+        Ok(usize::try_from(removed).unwrap_or(usize::MAX))
     }
 
     /// The lock of an operation running now on the cluster, if any: its row, held by a
@@ -852,6 +947,10 @@ impl StateStore {
         let Some(current) = self.current_lock(cluster)? else {
             return Ok(None);
         };
+        if self.shared.is_postgres() {
+            let held = self.shared.advisory_held(lock::advisory_key(cluster))?;
+            return Ok(held.then_some(current));
+        }
         if current.host != lock::host_name() {
             return Ok(Some(current));
         }
@@ -869,36 +968,33 @@ impl StateStore {
     /// lock taken since the operator looked is not removed by mistake.
     pub fn break_lock(&self, cluster: &str, lock_id: &str) -> Result<LockInfo> {
         let shared = &self.shared;
-        let mut conn = shared.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| shared.err("cannot unlock", e))?;
-        let Some(current) = read_lock(&tx, cluster).map_err(|e| shared.err("cannot read", e))?
-        else {
-            return Err(Error::msg(format!(
-                "state of cluster {cluster:?} is not locked"
-            )));
-        };
-        if current.id != lock_id {
-            return Err(Error::msg(format!(
-                "lock ID {lock_id} is not the lock of cluster {cluster:?}: it is locked by {current}"
-            ))
-            .hint(format!(
-                "`sealer state unlock {}` removes that lock, if it is the one you mean",
-                current.id
-            )));
-        }
-        tx.execute("DELETE FROM locks WHERE id = ?1", [lock_id])
-            .map_err(|e| shared.err("cannot unlock", e))?;
-        tx.commit().map_err(|e| shared.err("cannot unlock", e))?;
-        Ok(current)
+        let action = "cannot unlock";
+        shared.write(action, action, |q| {
+            let Some(current) = read_lock(q, cluster).map_err(|e| shared.err("cannot read", e))?
+            else {
+                return Err(Error::msg(format!(
+                    "state of cluster {cluster:?} is not locked"
+                )));
+            };
+            if current.id != lock_id {
+                return Err(Error::msg(format!(
+                    "lock ID {lock_id} is not the lock of cluster {cluster:?}: it is locked by {current}"
+                ))
+                .hint(format!(
+                    "`sealer state unlock {}` removes that lock, if it is the one you mean",
+                    current.id
+                )));
+            }
+            q.execute("DELETE FROM locks WHERE id = ?1", vals![lock_id])
+                .map_err(|e| shared.err(action, e))?;
+            Ok(current)
+        })
     }
 
     /// Who holds the cluster's lock, if anyone.
     pub fn current_lock(&self, cluster: &str) -> Result<Option<LockInfo>> {
         let shared = &self.shared;
-        let conn = shared.conn();
-        read_lock(&conn, cluster).map_err(|e| shared.err("cannot read", e))
+        shared.read(|q| read_lock(q, cluster).map_err(|e| shared.err("cannot read", e)))
     }
 
     /// Stores a secret, sealed with `key`. Without a key this is an error: nothing secret is
@@ -921,14 +1017,14 @@ impl StateStore {
         if name.is_empty() {
             return Err(Error::msg("a secret name cannot be empty"));
         }
-        self.write(cluster, Operation::Secret, |tx, c, _| {
+        self.write(cluster, Operation::Secret, |q, c, _| {
             let aad = secrets::associated_data(&c.lineage, name);
             let (nonce, ciphertext) = key.seal(&aad, value.as_bytes())?;
-            tx.execute(
+            q.execute(
                 "INSERT INTO secrets (cluster_id, name, nonce, ciphertext) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (cluster_id, name) DO UPDATE SET
                    nonce = excluded.nonce, ciphertext = excluded.ciphertext",
-                params![c.id, name, &nonce[..], ciphertext],
+                vals![c.id, name, &nonce[..], ciphertext],
             )
             .map_err(|e| self.shared.err("cannot write", e))?;
             Ok(LogEntry {
@@ -948,21 +1044,20 @@ impl StateStore {
         key: Option<&StateKey>,
     ) -> Result<Option<Secret>> {
         let shared = &self.shared;
-        let mut conn = shared.conn();
-        let tx = conn
-            .transaction()
-            .map_err(|e| shared.err("cannot read", e))?;
-        let c = find_cluster(&tx, cluster)
-            .map_err(|e| shared.err("cannot read", e))?
-            .ok_or_else(|| no_cluster(cluster))?;
-        let sealed: Option<(Vec<u8>, Vec<u8>)> = tx
-            .query_row(
-                "SELECT nonce, ciphertext FROM secrets WHERE cluster_id = ?1 AND name = ?2",
-                params![c.id, name],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(|e| shared.err("cannot read", e))?;
+        let (c, sealed) = shared.read(|q| {
+            let read = |e| shared.err("cannot read", e);
+            let c = find_cluster(q, cluster)
+                .map_err(read)?
+                .ok_or_else(|| no_cluster(cluster))?;
+            let sealed = q
+                .row(
+                    "SELECT nonce, ciphertext FROM secrets WHERE cluster_id = ?1 AND name = ?2",
+                    vals![c.id, name],
+                )
+                .and_then(|row| row.map(|r| Ok((r.blob(0)?, r.blob(1)?))).transpose())
+                .map_err(read)?;
+            Ok((c, sealed))
+        })?;
         let Some((nonce, ciphertext)) = sealed else {
             return Ok(None);
         };
@@ -991,46 +1086,45 @@ impl StateStore {
         &self,
         cluster: &str,
         operation: Operation,
-        apply: impl FnOnce(&Transaction<'_>, &ClusterRow, u64) -> Result<LogEntry>,
+        apply: impl FnOnce(&dyn Query, &ClusterRow, u64) -> Result<LogEntry>,
     ) -> Result<u64> {
         let shared = &self.shared;
-        let mut conn = shared.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| shared.err("cannot write", e))?;
-        let c = find_cluster(&tx, cluster)
-            .map_err(|e| shared.err("cannot read", e))?
-            .ok_or_else(|| no_cluster(cluster))?;
-        let serial = self.checked_serial(cluster, c.serial)?;
-        let serial = serial
-            .checked_add(1)
-            .ok_or_else(|| self.damaged(cluster, "its serial cannot be incremented any further"))?;
-        // Any error from here on drops `tx`, which rolls everything back.
-        let entry = apply(&tx, &c, serial)?;
-        let now = now(&tx).map_err(|e| shared.err("cannot read the time from", e))?;
-        let record = || -> rusqlite::Result<()> {
-            tx.execute(
-                "UPDATE clusters SET serial = ?2, updated_at = ?3 WHERE id = ?1",
-                params![c.id, to_sql_serial(serial), now],
-            )?;
-            tx.execute(
-                "INSERT INTO history (cluster_id, serial, at, operation, address, attributes, command)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    c.id,
-                    to_sql_serial(serial),
-                    now,
-                    operation.as_str(),
-                    entry.address,
-                    entry.attributes,
-                    self.command
-                ],
-            )?;
-            Ok(())
-        };
-        record().map_err(|e| shared.err("cannot write", e))?;
-        tx.commit().map_err(|e| shared.err("cannot commit to", e))?;
-        Ok(serial)
+        shared.write("cannot write", "cannot commit to", |q| {
+            let c = find_cluster(q, cluster)
+                .map_err(|e| shared.err("cannot read", e))?
+                .ok_or_else(|| no_cluster(cluster))?;
+            let serial = self.checked_serial(cluster, c.serial)?;
+            let serial = serial.checked_add(1).ok_or_else(|| {
+                self.damaged(cluster, "its serial cannot be incremented any further")
+            })?;
+            // Any error from here on rolls everything back.
+            let entry = apply(q, &c, serial)?;
+            let now = q
+                .now()
+                .map_err(|e| shared.err("cannot read the time from", e))?;
+            let record = || -> Result<(), DbError> {
+                q.execute(
+                    "UPDATE clusters SET serial = ?2, updated_at = ?3 WHERE id = ?1",
+                    vals![c.id, to_sql_serial(serial), &now],
+                )?;
+                q.execute(
+                    "INSERT INTO history (cluster_id, serial, at, operation, address, attributes, command)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    vals![
+                        c.id,
+                        to_sql_serial(serial),
+                        &now,
+                        operation.as_str(),
+                        &entry.address,
+                        &entry.attributes,
+                        &self.command
+                    ],
+                )?;
+                Ok(())
+            };
+            record().map_err(|e| shared.err("cannot write", e))?;
+            Ok(serial)
+        })
     }
 
     fn checked_serial(&self, cluster: &str, serial: i64) -> Result<u64> {
@@ -1064,69 +1158,86 @@ impl fmt::Debug for StateStore {
     }
 }
 
-fn find_cluster(tx: &Transaction<'_>, name: &str) -> rusqlite::Result<Option<ClusterRow>> {
-    tx.query_row(
+fn find_cluster(q: &dyn Query, name: &str) -> Result<Option<ClusterRow>, DbError> {
+    q.row(
         "SELECT id, lineage, serial FROM clusters WHERE name = ?1",
-        [name],
-        |r| {
-            Ok(ClusterRow {
-                id: r.get(0)?,
-                lineage: r.get(1)?,
-                serial: r.get(2)?,
-            })
-        },
-    )
-    .optional()
+        vals![name],
+    )?
+    .map(|r| {
+        Ok(ClusterRow {
+            id: r.int(0)?,
+            lineage: r.text(1)?,
+            serial: r.int(2)?,
+        })
+    })
+    .transpose()
 }
 
-fn read_resources(tx: &Transaction<'_>, cluster_id: i64) -> rusqlite::Result<Vec<ResourceRow>> {
-    let mut stmt = tx.prepare(
+fn summary_row(r: &Row) -> Result<SummaryRow, DbError> {
+    Ok((r.text(0)?, r.text(1)?, r.int(2)?, r.text(3)?, r.int(4)?))
+}
+
+fn history_row(r: &Row) -> Result<HistoryRow, DbError> {
+    Ok((
+        r.int(0)?,
+        r.text(1)?,
+        r.text(2)?,
+        r.opt_text(3)?,
+        r.opt_text(4)?,
+        r.opt_text(5)?,
+    ))
+}
+
+fn read_resources(q: &dyn Query, cluster_id: i64) -> Result<Vec<ResourceRow>, DbError> {
+    q.rows(
         "SELECT address, resource_type, host, attributes, sensitive, status, depends_on,
                 drift, updated_serial
          FROM resources WHERE cluster_id = ?1 ORDER BY address",
-    )?;
-    let rows = stmt.query_map([cluster_id], |r| {
+        vals![cluster_id],
+    )?
+    .iter()
+    .map(|r| {
         Ok(ResourceRow {
-            address: r.get(0)?,
-            resource_type: r.get(1)?,
-            host: r.get(2)?,
-            attributes: r.get(3)?,
-            sensitive: r.get(4)?,
-            status: r.get(5)?,
-            depends_on: r.get(6)?,
-            drift: r.get(7)?,
-            updated_serial: r.get(8)?,
+            address: r.text(0)?,
+            resource_type: r.text(1)?,
+            host: r.opt_text(2)?,
+            attributes: r.text(3)?,
+            sensitive: r.text(4)?,
+            status: r.text(5)?,
+            depends_on: r.text(6)?,
+            drift: r.opt_text(7)?,
+            updated_serial: r.int(8)?,
         })
-    })?;
-    rows.collect()
+    })
+    .collect()
 }
 
-fn read_lock(conn: &rusqlite::Connection, cluster: &str) -> rusqlite::Result<Option<LockInfo>> {
-    conn.query_row(
+fn read_lock(q: &dyn Query, cluster: &str) -> Result<Option<LockInfo>, DbError> {
+    q.row(
         "SELECT id, operation, pid, host, since FROM locks WHERE cluster = ?1",
-        [cluster],
-        |r| {
-            Ok(LockInfo {
-                id: r.get(0)?,
-                operation: r.get(1)?,
-                // A pid outside u32 was not written by sealer; 0 never names a live process.
-                pid: u32::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
-                host: r.get(3)?,
-                since: r.get(4)?,
-            })
-        },
-    )
-    .optional()
+        vals![cluster],
+    )?
+    .map(|r| {
+        Ok(LockInfo {
+            id: r.text(0)?,
+            operation: r.text(1)?,
+            // A pid outside u32 was not written by sealer; 0 never names a live process.
+            pid: u32::try_from(r.int(2)?).unwrap_or(0),
+            host: r.text(3)?,
+            since: r.text(4)?,
+        })
+    })
+    .transpose()
 }
 
 /// Inserts or replaces one resource row, recorded at `serial`.
 fn insert_resource(
-    tx: &Transaction<'_>,
+    q: &dyn Query,
     cluster_id: i64,
     row: &ResourceRow,
     serial: u64,
-) -> rusqlite::Result<usize> {
-    tx.execute(
+) -> Result<(), DbError> {
+    q.execute(
         "INSERT INTO resources
            (cluster_id, address, resource_type, host, attributes, sensitive, status, depends_on, updated_serial, drift)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
@@ -1135,23 +1246,20 @@ fn insert_resource(
            attributes = excluded.attributes, sensitive = excluded.sensitive,
            status = excluded.status, depends_on = excluded.depends_on,
            updated_serial = excluded.updated_serial, drift = excluded.drift",
-        params![
+        vals![
             cluster_id,
-            row.address,
-            row.resource_type,
-            row.host,
-            row.attributes,
-            row.sensitive,
-            row.status,
-            row.depends_on,
+            &row.address,
+            &row.resource_type,
+            &row.host,
+            &row.attributes,
+            &row.sensitive,
+            &row.status,
+            &row.depends_on,
             to_sql_serial(serial),
-            row.drift,
+            &row.drift,
         ],
-    )
-}
-
-fn now(tx: &rusqlite::Connection) -> rusqlite::Result<String> {
-    tx.query_row(NOW_SQL, [], |r| r.get(0))
+    )?;
+    Ok(())
 }
 
 /// Serials are u64 in our API and i64 in SQLite; a state reaching 2^63 writes is not a

@@ -575,3 +575,82 @@ fn an_import_records_every_resource_in_one_transaction_and_never_overwrites() {
     );
     assert_eq!(store.cluster("d").unwrap(), None);
 }
+
+#[test]
+fn postgres_migrations_are_the_twins_of_the_sqlite_ones_and_match_the_files() {
+    let names =
+        |m: &[Migration]| -> Vec<(u32, &str)> { m.iter().map(|m| (m.version, m.name)).collect() };
+    assert_eq!(names(pg::MIGRATIONS), names(schema::MIGRATIONS));
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("state-schema/postgres");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let embedded: Vec<String> = pg::MIGRATIONS
+        .iter()
+        .map(|m| format!("{}.sql", m.name))
+        .collect();
+    assert_eq!(files, embedded);
+    for m in pg::MIGRATIONS {
+        let file = std::fs::read_to_string(dir.join(format!("{}.sql", m.name))).unwrap();
+        assert_eq!(file, m.sql, "{} is embedded as it is on disk", m.name);
+    }
+}
+
+#[test]
+fn postgres_placeholders_and_redacted_urls() {
+    assert_eq!(
+        pg::placeholders("UPDATE t SET a = ?2 WHERE b = ?1 AND c = '?'"),
+        "UPDATE t SET a = $2 WHERE b = $1 AND c = '?'"
+    );
+    assert_eq!(
+        pg::redact("postgres://op:hunter2@db.example:5432/sealer"),
+        "postgres://op@db.example:5432/sealer"
+    );
+    assert_eq!(
+        pg::redact("postgres://op@db.example/sealer"),
+        "postgres://op@db.example/sealer"
+    );
+    assert_eq!(pg::redact("postgres://op:p%40ss@h/d"), "postgres://op@h/d");
+}
+
+#[test]
+fn advisory_keys_differ_per_cluster_and_are_stable() {
+    assert_eq!(lock::advisory_key("c"), lock::advisory_key("c"));
+    assert_ne!(lock::advisory_key("c"), lock::advisory_key("d"));
+}
+
+#[test]
+fn pgpass_lines_match_as_libpq_reads_them() {
+    let text = "# comment\n\
+                other:5432:*:op:nope\n\
+                db.example:5432:sealer:op:first\\:pw\n\
+                *:*:*:op:fallback:with:colons\n";
+    let want = |host, db, user| pg::pgpass_lookup(text, [host, "5432", db, user]);
+    assert_eq!(
+        want("db.example", "sealer", "op").as_deref(),
+        Some("first:pw")
+    );
+    assert_eq!(
+        want("db.example", "other", "op").as_deref(),
+        Some("fallback:with:colons")
+    );
+    assert_eq!(want("db.example", "sealer", "ci"), None);
+}
+
+#[test]
+fn redacted_urls_drop_a_password_query_parameter() {
+    assert_eq!(
+        pg::redact("postgres://op@h/d?password=x&connect_timeout=5"),
+        "postgres://op@h/d?connect_timeout=5"
+    );
+    assert_eq!(
+        pg::redact("postgres://op@h/d?PASSWORD=x"),
+        "postgres://op@h/d"
+    );
+    assert_eq!(
+        pg::redact("postgres://op:pw@h:5433/d?host=/run"),
+        "postgres://op@h:5433/d?host=/run"
+    );
+}

@@ -23,6 +23,7 @@ mod reliability;
 mod rootfs;
 mod ssh;
 mod state;
+mod state_postgres;
 mod status;
 mod store;
 mod testbed;

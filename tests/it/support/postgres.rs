@@ -1,0 +1,242 @@
+//! A throwaway PostgreSQL server for the tests of the PostgreSQL state schema: Debian's
+//! `postgresql` package (15, installed by scripts/test.sh), a cluster made with `initdb` in
+//! a temporary directory and run as an unprivileged user (`nobody` when the tests run as
+//! root, which `initdb` and `postgres` refuse to run as), listening on a unix socket in that
+//! directory only: no port to collide with, nothing reachable from elsewhere.
+//!
+//! One server per test binary run, started by the first test that asks; each test gets a
+//! database of its own ([`Postgres::new_database`]). A static is never dropped, so the
+//! server is not stopped by a `Drop`: it runs under a shell that waits for its stdin to
+//! close, and stdin is a pipe held by this process. When the test binary exits, however it
+//! exits (`kill -9` included), the pipe closes and the shell stops the server and removes
+//! the directory.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Where Debian's `postgresql` package puts the server programs.
+const BIN: &str = "/usr/lib/postgresql/15/bin";
+/// The superuser `initdb` creates, and its password (scram-sha-256, as a real server has).
+pub const USER: &str = "sealer";
+pub const PASSWORD: &str = "sealer-test-password";
+/// How long the server may take to accept connections before the test gives up.
+const START_BOUND: Duration = Duration::from_secs(60);
+
+/// The shared server.
+pub struct Postgres {
+    /// The socket directory (also the parent of the data directory).
+    dir: PathBuf,
+    /// The write end of the watchdog's stdin: closed when this process exits.
+    _watchdog: Mutex<ChildStdin>,
+}
+
+static SERVER: OnceLock<Postgres> = OnceLock::new();
+static DATABASES: AtomicUsize = AtomicUsize::new(0);
+
+impl Postgres {
+    /// The server of this test binary run, started on first use.
+    pub fn shared() -> &'static Postgres {
+        SERVER.get_or_init(Postgres::start)
+    }
+
+    fn start() -> Postgres {
+        assert!(
+            Path::new(BIN).join("initdb").exists(),
+            "{BIN}/initdb is missing: install Debian's `postgresql` package (scripts/test.sh does)"
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("sealer-it-pg-")
+            .tempdir()
+            .expect("temp dir")
+            .keep();
+        let (uid, gid) = unprivileged_ids();
+        std::fs::write(dir.join("pwfile"), format!("{PASSWORD}\n")).expect("pwfile");
+        for path in [dir.clone(), dir.join("pwfile")] {
+            std::os::unix::fs::chown(&path, Some(uid), Some(gid)).expect("chown");
+        }
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        // initdb, then the server in the background; then wait for stdin to close (this test
+        // process exited), stop the server (fast shutdown) and remove everything.
+        let script = format!(
+            r#"set -e
+D="$1"
+{BIN}/initdb -D "$D/data" -U {USER} -A scram-sha-256 --pwfile="$D/pwfile" -E UTF8 --no-sync >"$D/initdb.log" 2>&1
+{BIN}/postgres -D "$D/data" -k "$D" -c listen_addresses='' -c fsync=off >"$D/server.log" 2>&1 &
+pid=$!
+cat >/dev/null || true
+kill -INT "$pid" 2>/dev/null || true
+wait "$pid" || true
+rm -rf "$D"
+"#
+        );
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(script)
+            .arg("sh")
+            .arg(&dir)
+            .env("HOME", &dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if is_root() {
+            command.uid(uid).gid(gid);
+        }
+        let mut child = command
+            .spawn()
+            .expect("start the PostgreSQL watchdog shell");
+        let stdin = child.stdin.take().expect("watchdog stdin");
+        // Reaped by nobody: the shell outlives every test and exits with this process.
+        std::mem::forget(child);
+        let server = Postgres {
+            dir,
+            _watchdog: Mutex::new(stdin),
+        };
+        let start = Instant::now();
+        loop {
+            if server.try_psql("postgres", "SELECT 1").is_ok() {
+                return server;
+            }
+            if start.elapsed() > START_BOUND {
+                let log =
+                    |name: &str| std::fs::read_to_string(server.dir.join(name)).unwrap_or_default();
+                panic!(
+                    "PostgreSQL did not accept connections within {START_BOUND:?}\ninitdb: {}\nserver: {}",
+                    log("initdb.log"),
+                    log("server.log")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The directory of the server's unix socket (what `host=` names).
+    pub fn socket_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A new, empty database for one test; returns its name.
+    pub fn new_database(&self) -> String {
+        let name = format!(
+            "test_{}_{}",
+            std::process::id(),
+            DATABASES.fetch_add(1, Ordering::SeqCst)
+        );
+        self.psql("postgres", &format!("CREATE DATABASE {name}"));
+        name
+    }
+
+    /// Runs `sql` in `database` with psql (unaligned, tuples only, stopping at the first
+    /// error); returns its output. Panics with psql's error when it fails.
+    pub fn psql(&self, database: &str, sql: &str) -> String {
+        self.try_psql(database, sql)
+            .unwrap_or_else(|e| panic!("psql {database}: {sql}: {e}"))
+    }
+
+    /// Runs the SQL file at `path` in `database` as one transaction.
+    pub fn psql_file(&self, database: &str, path: &Path) {
+        let output = self
+            .psql_command(database)
+            .arg("--single-transaction")
+            .arg("-f")
+            .arg(path)
+            .output()
+            .expect("run psql");
+        assert!(
+            output.status.success(),
+            "psql -f {}: {}",
+            path.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// Runs `sql` in `database`; psql's error text when it fails.
+    pub fn try_psql(&self, database: &str, sql: &str) -> Result<String, String> {
+        let output = self
+            .psql_command(database)
+            .arg("-c")
+            .arg(sql)
+            .output()
+            .map_err(|e| format!("cannot run psql: {e}"))?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&output.stderr).into_owned())
+        }
+    }
+
+    fn psql_command(&self, database: &str) -> Command {
+        let mut command = Command::new("psql");
+        command
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
+            .arg("-h")
+            .arg(&self.dir)
+            .args(["-U", USER, "-d", database])
+            .env("PGPASSWORD", PASSWORD)
+            .env_remove("PGSERVICE")
+            .stdin(Stdio::null());
+        command
+    }
+}
+
+/// Whether this process runs as root (the owner of `/proc/self` is the effective user).
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(1)
+        == 0
+}
+
+/// The user and group the server runs as: `nobody`/`nogroup` from /etc/passwd when root,
+/// else this process's own.
+fn unprivileged_ids() -> (u32, u32) {
+    if !is_root() {
+        let meta = std::fs::metadata("/proc/self").expect("/proc/self");
+        return (meta.uid(), meta.gid());
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").expect("/etc/passwd");
+    passwd
+        .lines()
+        .find_map(|line| {
+            let fields: Vec<&str> = line.split(':').collect();
+            (fields.first() == Some(&"nobody") && fields.len() > 3).then(|| {
+                (
+                    fields[2].parse().expect("nobody's uid"),
+                    fields[3].parse().expect("nobody's gid"),
+                )
+            })
+        })
+        .expect("a `nobody` user in /etc/passwd")
+}
+
+impl Postgres {
+    /// The URL of `database` on this server, its password in it (tests run in parallel
+    /// threads of one process, so they do not set `PGPASSWORD` for each other).
+    pub fn url(&self, database: &str) -> String {
+        format!("{}/{database}", self.url_without_database(true))
+    }
+
+    /// `postgres://sealer[:password]@%2F...socket-dir`, without the password when `password`
+    /// is false (for tests of `PGPASSWORD`).
+    pub fn url_without_database(&self, password: bool) -> String {
+        let host: String = self
+            .dir
+            .to_string_lossy()
+            .chars()
+            .map(|c| match c {
+                '/' => "%2F".to_string(),
+                c => c.to_string(),
+            })
+            .collect();
+        if password {
+            format!("postgres://{USER}:{PASSWORD}@{host}")
+        } else {
+            format!("postgres://{USER}@{host}")
+        }
+    }
+}
