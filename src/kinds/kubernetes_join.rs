@@ -379,13 +379,7 @@ pub async fn update(r: &Runner, change: &Change) -> Result<Attributes, StepFailu
         let a = change.address.as_str();
         let host = super::step_host(r, change);
         let node = r.node_name(a, &host).await?;
-        r.run(
-            a,
-            &ctx.master0,
-            steps::drain(&node, ctx.drain_timeout.as_secs()),
-            Stdin::Null,
-        )
-        .await?;
+        drain(r, a, &node).await?;
         r.run(
             a,
             &host,
@@ -484,6 +478,19 @@ pub async fn read(r: &Runner, recorded: &Recorded) -> Result<ReadBack, StepFailu
     })
 }
 
+/// Drains `node` from master0 (a node the API no longer has needs none).
+async fn drain(r: &Runner, address: &str, node: &str) -> Result<(), StepFailure> {
+    let ctx = &r.ctx;
+    r.run(
+        address,
+        &ctx.master0,
+        steps::drain(node, ctx.drain_timeout.as_secs()),
+        Stdin::Null,
+    )
+    .await?;
+    Ok(())
+}
+
 /// Drains the node, resets it and deletes it from the cluster.
 pub async fn destroy(r: &Runner, change: &Change) -> Result<(), StepFailure> {
     let ctx = &r.ctx;
@@ -493,13 +500,7 @@ pub async fn destroy(r: &Runner, change: &Change) -> Result<(), StepFailure> {
     // Drain and delete go through master0's kubectl: not when the node is master0 itself.
     let master0_alive = host != ctx.master0;
     if master0_alive {
-        r.run(
-            a,
-            &ctx.master0,
-            steps::drain(&node, ctx.drain_timeout.as_secs()),
-            Stdin::Null,
-        )
-        .await?;
+        drain(r, a, &node).await?;
     }
     r.run(
         a,

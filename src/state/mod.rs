@@ -398,23 +398,8 @@ impl StateStore {
             let now = q
                 .now()
                 .map_err(|e| shared.err("cannot read the time from", e))?;
-            let insert = || -> Result<(), DbError> {
-                let id = q
-                    .row(
-                        "INSERT INTO clusters (name, lineage, serial, created_at, updated_at, digests_keyed)
-                         VALUES (?1, ?2, 1, ?3, ?3, 1) RETURNING id",
-                        vals![name, &lineage, &now],
-                    )?
-                    .ok_or_else(|| DbError::Column("INSERT returned no id".to_string()))?
-                    .int(0)?;
-                q.execute(
-                    "INSERT INTO history (cluster_id, serial, at, operation, command)
-                     VALUES (?1, 1, ?2, 'create', ?3)",
-                    vals![id, &now, &self.command],
-                )?;
-                Ok(())
-            };
-            insert().map_err(|e| shared.err("cannot write", e))?;
+            insert_cluster(q, name, &lineage, &now, &self.command)
+                .map_err(|e| shared.err("cannot write", e))?;
             Ok(now)
         })?;
         Ok(ClusterState {
@@ -582,23 +567,9 @@ impl StateStore {
                 }
                 None => {
                     let lineage = ids::new_lineage()?;
-                    let create = || -> Result<i64, DbError> {
-                        let id = q
-                            .row(
-                                "INSERT INTO clusters (name, lineage, serial, created_at, updated_at, digests_keyed)
-                                 VALUES (?1, ?2, 1, ?3, ?3, 1) RETURNING id",
-                                vals![name, &lineage, &now],
-                            )?
-                            .ok_or_else(|| DbError::Column("INSERT returned no id".to_string()))?
-                            .int(0)?;
-                        q.execute(
-                            "INSERT INTO history (cluster_id, serial, at, operation, command)
-                             VALUES (?1, 1, ?2, 'create', ?3)",
-                            vals![id, &now, &self.command],
-                        )?;
-                        Ok(id)
-                    };
-                    (create().map_err(|e| shared.err("cannot write", e))?, 1)
+                    let id = insert_cluster(q, name, &lineage, &now, &self.command)
+                        .map_err(|e| shared.err("cannot write", e))?;
+                    (id, 1)
                 }
             };
             for row in &rows {
@@ -1228,6 +1199,30 @@ fn read_lock(q: &dyn Query, cluster: &str) -> Result<Option<LockInfo>, DbError> 
         })
     })
     .transpose()
+}
+
+/// Inserts a new cluster's row at serial 1 and its `create` history row; returns its id.
+fn insert_cluster(
+    q: &dyn Query,
+    name: &str,
+    lineage: &str,
+    now: &str,
+    command: &Option<String>,
+) -> Result<i64, DbError> {
+    let id = q
+        .row(
+            "INSERT INTO clusters (name, lineage, serial, created_at, updated_at, digests_keyed)
+             VALUES (?1, ?2, 1, ?3, ?3, 1) RETURNING id",
+            vals![name, lineage, now],
+        )?
+        .ok_or_else(|| DbError::Column("INSERT returned no id".to_string()))?
+        .int(0)?;
+    q.execute(
+        "INSERT INTO history (cluster_id, serial, at, operation, command)
+         VALUES (?1, 1, ?2, 'create', ?3)",
+        vals![id, now, command],
+    )?;
+    Ok(id)
 }
 
 /// Inserts or replaces one resource row, recorded at `serial`.
