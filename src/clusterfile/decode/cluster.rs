@@ -22,7 +22,7 @@ const SPEC: &[&str] = &[
     "registry",
     "dataRoot",
 ];
-const SSH: &[&str] = &[
+pub(super) const SSH: &[&str] = &[
     "user",
     "passwd",
     "pk",

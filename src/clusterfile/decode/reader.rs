@@ -80,6 +80,16 @@ impl<'s> Ctx<'s> {
         for entry in entries {
             if !known.contains(&entry.key.as_str()) {
                 let mut hints = Vec::new();
+                // Valid YAML, wrong place: a key indented one level too little lands in the
+                // mapping above the one it belongs to.
+                for (child, fields) in nested(path) {
+                    if known.contains(child) && fields.contains(&entry.key.as_str()) {
+                        hints.push(format!(
+                            "`{}` is a field of {path}.{child}: indent it under `{child}:`",
+                            entry.key
+                        ));
+                    }
+                }
                 if let Some(near) = suggest::closest(&entry.key, known) {
                     hints.push(format!("did you mean `{near}`?"));
                 }
@@ -360,4 +370,14 @@ pub(crate) fn split_bar(text: &str) -> Vec<(usize, &str)> {
         start += part.len() + 1;
     }
     out
+}
+
+/// The mappings nested in the mapping at `path`, with their fields: where a key that is
+/// unknown at `path` may belong.
+fn nested(path: &str) -> &'static [(&'static str, &'static [&'static str])] {
+    if path == "Cluster.spec" || (path.starts_with("Cluster.spec.hosts[") && path.ends_with(']')) {
+        &[("ssh", super::cluster::SSH)]
+    } else {
+        &[]
+    }
 }

@@ -128,3 +128,28 @@ fn a_missing_file_is_an_error() {
         "{e:?}"
     );
 }
+
+#[test]
+fn a_key_indented_too_little_is_told_where_it_belongs() {
+    let src = format!("{CLUSTER}  ssh:\n    user: root\n  passwd: hunter2\n");
+    let e = parse(Path::new("Clusterfile"), &src).unwrap_err();
+    let d = &e.diagnostics()[0];
+    assert_eq!(
+        d.headline(),
+        "Clusterfile:12:3: error: unknown field `passwd` in Cluster.spec"
+    );
+    assert_eq!(
+        d.hints[0],
+        "`passwd` is a field of Cluster.spec.ssh: indent it under `ssh:`"
+    );
+    // In a host group too.
+    let src = CLUSTER.replace(
+        "      roles: [master]\n",
+        "      roles: [master]\n      pk: ~/.ssh/id\n",
+    );
+    let e = parse(Path::new("Clusterfile"), &src).unwrap_err();
+    assert_eq!(
+        e.diagnostics()[0].hints[0],
+        "`pk` is a field of Cluster.spec.hosts[0].ssh: indent it under `ssh:`"
+    );
+}
