@@ -305,6 +305,9 @@ fn refresh_only_reads_every_resource_back_changes_nothing_and_names_what_drifted
 
     let err = q.refused(&["plan", "-f", q.file(), "--refresh-only", "--out", "x.bin"]);
     assert!(err.contains("cannot be used with"), "{err}");
+    // What a host held is no input a saved plan can be made again from.
+    let err = q.refused(&["plan", "-f", q.file(), "--refresh", "--out", "x.bin"]);
+    assert!(err.contains("cannot be used with"), "{err}");
 
     record_and_repair_drift(&q, &kubeadm_yaml, &given, &upper, &tampered);
 }
