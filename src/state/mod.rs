@@ -32,6 +32,7 @@ mod db;
 mod ids;
 mod lock;
 mod pg;
+mod pg_tls;
 mod rows;
 mod schema;
 mod secrets;

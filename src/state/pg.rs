@@ -11,6 +11,7 @@
 //! - a lost connection fails the statement and the step, and the transaction is rolled back
 //!   by the server: the state holds the step or nothing of it.
 
+use super::pg_tls;
 use super::schema::{APPLICATION_ID, Migration};
 use super::sql::{DbError, Query, Row, Value};
 use crate::{Error, Result};
@@ -310,15 +311,15 @@ pub(crate) fn write_tx(
 }
 
 /// Connects to the database `url` names (`postgres://USER[:PASSWORD]@HOST[:PORT]/DB`, or
-/// with `?host=/socket/dir`). Without a password in the URL, `PGPASSWORD` gives it.
+/// with `?host=/socket/dir`). Without a password in the URL, `PGPASSWORD` gives it. TLS as
+/// libpq does it (`sslmode` and its files, [`super::pg_tls`]).
 /// Returns the client and the URL without its password, which is how errors name it.
 pub(crate) fn connect(url: &str) -> Result<(postgres::Client, String)> {
-    let mut config: postgres::Config = url.parse().map_err(|e| {
-        Error::msg(format!(
-            "--state {}: not a PostgreSQL URL: {e}",
-            redact(url)
-        ))
-        .hint("write it as postgres://USER@HOST/DATABASE")
+    let location = redact(url);
+    let (plain_url, ssl) = pg_tls::split_url(url);
+    let mut config: postgres::Config = plain_url.parse().map_err(|e| {
+        Error::msg(format!("--state {location}: not a PostgreSQL URL: {e}"))
+            .hint("write it as postgres://USER@HOST/DATABASE")
     })?;
     if config.get_password().is_none() {
         if let Ok(password) = std::env::var("PGPASSWORD") {
@@ -330,15 +331,56 @@ pub(crate) fn connect(url: &str) -> Result<(postgres::Client, String)> {
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(std::time::Duration::from_secs(10));
     }
-    let location = redact(url);
-    let client = config
-        .connect(postgres::NoTls)
-        .map_err(|e| pg_error(&location, "cannot connect to", &e))?;
-    Ok((client, location))
+    let settings = pg_tls::resolve_here(&ssl).map_err(|e| pg_tls::settings_error(&location, e))?;
+    let attempts = pg_tls::attempts(settings.mode, pg_tls::all_unix(&config));
+    // Files are read only when TLS may be used.
+    let connector = if attempts
+        .iter()
+        .any(|a| a.mode() != postgres::config::SslMode::Disable)
+    {
+        let tls =
+            pg_tls::client_config(&settings).map_err(|e| pg_tls::settings_error(&location, e))?;
+        Some(pg_tls::Connector::new(tls))
+    } else {
+        None
+    };
+    let mut failures = Vec::new();
+    for attempt in attempts {
+        config.ssl_mode(attempt.mode());
+        let result = match &connector {
+            Some(connector) => config.connect(connector.clone()),
+            None => config.connect(postgres::NoTls),
+        };
+        let e = match result {
+            Ok(client) => return Ok((client, location)),
+            Err(e) => e,
+        };
+        let began = connector
+            .as_ref()
+            .is_some_and(pg_tls::Connector::take_began);
+        let retry = attempt.retry(&e, began);
+        let error = pg_tls::tls_error(&location, &settings, &e)
+            .unwrap_or_else(|| pg_error(&location, "cannot connect to", &e));
+        let mut diagnostics = error.diagnostics().to_vec();
+        if !failures.is_empty() || retry {
+            // libpq's `allow` and `prefer` say how each attempt failed.
+            let how = if began { "over TLS" } else { "without TLS" };
+            for d in &mut diagnostics {
+                d.message =
+                    d.message
+                        .replacen(": cannot connect", &format!(": cannot connect ({how})"), 1);
+            }
+        }
+        failures.extend(diagnostics);
+        if !retry {
+            break;
+        }
+    }
+    Err(Error::many(failures))
 }
 
 /// `url` without the password it may carry, in its user info or as a `password=` query
-/// parameter.
+/// parameter (or libpq's `sslpassword=`, which sealer does not take but must not show).
 pub(crate) fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
@@ -358,7 +400,10 @@ pub(crate) fn redact(url: &str) -> String {
     if let Some(query) = query {
         let kept: Vec<&str> = query
             .split('&')
-            .filter(|p| !p.to_ascii_lowercase().starts_with("password="))
+            .filter(|p| {
+                let p = p.to_ascii_lowercase();
+                !p.starts_with("password=") && !p.starts_with("sslpassword=")
+            })
             .collect();
         if !kept.is_empty() {
             out.push('?');

@@ -653,4 +653,206 @@ fn redacted_urls_drop_a_password_query_parameter() {
         pg::redact("postgres://op:pw@h:5433/d?host=/run"),
         "postgres://op@h:5433/d?host=/run"
     );
+    // libpq's passphrase of an encrypted client key is a secret too.
+    assert_eq!(
+        pg::redact("postgres://op@h/d?sslmode=verify-full&sslpassword=x"),
+        "postgres://op@h/d?sslmode=verify-full"
+    );
+}
+
+#[test]
+fn ssl_parameters_come_out_of_the_url_decoded_and_the_rest_stays() {
+    let (url, params) = pg_tls::split_url(
+        "postgres://op:pw@db:5433/s?connect_timeout=5&sslmode=verify-full&sslrootcert=%2Fetc%2Fca%20x.crt&sslcert=/c.crt&sslkey=/c.key&application_name=a",
+    );
+    assert_eq!(
+        url,
+        "postgres://op:pw@db:5433/s?connect_timeout=5&application_name=a"
+    );
+    assert_eq!(
+        params,
+        pg_tls::SslParams {
+            mode: Some("verify-full".into()),
+            root_cert: Some("/etc/ca x.crt".into()),
+            cert: Some("/c.crt".into()),
+            key: Some("/c.key".into()),
+        }
+    );
+    let (url, params) = pg_tls::split_url("postgres://op@db/s?sslmode=require");
+    assert_eq!(url, "postgres://op@db/s");
+    assert_eq!(params.mode.as_deref(), Some("require"));
+    let (url, params) = pg_tls::split_url("postgres://op@db/s");
+    assert_eq!(url, "postgres://op@db/s");
+    assert_eq!(params, pg_tls::SslParams::default());
+}
+
+/// Resolves `params` with `env` (name, value pairs), home `/h` and the files of `files`.
+fn tls_settings(
+    params: &pg_tls::SslParams,
+    env: &[(&str, &str)],
+    files: &[&str],
+) -> Result<pg_tls::TlsSettings, (String, String)> {
+    let env: BTreeMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    pg_tls::resolve(
+        params,
+        &|var| env.get(var).cloned(),
+        Some(Path::new("/h")),
+        &|path| files.iter().any(|f| Path::new(f) == path),
+    )
+}
+
+#[test]
+fn ssl_settings_resolve_as_libpq_resolves_them() {
+    use pg_tls::{Roots, SslMode};
+    let none = pg_tls::SslParams::default();
+    let with = |mode: &str| pg_tls::SslParams {
+        mode: Some(mode.into()),
+        ..Default::default()
+    };
+    // prefer by default; no root file, no check.
+    let s = tls_settings(&none, &[], &[]).unwrap();
+    assert_eq!(
+        (s.mode, &s.roots, &s.client),
+        (SslMode::Prefer, &Roots::Unchecked, &None)
+    );
+    // The URL wins over PGSSLMODE, which wins over the default.
+    assert_eq!(
+        tls_settings(&none, &[("PGSSLMODE", "require")], &[])
+            .unwrap()
+            .mode,
+        SslMode::Require
+    );
+    assert_eq!(
+        tls_settings(&with("disable"), &[("PGSSLMODE", "require")], &[])
+            .unwrap()
+            .mode,
+        SslMode::Disable
+    );
+    // A root file under ~/.postgresql is checked by require too (libpq).
+    let s = tls_settings(&with("require"), &[], &["/h/.postgresql/root.crt"]).unwrap();
+    assert_eq!(s.roots, Roots::File("/h/.postgresql/root.crt".into()));
+    // verify-* need one.
+    let (message, hint) = tls_settings(&with("verify-ca"), &[], &[]).unwrap_err();
+    assert_eq!(
+        message,
+        "sslmode=verify-ca: root certificate file /h/.postgresql/root.crt does not exist"
+    );
+    assert!(hint.contains("sslrootcert=PATH"), "{hint}");
+    let s = tls_settings(
+        &with("verify-full"),
+        &[("PGSSLROOTCERT", "/ca.crt")],
+        &["/ca.crt"],
+    )
+    .unwrap();
+    assert_eq!(
+        (s.mode, s.roots),
+        (SslMode::VerifyFull, Roots::File("/ca.crt".into()))
+    );
+    // sslrootcert=system: verify-full by default, nothing weaker.
+    let system = pg_tls::SslParams {
+        root_cert: Some("system".into()),
+        ..Default::default()
+    };
+    let s = tls_settings(&system, &[], &[]).unwrap();
+    assert_eq!((s.mode, s.roots), (SslMode::VerifyFull, Roots::System));
+    let weak = pg_tls::SslParams {
+        mode: Some("verify-ca".into()),
+        ..system.clone()
+    };
+    assert_eq!(
+        tls_settings(&weak, &[], &[]).unwrap_err().0,
+        "sslmode=verify-ca may not be used with sslrootcert=system"
+    );
+    // A mode PostgreSQL does not know.
+    assert_eq!(
+        tls_settings(&with("on"), &[], &[]).unwrap_err().0,
+        "sslmode=on is not a mode PostgreSQL knows"
+    );
+    // disable reads no file at all, whatever is given.
+    let s = tls_settings(&with("disable"), &[("PGSSLCERT", "/missing.crt")], &[]).unwrap();
+    assert_eq!((s.roots, s.client), (Roots::Unchecked, None));
+}
+
+#[test]
+fn client_certificates_resolve_as_libpq_resolves_them() {
+    use pg_tls::ClientCert;
+    let none = pg_tls::SslParams::default();
+    // The default pair, when the certificate is there.
+    assert_eq!(
+        tls_settings(&none, &[], &["/h/.postgresql/postgresql.crt"])
+            .unwrap()
+            .client,
+        Some(ClientCert {
+            cert: "/h/.postgresql/postgresql.crt".into(),
+            key: "/h/.postgresql/postgresql.key".into(),
+        })
+    );
+    // From the environment, the URL winning.
+    let params = pg_tls::SslParams {
+        key: Some("/url.key".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        tls_settings(
+            &params,
+            &[("PGSSLCERT", "/env.crt"), ("PGSSLKEY", "/env.key")],
+            &["/env.crt"]
+        )
+        .unwrap()
+        .client,
+        Some(ClientCert {
+            cert: "/env.crt".into(),
+            key: "/url.key".into(),
+        })
+    );
+    // A certificate asked for and missing is an error; the default one missing is none.
+    assert_eq!(tls_settings(&none, &[], &[]).unwrap().client, None);
+    assert_eq!(
+        tls_settings(&none, &[("PGSSLCERT", "/env.crt")], &[])
+            .unwrap_err()
+            .0,
+        "client certificate file /env.crt does not exist"
+    );
+}
+
+#[test]
+fn ssl_modes_connect_in_libpqs_order_and_sockets_never_use_tls() {
+    use pg_tls::{Attempt, SslMode};
+    use postgres::config::SslMode as Pg;
+    assert_eq!(
+        pg_tls::attempts(SslMode::Prefer, false),
+        [
+            Attempt::ThenIfTlsFailed(Pg::Prefer),
+            Attempt::Only(Pg::Disable)
+        ]
+    );
+    assert_eq!(
+        pg_tls::attempts(SslMode::Allow, false),
+        [
+            Attempt::ThenIfRefused(Pg::Disable),
+            Attempt::Only(Pg::Require)
+        ]
+    );
+    for mode in [SslMode::Require, SslMode::VerifyCa, SslMode::VerifyFull] {
+        assert_eq!(pg_tls::attempts(mode, false), [Attempt::Only(Pg::Require)]);
+        assert_eq!(pg_tls::attempts(mode, true), [Attempt::Only(Pg::Disable)]);
+    }
+    assert_eq!(
+        pg_tls::attempts(SslMode::Disable, false),
+        [Attempt::Only(Pg::Disable)]
+    );
+    let config: postgres::Config = "postgres://op@%2Frun%2Fpostgresql/s".parse().unwrap();
+    assert!(pg_tls::all_unix(&config));
+    let config: postgres::Config = "postgres://op@db/s".parse().unwrap();
+    assert!(!pg_tls::all_unix(&config));
+}
+
+#[test]
+fn certificate_names_read_as_written() {
+    assert_eq!(pg_tls::plain_name("DnsName(\"db.example\")"), "db.example");
+    assert_eq!(pg_tls::plain_name("IpAddress(10.0.0.1)"), "10.0.0.1");
+    assert_eq!(pg_tls::plain_name("DirectoryName"), "DirectoryName");
 }

@@ -24,6 +24,7 @@ mod rootfs;
 mod ssh;
 mod state;
 mod state_postgres;
+mod state_postgres_tls;
 mod status;
 mod store;
 mod testbed;

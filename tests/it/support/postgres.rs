@@ -5,7 +5,10 @@
 //! directory only: no port to collide with, nothing reachable from elsewhere.
 //!
 //! One server per test binary run, started by the first test that asks; each test gets a
-//! database of its own ([`Postgres::new_database`]). A static is never dropped, so the
+//! database of its own ([`Postgres::new_database`]). [`Postgres::shared_tls`] is a second
+//! one, for the tests of TLS: `ssl = on` with a CA and certificates made here (rcgen), and
+//! listening on 127.0.0.1 too, where its pg_hba.conf accepts TLS connections only
+//! (`hostssl`; a plain one gets PostgreSQL's own refusal). A static is never dropped, so the
 //! server is not stopped by a `Drop`: it runs under a shell that waits for its stdin to
 //! close, and stdin is a pipe held by this process. When the test binary exits, however it
 //! exits (`kill -9` included), the pipe closes and the shell stops the server and removes
@@ -27,24 +30,59 @@ pub const PASSWORD: &str = "sealer-test-password";
 /// How long the server may take to accept connections before the test gives up.
 const START_BOUND: Duration = Duration::from_secs(60);
 
-/// The shared server.
+/// The user the TLS server authenticates by its client certificate (`cert` in pg_hba.conf).
+pub const CERT_USER: &str = "sealer_cert";
+
+/// A shared server.
 pub struct Postgres {
     /// The socket directory (also the parent of the data directory).
     dir: PathBuf,
+    /// Its port (the socket's name; TCP too for the TLS server).
+    port: u16,
+    /// The TLS server's certificates.
+    tls: Option<TlsFiles>,
     /// The write end of the watchdog's stdin: closed when this process exits.
     _watchdog: Mutex<ChildStdin>,
 }
 
+/// What a client of the TLS server uses (in its directory's `client/`, removed with it).
+pub struct TlsFiles {
+    /// The CA that signed the server's certificate (for `localhost` only) and the client's.
+    pub ca: PathBuf,
+    /// A CA that signed nothing of this server.
+    pub other_ca: PathBuf,
+    /// The client certificate of [`CERT_USER`] and its key (0600).
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
 static SERVER: OnceLock<Postgres> = OnceLock::new();
+static TLS_SERVER: OnceLock<Postgres> = OnceLock::new();
 static DATABASES: AtomicUsize = AtomicUsize::new(0);
+
+/// The server's pg_hba.conf: the socket by password (the harness's psql), TCP over TLS only,
+/// [`CERT_USER`] by its certificate.
+const TLS_HBA: &str = "local all all scram-sha-256
+hostssl all sealer_cert 127.0.0.1/32 cert
+hostssl all all 127.0.0.1/32 scram-sha-256
+";
 
 impl Postgres {
     /// The server of this test binary run, started on first use.
     pub fn shared() -> &'static Postgres {
-        SERVER.get_or_init(Postgres::start)
+        SERVER.get_or_init(|| Postgres::start(false))
     }
 
-    fn start() -> Postgres {
+    /// The TLS server of this test binary run, started on first use.
+    pub fn shared_tls() -> &'static Postgres {
+        TLS_SERVER.get_or_init(|| {
+            let server = Postgres::start(true);
+            server.psql("postgres", &format!("CREATE ROLE {CERT_USER} LOGIN"));
+            server
+        })
+    }
+
+    fn start(tls: bool) -> Postgres {
         assert!(
             Path::new(BIN).join("initdb").exists(),
             "{BIN}/initdb is missing: install Debian's `postgresql` package (scripts/test.sh does)"
@@ -56,7 +94,22 @@ impl Postgres {
             .keep();
         let (uid, gid) = unprivileged_ids();
         std::fs::write(dir.join("pwfile"), format!("{PASSWORD}\n")).expect("pwfile");
-        for path in [dir.clone(), dir.join("pwfile")] {
+        let mut owned = vec![dir.clone(), dir.join("pwfile")];
+        let (port, tls_files, options) = if tls {
+            let (files, server_files) = make_certificates(&dir);
+            owned.extend(server_files);
+            std::fs::write(dir.join("pg_hba.conf"), TLS_HBA).expect("pg_hba.conf");
+            owned.push(dir.join("pg_hba.conf"));
+            let port = free_port();
+            let options = format!(
+                "-p {port} -c listen_addresses=127.0.0.1 -c ssl=on -c ssl_cert_file=\"$D/server.crt\" \
+                 -c ssl_key_file=\"$D/server.key\" -c ssl_ca_file=\"$D/ca.crt\" -c hba_file=\"$D/pg_hba.conf\""
+            );
+            (port, Some(files), options)
+        } else {
+            (5432, None, "-c listen_addresses=''".to_string())
+        };
+        for path in owned {
             std::os::unix::fs::chown(&path, Some(uid), Some(gid)).expect("chown");
         }
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
@@ -66,7 +119,7 @@ impl Postgres {
             r#"set -e
 D="$1"
 {BIN}/initdb -D "$D/data" -U {USER} -A scram-sha-256 --pwfile="$D/pwfile" -E UTF8 --no-sync >"$D/initdb.log" 2>&1
-{BIN}/postgres -D "$D/data" -k "$D" -c listen_addresses='' -c fsync=off >"$D/server.log" 2>&1 &
+{BIN}/postgres -D "$D/data" -k "$D" {options} -c fsync=off >"$D/server.log" 2>&1 &
 pid=$!
 cat >/dev/null || true
 kill -INT "$pid" 2>/dev/null || true
@@ -95,6 +148,8 @@ rm -rf "$D"
         std::mem::forget(child);
         let server = Postgres {
             dir,
+            port,
+            tls: tls_files,
             _watchdog: Mutex::new(stdin),
         };
         let start = Instant::now();
@@ -122,13 +177,43 @@ rm -rf "$D"
 
     /// A new, empty database for one test; returns its name.
     pub fn new_database(&self) -> String {
+        self.new_database_owned_by(USER)
+    }
+
+    /// A new, empty database owned by `owner` (who may create tables in it).
+    pub fn new_database_owned_by(&self, owner: &str) -> String {
         let name = format!(
             "test_{}_{}",
             std::process::id(),
             DATABASES.fetch_add(1, Ordering::SeqCst)
         );
-        self.psql("postgres", &format!("CREATE DATABASE {name}"));
+        self.psql("postgres", &format!("CREATE DATABASE {name} OWNER {owner}"));
         name
+    }
+
+    /// The TLS server's client files. Panics on the plain server.
+    pub fn tls(&self) -> &TlsFiles {
+        self.tls
+            .as_ref()
+            .expect("a TLS server (Postgres::shared_tls)")
+    }
+
+    /// The TCP port of the TLS server.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `postgres://sealer:PASSWORD@HOST:PORT/DATABASE?QUERY` (no `?` when `query` is empty).
+    pub fn tcp_url(&self, host: &str, database: &str, query: &str) -> String {
+        let mut url = format!(
+            "postgres://{USER}:{PASSWORD}@{host}:{}/{database}",
+            self.port
+        );
+        if !query.is_empty() {
+            url.push('?');
+            url.push_str(query);
+        }
+        url
     }
 
     /// Runs `sql` in `database` with psql (unaligned, tuples only, stopping at the first
@@ -176,12 +261,97 @@ rm -rf "$D"
             .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
             .arg("-h")
             .arg(&self.dir)
+            .args(["-p", &self.port.to_string()])
             .args(["-U", USER, "-d", database])
             .env("PGPASSWORD", PASSWORD)
             .env_remove("PGSERVICE")
             .stdin(Stdio::null());
         command
     }
+}
+
+/// A port free on 127.0.0.1 now (the kernel's pick; free again when the listener closes).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port on 127.0.0.1")
+        .port()
+}
+
+/// Writes the server's certificate (for `localhost` only), key and CA into `server_dir`,
+/// and the client's files into its `client/`. Returns those and every file made, for the
+/// server's user to own (PostgreSQL refuses a key others can read; the watchdog removes
+/// them as that user).
+fn make_certificates(server_dir: &Path) -> (TlsFiles, Vec<PathBuf>) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
+        IsCa, KeyPair, KeyUsagePurpose,
+    };
+    let ca_params = |name: &str| {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params
+    };
+    let ca =
+        CertifiedIssuer::self_signed(ca_params("sealer test CA"), KeyPair::generate().unwrap())
+            .expect("CA certificate");
+    let other_ca =
+        CertifiedIssuer::self_signed(ca_params("another CA"), KeyPair::generate().unwrap())
+            .expect("other CA certificate");
+
+    let server_key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let server = params
+        .signed_by(&server_key, &ca)
+        .expect("server certificate");
+
+    let client_key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, CERT_USER);
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let client = params
+        .signed_by(&client_key, &ca)
+        .expect("client certificate");
+
+    let write = |path: PathBuf, text: String, mode: u32| {
+        std::fs::write(&path, text).expect("write a certificate file");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        path
+    };
+    let server_files = vec![
+        write(server_dir.join("server.crt"), server.pem(), 0o644),
+        write(
+            server_dir.join("server.key"),
+            server_key.serialize_pem(),
+            0o600,
+        ),
+        write(server_dir.join("ca.crt"), ca.pem(), 0o644),
+    ];
+    let dir = server_dir.join("client");
+    std::fs::create_dir(&dir).expect("client dir");
+    let files = TlsFiles {
+        ca: write(dir.join("ca.crt"), ca.pem(), 0o644),
+        other_ca: write(dir.join("other-ca.crt"), other_ca.pem(), 0o644),
+        client_cert: write(dir.join("client.crt"), client.pem(), 0o644),
+        client_key: write(dir.join("client.key"), client_key.serialize_pem(), 0o600),
+    };
+    let mut made = server_files;
+    made.extend([
+        dir,
+        files.ca.clone(),
+        files.other_ca.clone(),
+        files.client_cert.clone(),
+        files.client_key.clone(),
+    ]);
+    (files, made)
 }
 
 /// Whether this process runs as root (the owner of `/proc/self` is the effective user).
