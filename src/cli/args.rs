@@ -491,7 +491,7 @@ pub enum StateCommand {
     /// Copy the state into another backend (a PostgreSQL database, or a file); never over
     /// another lineage
     #[command(
-        after_help = "Example:\n  sealer state migrate --to postgres://ops@db.example/sealer\n  export SEALER_STATE=postgres://ops@db.example/sealer"
+        after_help = "Example:\n  sealer state migrate --to 'postgres://ops@db.example/sealer?sslmode=verify-full&sslrootcert=/etc/sealer/db-ca.crt'\n  export SEALER_STATE='postgres://ops@db.example/sealer?sslmode=verify-full&sslrootcert=/etc/sealer/db-ca.crt'"
     )]
     Migrate(StateMigrateArgs),
 }

@@ -317,9 +317,19 @@ pub(crate) fn write_tx(
 pub(crate) fn connect(url: &str) -> Result<(postgres::Client, String)> {
     let location = redact(url);
     let (plain_url, ssl) = pg_tls::split_url(url);
-    let mut config: postgres::Config = plain_url.parse().map_err(|e| {
-        Error::msg(format!("--state {location}: not a PostgreSQL URL: {e}"))
-            .hint("write it as postgres://USER@HOST/DATABASE")
+    let mut config: postgres::Config = plain_url.parse().map_err(|e: postgres::Error| {
+        // rust-postgres says "invalid connection string"; the cause says what is.
+        let why = match std::error::Error::source(&e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        };
+        let error = Error::msg(format!("--state {location}: not a PostgreSQL URL: {why}"));
+        if why.contains("unknown option") {
+            // libpq's sslpassword, sslcrl, gssencmode...: said, not ignored.
+            error.hint("sealer takes sslmode, sslrootcert, sslcert and sslkey of libpq's TLS parameters, and rust-postgres' connection parameters (connect_timeout, application_name, options, host, port, ...); remove this one")
+        } else {
+            error.hint("write it as postgres://USER@HOST/DATABASE")
+        }
     })?;
     if config.get_password().is_none() {
         if let Ok(password) = std::env::var("PGPASSWORD") {

@@ -83,6 +83,17 @@ fn prefer_and_require_use_tls_and_disable_gets_the_servers_refusal() {
         &pg.tcp_url("127.0.0.1", &database, "sslmode=require"),
         &[],
     ));
+    // The password exchange is bound to the TLS session (SCRAM-SHA-256-PLUS): with
+    // `channel_binding=require` rust-postgres refuses to log in otherwise.
+    connected(&state_list(
+        &sb,
+        &pg.tcp_url(
+            "127.0.0.1",
+            &database,
+            "sslmode=require&channel_binding=require",
+        ),
+        &[],
+    ));
 
     // The server's own view of a session the store holds open: TLS.
     let store = sealer::state::StateStore::open_or_create_postgres(&pg.tcp_url(
@@ -133,6 +144,19 @@ fn prefer_and_require_use_tls_and_disable_gets_the_servers_refusal() {
         "{err}"
     );
     assert!(err.contains("disable, allow, prefer, require, verify-ca, verify-full"));
+
+    // A libpq parameter sealer does not take is said, and its value never shown.
+    let err = refused(&state_list(
+        &sb,
+        &pg.tcp_url("127.0.0.1", &database, "sslpassword=s3cret"),
+        &[],
+    ));
+    assert!(err.contains("unknown option `sslpassword`"), "{err}");
+    assert!(
+        err.contains("sealer takes sslmode, sslrootcert, sslcert and sslkey"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret"), "{err}");
 }
 
 #[test]
