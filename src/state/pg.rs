@@ -341,8 +341,10 @@ pub(crate) fn connect(url: &str) -> Result<(postgres::Client, String)> {
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(std::time::Duration::from_secs(10));
     }
-    let settings = pg_tls::resolve_here(&ssl).map_err(|e| pg_tls::settings_error(&location, e))?;
-    let attempts = pg_tls::attempts(settings.mode, pg_tls::all_unix(&config));
+    let unix_only = pg_tls::all_unix(&config);
+    let settings =
+        pg_tls::resolve_here(&ssl, unix_only).map_err(|e| pg_tls::settings_error(&location, e))?;
+    let attempts = pg_tls::attempts(settings.mode, unix_only);
     // Files are read only when TLS may be used.
     let connector = if attempts
         .iter()

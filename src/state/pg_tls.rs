@@ -143,12 +143,14 @@ pub(crate) struct TlsSettings {
 
 /// Resolves the settings as libpq does: a URL parameter wins over its environment variable
 /// (`env`), which wins over the default under `home`/.postgresql; `exists` says whether a
-/// file is there. The error is a message and a hint.
+/// file is there. Over unix sockets only (`unix_only`), no file is looked for: TLS is not
+/// used there. The error is a message and a hint.
 pub(crate) fn resolve(
     params: &SslParams,
     env: &dyn Fn(&str) -> Option<String>,
     home: Option<&Path>,
     exists: &dyn Fn(&Path) -> bool,
+    unix_only: bool,
 ) -> std::result::Result<TlsSettings, (String, String)> {
     let given = |param: &Option<String>, var: &str| param.clone().or_else(|| env(var));
     let default_file = |name: &str| home.map(|h| h.join(".postgresql").join(name));
@@ -165,7 +167,7 @@ pub(crate) fn resolve(
         None if system => SslMode::VerifyFull,
         None => SslMode::Prefer,
     };
-    if mode == SslMode::Disable {
+    if mode == SslMode::Disable || unix_only {
         return Ok(TlsSettings {
             mode,
             roots: Roots::Unchecked,
@@ -244,6 +246,7 @@ pub(crate) fn resolve(
 /// The settings of `params` in this process's environment.
 pub(crate) fn resolve_here(
     params: &SslParams,
+    unix_only: bool,
 ) -> std::result::Result<TlsSettings, (String, String)> {
     let home = std::env::var_os("HOME").map(PathBuf::from);
     resolve(
@@ -251,6 +254,7 @@ pub(crate) fn resolve_here(
         &|var| std::env::var(var).ok(),
         home.as_deref(),
         &|path| path.is_file(),
+        unix_only,
     )
 }
 

@@ -701,6 +701,7 @@ fn tls_settings(
         &|var| env.get(var).cloned(),
         Some(Path::new("/h")),
         &|path| files.iter().any(|f| Path::new(f) == path),
+        false,
     )
 }
 
@@ -774,6 +775,13 @@ fn ssl_settings_resolve_as_libpq_resolves_them() {
     // disable reads no file at all, whatever is given.
     let s = tls_settings(&with("disable"), &[("PGSSLCERT", "/missing.crt")], &[]).unwrap();
     assert_eq!((s.roots, s.client), (Roots::Unchecked, None));
+    // Nor does a connection over unix sockets, which never uses TLS; the mode is checked.
+    let unix = |params: &pg_tls::SslParams| {
+        pg_tls::resolve(params, &|_| None, Some(Path::new("/h")), &|_| false, true)
+    };
+    let s = unix(&with("verify-full")).unwrap();
+    assert_eq!((s.roots, s.client), (Roots::Unchecked, None));
+    assert!(unix(&with("on")).is_err());
 }
 
 #[test]

@@ -95,6 +95,19 @@ fn prefer_and_require_use_tls_and_disable_gets_the_servers_refusal() {
         &[],
     ));
 
+    // allow: plain first, which this server refuses, then TLS.
+    connected(&state_list(
+        &sb,
+        &pg.tcp_url("127.0.0.1", &database, "sslmode=allow"),
+        &[],
+    ));
+    // A unix socket never uses TLS, whatever the mode (as in libpq): no root file needed.
+    let socket = format!(
+        "{}/{database}?sslmode=verify-full",
+        pg.url_without_database(true)
+    );
+    connected(&state_list(&sb, &socket, &[]));
+
     // The server's own view of a session the store holds open: TLS.
     let store = sealer::state::StateStore::open_or_create_postgres(&pg.tcp_url(
         "127.0.0.1",

@@ -391,7 +391,7 @@ impl Postgres {
         format!("{}/{database}", self.url_without_database(true))
     }
 
-    /// `postgres://sealer[:password]@%2F...socket-dir`, without the password when `password`
+    /// `postgres://sealer[:password]@%2F...socket-dir:PORT`, without the password when `password`
     /// is false (for tests of `PGPASSWORD`).
     pub fn url_without_database(&self, password: bool) -> String {
         let host: String = self
@@ -403,10 +403,11 @@ impl Postgres {
                 c => c.to_string(),
             })
             .collect();
+        let port = self.port;
         if password {
-            format!("postgres://{USER}:{PASSWORD}@{host}")
+            format!("postgres://{USER}:{PASSWORD}@{host}:{port}")
         } else {
-            format!("postgres://{USER}@{host}")
+            format!("postgres://{USER}@{host}:{port}")
         }
     }
 }
