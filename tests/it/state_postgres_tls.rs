@@ -246,6 +246,30 @@ fn verify_ca_checks_the_chain_and_verify_full_the_name_too() {
         .unwrap();
     connected(&out);
 
+    // sslrootcert=system: the system's CAs (here SSL_CERT_FILE, which the system store
+    // honours, naming the test CA), verify-full by default; nothing weaker is allowed.
+    let system = |host: &str, extra: &str| {
+        let mut cmd = sb.sealer();
+        clear_libpq_env(&mut cmd);
+        let url = pg.tcp_url(host, &database, &format!("sslrootcert=system{extra}"));
+        cmd.args(["state", "list", "--state", &url])
+            .env("SSL_CERT_FILE", &tls.ca)
+            .env_remove("SSL_CERT_DIR")
+            .output()
+            .unwrap()
+    };
+    connected(&system("localhost", ""));
+    let err = refused(&system("127.0.0.1", ""));
+    assert!(
+        err.contains("the server's certificate is for localhost, not 127.0.0.1"),
+        "{err}"
+    );
+    let err = refused(&system("localhost", "&sslmode=require"));
+    assert!(
+        err.contains("sslmode=require may not be used with sslrootcert=system"),
+        "{err}"
+    );
+
     // verify-full without a root file: libpq's default, ~/.postgresql/root.crt, is not there.
     let err = refused(&state_list(
         &sb,
