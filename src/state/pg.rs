@@ -174,7 +174,7 @@ impl ToSql for Value {
 pub(crate) fn pg_error(location: &str, action: &str, e: &postgres::Error) -> Error {
     let why = match e.as_db_error() {
         Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => e.to_string(),
+        None => describe(e),
     };
     // Class 08: connection exceptions; 57: the server is shutting down or ended the
     // session (57P01 when an administrator terminated it).
@@ -192,6 +192,15 @@ pub(crate) fn pg_error(location: &str, action: &str, e: &postgres::Error) -> Err
         .hint("check that the server runs and is reachable, then retry; a step whose write did not commit is not recorded and runs again")
     } else {
         Error::msg(format!("state database {location}: {action}: {why}"))
+    }
+}
+
+/// A client-side error with its cause: rust-postgres' own text is only the kind ("error
+/// connecting to server"), the cause says what happened ("Connection refused").
+pub(crate) fn describe(e: &postgres::Error) -> String {
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
     }
 }
 
@@ -318,11 +327,7 @@ pub(crate) fn connect(url: &str) -> Result<(postgres::Client, String)> {
     let location = redact(url);
     let (plain_url, ssl) = pg_tls::split_url(url);
     let mut config: postgres::Config = plain_url.parse().map_err(|e: postgres::Error| {
-        // rust-postgres says "invalid connection string"; the cause says what is.
-        let why = match std::error::Error::source(&e) {
-            Some(cause) => format!("{e}: {cause}"),
-            None => e.to_string(),
-        };
+        let why = describe(&e);
         let error = Error::msg(format!("--state {location}: not a PostgreSQL URL: {why}"));
         if why.contains("unknown option") {
             // libpq's sslpassword, sslcrl, gssencmode...: said, not ignored.

@@ -732,8 +732,9 @@ pub(crate) fn tls_error(
         };
         return Some(error);
     }
-    let message = e.to_string();
-    if message.contains("server does not support TLS") {
+    // rust-postgres' own words, under its "error performing TLS handshake".
+    let cause = std::error::Error::source(e).map(ToString::to_string);
+    if cause.as_deref() == Some("server does not support TLS") {
         return Some(
             Error::msg(format!(
                 "{cannot}: the server does not offer TLS, and sslmode={mode} requires it"

@@ -528,3 +528,37 @@ fn apply_and_plan_run_against_a_state_over_verified_tls() {
     assert!(store.cluster("bed").unwrap().unwrap().serial > 1);
     drop(forwarder);
 }
+
+/// A server without TLS: `prefer` connects plain (the server said no to TLS before anything
+/// was sent), `require` and stronger refuse, saying what to change.
+#[test]
+fn a_server_without_tls_serves_prefer_and_refuses_require() {
+    let pg = Postgres::shared_plain_tcp();
+    let database = pg.new_database();
+    let sb = Sandbox::new();
+    connected(&state_list(
+        &sb,
+        &pg.tcp_url("127.0.0.1", &database, ""),
+        &[],
+    ));
+    let ssl = pg.psql("postgres", "SELECT count(*) FROM pg_stat_ssl WHERE ssl");
+    assert_eq!(ssl.trim(), "0", "nothing over TLS on a server without it");
+    for mode in ["require", "verify-full"] {
+        let url = pg.tcp_url(
+            "localhost",
+            &database,
+            &query(
+                &[("sslrootcert", &Postgres::shared_tls().tls().ca)],
+                &format!("sslmode={mode}"),
+            ),
+        );
+        let err = refused(&state_list(&sb, &url, &[]));
+        assert!(
+            err.contains(&format!(
+                "cannot connect: the server does not offer TLS, and sslmode={mode} requires it"
+            )),
+            "{err}"
+        );
+        assert!(err.contains("turn TLS on in the server (ssl = on"), "{err}");
+    }
+}

@@ -58,6 +58,18 @@ pub struct TlsFiles {
 
 static SERVER: OnceLock<Postgres> = OnceLock::new();
 static TLS_SERVER: OnceLock<Postgres> = OnceLock::new();
+static PLAIN_TCP_SERVER: OnceLock<Postgres> = OnceLock::new();
+
+/// Which server to start.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// The unix socket only.
+    Socket,
+    /// `ssl = on`, TCP over TLS only.
+    Tls,
+    /// `ssl = off`, TCP by password.
+    PlainTcp,
+}
 static DATABASES: AtomicUsize = AtomicUsize::new(0);
 
 /// The server's pg_hba.conf: the socket by password (the harness's psql), TCP over TLS only,
@@ -67,22 +79,33 @@ hostssl all sealer_cert 127.0.0.1/32 cert
 hostssl all all 127.0.0.1/32 scram-sha-256
 ";
 
+/// The plain TCP server's pg_hba.conf: passwords, over the socket or TCP.
+const PLAIN_TCP_HBA: &str = "local all all scram-sha-256
+host all all 127.0.0.1/32 scram-sha-256
+";
+
 impl Postgres {
     /// The server of this test binary run, started on first use.
     pub fn shared() -> &'static Postgres {
-        SERVER.get_or_init(|| Postgres::start(false))
+        SERVER.get_or_init(|| Postgres::start(Kind::Socket))
     }
 
     /// The TLS server of this test binary run, started on first use.
     pub fn shared_tls() -> &'static Postgres {
         TLS_SERVER.get_or_init(|| {
-            let server = Postgres::start(true);
+            let server = Postgres::start(Kind::Tls);
             server.psql("postgres", &format!("CREATE ROLE {CERT_USER} LOGIN"));
             server
         })
     }
 
-    fn start(tls: bool) -> Postgres {
+    /// A server without TLS (`ssl = off`) on 127.0.0.1 too, taking passwords over plain TCP:
+    /// what `prefer` falls back on and `require` refuses.
+    pub fn shared_plain_tcp() -> &'static Postgres {
+        PLAIN_TCP_SERVER.get_or_init(|| Postgres::start(Kind::PlainTcp))
+    }
+
+    fn start(kind: Kind) -> Postgres {
         assert!(
             Path::new(BIN).join("initdb").exists(),
             "{BIN}/initdb is missing: install Debian's `postgresql` package (scripts/test.sh does)"
@@ -95,19 +118,29 @@ impl Postgres {
         let (uid, gid) = unprivileged_ids();
         std::fs::write(dir.join("pwfile"), format!("{PASSWORD}\n")).expect("pwfile");
         let mut owned = vec![dir.clone(), dir.join("pwfile")];
-        let (port, tls_files, options) = if tls {
-            let (files, server_files) = make_certificates(&dir);
-            owned.extend(server_files);
-            std::fs::write(dir.join("pg_hba.conf"), TLS_HBA).expect("pg_hba.conf");
-            owned.push(dir.join("pg_hba.conf"));
-            let port = free_port();
-            let options = format!(
-                "-p {port} -c listen_addresses=127.0.0.1 -c ssl=on -c ssl_cert_file=\"$D/server.crt\" \
-                 -c ssl_key_file=\"$D/server.key\" -c ssl_ca_file=\"$D/ca.crt\" -c hba_file=\"$D/pg_hba.conf\""
-            );
-            (port, Some(files), options)
-        } else {
-            (5432, None, "-c listen_addresses=''".to_string())
+        let (port, tls_files, options) = match kind {
+            Kind::Tls => {
+                let (files, server_files) = make_certificates(&dir);
+                owned.extend(server_files);
+                std::fs::write(dir.join("pg_hba.conf"), TLS_HBA).expect("pg_hba.conf");
+                owned.push(dir.join("pg_hba.conf"));
+                let port = free_port();
+                let options = format!(
+                    "-p {port} -c listen_addresses=127.0.0.1 -c ssl=on -c ssl_cert_file=\"$D/server.crt\" \
+                     -c ssl_key_file=\"$D/server.key\" -c ssl_ca_file=\"$D/ca.crt\" -c hba_file=\"$D/pg_hba.conf\""
+                );
+                (port, Some(files), options)
+            }
+            Kind::PlainTcp => {
+                std::fs::write(dir.join("pg_hba.conf"), PLAIN_TCP_HBA).expect("pg_hba.conf");
+                owned.push(dir.join("pg_hba.conf"));
+                let port = free_port();
+                let options = format!(
+                    "-p {port} -c listen_addresses=127.0.0.1 -c ssl=off -c hba_file=\"$D/pg_hba.conf\""
+                );
+                (port, None, options)
+            }
+            Kind::Socket => (5432, None, "-c listen_addresses=''".to_string()),
         };
         for path in owned {
             std::os::unix::fs::chown(&path, Some(uid), Some(gid)).expect("chown");
