@@ -155,7 +155,16 @@ pub async fn sync<T: Transport>(
     let (entries, remote, excluded) = survey(transport, entries, remote_root, options).await?;
     let mtime = now_seconds();
     let plan = plan::plan(&entries, &remote, &excluded, mtime);
-    send_direct(transport, local_root, &entries, &plan, remote_root, options, mtime).await
+    send_direct(
+        transport,
+        local_root,
+        &entries,
+        &plan,
+        remote_root,
+        options,
+        mtime,
+    )
+    .await
 }
 
 /// The seconds since the epoch: the mtime files sent now get.

@@ -27,9 +27,9 @@
 
 use super::plan::Plan;
 use super::{
-    CONTROL_DIR, EXTRACTED_MARK, EntryKind, ManifestEntry, MANIFEST_TMP, SyncError,
-    SyncErrorKind, SyncOptions, SyncReport, archive, build_archive, finish_script, now_seconds,
-    nul_joined, plan, pre_delete, report_of, run, send_direct, survey,
+    CONTROL_DIR, EXTRACTED_MARK, EntryKind, MANIFEST_TMP, ManifestEntry, SyncError, SyncErrorKind,
+    SyncOptions, SyncReport, archive, build_archive, finish_script, now_seconds, nul_joined, plan,
+    pre_delete, report_of, run, send_direct, survey,
 };
 use crate::quote::quote;
 use crate::transport::{Exec, Stdin, Transport};
@@ -148,9 +148,16 @@ pub async fn sync_via<T: Transport, S: Transport>(
     let mtime = now_seconds();
     let plan = plan::plan(&entries, &remote, &excluded, mtime);
     if plan.noop || plan.files_sent() == 0 || plan.bytes_sent() == 0 {
-        let report =
-            send_direct(receiver, local_root, &entries, &plan, remote_root, options, mtime)
-                .await?;
+        let report = send_direct(
+            receiver,
+            local_root,
+            &entries,
+            &plan,
+            remote_root,
+            options,
+            mtime,
+        )
+        .await?;
         return Ok((report, false));
     }
     let host = receiver.host().to_string();
@@ -177,13 +184,28 @@ pub async fn sync_via<T: Transport, S: Transport>(
     drop(archive_file);
 
     let sent = match prepared {
-        Ok(_) => send_from_seeder(relay, &host, &files, remote_root, &known_host, mtime, options)
-            .await,
+        Ok(_) => {
+            send_from_seeder(
+                relay,
+                &host,
+                &files,
+                remote_root,
+                &known_host,
+                mtime,
+                options,
+            )
+            .await
+        }
         Err(e) => Err(e),
     };
     // Whatever happened: the key's line goes, and an unfinished sync's control files.
     let cleanup = Exec::new(
-        cleanup_script(remote_root, relay.receiver_user, &relay.key.comment(), sent.is_err()),
+        cleanup_script(
+            remote_root,
+            relay.receiver_user,
+            &relay.key.comment(),
+            sent.is_err(),
+        ),
         options.timeout.min(Duration::from_secs(60)),
     );
     let cleaned = run(receiver, cleanup, "removing the distribution key").await;
@@ -249,7 +271,10 @@ fn authorized_line<S: Transport>(relay: &Relay<'_, S>, root: &str) -> Result<Str
     // Inside an option's double quotes only `"` and `\` are special: refuse them rather
     // than escape them (no real path or address has them).
     let receive = receive_path(root);
-    for (what, value) in [("path", receive.as_str()), ("address", relay.seeder_address)] {
+    for (what, value) in [
+        ("path", receive.as_str()),
+        ("address", relay.seeder_address),
+    ] {
         if value.contains(['"', '\\', '\n', '\r']) {
             return Err(format!(
                 "the {what} {value:?} cannot go into an authorized_keys option"
@@ -271,7 +296,13 @@ fn authorized_line<S: Transport>(relay: &Relay<'_, S>, root: &str) -> Result<Str
         "from=\"{}\",command=\"{sudo}bash {}\",restrict {} {}",
         relay.seeder_address,
         quote(&receive),
-        relay.key.public.split(' ').take(2).collect::<Vec<_>>().join(" "),
+        relay
+            .key
+            .public
+            .split(' ')
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" "),
         relay.key.comment()
     ))
 }
