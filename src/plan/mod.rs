@@ -23,7 +23,7 @@ use crate::resource::{Attributes, Desired, ResourceType};
 use std::collections::BTreeSet;
 
 /// The version of the plan JSON (`state-schema/plan.schema.json`); saved plans have their own.
-pub const FORMAT_VERSION: &str = "2.1";
+pub const FORMAT_VERSION: &str = "2.2";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Action {
