@@ -300,7 +300,7 @@ impl Runner {
                 .unwrap_or("failed")
                 .trim()
                 .to_string();
-            redact(&last, &self.secrets)
+            redact(&format!("via {seeder}: {last}"), &self.secrets)
         })
     }
 
