@@ -300,7 +300,13 @@ impl Runner {
                 .unwrap_or("failed")
                 .trim()
                 .to_string();
-            redact(&format!("via {seeder}: {last}"), &self.secrets)
+            // Relay errors already name the seeder; others (the receiver's probe) do not.
+            let reason = if last.starts_with(&format!("from {seeder}: ")) {
+                last
+            } else {
+                format!("via {seeder}: {last}")
+            };
+            redact(&reason, &self.secrets)
         })
     }
 

@@ -83,11 +83,22 @@ fn assert_nothing_left(d: &Deploy) {
 
 #[test]
 fn the_rootfs_spreads_host_to_host_and_falls_back_where_it_must() {
-    let d = Deploy::new(TestBed::start(8));
+    // Host 7 is reached as `deploy` with passwordless sudo: its forced command runs sudo.
+    let d = Deploy::new(TestBed::builder(8).sudo_user(&[7]).start());
     let ip = |i: usize| d.bed.host(i).ip().to_string();
-    let workers: Vec<usize> = (1..8).collect();
-    let file = d.clusterfile(&[0], &workers, &config(1));
+    let workers: Vec<usize> = (1..7).collect();
+    let sudo_group = |env: &str| {
+        format!(
+            "    - ips: [{}]\n      roles: [node]\n      ssh: {{user: deploy}}\n{env}",
+            ip(7)
+        )
+    };
+    let file = d.clusterfile(&[0], &workers, &(sudo_group("") + &config(1)));
     let file = file.to_str().unwrap().to_string();
+
+    // Direct: no tree.
+    let plan = d.sealer_ok(&["plan", "-f", &file, "--rootfs-distribution", "direct"]);
+    assert!(!plan.contains("Rootfs distribution"), "{plan}");
 
     // The plan says where each host's rootfs comes from.
     let plan = d.sealer_ok(&["plan", "-f", &file]);
@@ -137,6 +148,13 @@ fn the_rootfs_spreads_host_to_host_and_falls_back_where_it_must() {
         "{reference:?}"
     );
     assert_nothing_left(&d);
+    assert_eq!(
+        d.bed
+            .ssh_ok(7, "stat -c '%U %a' /home/deploy/.ssh/authorized_keys")
+            .trim(),
+        "deploy 600",
+        "the key file keeps its owner and mode"
+    );
 
     // 2 and 3. A changed Config: host 6 cannot reach its seeder, and host 3's seeder holds
     // a corrupt file (same size, mtime put back: its own sync does not notice) that host 3
@@ -170,7 +188,7 @@ fn the_rootfs_spreads_host_to_host_and_falls_back_where_it_must() {
         ),
     );
     d.bed.ssh_ok(victim, &format!("rm -f {values}"));
-    let file = d.clusterfile(&[0], &workers, &config(2));
+    let file = d.clusterfile(&[0], &workers, &(sudo_group("") + &config(2)));
     let file = file.to_str().unwrap().to_string();
     let out = d.sealer_ok(&["apply", "-f", &file, "--auto-approve", "--json"]);
     let lines = rootfs_lines(&out);
@@ -181,7 +199,8 @@ fn the_rootfs_spreads_host_to_host_and_falls_back_where_it_must() {
     );
     let refused = &lines[&ip(victim)];
     assert!(
-        refused.contains("sent directly (fallback: ") && refused.contains("SHA-256"),
+        refused.contains(&format!("sent directly (fallback: from {}: ", ip(corrupt)))
+            && refused.contains("SHA-256"),
         "host {victim}: {refused}"
     );
     assert!(refused.starts_with("2 files"), "{refused}");
@@ -213,8 +232,11 @@ fn the_rootfs_spreads_host_to_host_and_falls_back_where_it_must() {
     assert_nothing_left(&d);
 
     // 4. The workers' env changes their rootfs' digest, not its files: nothing is sent.
-    let extra = format!("      env: [DISTRIBUTION=on]\n{}", config(2));
-    let file = d.clusterfile(&[0], &workers, &extra);
+    let env = "      env: [DISTRIBUTION=on]\n";
+    let file = d.clusterfile(&[0], &workers, &(sudo_group(env) + &config(2)));
+    let text = std::fs::read_to_string(&file).unwrap();
+    let labels = "      labels: {zone: a}\n";
+    std::fs::write(&file, text.replacen(labels, &format!("{labels}{env}"), 1)).unwrap();
     let file = file.to_str().unwrap().to_string();
     let out = d.sealer_ok(&["apply", "-f", &file, "--auto-approve", "--json"]);
     let lines = rootfs_lines(&out);
