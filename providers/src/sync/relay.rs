@@ -532,6 +532,94 @@ mod tests {
         assert!(authorized_line(&relay, "/data/\"x").is_err());
     }
 
+    /// The receive script with the operator's control files in place, fed a seeder's tar
+    /// by local bash: a file whose content is not the operator's (same size) is refused
+    /// before the manifest exists; the right one is installed with the manifest's mode.
+    #[test]
+    fn the_receiver_refuses_content_whose_digest_is_not_the_operators() {
+        use super::super::{manifest, prepare, probe};
+        use std::io::Write as _;
+        use std::process::{Command, Stdio};
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let root_str = root.to_str().unwrap();
+        let good: &[u8] = b"good content";
+        let listed = vec![ManifestEntry {
+            path: "etc/a".to_string(),
+            kind: EntryKind::File {
+                sha256: manifest::sha256_hex(good),
+                size: good.len() as u64,
+                mode: 0o640,
+            },
+        }];
+        let entries = prepare(&listed, &[]).unwrap();
+        let remote = probe::Remote {
+            manifest: None,
+            seen: Default::default(),
+        };
+        let plan = plan::plan(&entries, &remote, &[], 1_700_000_000);
+        let files = files_of(&plan);
+        assert_eq!(files, [("etc/a", listed_sha(&listed), 0o640)]);
+        let mut contents = archive::Contents::of(&entries, &plan).without_files();
+        contents.extra_control = control_files(&files, root_str, &plan);
+        let control = dir.path().join("control.tar");
+        let file = std::fs::File::create(&control).unwrap();
+        archive::write(file, dir.path(), &contents, 1_700_000_000).unwrap();
+        std::fs::create_dir_all(&root).unwrap();
+        let extracted = Command::new("tar")
+            .arg("-xpf")
+            .arg(&control)
+            .arg("--no-same-owner")
+            .current_dir(&root)
+            .status()
+            .unwrap();
+        assert!(extracted.success());
+
+        let receive = |content: &[u8]| {
+            let seeder_tar = bundle(&[("etc/a", content, 0o600)]).unwrap();
+            let mut child = Command::new("bash")
+                .arg(root.join(CONTROL_DIR).join("receive"))
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            child.stdin.take().unwrap().write_all(&seeder_tar).unwrap();
+            child.wait_with_output().unwrap()
+        };
+        let refused = receive(b"evil content");
+        assert_eq!(refused.status.code(), Some(4));
+        assert!(String::from_utf8_lossy(&refused.stderr).contains("SHA-256"));
+        assert!(!root.join(super::super::MANIFEST_FILE).exists());
+
+        let accepted = receive(good);
+        assert!(
+            accepted.status.success(),
+            "{}",
+            String::from_utf8_lossy(&accepted.stderr)
+        );
+        assert_eq!(std::fs::read(root.join("etc/a")).unwrap(), good);
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(root.join("etc/a"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7777, 0o640);
+        let manifest = std::fs::read_to_string(root.join(super::super::MANIFEST_FILE)).unwrap();
+        assert!(manifest.contains(listed_sha(&listed)), "{manifest}");
+        assert!(
+            !root.join(CONTROL_DIR).exists(),
+            "the control files are gone"
+        );
+    }
+
+    fn listed_sha(entries: &[ManifestEntry]) -> &str {
+        match &entries[0].kind {
+            EntryKind::File { sha256, .. } => sha256,
+            _ => "",
+        }
+    }
+
     #[test]
     fn the_known_hosts_line_names_the_alias() {
         assert_eq!(
