@@ -10,6 +10,7 @@ use crate::exec::runner::Runner;
 use crate::exec::{Event, StepFailure};
 use crate::graph::input::{ClusterInput, HostInput};
 use crate::plan::Change;
+use crate::plan::distribution::Source;
 use crate::resource::{Attributes, Desired, Recorded, ResourceType};
 use sealer_providers::Stdin;
 use sealer_providers::steps;
@@ -112,7 +113,10 @@ pub(super) fn short_image(image: &str) -> String {
     }
 }
 
-/// Syncs the rendered rootfs to the host (update is the same: only changed files go).
+/// Syncs the rendered rootfs to the host (update is the same: only changed files go):
+/// from this machine, or, in a distribution tree, from the seeder the plan names, falling
+/// back to this machine when the seeder has no verified copy or cannot deliver one. The
+/// output line says which path the files took.
 pub async fn create(r: &Runner, change: &Change) -> Result<Attributes, StepFailure> {
     let ctx = &r.ctx;
     let host = super::step_host(r, change);
@@ -120,25 +124,68 @@ pub async fn create(r: &Runner, change: &Change) -> Result<Attributes, StepFailu
         return Err(StepFailure::message("no rendered rootfs to copy"));
     };
     let attrs: RootfsAttrs = super::step_attributes(change, change.after())?;
-    let report = r
-        .sync_tree(
-            &change.address,
-            &host,
-            source,
-            &attrs.path,
-            attrs.registry_data,
-        )
-        .await?;
+    let (host_ref, dest) = (host.as_str(), attrs.path.as_str());
+    let direct = |path: Path| async move {
+        r.sync_tree(&change.address, host_ref, source, dest, attrs.registry_data)
+            .await
+            .map(|report| (report, path))
+    };
+    let (report, path) = match ctx.rootfs_tree.source(&change.address) {
+        None => direct(Path::Direct).await?,
+        Some(Source::Operator) => direct(Path::Operator).await?,
+        Some(Source::Seeder(seeder)) if !r.distribution.has_seeded(seeder) => {
+            let reason = format!("{seeder} has no verified copy: its rootfs step did not finish");
+            direct(Path::Fallback(reason)).await?
+        }
+        Some(Source::Seeder(seeder)) => {
+            let relayed = r
+                .sync_tree_from(&host, seeder, source, &attrs.path, attrs.registry_data)
+                .await;
+            match relayed {
+                Ok((report, true)) => (report, Path::Seeder(seeder.clone())),
+                Ok((report, false)) => (report, Path::NothingToRelay),
+                Err(reason) => direct(Path::Fallback(reason)).await?,
+            }
+        }
+    };
+    if ctx.rootfs_tree.source(&change.address).is_some() {
+        r.distribution.seeded(&host);
+    }
     r.sink.event(Event::StepOutput {
         address: change.address.clone(),
         host: Some(host.clone()),
         stderr: false,
-        line: format!(
-            "{} files, {} bytes sent",
-            report.files_sent, report.bytes_sent
-        ),
+        line: path.line(report.files_sent, report.bytes_sent),
     });
     Ok(Attributes::new())
+}
+
+/// The way a host's rootfs files came, as its step's output line says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Path {
+    /// No distribution (one receiver, or `--rootfs-distribution direct`).
+    Direct,
+    /// The first host of a tree.
+    Operator,
+    /// From the host that got them earlier in this apply.
+    Seeder(String),
+    /// Nothing but directories, symlinks or deletions: sent from here.
+    NothingToRelay,
+    /// The seeder could not serve it: sent from here, and why.
+    Fallback(String),
+}
+
+impl Path {
+    fn line(&self, files: usize, bytes: u64) -> String {
+        let how = match self {
+            Path::Direct => "sent".to_string(),
+            Path::Operator => "sent from the operator".to_string(),
+            Path::Seeder(ip) => format!("from {ip}"),
+            Path::NothingToRelay => "sent from the operator (no file to relay)".to_string(),
+            Path::Fallback(reason) => format!("sent directly (fallback: {reason})"),
+        };
+        format!("{files} files, {bytes} bytes {how}")
+    }
 }
 
 /// Removes the cluster's data directory it recorded (and the parents sealer made, when
@@ -257,6 +304,30 @@ mod tests {
         let back: RootfsAttrs = from_attributes("rootfs.10.0.0.2", &recorded).unwrap();
         assert_eq!(back, attrs());
         assert_eq!(to_attributes(&back), recorded);
+    }
+
+    #[test]
+    fn the_output_line_says_which_way_the_files_came() {
+        let lines: Vec<String> = [
+            Path::Direct,
+            Path::Operator,
+            Path::Seeder("10.0.0.2".into()),
+            Path::NothingToRelay,
+            Path::Fallback("from 10.0.0.2: refused".into()),
+        ]
+        .iter()
+        .map(|p| p.line(3, 120))
+        .collect();
+        assert_eq!(
+            lines,
+            [
+                "3 files, 120 bytes sent",
+                "3 files, 120 bytes sent from the operator",
+                "3 files, 120 bytes from 10.0.0.2",
+                "3 files, 120 bytes sent from the operator (no file to relay)",
+                "3 files, 120 bytes sent directly (fallback: from 10.0.0.2: refused)",
+            ]
+        );
     }
 
     #[test]
