@@ -737,7 +737,9 @@ fn execute(
     }
     let mut diagnostics = Vec::new();
     for (address, failure) in &report.failed {
-        let mut d = sealer::Diagnostic::error(format!("{address}: {}", failure.message));
+        // A transport's error carries its own hint (check the host key, the SSH login).
+        let mut d =
+            sealer::Diagnostic::error_with_hints(&format!("{address}: {}", failure.message));
         if let Some(cmd) = &failure.command {
             d = d.note(format!("command: {cmd}"));
         }

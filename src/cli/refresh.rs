@@ -39,7 +39,12 @@ pub fn text(refresh: &Refresh) -> String {
         out.push_str("Could not read:\n\n");
         for r in &failed {
             if let Found::Failed { error, .. } = &r.found {
-                out.push_str(&format!("  ! {}: {}\n", clean(&r.address), clean(error)));
+                // A transport's error carries its hint on a line of its own.
+                let (error, hints) = sealer::diag::split_hints(error);
+                out.push_str(&format!("  ! {}: {}\n", clean(&r.address), clean(&error)));
+                for hint in hints {
+                    out.push_str(&format!("      hint: {}\n", clean(&hint)));
+                }
             }
         }
         out.push('\n');

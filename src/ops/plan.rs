@@ -59,10 +59,12 @@ where
                     "image {reference} is not in the local store and cannot be pulled: {message}"
                 ))
                 .at(cf.location(span));
-                if let Some(near) = store.nearest_name(reference) {
-                    diagnostic =
-                        diagnostic.hint(format!("did you mean {near} (in the local store)?"));
-                }
+                // A near local name is the likelier cause; else what the pull knew to
+                // advise (`sealer login` after a 401, the registry it could not reach).
+                diagnostic.hints = match store.nearest_name(reference) {
+                    Some(near) => vec![format!("did you mean {near} (in the local store)?")],
+                    None => e.hints(),
+                };
                 Error::from(
                     diagnostic
                         .hint("build it with `sealer build`, or `sealer load` / `sealer pull` it"),

@@ -86,12 +86,11 @@ impl Prepared {
         );
         // What the pull knew to advise (e.g. `sealer login` after a 401) comes first.
         located.notes = inner.iter().flat_map(|d| d.notes.clone()).collect();
-        located.hints = inner.iter().flat_map(|d| d.hints.clone()).collect();
-        if let Some(near) = near {
-            located
-                .hints
-                .insert(0, format!("did you mean {near} (in the local store)?"));
-        }
+        // A near local name is the likelier cause than the registry.
+        located.hints = match near {
+            Some(near) => vec![format!("did you mean {near} (in the local store)?")],
+            None => inner.iter().flat_map(|d| d.hints.clone()).collect(),
+        };
         if located.hints.is_empty() {
             located = located.hint(
                 "check the name and that its registry is reachable, or `sealer load` / `sealer build` it first",
