@@ -104,10 +104,11 @@ where
         .collect();
     if let Err(cycles) = crate::plan::order::topological(&nodes) {
         let text: Vec<String> = cycles.iter().map(|c| c.join(", ")).collect();
-        return Err(Error::msg(format!(
-            "dependency cycle between {}",
-            text.join("; ")
-        )));
+        return Err(
+            Error::msg(format!("dependency cycle between {}", text.join("; "))).hint(
+                "check the Clusterfile's Plugin phases and the order of the apps it launches",
+            ),
+        );
     }
     Ok(Compiled {
         clusterfile: cf,
