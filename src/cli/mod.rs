@@ -938,7 +938,8 @@ fn read_password(from_stdin: bool) -> Result<String> {
         .map_err(|e| sealer::Error::msg(format!("cannot read the password from stdin: {e}")))?;
     let password = text.trim_end_matches(['\n', '\r']).to_string();
     if password.is_empty() {
-        return Err(sealer::Error::msg("the password read from stdin is empty"));
+        return Err(sealer::Error::msg("the password read from stdin is empty")
+            .hint("echo \"$PASSWORD\" | sealer login REGISTRY -u USER --password-stdin"));
     }
     Ok(password)
 }

@@ -185,6 +185,10 @@ fn kubefile_and_flag_slips() {
         transcript(&sb, &["build", "-t", "my-app:v1", "escapes"], "")
     );
     insta::assert_snapshot!(
+        "build_of_a_context_that_is_not_there",
+        transcript(&sb, &["build", "-t", "my-app:v1", "ap"], "")
+    );
+    insta::assert_snapshot!(
         "build_arg_without_value",
         transcript(
             &sb,

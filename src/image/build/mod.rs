@@ -102,6 +102,13 @@ impl Prepared {
 
 pub fn prepare(options: &BuildOptions) -> Result<Prepared> {
     let path = &options.kubefile;
+    if !options.context.is_dir() {
+        return Err(Error::msg(format!(
+            "build context {} is not a directory",
+            options.context.display()
+        ))
+        .hint("pass the directory that holds the Kubefile and what it copies: `sealer build -t NAME DIR`"));
+    }
     let source = std::fs::read_to_string(path)
         .with_path("cannot read Kubefile", path)
         .map_err(|e| e.hint("pass the Kubefile with -f PATH"))?;
