@@ -108,6 +108,22 @@ fn files_that_are_not_there() {
     );
 }
 
+/// Every slip of a Clusterfile at once, each where it is (validate.rs has one fixture per
+/// rule; these are the forms a newcomer gets wrong).
+#[test]
+fn clusterfile_slips() {
+    let sb = sandbox();
+    std::fs::write(
+        sb.path("Clusterfile"),
+        "apiVersion: sealer.io/v2\nkind: Cluster\nmetadata:\n  name: demo\nspec:\n  imag: my-kubernetes:v1.26.15\n  ssh:\n    user: root\n    passwd: x\n  hosts: 10.0.0.2\n",
+    )
+    .unwrap();
+    insta::assert_snapshot!(
+        "clusterfile_slips",
+        transcript(&sb, &["validate", "-f", "Clusterfile"], "")
+    );
+}
+
 #[test]
 fn no_state_yet() {
     let sb = sandbox();
