@@ -200,6 +200,20 @@ fn kubefile_and_flag_slips() {
         "kubefile_two_escape_directives",
         transcript(&sb, &["build", "-t", "my-app:v1", "escapes"], "")
     );
+    sb.write_tree(
+        "launch",
+        &[
+            (
+                "Kubefile",
+                "FROM scratch\nAPP web local://web.yaml\nLAUNCH [\"web\"]\nCMDS [\"echo hi\"]\n",
+            ),
+            ("web.yaml", "kind: List\n"),
+        ],
+    );
+    insta::assert_snapshot!(
+        "kubefile_launch_and_cmds",
+        transcript(&sb, &["build", "-t", "my-app:v1", "launch"], "")
+    );
     insta::assert_snapshot!(
         "build_of_a_context_that_is_not_there",
         transcript(&sb, &["build", "-t", "my-app:v1", "ap"], "")
