@@ -200,6 +200,22 @@ mod tests {
     }
 
     #[test]
+    fn a_transports_hint_is_a_hint_line_under_what_could_not_be_read() {
+        let mut r = refresh();
+        r.resources[4].found = Found::Failed {
+            found: "error",
+            error:
+                "cannot reach host 10.0.0.4: cannot connect to 10.0.0.4:22: Connection refused\n\
+                    hint: check that the host is up and its sshd listens on port 22"
+                    .into(),
+        };
+        assert!(text(&r).contains(
+            "\x20 ! rootfs.10.0.0.4: cannot reach host 10.0.0.4: cannot connect to 10.0.0.4:22: Connection refused\n\
+             \x20     hint: check that the host is up and its sshd listens on port 22\n\n"
+        ));
+    }
+
+    #[test]
     fn drift_renders_for_machines_with_one_object_per_resource() {
         let value = json(&refresh());
         assert_eq!(value["drifted"], 2);
