@@ -196,6 +196,26 @@ impl Error {
         self
     }
 
+    /// Replaces every hint with `hints`, on the last diagnostic: when the caller knows the
+    /// likelier cause (a mistyped name with a near one), the generic advice would mislead.
+    pub fn replace_hints(mut self, hints: Vec<String>) -> Self {
+        for d in &mut self.diagnostics {
+            d.hints.clear();
+        }
+        if let Some(last) = self.diagnostics.last_mut() {
+            last.hints = hints;
+        }
+        self
+    }
+
+    /// Every hint of every diagnostic, in order.
+    pub fn hints(&self) -> Vec<String> {
+        self.diagnostics
+            .iter()
+            .flat_map(|d| d.hints.iter().cloned())
+            .collect()
+    }
+
     /// Prefixes the message of every unlocated diagnostic with `context: `.
     pub fn context(mut self, context: impl fmt::Display) -> Self {
         for d in &mut self.diagnostics {
@@ -236,6 +256,31 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// A message and the `hint:` lines it carries on lines of its own (a transport's errors do:
+/// `sealer_providers` has no diagnostics), apart.
+pub fn split_hints(text: &str) -> (String, Vec<String>) {
+    let mut message = Vec::new();
+    let mut hints = Vec::new();
+    for line in text.lines() {
+        match line.trim_start().strip_prefix("hint: ") {
+            Some(hint) => hints.push(hint.to_string()),
+            None => message.push(line),
+        }
+    }
+    (message.join("\n"), hints)
+}
+
+impl Diagnostic {
+    /// An error from a message that may carry `hint:` lines ([`split_hints`]).
+    pub fn error_with_hints(text: &str) -> Diagnostic {
+        let (message, hints) = split_hints(text);
+        Diagnostic {
+            hints,
+            ..Diagnostic::error(message)
+        }
+    }
+}
+
 /// Wraps an I/O error with what was being done and to which path.
 pub fn io_error(action: &str, path: &Path, err: std::io::Error) -> Error {
     Error::msg(format!("{action} {}: {}", path.display(), io_reason(&err)))
@@ -243,10 +288,14 @@ pub fn io_error(action: &str, path: &Path, err: std::io::Error) -> Error {
 
 /// The reason of an I/O error without Rust's "(os error N)" suffix.
 pub fn io_reason(err: &std::io::Error) -> String {
-    let text = err.to_string();
+    without_os_error(&err.to_string())
+}
+
+/// `text` without Rust's "(os error N)" suffix of an I/O error's words.
+pub fn without_os_error(text: &str) -> String {
     match text.find(" (os error") {
         Some(i) => text[..i].to_string(),
-        None => text,
+        None => text.to_string(),
     }
 }
 
@@ -296,6 +345,19 @@ mod tests {
     fn unlocated_error_has_no_position() {
         let e = Error::msg("no such image").context("rmi foo");
         assert_eq!(e.to_string(), "error: rmi foo: no such image");
+    }
+
+    #[test]
+    fn hint_lines_of_a_message_become_hints() {
+        let d = Diagnostic::error_with_hints(
+            "10.0.0.2: host key changed\nhint: remove its old key\nhint: or check",
+        );
+        assert_eq!(d.message, "10.0.0.2: host key changed");
+        assert_eq!(d.hints, ["remove its old key", "or check"]);
+        assert_eq!(
+            split_hints("one line"),
+            ("one line".to_string(), Vec::new())
+        );
     }
 
     #[test]

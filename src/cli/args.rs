@@ -651,9 +651,11 @@ impl BuildArgs {
 fn split_pair(pair: &str, flag: &str) -> Result<(String, String)> {
     match pair.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-        _ => Err(Error::msg(format!(
-            "{flag} expects KEY=VALUE, got {pair:?}"
-        ))),
+        _ => Err(
+            Error::msg(format!("{flag} expects KEY=VALUE, got {pair:?}")).hint(format!(
+                "write it as {flag} KEY=VALUE (an empty value is KEY=)"
+            )),
+        ),
     }
 }
 

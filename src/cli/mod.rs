@@ -739,7 +739,9 @@ fn execute(
     }
     let mut diagnostics = Vec::new();
     for (address, failure) in &report.failed {
-        let mut d = sealer::Diagnostic::error(format!("{address}: {}", failure.message));
+        // A transport's error carries its own hint (check the host key, the SSH login).
+        let mut d =
+            sealer::Diagnostic::error_with_hints(&format!("{address}: {}", failure.message));
         if let Some(cmd) = &failure.command {
             d = d.note(format!("command: {cmd}"));
         }
@@ -938,7 +940,8 @@ fn read_password(from_stdin: bool) -> Result<String> {
         .map_err(|e| sealer::Error::msg(format!("cannot read the password from stdin: {e}")))?;
     let password = text.trim_end_matches(['\n', '\r']).to_string();
     if password.is_empty() {
-        return Err(sealer::Error::msg("the password read from stdin is empty"));
+        return Err(sealer::Error::msg("the password read from stdin is empty")
+            .hint("echo \"$PASSWORD\" | sealer login REGISTRY -u USER --password-stdin"));
     }
     Ok(password)
 }

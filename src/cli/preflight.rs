@@ -63,12 +63,16 @@ fn host_text(host: &HostReport) -> String {
             "    error: cannot check the host: {}\n",
             clean(first)
         ));
+        let mut own_hint = false;
         for line in lines {
+            own_hint |= line.trim_start().starts_with("hint:");
             out.push_str(&format!("      {}\n", clean(line.trim())));
         }
-        out.push_str(
-            "      hint: check that it is up and reachable with the Clusterfile's SSH settings\n",
-        );
+        if !own_hint {
+            out.push_str(
+                "      hint: check that it is up and reachable with the Clusterfile's SSH settings\n",
+            );
+        }
     }
     for f in &host.findings {
         let word = match f.severity {

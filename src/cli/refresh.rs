@@ -39,7 +39,12 @@ pub fn text(refresh: &Refresh) -> String {
         out.push_str("Could not read:\n\n");
         for r in &failed {
             if let Found::Failed { error, .. } = &r.found {
-                out.push_str(&format!("  ! {}: {}\n", clean(&r.address), clean(error)));
+                // A transport's error carries its hint on a line of its own.
+                let (error, hints) = sealer::diag::split_hints(error);
+                out.push_str(&format!("  ! {}: {}\n", clean(&r.address), clean(&error)));
+                for hint in hints {
+                    out.push_str(&format!("      hint: {}\n", clean(&hint)));
+                }
             }
         }
         out.push('\n');
@@ -192,6 +197,22 @@ mod tests {
              Not checked (nothing on a host tells whether they still hold): plugin.x.post-install\n\n\
              2 of 5 resources drifted, 1 could not be read.\n"
         );
+    }
+
+    #[test]
+    fn a_transports_hint_is_a_hint_line_under_what_could_not_be_read() {
+        let mut r = refresh();
+        r.resources[4].found = Found::Failed {
+            found: "error",
+            error:
+                "cannot reach host 10.0.0.4: cannot connect to 10.0.0.4:22: Connection refused\n\
+                    hint: check that the host is up and its sshd listens on port 22"
+                    .into(),
+        };
+        assert!(text(&r).contains(
+            "\x20 ! rootfs.10.0.0.4: cannot reach host 10.0.0.4: cannot connect to 10.0.0.4:22: Connection refused\n\
+             \x20     hint: check that the host is up and its sshd listens on port 22\n\n"
+        ));
     }
 
     #[test]

@@ -130,7 +130,10 @@ pub fn json(status: &Status) -> serde_json::Value {
 fn cell(check: &Check) -> String {
     match check {
         Check::Ok { detail } => clean(detail),
-        Check::Failing { finding } => format!("FAILING: {}", clean(finding)),
+        // A cell is one line: a transport's hint lines stay out of the table.
+        Check::Failing { finding } => {
+            format!("FAILING: {}", clean(&sealer::diag::split_hints(finding).0))
+        }
         Check::NotChecked { why } => format!("not checked: {}", clean(why)),
     }
 }

@@ -58,6 +58,7 @@ pub fn config(image: Option<&str>, documents: &[Value], forced: &Forced) -> Resu
                 Error::msg(format!(
                     "the image's etc/kubeadm.yml is not valid YAML: {e}"
                 ))
+                .hint("fix etc/kubeadm.yml in the cluster image's build context and build it again")
             })?
             .into_iter()
             .filter(Value::is_object)

@@ -72,6 +72,7 @@ pub fn resolve(cf: &Clusterfile, images: &Images, key: &DigestKey) -> Result<Clu
             image_span,
             format!("{cluster_ref} is not a Sealer Image (no sealer.image.extension annotation)"),
         )
+        .hint("spec.image needs a cluster image built by `sealer build` (or Go Sealer), not a container image")
         .into());
     };
     if meta.image_type != ImageType::KubeInstaller {
@@ -148,7 +149,10 @@ pub fn resolve(cf: &Clusterfile, images: &Images, key: &DigestKey) -> Result<Clu
     for (i, (reference, image)) in images.apps.iter().enumerate() {
         let span = app_spans.get(i).copied().unwrap_or(image_span);
         let Some(app_meta) = image.metadata.as_ref() else {
-            errors.push(at(span, format!("{reference} is not a Sealer Image")));
+            errors.push(
+                at(span, format!("{reference} is not a Sealer Image"))
+                    .hint("an Application's spec.images lists app images built by `sealer build --type app-installer`"),
+            );
             continue;
         };
         let app_labels = &image.config.config.labels;

@@ -116,6 +116,14 @@ fn collect(dir: &Path, prefix: &str, out: &mut Vec<(String, bool)>) -> Result<()
     Ok(())
 }
 
+/// An archive that is not a (whole) tar: most often a file that is not an image archive,
+/// or one cut short by a copy.
+fn broken_tar(message: String) -> Error {
+    Error::msg(message).hint(
+        "`sealer load` reads an archive made by `sealer save` or `docker save` (a tar, gzipped or not), or an OCI layout directory",
+    )
+}
+
 /// Unpacks the archive `file` (a tar, or a gzip-compressed tar) into the empty directory
 /// `into`, and returns the OCI layout it holds: the archive's own (an OCI archive), or one
 /// made in `into/oci` from a docker archive.
@@ -171,10 +179,10 @@ fn unpack_tar(
     let mut archive = tar::Archive::new(reader);
     let mut entries = archive
         .entries()
-        .map_err(|e| Error::msg(format!("not a tar archive: {e}")))?;
+        .map_err(|e| broken_tar(format!("not a tar archive: {e}")))?;
     let mut count = 0usize;
     while let Some(entry) = budget.next_entry(&mut entries) {
-        let mut entry = entry.map_err(|e| Error::msg(format!("broken tar archive: {e}")))?;
+        let mut entry = entry.map_err(|e| broken_tar(format!("broken tar archive: {e}")))?;
         count += 1;
         if count > max_entries {
             return Err(Error::msg(format!(
@@ -183,7 +191,7 @@ fn unpack_tar(
         }
         let raw = entry
             .path()
-            .map_err(|e| Error::msg(format!("broken tar archive: {e}")))?
+            .map_err(|e| broken_tar(format!("broken tar archive: {e}")))?
             .into_owned();
         let shown = raw.display().to_string();
         let rel = inside(&raw).ok_or_else(|| {
@@ -211,12 +219,12 @@ fn unpack_tar(
                 }
                 let mut out = File::create(&path).with_path("cannot create", &path)?;
                 io::copy(&mut entry, &mut out)
-                    .map_err(|e| Error::msg(format!("broken tar archive: entry {shown}: {e}")))?;
+                    .map_err(|e| broken_tar(format!("broken tar archive: entry {shown}: {e}")))?;
             }
             kind @ (tar::EntryType::Symlink | tar::EntryType::Link) => {
                 let target = entry
                     .link_name()
-                    .map_err(|e| Error::msg(format!("broken tar archive: {e}")))?
+                    .map_err(|e| broken_tar(format!("broken tar archive: {e}")))?
                     .unwrap_or_default()
                     .into_owned();
                 // A symbolic link is relative to its directory; a hard link to the root.
@@ -240,7 +248,7 @@ fn unpack_tar(
             }
         }
         io::copy(&mut entry, &mut io::sink())
-            .map_err(|e| Error::msg(format!("broken tar archive: {e}")))?;
+            .map_err(|e| broken_tar(format!("broken tar archive: {e}")))?;
     }
     Ok(links)
 }

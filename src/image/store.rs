@@ -220,8 +220,15 @@ impl Store {
     /// Like [`Store::find`], with an error naming the image when it is absent.
     pub fn get(&self, name: &str) -> Result<(Reference, Image)> {
         self.find(name)?.ok_or_else(|| {
-            Error::msg(format!("no image {name} in the local store"))
-                .hint("`sealer images` lists the local images; `sealer pull NAME` fetches one")
+            let error = Error::msg(format!("no image {name} in the local store"));
+            let near = Reference::parse(name)
+                .ok()
+                .and_then(|r| self.nearest_name(&r));
+            match near {
+                Some(near) => error.hint(format!("did you mean {near}?")),
+                None => error,
+            }
+            .hint("`sealer images` lists the local images; `sealer pull NAME` fetches one")
         })
     }
 

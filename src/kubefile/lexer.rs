@@ -108,7 +108,8 @@ pub fn lex(path: &Path, source: &str) -> Result<Lexed, Vec<Diagnostic>> {
                     if seen_escape {
                         errors.push(
                             Diagnostic::error("the escape directive may appear only once")
-                                .at(location),
+                                .at(location)
+                                .hint("keep one `# escape=` line at the top of the Kubefile"),
                         );
                     } else if value == "\\" || value == "`" {
                         escape = value.chars().next().unwrap_or('\\');

@@ -538,45 +538,66 @@ fn check_structure(file: &Kubefile, broken_from: bool, errors: &mut Vec<Diagnost
             }
             Instruction::Launch(_) => {
                 if let Some(first) = launch_at {
-                    errors.push(file.error_at(
-                        node.pos,
-                        format!("a second LAUNCH (the first is on line {})", first.line),
-                    ));
+                    errors.push(
+                        file.error_at(
+                            node.pos,
+                            format!("a second LAUNCH (the first is on line {})", first.line),
+                        )
+                        .hint("list every app in one LAUNCH: LAUNCH [\"a\", \"b\"]"),
+                    );
                 } else if let Some(cmds) = cmds_at.or(cmd_at) {
-                    errors.push(file.error_at(
-                        node.pos,
-                        format!(
-                            "LAUNCH cannot be combined with CMDS/CMD (line {})",
-                            cmds.line
-                        ),
-                    ));
+                    errors.push(
+                        file.error_at(
+                            node.pos,
+                            format!(
+                                "LAUNCH cannot be combined with CMDS/CMD (line {})",
+                                cmds.line
+                            ),
+                        )
+                        .hint("keep one: LAUNCH runs the image's apps, CMDS runs commands"),
+                    );
                 } else if !is_last {
-                    errors.push(file.error_at(node.pos, "LAUNCH must be the last instruction"));
+                    errors.push(
+                        file.error_at(node.pos, "LAUNCH must be the last instruction")
+                            .hint("move LAUNCH to the end of the Kubefile"),
+                    );
                 }
                 launch_at = launch_at.or(Some(node.pos));
             }
             Instruction::Cmds(_) => {
                 if let Some(first) = cmds_at {
-                    errors.push(file.error_at(
-                        node.pos,
-                        format!("a second CMDS (the first is on line {})", first.line),
-                    ));
+                    errors.push(
+                        file.error_at(
+                            node.pos,
+                            format!("a second CMDS (the first is on line {})", first.line),
+                        )
+                        .hint("put every command in one CMDS: CMDS [\"a\", \"b\"]"),
+                    );
                 } else if let Some(launch) = launch_at {
-                    errors.push(file.error_at(
-                        node.pos,
-                        format!("CMDS cannot be combined with LAUNCH (line {})", launch.line),
-                    ));
+                    errors.push(
+                        file.error_at(
+                            node.pos,
+                            format!("CMDS cannot be combined with LAUNCH (line {})", launch.line),
+                        )
+                        .hint("keep one: LAUNCH runs the image's apps, CMDS runs commands"),
+                    );
                 } else if !is_last {
-                    errors.push(file.error_at(node.pos, "CMDS must be the last instruction"));
+                    errors.push(
+                        file.error_at(node.pos, "CMDS must be the last instruction")
+                            .hint("move CMDS to the end of the Kubefile"),
+                    );
                 }
                 cmds_at = cmds_at.or(Some(node.pos));
             }
             Instruction::Cmd(_) => {
                 if let Some(launch) = launch_at {
-                    errors.push(file.error_at(
-                        node.pos,
-                        format!("CMD cannot be combined with LAUNCH (line {})", launch.line),
-                    ));
+                    errors.push(
+                        file.error_at(
+                            node.pos,
+                            format!("CMD cannot be combined with LAUNCH (line {})", launch.line),
+                        )
+                        .hint("keep one: LAUNCH runs the image's apps, CMD runs commands"),
+                    );
                 }
                 cmd_at = cmd_at.or(Some(node.pos));
             }

@@ -76,6 +76,15 @@ where
     })
 }
 
+/// What to do about a stale plan file: make it again from the Clusterfile it names.
+fn plan_again(clusterfile: &Path, plan_file: &Path) -> String {
+    format!(
+        "make a new plan: `sealer plan -f {} --out {}`",
+        clusterfile.display(),
+        plan_file.display()
+    )
+}
+
 /// `sealer apply PLANFILE`: the saved plan, made again from the inputs it names (the same
 /// Clusterfile bytes, images by digest, the state at its serial) and applied only if the
 /// result is the file, byte for byte. Runs under the session's lock, so the state read here
@@ -118,13 +127,13 @@ where
             "saved plan is stale: {} changed since the plan was made",
             cf_path.display()
         ))
-        .hint("make a new plan")
+        .hint(plan_again(cf_path, path))
         .stale_plan());
     }
     if compiled.images.digests() != saved.images {
         return Err(
             Error::msg("saved plan is stale: its images changed since the plan was made")
-                .hint("make a new plan")
+                .hint(plan_again(cf_path, path))
                 .stale_plan(),
         );
     }
@@ -171,6 +180,9 @@ where
             Error::msg(format!(
                 "cluster \"{name}\" has no state: there is nothing to destroy"
             ))
+            .hint(
+                "`sealer state list` shows the clusters the state records; --state PATH|URL (or SEALER_STATE) names another state",
+            )
         })?;
     let current = crate::plan::Current {
         lineage: &state.lineage,

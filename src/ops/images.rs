@@ -128,9 +128,16 @@ pub fn remove_images(settings: &Settings, names: &[String]) -> Result<Vec<Refere
                 store.untag(&reference)?;
                 removed.push(reference);
             }
-            None => errors.push(Diagnostic::error(format!(
-                "no image {name} in the local store"
-            ))),
+            None => {
+                let d = Diagnostic::error(format!("no image {name} in the local store"));
+                let near = Reference::parse(name)
+                    .ok()
+                    .and_then(|r| store.nearest_name(&r));
+                errors.push(match near {
+                    Some(near) => d.hint(format!("did you mean {near}?")),
+                    None => d.hint("`sealer images` lists the local images"),
+                });
+            }
         }
     }
     store.gc()?;

@@ -198,7 +198,7 @@ async fn host_facts(
             Ok(learned) => {
                 facts.insert(address, learned);
             }
-            Err(e) => failed.push(Diagnostic::error(format!(
+            Err(e) => failed.push(Diagnostic::error_with_hints(&format!(
                 "cannot read {address}: {}",
                 e.message
             ))),

@@ -59,10 +59,12 @@ where
                     "image {reference} is not in the local store and cannot be pulled: {message}"
                 ))
                 .at(cf.location(span));
-                if let Some(near) = store.nearest_name(reference) {
-                    diagnostic =
-                        diagnostic.hint(format!("did you mean {near} (in the local store)?"));
-                }
+                // A near local name is the likelier cause; else what the pull knew to
+                // advise (`sealer login` after a 401, the registry it could not reach).
+                diagnostic.hints = match store.nearest_name(reference) {
+                    Some(near) => vec![format!("did you mean {near} (in the local store)?")],
+                    None => e.hints(),
+                };
                 Error::from(
                     diagnostic
                         .hint("build it with `sealer build`, or `sealer load` / `sealer pull` it"),
@@ -102,10 +104,11 @@ where
         .collect();
     if let Err(cycles) = crate::plan::order::topological(&nodes) {
         let text: Vec<String> = cycles.iter().map(|c| c.join(", ")).collect();
-        return Err(Error::msg(format!(
-            "dependency cycle between {}",
-            text.join("; ")
-        )));
+        return Err(
+            Error::msg(format!("dependency cycle between {}", text.join("; "))).hint(
+                "check the Clusterfile's Plugin phases and the order of the apps it launches",
+            ),
+        );
     }
     Ok(Compiled {
         clusterfile: cf,

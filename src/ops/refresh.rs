@@ -202,7 +202,10 @@ impl Refresh {
                     Found::Failed { error, .. } => error.as_str(),
                     Found::Read(_) => "",
                 };
-                crate::diag::Diagnostic::error(format!("cannot read {} back: {why}", r.address))
+                crate::diag::Diagnostic::error_with_hints(&format!(
+                    "cannot read {} back: {why}",
+                    r.address
+                ))
             })
             .collect();
         if failed.is_empty() {

@@ -52,7 +52,8 @@ pub async fn pull(
     )
     .await
     .map_err(|e| match store.nearest_name(&reference) {
-        Some(near) => e.hint(format!("did you mean {near} (in the local store)?")),
+        // A near local name is the likelier cause than the registry.
+        Some(near) => e.replace_hints(vec![format!("did you mean {near} (in the local store)?")]),
         None => e,
     })?;
     Ok((reference, image))

@@ -32,10 +32,8 @@ where
         .resources
         .get(kubernetes_init::ADDRESS)
         .ok_or_else(|| {
-            Error::msg(format!(
-                "cluster \"{}\" has no Kubernetes yet: apply it first",
-                state.name
-            ))
+            Error::msg(format!("cluster \"{}\" has no Kubernetes yet", state.name))
+                .hint("apply the cluster's Clusterfile first: `sealer apply -f Clusterfile`")
         })?;
     let init: kubernetes_init::InitAttrs =
         crate::kinds::from_attributes(&init.address, &init.attributes).map_err(Error::msg)?;
@@ -86,9 +84,9 @@ where
 
 /// The state of the cluster `sealer run` installs on.
 fn cluster_state(settings: &Settings, cluster: Option<&str>) -> Result<ClusterState> {
-    let store = StateStore::open_existing(&settings.state_path)?.ok_or_else(|| {
-        Error::msg("there is no state: `sealer run` installs apps on a cluster sealer applied")
-    })?;
+    // `sealer run` installs apps on a cluster sealer applied.
+    let store = StateStore::open_existing(&settings.state_path)?
+        .ok_or_else(|| super::state::no_state(&settings.state_path))?;
     let state = match cluster {
         Some(name) => store.cluster(name)?,
         None => match store.clusters()?.as_slice() {
@@ -112,14 +110,21 @@ fn apps_of(reference: &Reference, image: &Image, kube_version: &str) -> Result<V
     let meta = image
         .metadata
         .as_ref()
-        .ok_or_else(|| Error::msg(format!("{reference} is not a Sealer Image")))?;
+        .ok_or_else(|| {
+            Error::msg(format!("{reference} is not a Sealer Image"))
+                .hint("`sealer run` takes an app image built by `sealer build` (its Kubefile has APP or CMDS)")
+        })?;
     if !kube_version.is_empty() {
         crate::graph::launch::check_kube_version(
             &reference.to_string(),
             &image.config.config.labels,
             kube_version,
         )
-        .map_err(Error::msg)?;
+        .map_err(|e| {
+            Error::msg(e).hint(
+                "use an app image built for this Kubernetes version, or change its KUBEVERSION",
+            )
+        })?;
     }
     let launch_image = crate::graph::launch::LaunchImage {
         name: reference.to_string(),
@@ -158,9 +163,10 @@ fn apps_of(reference: &Reference, image: &Image, kube_version: &str) -> Result<V
         }],
     };
     if apps.is_empty() {
-        return Err(Error::msg(format!(
-            "{reference} launches nothing (no LAUNCH, no CMDS)"
-        )));
+        return Err(
+            Error::msg(format!("{reference} launches nothing (no LAUNCH, no CMDS)"))
+                .hint("give its Kubefile a LAUNCH of its apps (or CMDS) and build it again"),
+        );
     }
     Ok(apps)
 }
@@ -204,7 +210,8 @@ fn desired_with(
             return Err(Error::msg(format!(
                 "app {} is already installed on cluster \"{}\" by its Clusterfile",
                 input.name, state.name
-            )));
+            ))
+            .hint("the Clusterfile owns it: change it there and `sealer apply -f Clusterfile`"));
         }
         desired.retain(|d| d.address != address);
         let attrs = app::AppAttrs::installed_by_run(input, root);

@@ -47,17 +47,32 @@ pub(super) fn choose(store: &StateStore, cluster: Option<&str>) -> Result<Option
     }
 }
 
+/// No state where one was expected: sealer has applied nothing there, or the command looks
+/// in the wrong place.
+pub(crate) fn no_state(path: &Path) -> Error {
+    Error::msg(format!(
+        "there is no state at {}: sealer has applied no cluster there",
+        crate::state::display_location(path)
+    ))
+    .hint(NO_STATE_HINT)
+}
+
+/// What to do when the state is not where a command looked.
+pub(crate) const NO_STATE_HINT: &str = "`sealer apply -f Clusterfile` creates a cluster; --state PATH|URL (or SEALER_STATE) names another state";
+
+/// A state that exists but records no cluster (every cluster in it was destroyed).
+fn no_cluster() -> Error {
+    Error::msg("the state holds no cluster")
+        .hint("`sealer apply -f Clusterfile` creates one; --state PATH|URL (or SEALER_STATE) names another state")
+}
+
 /// The cluster an operation on the state means: the one named, else the only one.
 pub fn cluster_name(settings: &Settings, cluster: Option<&str>) -> Result<String> {
-    let store = StateStore::open_existing(&settings.state_path)?.ok_or_else(|| {
-        Error::msg(format!(
-            "there is no state at {}",
-            crate::state::display_location(&settings.state_path)
-        ))
-    })?;
+    let store = StateStore::open_existing(&settings.state_path)?
+        .ok_or_else(|| no_state(&settings.state_path))?;
     match choose(&store, cluster)? {
         Some(state) => Ok(state.name),
-        None => Err(Error::msg("the state holds no cluster")),
+        None => Err(no_cluster()),
     }
 }
 
@@ -90,17 +105,12 @@ pub fn show_state(settings: &Settings, cluster: Option<&str>, address: &str) -> 
 /// Breaks a lock left by a process that is gone. Only the lock with this ID is removed.
 pub fn unlock_state(settings: &Settings, cluster: Option<&str>, lock_id: &str) -> Result<LockInfo> {
     let path: &Path = &settings.state_path;
-    let store = StateStore::open_existing(path)?.ok_or_else(|| {
-        Error::msg(format!(
-            "there is no state at {}",
-            crate::state::display_location(path)
-        ))
-    })?;
+    let store = StateStore::open_existing(path)?.ok_or_else(|| no_state(path))?;
     let name = match cluster {
         Some(name) => name.to_string(),
         None => match choose(&store, None)? {
             Some(state) => state.name,
-            None => return Err(Error::msg("the state holds no cluster")),
+            None => return Err(no_cluster()),
         },
     };
     store.break_lock(&name, lock_id)
@@ -124,12 +134,8 @@ pub struct HistoryLine {
 /// the same resource (the history keeps each commit's attributes, so replaying it tells
 /// what changed).
 pub fn state_history(settings: &Settings, cluster: Option<&str>) -> Result<Vec<HistoryLine>> {
-    let store = StateStore::open_existing(&settings.state_path)?.ok_or_else(|| {
-        Error::msg(format!(
-            "there is no state at {}",
-            crate::state::display_location(&settings.state_path)
-        ))
-    })?;
+    let store = StateStore::open_existing(&settings.state_path)?
+        .ok_or_else(|| no_state(&settings.state_path))?;
     let Some(state) = choose(&store, cluster)? else {
         return Ok(Vec::new());
     };
@@ -203,9 +209,10 @@ pub fn remove_from_state(
     let name = cluster_name(settings, cluster)?;
     let store = StateStore::open_or_create(&settings.state_path)?.for_command("state rm");
     let _lock = store.lock(&name, &LockHolder::this_process("state rm"), lock_timeout)?;
-    let state = store
-        .cluster(&name)?
-        .ok_or_else(|| Error::msg(format!("no cluster \"{name}\" in the state")))?;
+    let state = store.cluster(&name)?.ok_or_else(|| {
+        Error::msg(format!("no cluster \"{name}\" in the state"))
+            .hint("`sealer state list` shows the clusters the state records")
+    })?;
     let unknown: Vec<&String> = addresses
         .iter()
         .filter(|a| !state.resources.contains_key(a.as_str()))
@@ -286,8 +293,10 @@ pub fn migrate_state(
         return Err(Error::msg(format!("--to names the state itself ({from})"))
             .hint("give --to another database or file"));
     }
-    let source = StateStore::open_existing(&settings.state_path)?
-        .ok_or_else(|| Error::msg(format!("there is no state at {from} to copy")))?;
+    let source = StateStore::open_existing(&settings.state_path)?.ok_or_else(|| {
+        Error::msg(format!("there is no state at {from} to copy"))
+            .hint("name the state to copy with --state PATH|URL (or SEALER_STATE)")
+    })?;
     let target = StateStore::open_or_create(to)?;
     let holder = LockHolder::this_process("state migrate");
     let mut locks = Vec::new();

@@ -155,13 +155,8 @@ pub async fn status(
 ) -> Result<Status> {
     let clusterfile = file.map(crate::clusterfile::load).transpose()?;
     let name = clusterfile.as_ref().map(|cf| cf.name().to_string());
-    let store = StateStore::open_existing(&settings.state_path)?.ok_or_else(|| {
-        Error::msg(format!(
-            "there is no state at {}: sealer has applied no cluster there",
-            crate::state::display_location(&settings.state_path)
-        ))
-        .hint("`sealer apply -f Clusterfile` creates a cluster; --state PATH names another state")
-    })?;
+    let store = StateStore::open_existing(&settings.state_path)?
+        .ok_or_else(|| super::state::no_state(&settings.state_path))?;
     let state = super::state::choose(&store, name.as_deref().or(cluster))?
         .filter(|s| !s.resources.is_empty())
         .ok_or_else(|| {

@@ -107,12 +107,17 @@ pub fn diff(
         let changed = changed_attributes(want, have);
         for attribute in &changed {
             if let Some(why) = unsupported_change(want.resource_type, attribute) {
-                errors.push(Diagnostic::error(format!(
-                    "{}: {why} ({attribute}: {} -> {})",
-                    want.address,
-                    show(have.attributes.get(attribute)),
-                    show(want.attributes.get(attribute)),
-                )));
+                errors.push(
+                    Diagnostic::error(format!(
+                        "{}: {why} ({attribute}: {} -> {})",
+                        want.address,
+                        show(have.attributes.get(attribute)),
+                        show(want.attributes.get(attribute)),
+                    ))
+                    .hint(format!(
+                        "put {attribute} back as the state records it; to start over, `sealer destroy` the cluster first"
+                    )),
+                );
             }
         }
         if let Some(drift) = &have.drift

@@ -186,12 +186,14 @@ impl SavedPlan {
             ))
             .hint("plans are re-derived at apply: make the plan again with this sealer"));
         }
-        let wire: Wire = serde_json::from_value(value)
-            .map_err(|e| Error::msg(format!("{}: damaged saved plan: {e}", path.display())))?;
+        let wire: Wire = serde_json::from_value(value).map_err(|e| {
+            Error::msg(format!("{}: damaged saved plan: {e}", path.display())).hint(PLAN_AGAIN)
+        })?;
         let mut changes = Vec::with_capacity(wire.changes.len());
         for c in wire.changes {
             let action = action_from(&c.action).ok_or_else(|| {
                 Error::msg(format!("{}: unknown action {:?}", path.display(), c.action))
+                    .hint(PLAN_AGAIN)
             })?;
             let code = ReasonCode::parse(&c.reason_code).ok_or_else(|| {
                 Error::msg(format!(
@@ -199,6 +201,7 @@ impl SavedPlan {
                     path.display(),
                     c.reason_code
                 ))
+                .hint(PLAN_AGAIN)
             })?;
             changes.push(change_from_wire(c, action, code));
         }
@@ -338,7 +341,7 @@ impl Plan {
                 ),
                 (None, None) => String::new(),
             })
-            .hint("make a new plan")
+            .hint(PLAN_AGAIN)
             .stale_plan());
         }
         if plan.serial != serial && lineage.is_some() {
@@ -346,7 +349,9 @@ impl Plan {
                 "saved plan is stale: state serial is {serial}, the plan was made at {}",
                 plan.serial
             ))
-            .hint("the state changed since the plan was made: make a new plan")
+            .hint(format!(
+                "the state changed since the plan was made: {PLAN_AGAIN}"
+            ))
             .stale_plan());
         }
         Ok(())
@@ -372,13 +377,26 @@ fn relative_path(from: &Path, to: &Path) -> PathBuf {
     out
 }
 
+/// What to do about a plan file that cannot be applied as it is.
+const PLAN_AGAIN: &str = "make the plan again with `sealer plan -f CLUSTERFILE --out FILE`";
+
 /// Plan files are read whole: one of 5,000 hosts is about 30 MB; far more is not a plan.
 const MAX_PLAN_FILE: u64 = 512 * 1024 * 1024;
 
 /// The bytes of a plan file, refused past [`MAX_PLAN_FILE`].
 pub fn read_bounded(path: &Path) -> Result<Vec<u8>> {
     use std::io::Read as _;
-    let file = std::fs::File::open(path).with_path("cannot read", path)?;
+    let file = std::fs::File::open(path).map_err(|e| {
+        let missing = e.kind() == std::io::ErrorKind::NotFound;
+        let error = crate::diag::io_error("cannot read", path, e);
+        if missing {
+            error.hint(
+                "plan files are made by `sealer plan -f CLUSTERFILE --out FILE`; a Clusterfile is passed with -f",
+            )
+        } else {
+            error
+        }
+    })?;
     let mut bytes = Vec::new();
     file.take(MAX_PLAN_FILE + 1)
         .read_to_end(&mut bytes)

@@ -277,3 +277,47 @@ pub(crate) fn held_elsewhere(file: &std::fs::File) -> bool {
         Err(std::fs::TryLockError::Error(_)) => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn holder(host: &str, pid: u32) -> LockInfo {
+        LockInfo {
+            id: "8f1c2a".into(),
+            operation: "apply".into(),
+            pid,
+            host: host.into(),
+            since: "2026-11-25T09:00:00Z".into(),
+        }
+    }
+
+    /// A holder on another host may be alive: wait, or unlock once it is known gone.
+    #[test]
+    fn a_lock_held_elsewhere_says_how_to_wait_or_unlock() {
+        let error = locked_error(
+            "prod",
+            &holder("ci-runner-7.invalid", 4242),
+            Duration::from_secs(30),
+        );
+        insta::assert_snapshot!(error.render(), @r#"
+        error: state of cluster "prod" is locked by pid 4242 on host ci-runner-7.invalid since 2026-11-25T09:00:00Z (apply, lock ID 8f1c2a)
+          waited 30.0s for the lock
+        hint: wait for that sealer to finish, or wait longer with --lock-timeout DURATION
+        hint: if that process is gone, remove the lock with `sealer state unlock 8f1c2a`
+        "#);
+    }
+
+    /// A holder of this host whose process is gone: the lock is stale, unlock it.
+    #[test]
+    fn a_stale_lock_says_to_unlock_it() {
+        // Above the kernel's largest pid_max (2^22): no process has it.
+        let gone = 4_194_305;
+        let error = locked_error("prod", &holder(&host_name(), gone), Duration::ZERO);
+        let text = error.render().replace(&host_name(), "HOST");
+        insta::assert_snapshot!(text, @r#"
+        error: state of cluster "prod" is locked by pid 4194305 on host HOST since 2026-11-25T09:00:00Z (apply, lock ID 8f1c2a): the process is gone: the lock is stale
+        hint: process 4194305 no longer runs on this host; remove its lock with `sealer state unlock 8f1c2a`, then retry
+        "#);
+    }
+}

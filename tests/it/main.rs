@@ -9,6 +9,7 @@ mod build;
 mod cli_docs;
 mod containerd;
 mod distribution;
+mod errors;
 mod examples;
 mod fuzz;
 mod go_sealer;

@@ -140,6 +140,9 @@ fn password_auth_works_and_a_wrong_password_names_what_was_tried() {
         assert!(text.contains("tried: password"), "{text}");
         assert!(text.contains("for user root"), "{text}");
         assert!(!text.contains("Secret"), "{text}");
+        // What the operator reads, with what to check next (docs/errors.md).
+        let ip = bed.host(0).ip().to_string();
+        insta::assert_snapshot!("wrong_ssh_password", e.to_string().replace(&ip, "HOST"));
     });
 }
 
@@ -338,8 +341,13 @@ fn a_sudo_user_runs_as_root_and_a_sudo_that_needs_a_password_is_an_auth_error() 
         let t = connect(deploy(1, None)).await;
         let e = t.exec(&Exec::new("id -u", STEP), None).await.unwrap_err();
         assert_eq!(e.kind, TransportErrorKind::Auth, "{e}");
-        assert!(e.to_string().contains("NOPASSWD"), "{e}");
         assert!(e.to_string().contains("a password is required"), "{e}");
+        assert!(
+            e.to_string().contains(&format!(
+                "\nhint: allow {SUDO_USER} NOPASSWD in sudoers, or set its `passwd` under `ssh:` in the Clusterfile"
+            )),
+            "{e}"
+        );
 
         // The configured password answers sudo; it shows nowhere.
         let t = connect(deploy(1, Some("pw-Secret"))).await;

@@ -90,6 +90,15 @@ pub(crate) fn error(
     }
 }
 
+/// An I/O error's reason without Rust's "(os error N)" suffix.
+fn io_reason(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
 fn seconds(d: Duration) -> String {
     let ms = d.as_millis();
     if ms.is_multiple_of(1000) {
@@ -113,7 +122,13 @@ pub(crate) async fn dial(config: &SshConfig, pin: Option<&str>) -> Result<Dialed
             return Err(error(
                 config,
                 TransportErrorKind::Connect,
-                format!("cannot connect to {target}: {e}"),
+                format!(
+                    "cannot connect to {target}: {}\n\
+                     hint: check that the host is up and its sshd listens on port {} \
+                     (`port` under `ssh:` in the Clusterfile)",
+                    io_reason(&e),
+                    config.port
+                ),
             ));
         }
         Err(_) => {
@@ -121,8 +136,11 @@ pub(crate) async fn dial(config: &SshConfig, pin: Option<&str>) -> Result<Dialed
                 config,
                 TransportErrorKind::Connect,
                 format!(
-                    "cannot connect to {target}: timed out after {}",
-                    seconds(timeout)
+                    "cannot connect to {target}: timed out after {}\n\
+                     hint: check that the host is up at this address and that no firewall \
+                     drops port {} from here",
+                    seconds(timeout),
+                    config.port
                 ),
             ));
         }
@@ -183,7 +201,11 @@ pub(crate) async fn dial(config: &SshConfig, pin: Option<&str>) -> Result<Dialed
                 _ => error(
                     config,
                     TransportErrorKind::Connection,
-                    format!("SSH handshake with {target} failed: {e}"),
+                    format!(
+                        "SSH handshake with {target} failed: {e}\n\
+                         hint: check that port {} of the host is its sshd",
+                        config.port
+                    ),
                 ),
             });
         }
@@ -264,7 +286,8 @@ async fn authenticate(config: &SshConfig, handle: &mut Handle) -> Result<(), Tra
         let key = russh::keys::load_secret_key(path, auth.key_passphrase.as_deref()).map_err(
             |e| match e {
                 russh::keys::Error::KeyIsEncrypted => auth_error(format!(
-                    "key file {} is encrypted: configure its passphrase",
+                    "key file {} is encrypted\n\
+                     hint: set its passphrase as `pkPasswd` under `ssh:` in the Clusterfile",
                     path.display()
                 )),
                 russh::keys::Error::IO(io) => error(
@@ -274,7 +297,8 @@ async fn authenticate(config: &SshConfig, handle: &mut Handle) -> Result<(), Tra
                 ),
                 _ if auth.key_passphrase.is_some() => auth_error(format!(
                     "cannot load key file {} with the configured passphrase (wrong passphrase, \
-                     or not a private key)",
+                     or not a private key)\n\
+                     hint: check `pk` and `pkPasswd` under `ssh:` in the Clusterfile",
                     path.display()
                 )),
                 other => auth_error(format!("cannot load key file {}: {other}", path.display())),
@@ -374,8 +398,12 @@ async fn authenticate(config: &SshConfig, handle: &mut Handle) -> Result<(), Tra
         .map(|m| format!("; the server accepts: {}", method_names(&m)))
         .unwrap_or_default();
     Err(auth_error(format!(
-        "authentication failed for user {user} (tried: {}{server})",
-        tried.join(", ")
+        "authentication failed for user {user} (tried: {}{server})\n\
+         hint: check `user`, `passwd` and `pk` under `ssh:` in the Clusterfile; \
+         `ssh -p {} {user}@{}` tries the same login",
+        tried.join(", "),
+        config.port,
+        config.host
     )))
 }
 

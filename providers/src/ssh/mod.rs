@@ -347,12 +347,15 @@ impl Inner {
                 TransportErrorKind::Auth,
                 match failure {
                     SudoFailure::NeedsPassword(said) => format!(
-                        "sudo needs a password for {user} ({said}): allow {user} NOPASSWD in \
-                         sudoers, or configure the user's password for sudo"
+                        "sudo needs a password for {user} ({said})\n\
+                         hint: allow {user} NOPASSWD in sudoers, or set its `passwd` under \
+                         `ssh:` in the Clusterfile (sudo is given it)"
                     ),
-                    SudoFailure::WrongPassword => {
-                        format!("sudo rejected the configured password for {user}")
-                    }
+                    SudoFailure::WrongPassword => format!(
+                        "sudo rejected the configured password for {user}\n\
+                         hint: check `passwd` under `ssh:` in the Clusterfile; it is also \
+                         {user}'s sudo password"
+                    ),
                     SudoFailure::Other(said) => format!(
                         "sudo failed for {user}: {said}\nhint: {user} needs sudo rights, with \
                          NOPASSWD or a configured password"

@@ -124,16 +124,28 @@ impl<'s> Ctx<'s> {
     }
 
     pub fn wrong_type(&mut self, node: &Node, path: &str, expected: &str) {
-        self.error(
-            node.span,
-            format!("{path} must be {expected}, not {}", node.kind_name()),
-        );
+        let message = format!("{path} must be {expected}, not {}", node.kind_name());
+        // How YAML writes what is expected: the likely slip is the form, not the intent.
+        let hint = match expected {
+            "a list" => Some("write a list as `[a, b]`, or as `- a` lines indented under its key"),
+            "a mapping" => Some("write a mapping as `key: value` lines indented under its key"),
+            "a string" => Some(
+                "write one value after the colon; quote it when it starts with `[`, `{` or `-`",
+            ),
+            "true or false" => Some("write `true` or `false`"),
+            _ => None,
+        };
+        match hint {
+            Some(hint) => self.error_hint(node.span, message, hint),
+            None => self.error(node.span, message),
+        }
     }
 
     pub fn missing(&mut self, fields: &Fields<'_>, key: &str) {
-        self.error(
+        self.error_hint(
             fields.at,
             format!("missing field `{key}` in {}", fields.path),
+            format!("add `{key}:` to {}", fields.path),
         );
     }
 

@@ -180,7 +180,8 @@ pub fn write_layer(layout: &Layout, tree: &Tree) -> Result<Layer> {
                     return Err(Error::msg(format!(
                         "{} changed while the image was being built",
                         source.display()
-                    )));
+                    ))
+                    .hint("build again once nothing writes to the build context"));
                 }
                 file_digests.insert(path.clone(), reader.digest());
             }

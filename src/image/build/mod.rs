@@ -86,12 +86,11 @@ impl Prepared {
         );
         // What the pull knew to advise (e.g. `sealer login` after a 401) comes first.
         located.notes = inner.iter().flat_map(|d| d.notes.clone()).collect();
-        located.hints = inner.iter().flat_map(|d| d.hints.clone()).collect();
-        if let Some(near) = near {
-            located
-                .hints
-                .insert(0, format!("did you mean {near} (in the local store)?"));
-        }
+        // A near local name is the likelier cause than the registry.
+        located.hints = match near {
+            Some(near) => vec![format!("did you mean {near} (in the local store)?")],
+            None => inner.iter().flat_map(|d| d.hints.clone()).collect(),
+        };
         if located.hints.is_empty() {
             located = located.hint(
                 "check the name and that its registry is reachable, or `sealer load` / `sealer build` it first",
@@ -103,6 +102,13 @@ impl Prepared {
 
 pub fn prepare(options: &BuildOptions) -> Result<Prepared> {
     let path = &options.kubefile;
+    if !options.context.is_dir() {
+        return Err(Error::msg(format!(
+            "build context {} is not a directory",
+            options.context.display()
+        ))
+        .hint("pass the directory that holds the Kubefile and what it copies: `sealer build -t NAME DIR`"));
+    }
     let source = std::fs::read_to_string(path)
         .with_path("cannot read Kubefile", path)
         .map_err(|e| e.hint("pass the Kubefile with -f PATH"))?;

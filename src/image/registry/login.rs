@@ -26,14 +26,25 @@ pub async fn login(
         .map_err(|e| Error::msg(format!("cannot create an HTTP client: {e}")))?;
     let url = format!("{scheme}://{registry}/v2/");
     let fail = |e: reqwest::Error| {
-        let mut err = Error::msg(format!(
-            "cannot reach {url}: {}",
+        // A refused connection or a DNS failure says it all; the layers above it do not.
+        let cause = if e.is_connect() {
+            super::session::root_cause(&e)
+        } else {
             crate::diag::error_chain(&e)
-        ));
-        if scheme == "https" {
-            err = err.hint("for a registry that speaks plain HTTP, pass --insecure");
+        };
+        let lower = cause.to_ascii_lowercase();
+        // Nothing answered at all: the address, not the protocol, is wrong.
+        let silent = ["refused", "lookup", "timed out", "unreachable"]
+            .iter()
+            .any(|word| lower.contains(word));
+        let err = Error::msg(format!("cannot reach {url}: {cause}"));
+        if scheme == "https" && !silent {
+            err.hint("for a registry that speaks plain HTTP, pass --insecure")
+        } else {
+            err.hint(
+                "check the registry's host and port, and that it is up and reachable from here",
+            )
         }
-        err
     };
     let first = http.get(&url).send().await.map_err(fail)?;
     if first.status().is_success() {
@@ -90,10 +101,14 @@ fn check_status(registry: &str, status: reqwest::StatusCode) -> Result<()> {
     {
         Err(Error::msg(format!(
             "login to {registry} failed: wrong user name or password ({status})"
-        )))
+        ))
+        .hint("check the user name (-u) and the password given on stdin (--password-stdin)"))
     } else {
         Err(Error::msg(format!(
             "login to {registry} failed: the registry answered {status}"
+        ))
+        .hint(format!(
+            "check that {registry} is an OCI registry: it answers GET /v2/ with 200 or 401"
         )))
     }
 }

@@ -96,7 +96,8 @@ pub async fn push(
             return Err(Error::msg(format!(
                 "corrupt blob {} in the local store",
                 path.display()
-            )));
+            ))
+            .hint("`sealer rmi` the images that use it, then build, pull or load them again"));
         }
         session.push_blob(blob, &path).await?;
         uploaded += 1;
@@ -176,7 +177,25 @@ pub async fn pull(
                     .as_ref()
                     .is_some_and(|p| p.os == platform.os && p.architecture == platform.architecture)
             })
-            .ok_or_else(|| fail(format!("the index has no image for {platform}")))?;
+            .ok_or_else(|| {
+                let mut offered: Vec<String> = index
+                    .manifests
+                    .iter()
+                    .filter_map(|d| d.platform.as_ref())
+                    .map(|p| format!("{}/{}", p.os, p.architecture))
+                    .collect();
+                offered.sort();
+                offered.dedup();
+                fail(format!(
+                    "the multi-platform index has no image for {platform} (it has {})",
+                    if offered.is_empty() {
+                        "none with a platform".to_string()
+                    } else {
+                        offered.join(", ")
+                    }
+                ))
+                .hint("`sealer pull --platform OS/ARCH NAME` fetches another platform's image")
+            })?;
         check_digest(&chosen.digest).map_err(|e| {
             e.context(format!(
                 "cannot pull {reference}: the index's {platform} image"

@@ -414,7 +414,9 @@ impl Session {
                     })
                 })
                 .unwrap_or_else(|| url.to_string());
-            return self.error(unreachable(&host, &root_cause(&error), &self.reference));
+            return self
+                .error(unreachable(&host, &root_cause(&error), &self.reference))
+                .hint(unreachable_hint(&host, &self.reference));
         }
         let text = error_chain(&error.without_url());
         let mut err = self.error(format!("{url}: {text}"));
@@ -459,13 +461,25 @@ fn unreachable(host: &str, cause: &str, reference: &Reference) -> String {
     message
 }
 
+/// What to do about a registry that cannot be reached: for a name without a registry host,
+/// most often a local name mistyped; otherwise the host in the name, or the registry down.
+fn unreachable_hint(host: &str, reference: &Reference) -> String {
+    if reference.has_registry() {
+        format!(
+            "check the registry host in the name, and that the registry at {host} is up and reachable from here"
+        )
+    } else {
+        "`sealer images` lists the local images; a name of another registry starts with its host (HOST:PORT/NAME:TAG)".to_string()
+    }
+}
+
 /// The innermost cause of `error`, as its own words.
-fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+pub(super) fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
     let mut cause = error;
     while let Some(source) = cause.source() {
         cause = source;
     }
-    cause.to_string()
+    crate::diag::without_os_error(&cause.to_string())
 }
 
 fn basic(credentials: &Credentials) -> String {
@@ -543,5 +557,9 @@ mod tests {
             unreachable("reg.example:5000", "Connection refused", &full),
             "cannot reach reg.example:5000: Connection refused"
         );
+        assert!(
+            unreachable_hint("reg.example:5000", &full).contains("registry at reg.example:5000")
+        );
+        assert!(unreachable_hint("registry-1.docker.io", &short).starts_with("`sealer images`"));
     }
 }
