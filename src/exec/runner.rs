@@ -134,6 +134,22 @@ fn failure(command: &str, message: String, output: &[u8]) -> StepFailure {
     }
 }
 
+/// The `hint:` line of a step that ran out of time: the two likely causes, a slow step or
+/// a command that waits for something that never comes.
+fn timeout_hint(limit: Duration) -> String {
+    let secs = limit.as_secs();
+    let shown = match secs {
+        s if s >= 3600 && s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    };
+    format!(
+        "\nhint: the step ran longer than --step-timeout ({shown}); if it is only slow, apply \
+         again with a larger --step-timeout; if it hangs, run its command on the host to see \
+         what it waits for"
+    )
+}
+
 /// What errors show of a script: its first meaningful lines, without the host's env. The env
 /// goes first in most scripts, and a value may span lines (a list, a quoted newline): it is
 /// taken out whole before anything is shown.
@@ -378,11 +394,11 @@ impl Runner {
                 };
                 all.extend_from_slice(&out.stderr);
                 let all = redact(&String::from_utf8_lossy(&all), &self.secrets).into_bytes();
-                Err(failure(
-                    &shown,
-                    format!("on host {host}: command failed ({})", out.status),
-                    &all,
-                ))
+                let mut message = format!("on host {host}: command failed ({})", out.status);
+                if out.status == sealer_providers::ExitStatus::TimedOut {
+                    message.push_str(&timeout_hint(self.ctx.step_timeout));
+                }
+                Err(failure(&shown, message, &all))
             }
             Err(e) => Err(failure(
                 &shown,
@@ -543,4 +559,23 @@ pub fn exports_of(env: &BTreeMap<String, sealer_providers::quote::EnvItem>) -> S
     let items: Vec<(String, sealer_providers::quote::EnvItem)> =
         env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     sealer_providers::quote::exports(&items)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::timeout_hint;
+    use std::time::Duration;
+
+    #[test]
+    fn a_timeout_hint_names_the_limit_as_the_flag_takes_it() {
+        let hint = |secs| timeout_hint(Duration::from_secs(secs));
+        assert!(hint(600).starts_with("\nhint: the step ran longer than --step-timeout (10m);"));
+        assert!(hint(7200).contains("(2h)"));
+        assert!(hint(90).contains("(90s)"));
+        let (message, hints) =
+            crate::diag::split_hints(&format!("on host h: command failed (timed out){}", hint(6)));
+        assert_eq!(message, "on host h: command failed (timed out)");
+        assert_eq!(hints.len(), 1);
+        assert!(hints[0].contains("larger --step-timeout"), "{hints:?}");
+    }
 }

@@ -279,6 +279,10 @@ fn hung_cut_and_killed_hosts_fail_in_time_and_apply_converges() {
         stderr.contains("timed out"),
         "the hung host's step timed out:\n{stderr}"
     );
+    assert!(
+        stderr.contains("hint: the step ran longer than --step-timeout (6s)"),
+        "a timed-out step says which limit it hit:\n{stderr}"
+    );
     // The rest of the graph finished: the healthy worker joined (the apps wait for every
     // join, so they wait for the broken hosts too).
     assert!(
