@@ -191,8 +191,34 @@ pub(crate) fn pg_error(location: &str, action: &str, e: &postgres::Error) -> Err
         ))
         .hint("check that the server runs and is reachable, then retry; a step whose write did not commit is not recorded and runs again")
     } else {
-        Error::msg(format!("state database {location}: {action}: {why}"))
+        let error = Error::msg(format!("state database {location}: {action}: {why}"));
+        match e.as_db_error().and_then(|db| server_hint(db.code().code())) {
+            Some(hint) => error.hint(hint),
+            None => error,
+        }
     }
+}
+
+/// What to do about the server's refusals that have a likely cause, by SQLSTATE.
+fn server_hint(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "28P01" => {
+            "check the password: in the URL, PGPASSWORD, or ~/.pgpass (mode 0600, a line HOST:PORT:DATABASE:USER:PASSWORD)"
+        }
+        "28000" => {
+            "the server's pg_hba.conf admits no such connection (this user, database and address): ask its administrator to add a line for them"
+        }
+        "3D000" => {
+            "create the database first (createdb -O USER DATABASE), or name an existing one in the URL"
+        }
+        "42501" => {
+            "the user needs to create tables: make it the database's owner (ALTER DATABASE ... OWNER TO USER), or GRANT CREATE ON SCHEMA public TO it"
+        }
+        "53300" => {
+            "the server has no connection slots left (max_connections): retry later, or raise it"
+        }
+        _ => return None,
+    })
 }
 
 /// A client-side error with its cause: rust-postgres' own text is only the kind ("error

@@ -350,6 +350,32 @@ fn a_foreign_or_newer_database_is_refused_and_left_alone() {
 }
 
 #[test]
+fn the_servers_refusals_with_a_likely_cause_say_what_to_do() {
+    let pg = Postgres::shared();
+    let hints_of = |url: &str| {
+        let err = StateStore::open_existing_postgres(url).unwrap_err();
+        let d = &err.diagnostics()[0];
+        (d.message.clone(), d.hints.join("\n"))
+    };
+    let wrong = pg.url(&pg.new_database()).replacen(
+        crate::support::postgres::PASSWORD,
+        "not-the-password",
+        1,
+    );
+    let (message, hint) = hints_of(&wrong);
+    assert!(message.contains("(28P01)"), "{message}");
+    assert!(hint.contains("~/.pgpass"), "{hint}");
+    assert!(!message.contains("not-the-password"), "{message}");
+
+    let (message, hint) = hints_of(&pg.url("no_such_database"));
+    assert!(
+        message.contains("database \"no_such_database\" does not exist (3D000)"),
+        "{message}"
+    );
+    assert!(hint.contains("createdb"), "{hint}");
+}
+
+#[test]
 fn two_stores_on_one_database_share_the_state_and_its_lineage_and_serials() {
     let pg = Postgres::shared();
     let url = pg.url(&pg.new_database());
