@@ -403,7 +403,7 @@ pub(crate) fn connect(url: &str) -> Result<(postgres::Client, String)> {
             .is_some_and(pg_tls::Connector::take_began);
         let retry = attempt.retry(&e, began);
         let error = pg_tls::tls_error(&location, &settings, &e)
-            .unwrap_or_else(|| pg_error(&location, "cannot connect to", &e));
+            .unwrap_or_else(|| pg_error(&location, "cannot connect", &e));
         let mut diagnostics = error.diagnostics().to_vec();
         if !failures.is_empty() || retry {
             // libpq's `allow` and `prefer` say how each attempt failed.
