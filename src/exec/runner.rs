@@ -150,6 +150,33 @@ fn timeout_hint(limit: Duration) -> String {
     )
 }
 
+/// The `hint:` line of a failed sync whose host said why: a full disk, or tools the sync
+/// needs that the host lacks (busybox's tar and find take none of the options it uses).
+fn sync_hint(message: &str, dest: &str) -> String {
+    let hint = if message.contains("No space left on device") {
+        format!(
+            "the host's disk is full where the rootfs goes: free space there (df -h {}), or \
+             set spec.dataRoot to a larger file system",
+            sealer_providers::quote::quote(dest)
+        )
+    } else if [
+        "unrecognized",
+        "invalid option",
+        "unknown predicate",
+        "command not found",
+    ]
+    .iter()
+    .any(|s| message.contains(s))
+    {
+        "the host lacks a tool the sync needs: install GNU tar, findutils, grep and coreutils \
+         (busybox's are not enough)"
+            .to_string()
+    } else {
+        return String::new();
+    };
+    format!("\nhint: {hint}")
+}
+
 /// What errors show of a script: its first meaningful lines, without the host's env. The env
 /// goes first in most scripts, and a value may span lines (a list, a quoted newline): it is
 /// taken out whole before anything is shown.
@@ -206,7 +233,6 @@ impl Runner {
     /// registries serve it).
     pub(crate) async fn sync_tree(
         &self,
-        address: &str,
         host: &str,
         source: &RootfsSource,
         dest: &str,
@@ -232,7 +258,11 @@ impl Runner {
         )
         .await
         .map_err(|e| {
-            StepFailure::message(format!("{address}: on host {host}: copying to {dest}: {e}"))
+            StepFailure::message(format!(
+                "on host {host}: copying to {dest}: {}{}",
+                e.message,
+                sync_hint(&e.message, dest)
+            ))
         })
     }
 
@@ -565,6 +595,22 @@ pub fn exports_of(env: &BTreeMap<String, sealer_providers::quote::EnvItem>) -> S
 mod tests {
     use super::timeout_hint;
     use std::time::Duration;
+
+    #[test]
+    fn a_failed_sync_hints_at_a_full_disk_and_at_missing_gnu_tools() {
+        let full = "sending the changes failed (exit code 2): tar: ./registry/blob: Cannot write: No space left on device";
+        assert!(
+            super::sync_hint(full, "/var/lib/sealer/data/c/rootfs")
+                .starts_with("\nhint: the host's disk is full where the rootfs goes: free space there (df -h /var/lib/sealer/data/c/rootfs)")
+        );
+        let busybox =
+            "reading the remote manifest failed (exit code 1): find: unrecognized: -printf";
+        assert!(super::sync_hint(busybox, "/r").contains("GNU tar, findutils"));
+        let busybox_tar =
+            "sending the changes failed (exit code 1): tar: unrecognized option '--null'";
+        assert!(super::sync_hint(busybox_tar, "/r").contains("GNU tar, findutils"));
+        assert_eq!(super::sync_hint("connection lost", "/r"), "");
+    }
 
     #[test]
     fn a_timeout_hint_names_the_limit_as_the_flag_takes_it() {

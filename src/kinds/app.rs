@@ -193,8 +193,7 @@ pub async fn create(r: &Runner, change: &Change) -> Result<Attributes, StepFailu
     let root = match &app.root {
         Some(root) => {
             if let Some(source) = ctx.run_trees.get(root) {
-                r.sync_tree(&change.address, &ctx.master0, source, root, false)
-                    .await?;
+                r.sync_tree(&ctx.master0, source, root, false).await?;
             }
             root.clone()
         }

@@ -126,7 +126,7 @@ pub async fn create(r: &Runner, change: &Change) -> Result<Attributes, StepFailu
     let attrs: RootfsAttrs = super::step_attributes(change, change.after())?;
     let (host_ref, dest) = (host.as_str(), attrs.path.as_str());
     let direct = |path: Path| async move {
-        r.sync_tree(&change.address, host_ref, source, dest, attrs.registry_data)
+        r.sync_tree(host_ref, source, dest, attrs.registry_data)
             .await
             .map(|report| (report, path))
     };
