@@ -33,6 +33,7 @@ mod check;
 pub mod manifest;
 mod plan;
 mod probe;
+pub mod relay;
 
 pub use check::TreeCheck;
 
@@ -151,6 +152,35 @@ pub async fn sync<T: Transport>(
     remote_root: &str,
     options: &SyncOptions,
 ) -> Result<SyncReport, SyncError> {
+    let (entries, remote, excluded) = survey(transport, entries, remote_root, options).await?;
+    let mtime = now_seconds();
+    let plan = plan::plan(&entries, &remote, &excluded, mtime);
+    send_direct(
+        transport,
+        local_root,
+        &entries,
+        &plan,
+        remote_root,
+        options,
+        mtime,
+    )
+    .await
+}
+
+/// The seconds since the epoch: the mtime files sent now get.
+fn now_seconds() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Checks the options and entries, and probes the host: the inputs of [`plan::plan`].
+async fn survey<T: Transport>(
+    transport: &T,
+    entries: &[ManifestEntry],
+    remote_root: &str,
+    options: &SyncOptions,
+) -> Result<(Vec<ManifestEntry>, probe::Remote, Vec<String>), SyncError> {
     let host = transport.host().to_string();
     let error = |kind: SyncErrorKind, message: String| SyncError {
         host: host.clone(),
@@ -170,7 +200,6 @@ pub async fn sync<T: Transport>(
         ));
     }
     let entries = prepare(entries, &excluded).map_err(|m| error(SyncErrorKind::Local, m))?;
-
     let probe = run(
         transport,
         Exec::new(probe::script(remote_root, &excluded), options.timeout),
@@ -183,60 +212,101 @@ pub async fn sync<T: Transport>(
             format!("unexpected output of the probe: {m}"),
         )
     })?;
-    let mtime = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let plan = plan::plan(&entries, &remote, &excluded, mtime);
-    let mut report = SyncReport {
+    Ok((entries, remote, excluded))
+}
+
+/// What a plan sends, before anything is sent.
+fn report_of(plan: &plan::Plan<'_>) -> SyncReport {
+    SyncReport {
         files_sent: plan.files_sent(),
         bytes_sent: plan.bytes_sent(),
         files_deleted: plan.delete.len(),
         stream_bytes: 0,
+    }
+}
+
+/// Removes the directories on the host where files must go (tar cannot replace them).
+async fn pre_delete<T: Transport>(
+    transport: &T,
+    plan: &plan::Plan<'_>,
+    remote_root: &str,
+    options: &SyncOptions,
+) -> Result<(), SyncError> {
+    if plan.pre_delete.is_empty() {
+        return Ok(());
+    }
+    let script = format!(
+        "set -eu\ncd -- {}\nxargs -0 -r rm -rf --\n",
+        quote(remote_root)
+    );
+    let list = nul_joined(&plan.pre_delete);
+    run(
+        transport,
+        Exec::new(script, options.timeout).with_stdin(Stdin::Bytes(list)),
+        "removing directories that files replace",
+    )
+    .await?;
+    Ok(())
+}
+
+/// Builds the archive of `contents` in a temp file (blocking I/O, off the async threads);
+/// the file lives as long as the returned handle.
+async fn build_archive(
+    host: &str,
+    local_root: &Path,
+    contents: archive::Contents,
+    mtime: i64,
+    options: &SyncOptions,
+) -> Result<(tempfile::NamedTempFile, u64), SyncError> {
+    let error = |message: String| SyncError {
+        host: host.to_string(),
+        kind: SyncErrorKind::Local,
+        message,
     };
-    if plan.noop {
-        return Ok(report);
-    }
-
-    if !plan.pre_delete.is_empty() {
-        let script = format!(
-            "set -eu\ncd -- {}\nxargs -0 -r rm -rf --\n",
-            quote(remote_root)
-        );
-        let list = nul_joined(&plan.pre_delete);
-        run(
-            transport,
-            Exec::new(script, options.timeout).with_stdin(Stdin::Bytes(list)),
-            "removing directories that files replace",
-        )
-        .await?;
-    }
-
     let temp_dir = options.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
     let archive_file = tempfile::Builder::new()
         .prefix("sealer-sync-")
         .suffix(".tar")
         .tempfile_in(&temp_dir)
         .map_err(|e| {
-            error(
-                SyncErrorKind::Local,
-                format!("cannot create a temp file in {}: {e}", temp_dir.display()),
-            )
+            error(format!(
+                "cannot create a temp file in {}: {e}",
+                temp_dir.display()
+            ))
         })?;
     let file = archive_file.reopen().map_err(|e| {
-        error(
-            SyncErrorKind::Local,
-            format!("cannot open {}: {e}", archive_file.path().display()),
-        )
+        error(format!(
+            "cannot open {}: {e}",
+            archive_file.path().display()
+        ))
     })?;
-    // Reading the tree and writing the tar is blocking I/O: off the async threads.
-    let contents = archive::Contents::of(&entries, &plan);
     let root = local_root.to_path_buf();
-    report.stream_bytes =
-        tokio::task::spawn_blocking(move || archive::write(file, &root, &contents, mtime))
-            .await
-            .map_err(|e| error(SyncErrorKind::Local, format!("building the archive: {e}")))?
-            .map_err(|m| error(SyncErrorKind::Local, m))?;
+    let bytes = tokio::task::spawn_blocking(move || archive::write(file, &root, &contents, mtime))
+        .await
+        .map_err(|e| error(format!("building the archive: {e}")))?
+        .map_err(error)?;
+    Ok((archive_file, bytes))
+}
 
+/// Sends what `plan` says from this machine: the changed entries as one tar stream.
+async fn send_direct<T: Transport>(
+    transport: &T,
+    local_root: &Path,
+    entries: &[ManifestEntry],
+    plan: &plan::Plan<'_>,
+    remote_root: &str,
+    options: &SyncOptions,
+    mtime: i64,
+) -> Result<SyncReport, SyncError> {
+    let mut report = report_of(plan);
+    if plan.noop {
+        return Ok(report);
+    }
+    pre_delete(transport, plan, remote_root, options).await?;
+    let contents = archive::Contents::of(entries, plan);
+    let (archive_file, bytes) =
+        build_archive(transport.host(), local_root, contents, mtime, options).await?;
+    report.stream_bytes = bytes;
     let exec = Exec::new(send_script(remote_root, &plan.manifest), options.timeout)
         .with_stdin(Stdin::File(archive_file.path().to_path_buf()));
     run(transport, exec, "sending files").await?;
@@ -335,6 +405,24 @@ fn nul_joined(paths: &[String]) -> Vec<u8> {
 
 /// The script that extracts the stream, deletes what is gone and installs the manifest.
 fn send_script(root: &str, update: &plan::ManifestUpdate) -> String {
+    format!(
+        "set -eu\n\
+         root={root}\n\
+         mkdir -p -- \"$root\"\n\
+         cd -- \"$root\"\n\
+         ctl={CONTROL_DIR}\n\
+         rm -rf -- \"$ctl\" {MANIFEST_TMP}\n\
+         tar -xpf - --no-same-owner\n\
+         {EXTRACTED_MARK}\n\
+         {finish}",
+        root = quote(root),
+        finish = finish_script(update),
+    )
+}
+
+/// The end of a send, in ROOT with `$ctl` extracted: deletes what is gone, installs the
+/// manifest if it comes out as computed, removes the control files.
+fn finish_script(update: &plan::ManifestUpdate) -> String {
     let manifest = match update {
         plan::ManifestUpdate::Full(text) => format!(
             "mv -f -- \"$ctl/manifest\" {MANIFEST_TMP}\n\
@@ -349,15 +437,7 @@ fn send_script(root: &str, update: &plan::ManifestUpdate) -> String {
         ),
     };
     format!(
-        "set -eu\n\
-         root={root}\n\
-         mkdir -p -- \"$root\"\n\
-         cd -- \"$root\"\n\
-         ctl={CONTROL_DIR}\n\
-         rm -rf -- \"$ctl\" {MANIFEST_TMP}\n\
-         tar -xpf - --no-same-owner\n\
-         {EXTRACTED_MARK}\n\
-         xargs -0 -r rm -rf -- < \"$ctl/delete\"\n\
+        "xargs -0 -r rm -rf -- < \"$ctl/delete\"\n\
          xargs -0 -r rmdir -- < \"$ctl/rmdirs\" 2>/dev/null || true\n\
          {manifest}\
          if ! printf '%s  %s\\n' \"$expected\" {MANIFEST_TMP} | sha256sum -c --status; then\n\
@@ -366,8 +446,7 @@ fn send_script(root: &str, update: &plan::ManifestUpdate) -> String {
          \x20 exit 3\n\
          fi\n\
          mv -f -- {MANIFEST_TMP} {MANIFEST_FILE}\n\
-         rm -rf -- \"$ctl\"\n",
-        root = quote(root),
+         rm -rf -- \"$ctl\"\n"
     )
 }
 

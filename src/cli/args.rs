@@ -236,6 +236,11 @@ pub struct PlanArgs {
     /// Workers a Kubernetes upgrade drains and upgrades at once
     #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub max_unavailable: u16,
+    /// How the rootfs reaches the hosts: `tree`, hosts that got it send it on over SSH
+    /// (O(log N) rounds, the operator's uplink carrying it about once); `direct`, every host
+    /// from this machine
+    #[arg(long, value_enum, default_value_t = RootfsDistribution::Tree, value_name = "MODE")]
+    pub rootfs_distribution: RootfsDistribution,
     /// Write the plan to FILE for `sealer apply FILE`
     #[arg(long = "out", value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -346,6 +351,11 @@ pub struct ApplyArgs {
     /// Workers a Kubernetes upgrade drains and upgrades at once
     #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub max_unavailable: u16,
+    /// How the rootfs reaches the hosts: `tree`, hosts that got it send it on over SSH
+    /// (O(log N) rounds, the operator's uplink carrying it about once); `direct`, every host
+    /// from this machine
+    #[arg(long, value_enum, default_value_t = RootfsDistribution::Tree, value_name = "MODE")]
+    pub rootfs_distribution: RootfsDistribution,
     /// Read every recorded resource back from its hosts first, and repair what drifted
     #[arg(long, conflicts_with = "plan_file")]
     pub refresh: bool,
@@ -780,4 +790,20 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         .filter(|s| *s <= 7 * 24 * 3600)
         .ok_or_else(|| format!("{text:?} is longer than a week"))?;
     Ok(std::time::Duration::from_secs(seconds))
+}
+
+/// `--rootfs-distribution`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RootfsDistribution {
+    Tree,
+    Direct,
+}
+
+impl From<RootfsDistribution> for sealer::plan::distribution::Mode {
+    fn from(mode: RootfsDistribution) -> Self {
+        match mode {
+            RootfsDistribution::Tree => sealer::plan::distribution::Mode::Tree,
+            RootfsDistribution::Direct => sealer::plan::distribution::Mode::Direct,
+        }
+    }
 }

@@ -216,6 +216,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 replace: args.replace.clone(),
                 destroy: args.destroy,
                 max_unavailable: usize::from(args.max_unavailable),
+                rootfs_distribution: args.rootfs_distribution.into(),
             };
             let reads = read_settings(10);
             let outcome = runtime()?.block_on(ops::plan_refreshed(
@@ -331,6 +332,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         replace: args.replace.clone(),
                         destroy: false,
                         max_unavailable: usize::from(args.max_unavailable),
+                        rootfs_distribution: args.rootfs_distribution.into(),
                     };
                     let prepared = rt.block_on(ops::prepare_apply(
                         &settings,

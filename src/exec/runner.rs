@@ -68,6 +68,30 @@ pub struct DeployContext {
     pub drain_timeout: Duration,
     /// What the plan tears down: which teardown plugins run when deleted.
     pub teardown: Teardown,
+    /// Where each rootfs change gets its files (the plan's distribution tree; empty when
+    /// every host gets them from this machine).
+    pub rootfs_tree: crate::plan::distribution::Tree,
+}
+
+/// What a rootfs distribution keeps during one apply: its one-time key (made when the
+/// first host relays), and the hosts whose rootfs step finished, which may seed others.
+#[derive(Default)]
+pub struct Distribution {
+    key: tokio::sync::OnceCell<Result<sealer_providers::sync::relay::DistributionKey, String>>,
+    seeded: Mutex<std::collections::HashSet<String>>,
+}
+
+impl Distribution {
+    /// `host` holds the rootfs as this apply's plan wants it, verified.
+    pub fn seeded(&self, host: &str) {
+        if let Ok(mut s) = self.seeded.lock() {
+            s.insert(host.to_string());
+        }
+    }
+
+    pub fn has_seeded(&self, host: &str) -> bool {
+        self.seeded.lock().is_ok_and(|s| s.contains(host))
+    }
 }
 
 pub struct Runner {
@@ -79,6 +103,7 @@ pub struct Runner {
     /// Secret values seen so far (join tokens, certificate keys) and the Clusterfile's: any
     /// output line that contains one is redacted before it is shown.
     pub secrets: Arc<Mutex<Vec<String>>>,
+    pub distribution: Distribution,
 }
 
 /// Replaces every known secret in `line` with `(sensitive value)`.
@@ -192,6 +217,96 @@ impl Runner {
         .await
         .map_err(|e| {
             StepFailure::message(format!("{address}: on host {host}: copying to {dest}: {e}"))
+        })
+    }
+
+    /// Like [`Runner::sync_tree`], the files coming from `seeder`, which got the same
+    /// tree earlier in this apply (`crate::plan::distribution`). `Ok(true)` when the files
+    /// came from the seeder, `Ok(false)` when there were none to relay (the little that
+    /// changed went directly). Any error means the receiver must be synced directly.
+    pub(crate) async fn sync_tree_from(
+        &self,
+        host: &str,
+        seeder: &str,
+        source: &RootfsSource,
+        dest: &str,
+        with_registry: bool,
+    ) -> Result<(sealer_providers::sync::SyncReport, bool), String> {
+        use sealer_providers::sync::relay::{DistributionKey, Relay};
+        let receiver = self.transport(host).await.map_err(|e| e.message)?;
+        let seeding = self
+            .transport(seeder)
+            .await
+            .map_err(|e| format!("seeder {seeder}: {}", e.message))?;
+        let (HostTransport::Ssh(to), HostTransport::Ssh(from)) =
+            (receiver.as_ref(), seeding.as_ref())
+        else {
+            return Err("hosts reached without SSH cannot relay".to_string());
+        };
+        let key = self
+            .distribution
+            .key
+            .get_or_init(|| async {
+                let key = DistributionKey::generate()?;
+                // The private key travels only on the seeder's stdin; if any line of it
+                // ever showed up in output, it is redacted.
+                if let Ok(mut secrets) = self.secrets.lock() {
+                    secrets.push(key.private_openssh().to_string());
+                    secrets.extend(
+                        key.private_openssh()
+                            .lines()
+                            .filter(|l| !l.starts_with("-----"))
+                            .map(str::to_string),
+                    );
+                }
+                Ok(key)
+            })
+            .await
+            .as_ref()
+            .map_err(Clone::clone)?;
+        let relay = Relay {
+            seeder: from,
+            seeder_address: seeder,
+            receiver_address: &to.config().host,
+            receiver_port: to.config().port,
+            receiver_user: &to.config().user,
+            receiver_host_key: to.host_key_openssh(),
+            key,
+        };
+        let options = sealer_providers::sync::SyncOptions {
+            exclude: if with_registry {
+                Vec::new()
+            } else {
+                vec!["registry/".to_string()]
+            },
+            timeout: self.ctx.step_timeout,
+            temp_dir: None,
+        };
+        sealer_providers::sync::relay::sync_via(
+            to,
+            &source.root,
+            &source.entries,
+            dest,
+            &options,
+            &relay,
+        )
+        .await
+        .map_err(|e| {
+            let last = e
+                .message
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("failed")
+                .trim()
+                .to_string();
+            // Relay errors already name the seeder; others (the receiver's probe) do not.
+            let reason = if last.starts_with(&format!("from {seeder}: ")) {
+                last
+            } else {
+                format!("via {seeder}: {last}")
+            };
+            redact(&reason, &self.secrets)
         })
     }
 

@@ -3,6 +3,11 @@
 //! dependents start. A failure (a panic of the step included) skips the failed step's
 //! dependents and lets the rest finish.
 //!
+//! Besides dependencies, a plan may order steps without making one need the other: the
+//! rootfs distribution tree ([`crate::plan::distribution`]) lets a receiver start once its
+//! seeder's step ended, whatever its outcome (a receiver whose seeder failed syncs from the
+//! operator instead of being skipped).
+//!
 //! The bookkeeping lives in `StepQueue`, in the manner of cargo's `DependencyQueue`: it
 //! knows which steps wait, which may start and which run, and nothing about tasks, the
 //! state or events. `Tasks` runs steps and always says which step a result belongs to,
@@ -94,6 +99,8 @@ enum Stage {
 pub(super) struct StepQueue<'a> {
     changes: &'a [Change],
     dependents: Vec<Vec<usize>>,
+    /// Steps ordered after each step (ordering only: they start once it ended, however).
+    followers: Vec<Vec<usize>>,
     /// How many dependencies of each step are not done yet.
     waiting: Vec<usize>,
     stage: Vec<Stage>,
@@ -104,7 +111,14 @@ pub(super) struct StepQueue<'a> {
 }
 
 impl<'a> StepQueue<'a> {
+    #[cfg(test)]
     pub(super) fn new(changes: &'a [Change]) -> StepQueue<'a> {
+        StepQueue::ordered(changes, &[])
+    }
+
+    /// A queue where, besides the dependencies, each `(before, after)` pair makes `after`
+    /// wait until `before` ended, whether it succeeded, failed or was skipped.
+    pub(super) fn ordered(changes: &'a [Change], order: &[(usize, usize)]) -> StepQueue<'a> {
         let deps = dependencies(changes);
         let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); changes.len()];
         for (i, ds) in deps.iter().enumerate() {
@@ -112,7 +126,14 @@ impl<'a> StepQueue<'a> {
                 dependents[d].push(i);
             }
         }
-        let waiting: Vec<usize> = deps.iter().map(Vec::len).collect();
+        let mut waiting: Vec<usize> = deps.iter().map(Vec::len).collect();
+        let mut followers: Vec<Vec<usize>> = vec![Vec::new(); changes.len()];
+        for &(before, after) in order {
+            if before < changes.len() && after < changes.len() && before != after {
+                followers[before].push(after);
+                waiting[after] += 1;
+            }
+        }
         let ready: BTreeSet<usize> = (0..changes.len()).filter(|&i| waiting[i] == 0).collect();
         let stage = (0..changes.len())
             .map(|i| {
@@ -126,6 +147,7 @@ impl<'a> StepQueue<'a> {
         StepQueue {
             changes,
             dependents,
+            followers,
             waiting,
             stage,
             ready,
@@ -167,21 +189,34 @@ impl<'a> StepQueue<'a> {
         if let Some(h) = self.changes[i].host.as_deref() {
             self.busy_hosts.remove(h);
         }
+        let mut ready = Vec::new();
+        self.release_followers(i, &mut ready);
         if !ok {
             self.stage[i] = Stage::Failed;
-            return Vec::new();
+            return ready;
         }
         self.stage[i] = Stage::Done;
-        let mut ready = Vec::new();
-        for &d in &self.dependents[i] {
-            self.waiting[d] -= 1;
-            if self.waiting[d] == 0 && self.stage[d] == Stage::Waiting {
-                self.stage[d] = Stage::Ready;
-                self.ready.insert(d);
-                ready.push(d);
-            }
+        for d in self.dependents[i].clone() {
+            self.one_less(d, &mut ready);
         }
         ready
+    }
+
+    /// Step `d` waits for one thing less; it is ready when it waits for nothing.
+    fn one_less(&mut self, d: usize, ready: &mut Vec<usize>) {
+        self.waiting[d] -= 1;
+        if self.waiting[d] == 0 && self.stage[d] == Stage::Waiting {
+            self.stage[d] = Stage::Ready;
+            self.ready.insert(d);
+            ready.push(d);
+        }
+    }
+
+    /// Step `i` ended (done, failed or skipped): what is only ordered after it may go.
+    fn release_followers(&mut self, i: usize, ready: &mut Vec<usize>) {
+        for f in std::mem::take(&mut self.followers[i]) {
+            self.one_less(f, ready);
+        }
     }
 
     /// Skips everything that waits for step `i`, transitively; returns the skipped steps
@@ -196,6 +231,7 @@ impl<'a> StepQueue<'a> {
             self.stage[d] = Stage::Skipped;
             self.ready.remove(&d);
             skipped.push(d);
+            self.release_followers(d, &mut Vec::new());
             stack.extend(self.dependents[d].iter().copied());
         }
         skipped.sort_unstable();
@@ -379,8 +415,9 @@ pub async fn run<R: StepRunner>(
     sink: &dyn EventSink,
     mut cancel: watch::Receiver<bool>,
 ) -> Report {
+    let tree = crate::plan::distribution::tree(&plan.changes, plan.rootfs_distribution);
     let mut books = Books {
-        queue: StepQueue::new(&plan.changes),
+        queue: StepQueue::ordered(&plan.changes, &tree.order),
         recorder,
         sink,
         report: Report::default(),

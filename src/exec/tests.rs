@@ -639,6 +639,43 @@ fn the_queue_starts_in_plan_order_one_per_host_and_skips_each_step_once() {
 }
 
 #[test]
+fn an_ordered_step_starts_after_its_predecessor_ends_even_when_it_failed_or_was_skipped() {
+    let plan = plan_of(&[
+        desired("host", "h0", &[]),
+        desired("seeder", "h1", &["host"]),
+        desired("receiver", "h2", &[]),
+        desired("next", "h3", &[]),
+    ]);
+    let index = |a: &str| plan.changes.iter().position(|c| c.address == a).unwrap();
+    let name = |i: usize| plan.changes[i].address.as_str();
+    let order = [
+        (index("seeder"), index("receiver")),
+        (index("receiver"), index("next")),
+    ];
+    let mut queue = schedule::StepQueue::ordered(&plan.changes, &order);
+    assert_eq!(queue.next_startable(8).map(name), Some("host"));
+    assert_eq!(
+        queue.next_startable(8),
+        None,
+        "the receiver waits for its seeder"
+    );
+    // The seeder is skipped (its host step failed): the receiver may still go.
+    assert!(queue.finish(index("host"), false).is_empty());
+    assert_eq!(queue.skip_dependents(index("host")), [index("seeder")]);
+    assert_eq!(queue.next_startable(8).map(name), Some("receiver"));
+    assert_eq!(queue.next_startable(8), None);
+    // A failed receiver releases what is ordered after it, without skipping it.
+    let ready: Vec<&str> = queue
+        .finish(index("receiver"), false)
+        .into_iter()
+        .map(name)
+        .collect();
+    assert_eq!(ready, ["next"]);
+    assert!(queue.skip_dependents(index("receiver")).is_empty());
+    assert_eq!(queue.next_startable(8).map(name), Some("next"));
+}
+
+#[test]
 fn a_failed_command_shows_no_env_not_even_a_list_or_a_multi_line_value() {
     use sealer_providers::quote::{EnvItem, exports};
     let env = exports(&[

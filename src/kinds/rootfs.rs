@@ -10,6 +10,7 @@ use crate::exec::runner::Runner;
 use crate::exec::{Event, StepFailure};
 use crate::graph::input::{ClusterInput, HostInput};
 use crate::plan::Change;
+use crate::plan::distribution::Source;
 use crate::resource::{Attributes, Desired, Recorded, ResourceType};
 use sealer_providers::Stdin;
 use sealer_providers::steps;
@@ -112,7 +113,10 @@ pub(super) fn short_image(image: &str) -> String {
     }
 }
 
-/// Syncs the rendered rootfs to the host (update is the same: only changed files go).
+/// Syncs the rendered rootfs to the host (update is the same: only changed files go):
+/// from this machine, or, in a distribution tree, from the seeder the plan names, falling
+/// back to this machine when the seeder has no verified copy or cannot deliver one. The
+/// output line says which path the files took.
 pub async fn create(r: &Runner, change: &Change) -> Result<Attributes, StepFailure> {
     let ctx = &r.ctx;
     let host = super::step_host(r, change);
@@ -120,21 +124,46 @@ pub async fn create(r: &Runner, change: &Change) -> Result<Attributes, StepFailu
         return Err(StepFailure::message("no rendered rootfs to copy"));
     };
     let attrs: RootfsAttrs = super::step_attributes(change, change.after())?;
-    let report = r
-        .sync_tree(
-            &change.address,
-            &host,
-            source,
-            &attrs.path,
-            attrs.registry_data,
-        )
-        .await?;
+    let (host_ref, dest) = (host.as_str(), attrs.path.as_str());
+    let direct = |path: String| async move {
+        r.sync_tree(&change.address, host_ref, source, dest, attrs.registry_data)
+            .await
+            .map(|report| (report, path))
+    };
+    let (report, path) = match ctx.rootfs_tree.source(&change.address) {
+        None => direct(String::new()).await?,
+        Some(Source::Operator) => direct(" from the operator".to_string()).await?,
+        Some(Source::Seeder(seeder)) if !r.distribution.has_seeded(seeder) => direct(format!(
+            " directly (fallback: {seeder} has no verified copy: its rootfs step did not finish)"
+        ))
+        .await?,
+        Some(Source::Seeder(seeder)) => {
+            let relayed = r
+                .sync_tree_from(&host, seeder, source, &attrs.path, attrs.registry_data)
+                .await;
+            match relayed {
+                Ok((report, true)) => (report, format!(" from {seeder}")),
+                Ok((report, false)) => {
+                    (report, " from the operator (no file to relay)".to_string())
+                }
+                Err(reason) => direct(format!(" directly (fallback: {reason})")).await?,
+            }
+        }
+    };
+    if ctx.rootfs_tree.source(&change.address).is_some() {
+        r.distribution.seeded(&host);
+    }
+    let verb = if path.starts_with(" from ") && !path.starts_with(" from the operator") {
+        ""
+    } else {
+        " sent"
+    };
     r.sink.event(Event::StepOutput {
         address: change.address.clone(),
         host: Some(host.clone()),
         stderr: false,
         line: format!(
-            "{} files, {} bytes sent",
+            "{} files, {} bytes{verb}{path}",
             report.files_sent, report.bytes_sent
         ),
     });

@@ -318,7 +318,8 @@ pub async fn execute(
         None => store.create_cluster(&plan.cluster)?,
     };
     rekey_recorded(store, &state, prepared.compiled.as_ref())?;
-    let ctx = context(settings, &prepared, exec)?;
+    let mut ctx = context(settings, &prepared, exec)?;
+    ctx.rootfs_tree = crate::plan::distribution::tree(&plan.changes, plan.rootfs_distribution);
     // Connections preflight opened are reused; they reach the same hosts the same way.
     let pool = match prepared.pool.take() {
         Some(pool) => pool,
@@ -335,6 +336,7 @@ pub async fn execute(
         sink: Arc::clone(&sink),
         node_names: std::sync::Mutex::new(node_names(&state)),
         secrets: Arc::new(std::sync::Mutex::new(known_secrets(&prepared))),
+        distribution: Default::default(),
     });
     let recorder = StateRecorder {
         store,
@@ -600,6 +602,7 @@ pub(super) fn base_context(cluster: &str, c: &Context, step_timeout: Duration) -
         step_timeout,
         drain_timeout: Duration::from_secs(120),
         teardown: Teardown::default(),
+        rootfs_tree: Default::default(),
     }
 }
 

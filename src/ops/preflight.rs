@@ -748,6 +748,7 @@ async fn run(
         sink: Arc::new(super::refresh::Quiet),
         node_names: std::sync::Mutex::new(node_names(&state)),
         secrets: Arc::new(std::sync::Mutex::new(Vec::new())),
+        distribution: Default::default(),
     });
     let limit = Arc::new(tokio::sync::Semaphore::new(exec.parallelism.max(1)));
     let mut asks = tokio::task::JoinSet::new();

@@ -311,6 +311,7 @@ pub(super) fn read_runner(
         sink: Arc::new(Quiet),
         node_names: std::sync::Mutex::new(node_names(state)),
         secrets: Arc::new(std::sync::Mutex::new(Vec::new())),
+        distribution: Default::default(),
     })
 }
 

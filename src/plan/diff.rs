@@ -27,6 +27,8 @@ pub struct PlanOptions {
     pub destroy: bool,
     /// `--max-unavailable`: workers a Kubernetes upgrade drains at once (0 counts as 1).
     pub max_unavailable: usize,
+    /// `--rootfs-distribution`.
+    pub rootfs_distribution: super::distribution::Mode,
 }
 
 /// Attributes whose change is a plan error rather than a change, with why.
@@ -185,6 +187,7 @@ pub fn diff(
         targets: options.targets.clone(),
         replace: options.replace.clone(),
         max_unavailable: options.max_unavailable.max(1),
+        rootfs_distribution: options.rootfs_distribution,
         context: Default::default(),
     })
 }

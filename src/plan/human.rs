@@ -82,10 +82,34 @@ pub fn render(plan: &Plan, style: Style) -> String {
         render_change(&mut out, change, style);
         out.push('\n');
     }
+    render_distribution(&mut out, plan, style);
     render_warnings(&mut out, plan, style);
     render_targeting(&mut out, plan, style);
     let _ = writeln!(out, "{}", plan.summary().line());
     out
+}
+
+/// Where each host's rootfs comes from, when hosts pass it on (`--rootfs-distribution`).
+fn render_distribution(out: &mut String, plan: &Plan, style: Style) {
+    let tree = super::distribution::tree(&plan.changes, plan.rootfs_distribution);
+    if tree.sources.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "{}",
+        paint(
+            style,
+            "1",
+            "Rootfs distribution (tree): hosts pass the rootfs on over SSH; a host its seeder\n  cannot serve gets it from the operator"
+        )
+    );
+    for change in &plan.changes {
+        if let Some(source) = tree.source(&change.address) {
+            let _ = writeln!(out, "  {} {}", visible(&change.address), source.describe());
+        }
+    }
+    out.push('\n');
 }
 
 /// A `--target` plan is partial: said next to the summary, as Terraform does.

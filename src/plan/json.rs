@@ -21,6 +21,7 @@ pub fn to_json(plan: &Plan) -> Value {
         "targets": plan.targets,
         "replace": plan.replace,
         "changes": plan.changes.iter().map(change_json).collect::<Vec<_>>(),
+        "rootfs_distribution": distribution_json(plan),
         "summary": {
             "add": summary.add,
             "change": summary.change,
@@ -45,6 +46,7 @@ pub fn errors_json(cluster: Option<&str>, errors: &[Diagnostic]) -> Value {
         "targets": [],
         "replace": [],
         "changes": [],
+        "rootfs_distribution": {"mode": "tree", "sources": []},
         "summary": {"add": 0, "change": 0, "destroy": 0, "unchanged": 0},
         "errors": errors.iter().map(error_json).collect::<Vec<_>>(),
     })
@@ -61,6 +63,27 @@ pub fn error_json(d: &Diagnostic) -> Value {
         "column": location.map(|l| l.column.max(1)),
         "hint": (!d.hints.is_empty()).then(|| d.hints.join("\n")),
     })
+}
+
+/// The mode, and where each host's rootfs comes from (empty when every host gets it from
+/// the operator): `{"address": "rootfs.IP", "from": "operator" | "SEEDER-IP"}`.
+fn distribution_json(plan: &Plan) -> Value {
+    use super::distribution::Source;
+    let tree = super::distribution::tree(&plan.changes, plan.rootfs_distribution);
+    let sources: Vec<Value> = plan
+        .changes
+        .iter()
+        .filter_map(|c| {
+            tree.source(&c.address).map(|s| {
+                let from = match s {
+                    Source::Operator => "operator",
+                    Source::Seeder(ip) => ip.as_str(),
+                };
+                json!({"address": c.address, "from": from})
+            })
+        })
+        .collect();
+    json!({"mode": plan.rootfs_distribution.as_str(), "sources": sources})
 }
 
 fn change_json(change: &Change) -> Value {

@@ -45,6 +45,7 @@ pub fn render_markdown(plan: &Plan, limit: usize) -> String {
         return head;
     }
     head.push_str(&summary_by_type(plan));
+    head.push_str(&distribution(plan));
 
     let warnings = disruptive_warning(plan, limit / 3);
     let details_reserve = 400;
@@ -56,6 +57,20 @@ pub fn render_markdown(plan: &Plan, limit: usize) -> String {
     out.push_str(&table);
     full_plan(&mut out, plan, limit);
     out
+}
+
+/// One line on how the rootfs travels, when hosts pass it on (the full plan lists each).
+fn distribution(plan: &Plan) -> String {
+    use super::distribution::Source;
+    let tree = super::distribution::tree(&plan.changes, plan.rootfs_distribution);
+    let first = tree.sources.iter().find(|(_, s)| **s == Source::Operator);
+    let Some((first, _)) = first else {
+        return String::new();
+    };
+    format!(
+        "Rootfs distribution (tree): `{first}` from the operator, {} more from hosts that got it, over SSH.\n\n",
+        tree.sources.len() - 1
+    )
 }
 
 /// Where the plan comes from: the state it was made against and the sealer that made it.

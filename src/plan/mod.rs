@@ -7,6 +7,7 @@
 pub mod cascade;
 pub mod context;
 mod diff;
+pub mod distribution;
 pub mod human;
 pub mod json;
 pub mod markdown;
@@ -22,7 +23,7 @@ use crate::resource::{Attributes, Desired, ResourceType};
 use std::collections::BTreeSet;
 
 /// The version of the plan JSON (`state-schema/plan.schema.json`); saved plans have their own.
-pub const FORMAT_VERSION: &str = "2.1";
+pub const FORMAT_VERSION: &str = "2.2";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Action {
@@ -213,6 +214,9 @@ pub struct Plan {
     pub replace: Vec<String>,
     /// `--max-unavailable`: how many workers a Kubernetes upgrade drains at once.
     pub max_unavailable: usize,
+    /// `--rootfs-distribution`: whether hosts send the rootfs on to others
+    /// ([`distribution`]).
+    pub rootfs_distribution: distribution::Mode,
     /// What every step shares, decided with the plan (`context`).
     pub context: context::Context,
 }

@@ -57,6 +57,9 @@ struct Wire {
     /// Absent when 1, so plans of older sealers read the same.
     #[serde(default = "one", skip_serializing_if = "is_one")]
     max_unavailable: usize,
+    /// Absent when `tree` (the default), so plans of older sealers read the same.
+    #[serde(default, skip_serializing_if = "super::distribution::Mode::is_default")]
+    rootfs_distribution: super::distribution::Mode,
     context: super::context::Context,
     changes: Vec<ChangeWire>,
 }
@@ -132,6 +135,7 @@ impl SavedPlan {
             targets: plan.targets.clone(),
             replace: plan.replace.clone(),
             max_unavailable: plan.max_unavailable,
+            rootfs_distribution: plan.rootfs_distribution,
             context: plan.context.clone(),
             changes: plan.changes.iter().map(change_to_wire).collect(),
         };
@@ -209,6 +213,7 @@ impl SavedPlan {
                 targets: wire.targets,
                 replace: wire.replace,
                 max_unavailable: wire.max_unavailable,
+                rootfs_distribution: wire.rootfs_distribution,
                 context: wire.context,
             },
             clusterfile: wire.clusterfile,
@@ -289,6 +294,7 @@ impl SavedPlan {
             replace: self.plan.replace.clone(),
             destroy: self.plan.destroy,
             max_unavailable: self.plan.max_unavailable,
+            rootfs_distribution: self.plan.rootfs_distribution,
         }
     }
 

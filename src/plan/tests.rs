@@ -1244,3 +1244,47 @@ fn an_upgrade_stopped_after_master0_goes_on_with_the_other_nodes() {
         actions(&plan)
     );
 }
+
+#[test]
+fn a_saved_plan_keeps_the_rootfs_distribution_only_when_it_is_not_the_default() {
+    use super::distribution::Mode;
+    let desired = crate::graph::compile(&crate::graph::tests::three_by_three());
+    let saved_with = |mode: Mode| {
+        let options = PlanOptions {
+            rootfs_distribution: mode,
+            ..Default::default()
+        };
+        let plan = diff("c1", &desired, None, &options).unwrap();
+        SavedPlan {
+            plan,
+            clusterfile: None,
+            clusterfile_digest: None,
+            images: BTreeMap::new(),
+        }
+    };
+    let tree = saved_with(Mode::Tree);
+    let bytes = tree.to_bytes();
+    assert!(
+        !String::from_utf8_lossy(&bytes).contains("rootfs_distribution"),
+        "older plans read the same"
+    );
+    let back = SavedPlan::from_bytes(&bytes, std::path::Path::new("p")).unwrap();
+    assert_eq!(back.plan.rootfs_distribution, Mode::Tree);
+    let direct = saved_with(Mode::Direct);
+    let bytes = direct.to_bytes();
+    assert!(String::from_utf8_lossy(&bytes).contains("\"rootfs_distribution\":\"direct\""));
+    let back = SavedPlan::from_bytes(&bytes, std::path::Path::new("p")).unwrap();
+    assert_eq!(back.plan.rootfs_distribution, Mode::Direct);
+    assert_eq!(back.options().rootfs_distribution, Mode::Direct);
+    // Direct: no tree in the plan, every rendering says nothing of it.
+    let text = super::human::render(&back.plan, super::human::Style { color: false });
+    assert!(!text.contains("Rootfs distribution"), "{text}");
+    let json = super::json::to_json(&back.plan);
+    assert_eq!(json["rootfs_distribution"]["mode"], "direct");
+    assert_eq!(
+        json["rootfs_distribution"]["sources"],
+        serde_json::json!([])
+    );
+    let text = super::human::render(&tree.plan, super::human::Style { color: false });
+    assert!(text.contains("Rootfs distribution (tree)"), "{text}");
+}

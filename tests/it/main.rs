@@ -8,6 +8,7 @@ mod archives;
 mod build;
 mod cli_docs;
 mod containerd;
+mod distribution;
 mod examples;
 mod fuzz;
 mod go_sealer;

@@ -23,7 +23,7 @@ pub(crate) type Handle = client::Handle<Client>;
 /// the error message, as russh itself only reports "unknown server key".
 pub(crate) struct Client {
     check: Arc<HostKeyCheck>,
-    seen: Arc<Mutex<Option<(String, Verdict)>>>,
+    seen: Arc<Mutex<Option<(String, Verdict, String)>>>,
 }
 
 impl client::Handler for Client {
@@ -41,16 +41,20 @@ impl client::Handler for Client {
             Verdict::Changed { .. } => false,
         };
         if let Ok(mut seen) = self.seen.lock() {
-            *seen = Some((fingerprint(&key), verdict));
+            // The OpenSSH form too: what a known_hosts line for another client says.
+            let openssh = key.to_openssh().unwrap_or_default();
+            *seen = Some((fingerprint(&key), verdict, openssh));
         }
         Ok(accepted)
     }
 }
 
-/// A freshly authenticated connection and the fingerprint of the host key it accepted.
+/// A freshly authenticated connection and the host key it accepted: its fingerprint and
+/// its OpenSSH form (`ssh-ed25519 AAAA...`).
 pub(crate) struct Dialed {
     pub(crate) handle: Handle,
     pub(crate) fingerprint: String,
+    pub(crate) host_key: String,
 }
 
 /// Key exchange methods in order of preference: curve25519 first (about a third cheaper in
@@ -156,7 +160,7 @@ pub(crate) async fn dial(config: &SshConfig, pin: Option<&str>) -> Result<Dialed
         Ok(Err(e)) => {
             let seen = seen.lock().ok().and_then(|s| s.clone());
             return Err(match seen {
-                Some((got, Verdict::Changed { expected })) => error(
+                Some((got, Verdict::Changed { expected }, _)) => error(
                     config,
                     TransportErrorKind::HostKey,
                     format!(
@@ -166,7 +170,7 @@ pub(crate) async fn dial(config: &SshConfig, pin: Option<&str>) -> Result<Dialed
                         check.sources()
                     ),
                 ),
-                Some((got, Verdict::Unknown)) if !check.accept_new => error(
+                Some((got, Verdict::Unknown, _)) if !check.accept_new => error(
                     config,
                     TransportErrorKind::HostKey,
                     format!(
@@ -194,8 +198,8 @@ pub(crate) async fn dial(config: &SshConfig, pin: Option<&str>) -> Result<Dialed
             ));
         }
     };
-    let fingerprint = match seen.lock().ok().and_then(|s| s.clone()) {
-        Some((fp, _)) => fp,
+    let (fingerprint, host_key) = match seen.lock().ok().and_then(|s| s.clone()) {
+        Some((fp, _, key)) => (fp, key),
         None => {
             return Err(error(
                 config,
@@ -209,6 +213,7 @@ pub(crate) async fn dial(config: &SshConfig, pin: Option<&str>) -> Result<Dialed
         Ok(Ok(())) => Ok(Dialed {
             handle,
             fingerprint,
+            host_key,
         }),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(error(

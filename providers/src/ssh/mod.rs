@@ -55,6 +55,8 @@ struct Inner {
     config: SshConfig,
     /// The host key accepted by the first connection; reconnects must see the same key.
     fingerprint: String,
+    /// That key in OpenSSH form, for a known_hosts line another client checks it with.
+    host_key: String,
     connection: Mutex<Option<Arc<Connection>>>,
     next_id: AtomicU64,
     channels: Semaphore,
@@ -92,6 +94,7 @@ impl SshTransport {
             inner: Arc::new(Inner {
                 config,
                 fingerprint: dialed.fingerprint,
+                host_key: dialed.host_key,
                 connection: Mutex::new(Some(Arc::new(Connection {
                     id: 0,
                     handle: dialed.handle,
@@ -105,6 +108,12 @@ impl SshTransport {
     /// The host key's fingerprint, `SHA256:...` as OpenSSH prints it: what the state pins.
     pub fn host_key_fingerprint(&self) -> &str {
         &self.inner.fingerprint
+    }
+
+    /// The host key this transport verified, in OpenSSH form (`ssh-ed25519 AAAA...`): a
+    /// known_hosts line made of it lets another client check the same host.
+    pub fn host_key_openssh(&self) -> &str {
+        &self.inner.host_key
     }
 
     pub fn config(&self) -> &SshConfig {

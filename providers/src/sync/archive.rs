@@ -22,6 +22,9 @@ pub struct Contents {
     pub delete: Vec<String>,
     pub rmdirs: Vec<String>,
     pub manifest: ManifestUpdate,
+    /// More control files, by name under the control directory (a relayed sync's file
+    /// list, digests, modes and receive script).
+    pub extra_control: Vec<(String, Vec<u8>)>,
 }
 
 impl Contents {
@@ -43,7 +46,16 @@ impl Contents {
             delete: plan.delete.clone(),
             rmdirs: plan.rmdirs.clone(),
             manifest: plan.manifest.clone(),
+            extra_control: Vec::new(),
         }
+    }
+
+    /// The same without the regular files: what the operator sends when a seeder sends
+    /// the files (directories, symlinks and control files only).
+    pub fn without_files(mut self) -> Contents {
+        self.members
+            .retain(|_, kind| !matches!(kind, EntryKind::File { .. }));
+        self
     }
 }
 
@@ -108,6 +120,15 @@ pub fn write(out: File, local_root: &Path, contents: &Contents, mtime: i64) -> R
             control.push(("add", super::manifest::render(add).into_bytes()));
         }
     }
+    let mut subdirs: Vec<&str> = Vec::new();
+    for (name, bytes) in &contents.extra_control {
+        if let Some((dir, _)) = name.split_once('/')
+            && !subdirs.contains(&dir)
+        {
+            subdirs.push(dir);
+        }
+        control.push((name.as_str(), bytes.clone()));
+    }
     let mut header = Header::new_gnu();
     header.set_entry_type(EntryType::Directory);
     header.set_mode(0o700);
@@ -116,6 +137,17 @@ pub fn write(out: File, local_root: &Path, contents: &Contents, mtime: i64) -> R
     builder
         .append_data(&mut header, CONTROL_DIR, io::empty())
         .map_err(|e| fail("cannot archive", CONTROL_DIR, e))?;
+    for dir in subdirs {
+        let mut header = Header::new_gnu();
+        header.set_entry_type(EntryType::Directory);
+        header.set_mode(0o700);
+        header.set_mtime(mtime);
+        header.set_size(0);
+        let path = format!("{CONTROL_DIR}/{dir}");
+        builder
+            .append_data(&mut header, &path, io::empty())
+            .map_err(|e| fail("cannot archive", &path, e))?;
+    }
     for (name, bytes) in control {
         let mut header = Header::new_gnu();
         header.set_entry_type(EntryType::Regular);
