@@ -22,7 +22,7 @@ mod testbed;
 use scratch::Scratch;
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use testbed::TestBed;

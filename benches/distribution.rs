@@ -13,7 +13,8 @@
 //!
 //! Measured per apply: the wall time; the rootfs phase (first `rootfs.*` step start to last
 //! `rootfs.*` step done, from `--json` events timed as they arrive); the bytes that left the
-//! operator's uplink (the operator link's `tx_bytes`). Printed: the times with the ratio
+//! operator's uplink (the operator link's `tx_bytes`); where each host's rootfs came from
+//! (its rootfs line: the operator, a seeder, or a fallback to direct). Printed: the times with the ratio
 //! tree/direct, then the growth: seconds added per doubling of the hosts, 8→32 (two
 //! doublings) and 32→64 (one), which stay about equal when time grows with log N, and
 //! quadruple when it grows with N.
@@ -70,6 +71,28 @@ struct Run {
     apply: Duration,
     rootfs: Option<Duration>,
     uplink_bytes: u64,
+    paths: Paths,
+}
+
+/// Where the hosts' rootfs came from, counted from each host's rootfs line (`N files, B
+/// bytes sent from the operator`, `... bytes from SEEDER`, `... directly (fallback: ...)`).
+#[derive(Clone, Copy, Default)]
+struct Paths {
+    operator: usize,
+    seeded: usize,
+    fallback: usize,
+}
+
+impl Paths {
+    fn count(&mut self, line: &str) {
+        if line.contains("(fallback") {
+            self.fallback += 1;
+        } else if line.contains(" sent") {
+            self.operator += 1;
+        } else if line.contains(" bytes from ") {
+            self.seeded += 1;
+        }
+    }
 }
 
 /// The incompressible payload: random bytes, so no compression on any path helps.
@@ -124,6 +147,7 @@ fn apply(bed: &TestBed, s: &Scratch, file: &Path, hosts: usize, method: Method) 
     let start = Instant::now();
     let mut child = cmd.spawn().unwrap();
     let (mut first_start, mut last_done) = (None, None);
+    let mut paths = Paths::default();
     for line in BufReader::new(child.stdout.take().unwrap()).lines() {
         let at = start.elapsed();
         let Ok(event) = serde_json::from_str::<serde_json::Value>(&line.unwrap()) else {
@@ -137,6 +161,11 @@ fn apply(bed: &TestBed, s: &Scratch, file: &Path, hosts: usize, method: Method) 
                 first_start.get_or_insert(at);
             }
             Some("step_done") if rootfs => last_done = Some(at),
+            Some("step_output") if rootfs => {
+                if let Some(line) = event["line"].as_str().filter(|l| l.contains(" bytes")) {
+                    paths.count(line);
+                }
+            }
             _ => {}
         }
     }
@@ -152,6 +181,7 @@ fn apply(bed: &TestBed, s: &Scratch, file: &Path, hosts: usize, method: Method) 
         apply: took,
         rootfs: first_start.zip(last_done).map(|(a, b)| b.saturating_sub(a)),
         uplink_bytes: uplink_tx_bytes(bed) - before,
+        paths,
     }
 }
 
@@ -165,11 +195,14 @@ fn measure(n: usize, methods: &[Method], payload: &Path) -> Vec<(Method, Run)> {
         let file = s.clusterfile(&bed, n, &[]);
         let run = apply(&bed, &s, &file, n, method);
         eprintln!(
-            "{n} hosts, {}: apply {:.2} s, rootfs {}, uplink {} MB",
+            "{n} hosts, {}: apply {:.2} s, rootfs {}, uplink {} MB; rootfs from the operator {}, from a seeder {}, fallback {}",
             method.flag().unwrap_or("direct (no flag)"),
             run.apply.as_secs_f64(),
             secs(run.rootfs),
-            run.uplink_bytes / 1_000_000
+            run.uplink_bytes / 1_000_000,
+            run.paths.operator,
+            run.paths.seeded,
+            run.paths.fallback
         );
         runs.push((method, run));
         let mut destroy = s.with_home(bed.operator_command(sealer_binary()));
@@ -233,9 +266,9 @@ fn main() {
 
     let mut table = vec![
         format!(
-            "| hosts | tree: apply | tree: rootfs phase | direct: apply | direct: rootfs phase | tree/direct, apply | tree/direct, rootfs phase | uplink MB, tree / direct |"
+            "| hosts | tree: apply | tree: rootfs phase | direct: apply | direct: rootfs phase | tree/direct, apply | tree/direct, rootfs phase | uplink MB, tree / direct | tree: hosts from operator / seeder / fallback |"
         ),
-        "|---|---|---|---|---|---|---|---|".to_string(),
+        "|---|---|---|---|---|---|---|---|---|".to_string(),
     ];
     let mut by_size = Vec::new();
     for &n in &sizes {
@@ -249,7 +282,7 @@ fn main() {
             })
         };
         table.push(format!(
-            "| {n} | {} | {} | {} | {} | {} | {} | {} / {} |",
+            "| {n} | {} | {} | {} | {} | {} | {} | {} / {} | {} |",
             secs(tree.map(|r| r.apply)),
             secs(tree.and_then(|r| r.rootfs)),
             secs(direct.map(|r| r.apply)),
@@ -258,6 +291,10 @@ fn main() {
             ratio(tree.and_then(|r| r.rootfs), direct.and_then(|r| r.rootfs)),
             mb(tree),
             mb(direct),
+            tree.map_or("–".to_string(), |r| format!(
+                "{} / {} / {}",
+                r.paths.operator, r.paths.seeded, r.paths.fallback
+            )),
         ));
         println!("{}", table.last().unwrap());
         by_size.push((n, tree, direct));
