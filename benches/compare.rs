@@ -66,8 +66,11 @@ fn controlmaster_loop(bed: &TestBed, hosts: &[usize], cmds: &[String], dir: &Pat
         );
     }
     script.push_str("wait\n");
+    // From a file: at 128 hosts the script is longer than one argument may be (128 KiB).
+    let file = dir.join("controlmaster-loop.sh");
+    std::fs::write(&file, &script).unwrap();
     let start = Instant::now();
-    let out = bed.command("bash").arg("-c").arg(&script).output().unwrap();
+    let out = bed.command("bash").arg(&file).output().unwrap();
     assert!(
         out.status.success(),
         "{}",

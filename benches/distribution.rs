@@ -10,8 +10,8 @@
 //! - sizes: 8, 32 and 64 hosts (host 0 the master, every host receives the rootfs); per size
 //!   one bed, then `sealer apply --rootfs-distribution tree` and `... direct`, each with a
 //!   fresh state and followed by a destroy, so each starts from hosts that hold nothing.
-//! - parallelism: the tree at `--parallelism` = hosts (a round's transfers all at once), the
-//!   direct path at sealer's default, 10 (see [`parallelism`]).
+//! - parallelism: `--parallelism` = hosts for both (a round's transfers, or every direct
+//!   sync, all at once; the direct path is bound by the uplink whatever the parallelism).
 //!
 //! Measured per apply: the wall time; the rootfs phase (first `rootfs.*` step start to last
 //! `rootfs.*` step done, from `--json` events timed as they arrive); the bytes that left the
@@ -46,7 +46,6 @@ const SHAPING: Shaping = Shaping {
     operator_uplink_mbit: 100,
     host_link_mbit: 1_000,
 };
-const DIRECT_PARALLELISM: usize = 10;
 const PAYLOAD_FILES: usize = 5;
 const PAYLOAD_FILE_BYTES: usize = 10_000_000;
 
@@ -131,17 +130,6 @@ fn uplink_tx_bytes(bed: &TestBed) -> u64 {
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
-/// The tree runs every transfer of a round at once (`--parallelism` = hosts). The direct
-/// path runs at sealer's default (10): the uplink bounds it whatever the parallelism, and
-/// 64 syncs at once through the 100 Mbit/s bucket starved some TCP connections long enough
-/// for sealer's SSH keepalive (3 × 5 s unanswered) to drop them, failing the apply.
-fn parallelism(method: Method, hosts: usize) -> usize {
-    match method {
-        Method::Tree => hosts,
-        Method::Direct | Method::Unflagged => DIRECT_PARALLELISM,
-    }
-}
-
 /// `sealer apply` in the operator namespace, its `--json` events timed as they arrive.
 fn apply(bed: &TestBed, s: &Scratch, file: &Path, hosts: usize, method: Method) -> Run {
     let stderr_path = s.path("apply.stderr");
@@ -149,7 +137,7 @@ fn apply(bed: &TestBed, s: &Scratch, file: &Path, hosts: usize, method: Method) 
     cmd.args(["apply", "-f"])
         .arg(file)
         .args(["--auto-approve", "--json", "--parallelism"])
-        .arg(parallelism(method, hosts).to_string());
+        .arg(hosts.to_string());
     if let Some(flag) = method.flag() {
         cmd.args(["--rootfs-distribution", flag]);
     }
