@@ -10,7 +10,7 @@
 //!
 //! Run as root: `cargo bench --bench compare` (needs openssh-client, ansible-core), or some
 //! of it: `cargo bench --bench compare -- fan-out 128` (sections fan-out, rootfs, no-op;
-//! fan-out sizes).
+//! fan-out sizes; `direct` makes the fan-out's applies send the rootfs directly).
 #![allow(clippy::print_stdout, clippy::print_stderr, dead_code)]
 
 mod common;
@@ -132,7 +132,13 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-fn fan_out(n: usize, with_ansible: bool) -> (Duration, Duration, Option<Duration>) {
+/// `fan_out` with `rootfs_direct`: the applies pass `--rootfs-distribution direct` (the
+/// default, tree, orders the tiny bench rootfs in log2 N rounds; see docs/benchmarks.md).
+fn fan_out(
+    n: usize,
+    with_ansible: bool,
+    rootfs_direct: bool,
+) -> (Duration, Duration, Option<Duration>) {
     let bed = TestBed::start(n + 1);
     let workers: Vec<usize> = (1..=n).collect();
     let mut sealer_times = Vec::new();
@@ -143,17 +149,19 @@ fn fan_out(n: usize, with_ansible: bool) -> (Duration, Duration, Option<Duration
         let s = Scratch::new();
         s.build_bench_image(None);
         let file = s.clusterfile(&bed, n + 1, &cmds);
-        let (_, took) = s.sealer(
-            Some(&bed),
-            &[
-                "apply",
-                "-f",
-                file.to_str().unwrap(),
-                "--auto-approve",
-                "--parallelism",
-                &n.max(10).to_string(),
-            ],
-        );
+        let parallelism = n.max(10).to_string();
+        let mut args = vec![
+            "apply",
+            "-f",
+            file.to_str().unwrap(),
+            "--auto-approve",
+            "--parallelism",
+            &parallelism,
+        ];
+        if rootfs_direct {
+            args.extend(["--rootfs-distribution", "direct"]);
+        }
+        let (_, took) = s.sealer(Some(&bed), &args);
         sealer_times.push(took);
         s.sealer(
             Some(&bed),
@@ -336,11 +344,14 @@ fn main() {
         .filter(|a| !a.starts_with('-'))
         .collect();
     let sizes: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
-    let sections: Vec<&str> = args
+    let mut sections: Vec<&str> = args
         .iter()
         .filter(|a| a.parse::<usize>().is_err())
         .map(String::as_str)
         .collect();
+    // `direct`: the fan-out's applies send the rootfs directly instead of by the tree.
+    let rootfs_direct = sections.contains(&"direct");
+    sections.retain(|&s| s != "direct");
     let runs = |name: &str| sections.is_empty() || sections.contains(&name);
     let mut rows = Vec::new();
     rows.push("| benchmark | sealer | baseline | ratio | notes |".to_string());
@@ -350,7 +361,7 @@ fn main() {
             if !sizes.is_empty() && !sizes.contains(&n) {
                 continue;
             }
-            let (sealer, limit, ansible) = fan_out(n, n <= ANSIBLE_MAX_HOSTS);
+            let (sealer, limit, ansible) = fan_out(n, n <= ANSIBLE_MAX_HOSTS, rootfs_direct);
             let ansible_text = match ansible {
                 Some(a) => format!(
                     "ansible {:.2} s, ansible/sealer {:.1}",
@@ -360,8 +371,9 @@ fn main() {
                 None if n > ANSIBLE_MAX_HOSTS => "(ansible not run at this size)".to_string(),
                 None => "(ansible not installed)".to_string(),
             };
+            let how = if rootfs_direct { ", rootfs direct" } else { "" };
             rows.push(format!(
-                "| fan-out, {n} hosts × 10 commands | {:.2} s | ControlMaster loop {:.2} s | sealer/limit {:.2} | {ansible_text} |",
+                "| fan-out, {n} hosts × 10 commands{how} | {:.2} s | ControlMaster loop {:.2} s | sealer/limit {:.2} | {ansible_text} |",
                 sealer.as_secs_f64(),
                 limit.as_secs_f64(),
                 sealer.as_secs_f64() / limit.as_secs_f64()
