@@ -1,24 +1,28 @@
 //! sealer against the tools operators would otherwise use, on the namespaced SSH test bed,
 //! all in one run on one machine (so every ratio compares like with like):
 //!
-//! 1. fan-out: the same 10 small commands per host on 8 and 32 hosts, run by `sealer apply`,
-//!    by a bash loop over OpenSSH with one ControlMaster per host, and by ansible-playbook
-//!    (forks = N, pipelining, ControlPersist); median of 3;
+//! 1. fan-out: the same 10 small commands per host on 8, 32 and 128 hosts, run by `sealer
+//!    apply`, by a bash loop over OpenSSH with one ControlMaster per host, and (up to 32
+//!    hosts) by ansible-playbook (forks = N, pipelining, ControlPersist); median of 3;
 //! 2. rootfs distribution: a ~200 MB rootfs to 16 hosts, against `scp -r` in parallel; then
 //!    re-applies with nothing changed and with one file changed (bytes sent);
 //! 3. no-op: plan and apply of an unchanged 1,000-host state (time, connections).
 //!
-//! Run as root: `cargo bench --bench compare` (needs openssh-client, ansible-core).
+//! Run as root: `cargo bench --bench compare` (needs openssh-client, ansible-core), or some
+//! of it: `cargo bench --bench compare -- fan-out 128` (sections fan-out, rootfs, no-op;
+//! fan-out sizes; `direct` makes the fan-out's applies send the rootfs directly).
 #![allow(clippy::print_stdout, clippy::print_stderr, dead_code)]
 
 mod common;
+#[path = "common/scratch.rs"]
+mod scratch;
 #[path = "../tests/it/support/testbed.rs"]
 mod testbed;
 
-use common::sealer_binary;
+use scratch::Scratch;
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use testbed::TestBed;
@@ -28,118 +32,6 @@ const ROUNDS: usize = 3;
 fn median(mut xs: Vec<Duration>) -> Duration {
     xs.sort();
     xs[xs.len() / 2]
-}
-
-/// A scratch SEALER_HOME with the bench image: a tiny rootfs whose runtime script does
-/// nothing, so an apply's steps are the host bookkeeping plus the 10 commands (plugins).
-struct Scratch {
-    dir: tempfile::TempDir,
-}
-
-impl Scratch {
-    fn new() -> Scratch {
-        Scratch {
-            dir: tempfile::Builder::new()
-                .prefix("sealer-bench-")
-                .tempdir()
-                .unwrap(),
-        }
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    fn sealer(&self, bed: Option<&TestBed>, args: &[&str]) -> (std::process::Output, Duration) {
-        let mut cmd = match bed {
-            Some(bed) => bed.command(sealer_binary()),
-            None => Command::new(sealer_binary()),
-        };
-        cmd.args(args)
-            .env("SEALER_HOME", self.path("home"))
-            .env("HOME", self.path(""))
-            .env("NO_COLOR", "1")
-            .current_dir(self.path(""));
-        let start = Instant::now();
-        let out = cmd.output().unwrap();
-        let took = start.elapsed();
-        assert!(
-            out.status.success(),
-            "sealer {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out, took)
-    }
-
-    fn write(&self, rel: &str, text: &str) -> PathBuf {
-        let p = self.path(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, text).unwrap();
-        p
-    }
-
-    /// The bench image: scripts that stand in for a runtime and kubeadm, doing nothing.
-    fn build_bench_image(&self, extra_files: Option<&Path>) {
-        let ctx = self.path("image");
-        self.write("image/Kubefile", "FROM scratch\nLABEL cluster.alpha.sealer.io/cluster-runtime-version=v1.22.15\nCOPY scripts/ scripts/\nCOPY bin/ bin/\n");
-        for s in ["bench.sh", "uninstall-bench.sh"] {
-            self.write(&format!("image/scripts/{s}"), "true\n");
-        }
-        self.write(
-            "image/scripts/init-kube.sh",
-            "install -m 0755 ../bin/kubeadm ../bin/kubectl /usr/local/bin/\n",
-        );
-        self.write(
-            "image/bin/kubeadm",
-            "#!/bin/sh\nmkdir -p /etc/kubernetes && touch /etc/kubernetes/admin.conf\n",
-        );
-        self.write("image/bin/kubectl", "#!/bin/sh\nexit 0\n");
-        if let Some(extra) = extra_files {
-            let mut kf = std::fs::read_to_string(ctx.join("Kubefile")).unwrap();
-            kf.push_str("COPY payload/ payload/\n");
-            std::fs::write(ctx.join("Kubefile"), kf).unwrap();
-            let status = Command::new("cp")
-                .arg("-a")
-                .arg(extra)
-                .arg(ctx.join("payload"))
-                .status()
-                .unwrap();
-            assert!(status.success());
-        }
-        let out = Command::new(sealer_binary())
-            .args(["build", "-t", "bench:v1"])
-            .arg(&ctx)
-            .env("SEALER_HOME", self.path("home"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let ssh = self.path(".ssh");
-        std::fs::create_dir_all(&ssh).unwrap();
-    }
-
-    /// Host 0 is the (trivial) master; the others only run the 10 commands.
-    fn clusterfile(&self, bed: &TestBed, hosts: usize, commands: &[String]) -> PathBuf {
-        std::fs::copy(bed.known_hosts_path(), self.path(".ssh/known_hosts")).unwrap();
-        let ips: Vec<String> = (1..hosts).map(|i| bed.host(i).ip().to_string()).collect();
-        let mut text = format!(
-            "apiVersion: sealer.io/v2\nkind: Cluster\nmetadata:\n  name: bench\nspec:\n  image: bench:v1\n  containerRuntime: {{type: bench}}\n  ssh:\n    pk: {}\n  registry:\n    externalRegistry: {{domain: registry.invalid}}\n  hosts:\n    - ips: [{}]\n      roles: [master]\n    - ips: [{}]\n      roles: [bench]\n",
-            bed.client_key_path().display(),
-            bed.host(0).ip(),
-            ips.join(", ")
-        );
-        for (i, c) in commands.iter().enumerate() {
-            let _ = write!(
-                text,
-                "---\napiVersion: sealer.io/v1\nkind: Plugin\nmetadata: {{name: step{i:02}}}\nspec:\n  type: SHELL\n  action: pre-init-host\n  scope: bench\n  data: {}\n",
-                serde_json::to_string(c).unwrap()
-            );
-        }
-        self.write("Clusterfile", &text)
-    }
 }
 
 /// The 10 small commands every method runs on every host.
@@ -174,8 +66,11 @@ fn controlmaster_loop(bed: &TestBed, hosts: &[usize], cmds: &[String], dir: &Pat
         );
     }
     script.push_str("wait\n");
+    // From a file: at 128 hosts the script is longer than one argument may be (128 KiB).
+    let file = dir.join("controlmaster-loop.sh");
+    std::fs::write(&file, &script).unwrap();
     let start = Instant::now();
-    let out = bed.command("bash").arg("-c").arg(&script).output().unwrap();
+    let out = bed.command("bash").arg(&file).output().unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -237,7 +132,13 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-fn fan_out(n: usize) -> (Duration, Duration, Option<Duration>) {
+/// `fan_out` with `rootfs_direct`: the applies pass `--rootfs-distribution direct` (the
+/// default, tree, orders the tiny bench rootfs in log2 N rounds; see docs/benchmarks.md).
+fn fan_out(
+    n: usize,
+    with_ansible: bool,
+    rootfs_direct: bool,
+) -> (Duration, Duration, Option<Duration>) {
     let bed = TestBed::start(n + 1);
     let workers: Vec<usize> = (1..=n).collect();
     let mut sealer_times = Vec::new();
@@ -248,24 +149,26 @@ fn fan_out(n: usize) -> (Duration, Duration, Option<Duration>) {
         let s = Scratch::new();
         s.build_bench_image(None);
         let file = s.clusterfile(&bed, n + 1, &cmds);
-        let (_, took) = s.sealer(
-            Some(&bed),
-            &[
-                "apply",
-                "-f",
-                file.to_str().unwrap(),
-                "--auto-approve",
-                "--parallelism",
-                &n.max(10).to_string(),
-            ],
-        );
+        let parallelism = n.max(10).to_string();
+        let mut args = vec![
+            "apply",
+            "-f",
+            file.to_str().unwrap(),
+            "--auto-approve",
+            "--parallelism",
+            &parallelism,
+        ];
+        if rootfs_direct {
+            args.extend(["--rootfs-distribution", "direct"]);
+        }
+        let (_, took) = s.sealer(Some(&bed), &args);
         sealer_times.push(took);
         s.sealer(
             Some(&bed),
             &["destroy", "-f", file.to_str().unwrap(), "--auto-approve"],
         );
         loop_times.push(controlmaster_loop(&bed, &workers, &cmds, s.dir.path()));
-        if let Some(t) = ansible(&bed, &workers, &cmds, s.dir.path()) {
+        if with_ansible && let Some(t) = ansible(&bed, &workers, &cmds, s.dir.path()) {
             ansible_times.push(t);
         }
     }
@@ -423,33 +326,66 @@ fn no_op(hosts: usize) -> String {
     )
 }
 
+/// Fan-out sizes; ansible runs up to 32 hosts (at 128 a round of it takes minutes, and the
+/// target there is sealer against the limit).
+const FAN_OUT_SIZES: [usize; 3] = [8, 32, 128];
+const ANSIBLE_MAX_HOSTS: usize = 32;
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --all-targets` runs this without it, and
     // only needs it to compile (the benchmarks take minutes and start dozens of hosts).
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
+    // `cargo bench --bench compare -- fan-out 128`: only these sections (fan-out, rootfs,
+    // no-op) and fan-out sizes; nothing named runs everything.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let sizes: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
+    let mut sections: Vec<&str> = args
+        .iter()
+        .filter(|a| a.parse::<usize>().is_err())
+        .map(String::as_str)
+        .collect();
+    // `direct`: the fan-out's applies send the rootfs directly instead of by the tree.
+    let rootfs_direct = sections.contains(&"direct");
+    sections.retain(|&s| s != "direct");
+    let runs = |name: &str| sections.is_empty() || sections.contains(&name);
     let mut rows = Vec::new();
     rows.push("| benchmark | sealer | baseline | ratio | notes |".to_string());
     rows.push("|---|---|---|---|---|".to_string());
-    for n in [8, 32] {
-        let (sealer, limit, ansible) = fan_out(n);
-        let ansible_text = ansible.map_or("(ansible not installed)".to_string(), |a| {
-            format!(
-                "ansible {:.2} s, ansible/sealer {:.1}",
-                a.as_secs_f64(),
-                a.as_secs_f64() / sealer.as_secs_f64()
-            )
-        });
-        rows.push(format!(
-            "| fan-out, {n} hosts × 10 commands | {:.2} s | ControlMaster loop {:.2} s | sealer/limit {:.2} | {ansible_text} |",
-            sealer.as_secs_f64(),
-            limit.as_secs_f64(),
-            sealer.as_secs_f64() / limit.as_secs_f64()
-        ));
-        println!("{}", rows.last().unwrap());
+    if runs("fan-out") {
+        for n in FAN_OUT_SIZES {
+            if !sizes.is_empty() && !sizes.contains(&n) {
+                continue;
+            }
+            let (sealer, limit, ansible) = fan_out(n, n <= ANSIBLE_MAX_HOSTS, rootfs_direct);
+            let ansible_text = match ansible {
+                Some(a) => format!(
+                    "ansible {:.2} s, ansible/sealer {:.1}",
+                    a.as_secs_f64(),
+                    a.as_secs_f64() / sealer.as_secs_f64()
+                ),
+                None if n > ANSIBLE_MAX_HOSTS => "(ansible not run at this size)".to_string(),
+                None => "(ansible not installed)".to_string(),
+            };
+            let how = if rootfs_direct { ", rootfs direct" } else { "" };
+            rows.push(format!(
+                "| fan-out, {n} hosts × 10 commands{how} | {:.2} s | ControlMaster loop {:.2} s | sealer/limit {:.2} | {ansible_text} |",
+                sealer.as_secs_f64(),
+                limit.as_secs_f64(),
+                sealer.as_secs_f64() / limit.as_secs_f64()
+            ));
+            println!("{}", rows.last().unwrap());
+        }
     }
-    rows.extend(rootfs_distribution());
-    rows.push(no_op(1_000));
+    if runs("rootfs") {
+        rows.extend(rootfs_distribution());
+    }
+    if runs("no-op") {
+        rows.push(no_op(1_000));
+    }
     println!("\n{}", rows.join("\n"));
 }

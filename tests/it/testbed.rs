@@ -1,6 +1,6 @@
 //! The SSH test bed itself (`support/testbed.rs`): isolation, limits, faults, cleanup.
 
-use crate::support::testbed::{TestBed, shell_quote};
+use crate::support::testbed::{Shaping, TestBed, shell_quote};
 use crate::support::{Sandbox, repo_root, stdout_of};
 use serde_json::Value;
 use std::io::{BufRead as _, BufReader};
@@ -189,6 +189,81 @@ fn hosts_are_reachable_only_through_the_hub() {
     );
     let links = bed.ssh_ok(0, "ls /sys/class/net | sort | tr '\\n' ' '");
     assert_eq!(links, "eth0 lo ");
+}
+
+/// The root qdisc of `dev` in `netns`, as `tc qdisc show` prints it (one line).
+fn root_qdisc(netns: &str, dev: &str) -> String {
+    let out = Command::new("tc")
+        .args(["-n", netns, "qdisc", "show", "dev", dev, "root"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out).trim().to_string()
+}
+
+#[test]
+fn a_shaped_bed_puts_the_operator_behind_its_uplink() {
+    // Unshaped (every test's bed): no operator namespace, no token bucket on any link.
+    let plain = TestBed::start(1);
+    assert_eq!(plain.operator_ip(), None);
+    assert!(!netns_list().contains(&format!("{}-op", plain.id())));
+    let veth = format!("{}-v0", plain.id());
+    assert!(!root_qdisc(plain.hub_netns(), &veth).contains("tbf"));
+    drop(plain);
+
+    let bed = TestBed::builder(2)
+        .shaped(Shaping {
+            operator_uplink_mbit: 100,
+            host_link_mbit: 1000,
+        })
+        .start();
+    let operator = format!("{}-op", bed.id());
+    let op_ip = bed.operator_ip().unwrap();
+    assert_eq!(op_ip.octets()[3], 2);
+    // Both ends of the operator's link at 100 Mbit/s, both ends of each host's at 1 Gbit/s.
+    for (netns, dev, rate) in [
+        (
+            bed.hub_netns().to_string(),
+            format!("{}-vop", bed.id()),
+            "100Mbit",
+        ),
+        (operator.clone(), "eth0".to_string(), "100Mbit"),
+        (
+            bed.hub_netns().to_string(),
+            format!("{}-v1", bed.id()),
+            "1Gbit",
+        ),
+        (bed.host(1).netns().to_string(), "eth0".to_string(), "1Gbit"),
+    ] {
+        let qdisc = root_qdisc(&netns, &dev);
+        assert!(
+            qdisc.starts_with("qdisc tbf") && qdisc.contains(&format!("rate {rate}")),
+            "{netns} {dev}: {qdisc}"
+        );
+    }
+    // The operator reaches the hosts with the client key, and the hosts see it come from
+    // its own address (not the hub's).
+    let out = bed
+        .operator_command("ssh")
+        .args(["-F", "/dev/null", "-o", "BatchMode=yes", "-i"])
+        .arg(bed.client_key_path())
+        .arg("-o")
+        .arg(format!(
+            "UserKnownHostsFile={}",
+            bed.known_hosts_path().display()
+        ))
+        .arg(format!("root@{}", bed.host(1).ip()))
+        .arg("echo $SSH_CLIENT")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with(&format!("{op_ip} ")),
+        "{}",
+        stdout(&out)
+    );
+    drop(bed);
+    assert!(!netns_list().contains(&operator), "{}", netns_list());
 }
 
 #[test]

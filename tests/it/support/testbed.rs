@@ -34,6 +34,12 @@
 //! per host. Faults: [`TestBed::kill`], [`TestBed::restart`], [`TestBed::cut`],
 //! [`TestBed::heal`].
 //!
+//! Shaped beds (benchmarks only; tests keep unshaped links): [`TestBedBuilder::shaped`] adds
+//! an *operator* namespace `sltbXXXX-op` at `10.A.B.2` on the bridge, whose link is limited
+//! to the operator's uplink rate both ways, and limits every host's link, both ways, to the
+//! host rate, with `tc ... tbf` (this kernel has no `netem`). The engine then runs behind the
+//! uplink, in the operator namespace ([`TestBed::operator_command`]), instead of in the hub.
+//!
 //! Hosts keep OpenSSH's default `MaxSessions` (10 channels per connection) so the engine's
 //! channel cap is exercised for real; `MaxStartups` is raised so many parallel connects are
 //! not dropped. Killing a host SIGKILLs the PID 1 of its PID namespace (sshd), which takes
@@ -60,6 +66,7 @@ pub const SSHD: &str = "/usr/sbin/sshd";
 pub const SSH: &str = "/usr/bin/ssh";
 pub const SSH_KEYGEN: &str = "/usr/bin/ssh-keygen";
 pub const SUDO: &str = "/usr/bin/sudo";
+pub const TC: &str = "/usr/sbin/tc";
 
 /// Prefix of every bed's id, and so of its directory, namespaces and links.
 const PREFIX: &str = "sltb";
@@ -67,6 +74,8 @@ const PREFIX: &str = "sltb";
 pub const SUDO_USER: &str = "deploy";
 /// Hosts are `10.A.B.(HOST_BASE + index)`; `.1` is the hub.
 const HOST_BASE: usize = 10;
+/// The operator namespace of a shaped bed is `10.A.B.OPERATOR_HOST`.
+const OPERATOR_HOST: u8 = 2;
 const MAX_HOSTS: usize = 240;
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const EXIT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -147,9 +156,25 @@ pub struct TestBedBuilder {
     password: Option<String>,
     setup_all: String,
     setup: BTreeMap<usize, String>,
+    shaping: Option<Shaping>,
+}
+
+/// Link rates of a shaped bed, in Mbit/s: the operator's uplink to the bridge, and each
+/// host's link to it. Each applies in both directions of its link.
+#[derive(Clone, Copy, Debug)]
+pub struct Shaping {
+    pub operator_uplink_mbit: u32,
+    pub host_link_mbit: u32,
 }
 
 impl TestBedBuilder {
+    /// Adds the operator namespace and shapes the links (see the module doc): for benchmarks
+    /// of what crosses the operator's uplink. Tests keep unshaped beds.
+    pub fn shaped(mut self, shaping: Shaping) -> Self {
+        self.shaping = Some(shaping);
+        self
+    }
+
     /// Creates the user `deploy` (key login with the bed's client key, passwordless `sudo`)
     /// on these hosts.
     pub fn sudo_user(mut self, hosts: &[usize]) -> Self {
@@ -263,6 +288,8 @@ pub struct TestBed {
     /// Namespaces created (or about to be), in creation order; mirrors the `netns` file.
     netns: Vec<String>,
     password: Option<String>,
+    /// The operator namespace of a shaped bed, with its rates.
+    operator: Option<(String, Shaping)>,
 }
 
 impl TestBed {
@@ -278,6 +305,7 @@ impl TestBed {
             password: None,
             setup_all: String::new(),
             setup: BTreeMap::new(),
+            shaping: None,
         }
     }
 
@@ -297,6 +325,9 @@ impl TestBed {
         if !options.sudo_hosts.is_empty() {
             require_tool(SUDO, "sudo");
         }
+        if options.shaping.is_some() {
+            require_tool(TC, "iproute2");
+        }
         TestBed::reap_leftovers();
 
         let (id, dir) = claim_bed_dir();
@@ -313,6 +344,7 @@ impl TestBed {
             hosts: Vec::new(),
             netns: Vec::new(),
             password: options.password.clone(),
+            operator: None,
         };
         bed.write_owner();
         fs::write(bed.dir.join("host-init.sh"), HOST_INIT).expect("write host-init.sh");
@@ -322,6 +354,9 @@ impl TestBed {
         }
         bed.write_known_hosts();
         bed.make_network();
+        if let Some(shaping) = options.shaping {
+            bed.shape_network(shaping);
+        }
         for i in 0..n {
             bed.spawn_host(i, true);
         }
@@ -409,6 +444,31 @@ impl TestBed {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.hub_netns]).arg(program);
         cmd
+    }
+
+    /// `program` run inside the operator namespace of a shaped bed, behind the operator's
+    /// uplink: how benchmarks run the engine when what crosses that link matters.
+    pub fn operator_command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let (netns, _) = self
+            .operator
+            .as_ref()
+            .expect("operator_command needs a shaped bed (TestBedBuilder::shaped)");
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", netns]).arg(program);
+        cmd
+    }
+
+    /// The operator's address on the bridge, `10.A.B.2`, in a shaped bed.
+    pub fn operator_ip(&self) -> Option<Ipv4Addr> {
+        let [x, a, b] = self.net;
+        self.operator
+            .as_ref()
+            .map(|_| Ipv4Addr::new(x, a, b, OPERATOR_HOST))
+    }
+
+    /// The rates of a shaped bed.
+    pub fn shaping(&self) -> Option<Shaping> {
+        self.operator.as_ref().map(|(_, s)| *s)
     }
 
     /// Moves the calling thread into the hub's network namespace (`setns(2)`), so a client
@@ -873,6 +933,79 @@ impl TestBed {
         ip_batch(&["-n", &self.hub_netns], &hub);
     }
 
+    /// The operator namespace with its veth on the bridge, then a token bucket (`tbf`) on
+    /// both ends of every link: the operator's at the uplink rate, each host's at the host
+    /// rate. Egress of the hub end shapes what reaches the namespace, egress of the
+    /// namespace's `eth0` what leaves it. A configured root qdisc survives the host's init
+    /// bringing `eth0` up.
+    fn shape_network(&mut self, shaping: Shaping) {
+        let netns = format!("{}-op", self.id);
+        let veth = format!("{}-vop", self.id);
+        let mut list = fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.join("netns"))
+            .expect("open netns list");
+        writeln!(list, "{netns}").expect("record netns");
+        list.sync_all().expect("sync netns list");
+        self.netns.push(netns.clone());
+        ip_batch(
+            &[],
+            &format!(
+                "netns add {netns}
+link add {veth} netns {} type veth peer name eth0 netns {netns}
+",
+                self.hub_netns
+            ),
+        );
+        ip_batch(
+            &["-n", &self.hub_netns],
+            &format!(
+                "link set {veth} master {} up
+",
+                self.bridge
+            ),
+        );
+        let [x, a, b] = self.net;
+        ip_batch(
+            &["-n", &netns],
+            &format!(
+                "link set lo up
+addr add {}/24 dev eth0
+link set eth0 up
+",
+                Ipv4Addr::new(x, a, b, OPERATOR_HOST)
+            ),
+        );
+
+        let uplink = tbf(shaping.operator_uplink_mbit);
+        let host_link = tbf(shaping.host_link_mbit);
+        let mut hub = format!(
+            "qdisc add dev {veth} root {uplink}
+"
+        );
+        for h in &self.hosts {
+            let _ = writeln!(hub, "qdisc add dev {} root {host_link}", h.veth);
+        }
+        tc_batch(&self.hub_netns, &hub);
+        tc_batch(
+            &netns,
+            &format!(
+                "qdisc add dev eth0 root {uplink}
+"
+            ),
+        );
+        for h in &self.hosts {
+            tc_batch(
+                &h.netns,
+                &format!(
+                    "qdisc add dev eth0 root {host_link}
+"
+                ),
+            );
+        }
+        self.operator = Some((netns, shaping));
+    }
+
     fn spawn_host(&self, i: usize, first_boot: bool) {
         let host = self.host(i);
         let console = fs::OpenOptions::new()
@@ -1202,6 +1335,37 @@ fn ip_batch(global: &[&str], commands: &str) {
 }
 
 /// Deletes these namespaces, last created first; missing ones are fine (`-force` goes on).
+/// A token bucket of `mbit` Mbit/s. The bucket holds 10 ms of traffic (at least 128 KiB, so
+/// a 64 KiB GSO segment of the veth always fits), and up to 50 ms may queue.
+fn tbf(mbit: u32) -> String {
+    let burst = (u64::from(mbit) * 1_000_000 / 8 / 100).max(128 * 1024);
+    format!("tbf rate {mbit}mbit burst {burst} latency 50ms")
+}
+
+/// `tc -n NETNS -batch -` with these commands, one per line; panics with tc's message.
+fn tc_batch(netns: &str, commands: &str) {
+    let mut child = Command::new(TC)
+        .args(["-n", netns, "-batch", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {TC}: {e}"));
+    child
+        .stdin
+        .take()
+        .expect("tc stdin")
+        .write_all(commands.as_bytes())
+        .expect("write tc batch");
+    let out = child.wait_with_output().expect("wait for tc");
+    assert!(
+        out.status.success(),
+        "tc -n {netns} failed: {}
+{commands}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn delete_netns(names: &[String]) {
     let existing: String = names
         .iter()
