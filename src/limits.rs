@@ -35,6 +35,16 @@ pub const DOWNLOAD_MAX: u64 = UNPACKED_DEFAULT;
 /// The environment variable that sets the unpacked-size limit: bytes, or a size with a unit.
 pub const UNPACKED_VAR: &str = "SEALER_MAX_UNPACKED";
 
+/// A relay of the rootfs host to host costs about a second whatever it carries (a second SSH
+/// connection, an `authorized_keys` edit, two more commands), and each round waits for the
+/// last: it pays only when the operator would otherwise send a lot. A host's rootfs is
+/// relayed when what it needs, times the hosts receiving it, is at least this much (64 MiB:
+/// about 5 s of a 100 Mbit/s uplink); less goes from the operator directly.
+pub const RELAY_MIN_DEFAULT: u64 = 64 * MIB;
+
+/// The environment variable that sets [`RELAY_MIN_DEFAULT`]: bytes, or a size with a unit.
+pub const RELAY_MIN_VAR: &str = "SEALER_RELAY_MIN";
+
 /// A temp file of the store this old is a leftover of a process that was killed mid-write
 /// (a live writer writes at least once per read timeout, 5 minutes).
 pub const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);

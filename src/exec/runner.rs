@@ -71,6 +71,9 @@ pub struct DeployContext {
     /// Where each rootfs change gets its files (the plan's distribution tree; empty when
     /// every host gets them from this machine).
     pub rootfs_tree: crate::plan::distribution::Tree,
+    /// The least a relay must save the operator's uplink, all receivers together
+    /// ([`crate::limits::RELAY_MIN_DEFAULT`]).
+    pub relay_min: u64,
 }
 
 /// What a rootfs distribution keeps during one apply: its one-time key (made when the
@@ -318,6 +321,10 @@ impl Runner {
             receiver_user: &to.config().user,
             receiver_host_key: to.host_key_openssh(),
             key,
+            min_bytes: self
+                .ctx
+                .relay_min
+                .div_ceil(self.ctx.rootfs_tree.sources.len().max(1) as u64),
         };
         let options = sealer_providers::sync::SyncOptions {
             exclude: if with_registry {

@@ -143,7 +143,7 @@ pub async fn create(r: &Runner, change: &Change) -> Result<Attributes, StepFailu
                 .await;
             match relayed {
                 Ok((report, true)) => (report, Path::Seeder(seeder.clone())),
-                Ok((report, false)) => (report, Path::NothingToRelay),
+                Ok((report, false)) => (report, Path::TooLittleToRelay),
                 Err(reason) => direct(Path::Fallback(reason)).await?,
             }
         }
@@ -169,8 +169,9 @@ enum Path {
     Operator,
     /// From the host that got them earlier in this apply.
     Seeder(String),
-    /// Nothing but directories, symlinks or deletions: sent from here.
-    NothingToRelay,
+    /// Nothing but directories, symlinks or deletions, or fewer bytes than a relay is worth
+    /// (`SEALER_RELAY_MIN`): sent from here.
+    TooLittleToRelay,
     /// The seeder could not serve it: sent from here, and why.
     Fallback(String),
 }
@@ -181,7 +182,7 @@ impl Path {
             Path::Direct => "sent".to_string(),
             Path::Operator => "sent from the operator".to_string(),
             Path::Seeder(ip) => format!("from {ip}"),
-            Path::NothingToRelay => "sent from the operator (no file to relay)".to_string(),
+            Path::TooLittleToRelay => "sent from the operator (too little to relay)".to_string(),
             Path::Fallback(reason) => format!("sent directly (fallback: {reason})"),
         };
         format!("{files} files, {bytes} bytes {how}")
@@ -312,7 +313,7 @@ mod tests {
             Path::Direct,
             Path::Operator,
             Path::Seeder("10.0.0.2".into()),
-            Path::NothingToRelay,
+            Path::TooLittleToRelay,
             Path::Fallback("from 10.0.0.2: refused".into()),
         ]
         .iter()
@@ -324,7 +325,7 @@ mod tests {
                 "3 files, 120 bytes sent",
                 "3 files, 120 bytes sent from the operator",
                 "3 files, 120 bytes from 10.0.0.2",
-                "3 files, 120 bytes sent from the operator (no file to relay)",
+                "3 files, 120 bytes sent from the operator (too little to relay)",
                 "3 files, 120 bytes sent directly (fallback: from 10.0.0.2: refused)",
             ]
         );

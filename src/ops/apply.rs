@@ -332,6 +332,7 @@ pub async fn execute(
     rekey_recorded(store, &state, prepared.compiled.as_ref())?;
     let mut ctx = context(settings, &prepared, exec)?;
     ctx.rootfs_tree = crate::plan::distribution::tree(&plan.changes, plan.rootfs_distribution);
+    ctx.relay_min = settings.relay_min;
     // Connections preflight opened are reused; they reach the same hosts the same way.
     let pool = match prepared.pool.take() {
         Some(pool) => pool,
@@ -615,6 +616,7 @@ pub(super) fn base_context(cluster: &str, c: &Context, step_timeout: Duration) -
         drain_timeout: Duration::from_secs(120),
         teardown: Teardown::default(),
         rootfs_tree: Default::default(),
+        relay_min: crate::limits::RELAY_MIN_DEFAULT,
     }
 }
 

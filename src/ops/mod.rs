@@ -40,6 +40,9 @@ pub struct Settings {
     /// What an image's layers may unpack to, together: `$SEALER_MAX_UNPACKED`, else
     /// [`UNPACKED_DEFAULT`](crate::limits::UNPACKED_DEFAULT).
     pub max_unpacked: u64,
+    /// The least a rootfs relay must save the operator's uplink: `$SEALER_RELAY_MIN`, else
+    /// [`RELAY_MIN_DEFAULT`](crate::limits::RELAY_MIN_DEFAULT).
+    pub relay_min: u64,
 }
 
 impl Settings {
@@ -62,7 +65,16 @@ impl Settings {
             state_path: home.join(crate::state::STATE_FILE_NAME),
             home,
             user_home,
-            max_unpacked: max_unpacked()?,
+            max_unpacked: size_var(
+                crate::limits::UNPACKED_VAR,
+                crate::limits::UNPACKED_DEFAULT,
+                "16GiB or 512MiB",
+            )?,
+            relay_min: size_var(
+                crate::limits::RELAY_MIN_VAR,
+                crate::limits::RELAY_MIN_DEFAULT,
+                "0 (always relay) or 256MiB",
+            )?,
         })
     }
 
@@ -79,19 +91,20 @@ impl Settings {
     }
 }
 
-/// `$SEALER_MAX_UNPACKED` (unset or empty: the default), read once, when settings are
-/// resolved; a value that is not a size is an error, never the default in silence.
-fn max_unpacked() -> crate::Result<u64> {
-    use crate::limits::{UNPACKED_DEFAULT, UNPACKED_VAR, parse_size};
-    match std::env::var(UNPACKED_VAR) {
-        Ok(text) if !text.trim().is_empty() => parse_size(&text).map_err(|why| {
-            crate::Error::msg(format!("{UNPACKED_VAR}: {why}")).hint(format!(
-                "{UNPACKED_VAR} is a size: bytes, or e.g. 16GiB or 512MiB"
-            ))
+/// A size from the environment (`$SEALER_MAX_UNPACKED`, `$SEALER_RELAY_MIN`; unset or
+/// empty: the default), read once, when settings are resolved; a value that is not a size is
+/// an error, never the default in silence.
+fn size_var(var: &str, default: u64, example: &str) -> crate::Result<u64> {
+    match std::env::var(var) {
+        // A threshold of nothing is meaningful; a limit of nothing is not (parse_size).
+        Ok(text) if var == crate::limits::RELAY_MIN_VAR && text.trim() == "0" => Ok(0),
+        Ok(text) if !text.trim().is_empty() => crate::limits::parse_size(&text).map_err(|why| {
+            crate::Error::msg(format!("{var}: {why}"))
+                .hint(format!("{var} is a size: bytes, or e.g. {example}"))
         }),
-        Ok(_) | Err(std::env::VarError::NotPresent) => Ok(UNPACKED_DEFAULT),
+        Ok(_) | Err(std::env::VarError::NotPresent) => Ok(default),
         Err(std::env::VarError::NotUnicode(_)) => Err(crate::Error::msg(format!(
-            "{UNPACKED_VAR}: not a size (not even UTF-8)"
+            "{var}: not a size (not even UTF-8)"
         ))),
     }
 }

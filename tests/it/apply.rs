@@ -66,8 +66,14 @@ impl Deploy {
 
     /// Runs `sealer ARGS` inside the hub namespace with this sandbox's home.
     pub fn sealer(&self, args: &[&str]) -> Output {
+        self.sealer_with(&[], args)
+    }
+
+    /// [`Deploy::sealer`] with more environment variables.
+    pub fn sealer_with(&self, env: &[(&str, &str)], args: &[&str]) -> Output {
         let binary = assert_cmd::cargo::cargo_bin("sealer");
         let mut cmd = self.bed.command(&binary);
+        cmd.envs(env.iter().copied());
         cmd.args(args)
             .env("SEALER_HOME", self.sb.home())
             .env("HOME", self.sb.path(""))

@@ -11,6 +11,12 @@ use std::collections::BTreeMap;
 const ROOTFS: &str = "/var/lib/sealer/data/bed/rootfs";
 
 /// A Config document that puts `etc/distribution.yaml` (holding `version`) in the rootfs.
+/// `sealer ARGS` relaying whatever the size: the test's files are small, and below
+/// `SEALER_RELAY_MIN` (64 MiB over all receivers by default) they go from the operator.
+fn relayed_ok(d: &Deploy, args: &[&str]) -> String {
+    crate::support::succeeded(&d.sealer_with(&[("SEALER_RELAY_MIN", "0")], args), args)
+}
+
 fn config(version: u32) -> String {
     format!(
         "---\napiVersion: sealer.io/v1\nkind: Config\nmetadata:\n  name: distribution\nspec:\n  path: etc/distribution.yaml\n  data: |\n    version: {version}\n"
@@ -112,7 +118,7 @@ fn the_rootfs_spreads_host_to_host_and_falls_back_where_it_must() {
     );
 
     // 1. A new cluster: host 0 from the operator, every other host from a seeder.
-    let out = d.sealer_ok(&["apply", "-f", &file, "--auto-approve", "--json"]);
+    let out = relayed_ok(&d, &["apply", "-f", &file, "--auto-approve", "--json"]);
     let lines = rootfs_lines(&out);
     assert_eq!(lines.len(), 8, "{lines:?}");
     assert!(
@@ -190,7 +196,7 @@ fn the_rootfs_spreads_host_to_host_and_falls_back_where_it_must() {
     d.bed.ssh_ok(victim, &format!("rm -f {values}"));
     let file = d.clusterfile(&[0], &workers, &(sudo_group("") + &config(2)));
     let file = file.to_str().unwrap().to_string();
-    let out = d.sealer_ok(&["apply", "-f", &file, "--auto-approve", "--json"]);
+    let out = relayed_ok(&d, &["apply", "-f", &file, "--auto-approve", "--json"]);
     let lines = rootfs_lines(&out);
     let fallback = &lines[&ip(blocked)];
     assert!(
@@ -238,7 +244,7 @@ fn the_rootfs_spreads_host_to_host_and_falls_back_where_it_must() {
     let labels = "      labels: {zone: a}\n";
     std::fs::write(&file, text.replacen(labels, &format!("{labels}{env}"), 1)).unwrap();
     let file = file.to_str().unwrap().to_string();
-    let out = d.sealer_ok(&["apply", "-f", &file, "--auto-approve", "--json"]);
+    let out = relayed_ok(&d, &["apply", "-f", &file, "--auto-approve", "--json"]);
     let lines = rootfs_lines(&out);
     assert_eq!(lines.len(), 7, "{lines:?}");
     for (host, line) in &lines {
@@ -246,4 +252,30 @@ fn the_rootfs_spreads_host_to_host_and_falls_back_where_it_must() {
     }
     assert_nothing_left(&d);
     d.assert_no_changes(&file);
+
+    // 5. By default a change this small is not worth a relay: every host gets its file
+    // from the operator, at once (the tree's order still holds).
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("version: 2", "version: 3")).unwrap();
+    let out = d.sealer_ok(&["apply", "-f", &file, "--auto-approve", "--json"]);
+    let lines = rootfs_lines(&out);
+    assert_eq!(lines.len(), 8, "{lines:?}");
+    for (host, line) in &lines {
+        assert!(line.starts_with("1 files"), "{host}: {line}");
+        let path = if host == &ip(0) {
+            "bytes sent from the operator"
+        } else {
+            "bytes sent from the operator (too little to relay)"
+        };
+        assert!(line.ends_with(path), "{host}: {line}");
+    }
+    for i in 0..8 {
+        assert_eq!(
+            d.bed
+                .ssh_ok(i, &format!("cat {ROOTFS}/etc/distribution.yaml")),
+            "version: 3\n",
+            "host {i}"
+        );
+    }
+    assert_nothing_left(&d);
 }

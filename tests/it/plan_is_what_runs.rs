@@ -397,6 +397,7 @@ fn compiled(
         home,
         user_home: None,
         max_unpacked: sealer::limits::UNPACKED_DEFAULT,
+        relay_min: sealer::limits::RELAY_MIN_DEFAULT,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -129,13 +129,17 @@ pub struct Relay<'a, S: Transport> {
     /// own connection verified it.
     pub receiver_host_key: &'a str,
     pub key: &'a DistributionKey,
+    /// Fewer changed bytes than this go from the operator: a relay's fixed cost (a second
+    /// connection, an `authorized_keys` edit) would outweigh what it saves the uplink.
+    pub min_bytes: u64,
 }
 
 /// Makes `remote_root` on the receiver hold exactly `entries` like [`super::sync`], the
 /// files coming from the seeder's copy at the same path. The seeder must hold these
 /// entries verified (its own sync of them finished); anything else is refused by the
-/// receiver's digest check. With nothing but directories, symlinks and deletions to send
-/// the sync is direct (`from_seeder` false in the result).
+/// receiver's digest check. With nothing but directories, symlinks and deletions to send,
+/// or fewer file bytes than [`Relay::min_bytes`], the sync is direct (`from_seeder` false
+/// in the result).
 pub async fn sync_via<T: Transport, S: Transport>(
     receiver: &T,
     local_root: &Path,
@@ -147,7 +151,7 @@ pub async fn sync_via<T: Transport, S: Transport>(
     let (entries, remote, excluded) = survey(receiver, entries, remote_root, options).await?;
     let mtime = now_seconds();
     let plan = plan::plan(&entries, &remote, &excluded, mtime);
-    if plan.noop || plan.files_sent() == 0 || plan.bytes_sent() == 0 {
+    if plan.noop || plan.files_sent() == 0 || plan.bytes_sent() < relay.min_bytes.max(1) {
         let report = send_direct(
             receiver,
             local_root,
@@ -519,6 +523,7 @@ mod tests {
             receiver_user: "root",
             receiver_host_key: "ssh-ed25519 AAAA",
             key: &a,
+            min_bytes: 0,
         };
         let line = authorized_line(&relay, "/var/lib/sealer/data/my cluster/rootfs").unwrap();
         assert!(
