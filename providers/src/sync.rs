@@ -403,8 +403,9 @@ fn nul_joined(paths: &[String]) -> Vec<u8> {
     bytes
 }
 
-/// The script that extracts the stream, deletes what is gone and installs the manifest.
-fn send_script(root: &str, update: &plan::ManifestUpdate) -> String {
+/// The start of every script that receives a tar on stdin into ROOT: into ROOT, the last
+/// sync's control files and half-written manifest gone, the stream extracted.
+fn extract_script(root: &str) -> String {
     format!(
         "set -eu\n\
          root={root}\n\
@@ -412,10 +413,16 @@ fn send_script(root: &str, update: &plan::ManifestUpdate) -> String {
          cd -- \"$root\"\n\
          ctl={CONTROL_DIR}\n\
          rm -rf -- \"$ctl\" {MANIFEST_TMP}\n\
-         tar -xpf - --no-same-owner\n\
-         {EXTRACTED_MARK}\n\
-         {finish}",
+         tar -xpf - --no-same-owner\n",
         root = quote(root),
+    )
+}
+
+/// The script that extracts the stream, deletes what is gone and installs the manifest.
+fn send_script(root: &str, update: &plan::ManifestUpdate) -> String {
+    format!(
+        "{extract}{EXTRACTED_MARK}\n{finish}",
+        extract = extract_script(root),
         finish = finish_script(update),
     )
 }

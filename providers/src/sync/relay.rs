@@ -27,9 +27,9 @@
 
 use super::plan::Plan;
 use super::{
-    CONTROL_DIR, EXTRACTED_MARK, EntryKind, MANIFEST_TMP, ManifestEntry, SyncError, SyncErrorKind,
-    SyncOptions, SyncReport, archive, build_archive, finish_script, now_seconds, nul_joined, plan,
-    pre_delete, report_of, run, send_direct, survey,
+    CONTROL_DIR, EXTRACTED_MARK, EntryKind, ManifestEntry, SyncError, SyncErrorKind, SyncOptions,
+    SyncReport, archive, build_archive, finish_script, now_seconds, nul_joined, plan, pre_delete,
+    report_of, run, send_direct, survey,
 };
 use crate::quote::quote;
 use crate::transport::{Exec, Stdin, Transport};
@@ -350,23 +350,17 @@ fn drop_lines(marker: &str) -> String {
 /// of earlier distributions removed first).
 fn prepare_script(root: &str, user: &str, line: &str) -> String {
     format!(
-        "set -eu\n\
-         root={root}\n\
-         mkdir -p -- \"$root\"\n\
-         cd -- \"$root\"\n\
-         ctl={CONTROL_DIR}\n\
-         rm -rf -- \"$ctl\" {MANIFEST_TMP}\n\
-         tar -xpf - --no-same-owner\n\
+        "{extract}\
          chmod 700 \"$ctl\"\n\
          {keys}\
          if [ ! -d \"$home/.ssh\" ]; then mkdir -m 700 -- \"$home/.ssh\"; chown -- \"$user\" \"$home/.ssh\"; fi\n\
          if [ ! -f \"$keys\" ]; then : > \"$keys\"; chmod 600 -- \"$keys\"; chown -- \"$user\" \"$keys\"; fi\n\
          {drop}\
          printf '%s\\n' {line} >> \"$keys\"\n",
-        root = quote(root),
         keys = keys_file(user),
         drop = drop_lines(KEY_COMMENT_PREFIX),
         line = quote(line),
+        extract = super::extract_script(root),
     )
 }
 
