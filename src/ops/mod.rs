@@ -69,11 +69,13 @@ impl Settings {
                 crate::limits::UNPACKED_VAR,
                 crate::limits::UNPACKED_DEFAULT,
                 "16GiB or 512MiB",
+                false,
             )?,
             relay_min: size_var(
                 crate::limits::RELAY_MIN_VAR,
                 crate::limits::RELAY_MIN_DEFAULT,
                 "0 (always relay) or 256MiB",
+                true,
             )?,
         })
     }
@@ -94,10 +96,11 @@ impl Settings {
 /// A size from the environment (`$SEALER_MAX_UNPACKED`, `$SEALER_RELAY_MIN`; unset or
 /// empty: the default), read once, when settings are resolved; a value that is not a size is
 /// an error, never the default in silence.
-fn size_var(var: &str, default: u64, example: &str) -> crate::Result<u64> {
+/// `zero_ok`: the value is a threshold, for which nothing is meaningful; a limit of nothing
+/// is not (`parse_size` refuses it).
+fn size_var(var: &str, default: u64, example: &str, zero_ok: bool) -> crate::Result<u64> {
     match std::env::var(var) {
-        // A threshold of nothing is meaningful; a limit of nothing is not (parse_size).
-        Ok(text) if var == crate::limits::RELAY_MIN_VAR && text.trim() == "0" => Ok(0),
+        Ok(text) if zero_ok && text.trim() == "0" => Ok(0),
         Ok(text) if !text.trim().is_empty() => crate::limits::parse_size(&text).map_err(|why| {
             crate::Error::msg(format!("{var}: {why}"))
                 .hint(format!("{var} is a size: bytes, or e.g. {example}"))
